@@ -1,0 +1,92 @@
+"""Architecture: a chain of storage levels (outermost first) above an array of compute units.
+
+Instances multiply down the chain: the fan-out between level i and the next inner level (or the
+compute units) is instances[i+1] / instances[i], split over a mesh X and Y. Capacity follows
+Timeloop: words = depth * block_size, block_size = width / datawidth (words per row).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# Energy per action, pJ per *vector* access (one row of `block_size` words), and where it came from.
+
+
+@dataclass(frozen=True)
+class Energy:
+    pJ: float
+    source: str
+
+
+@dataclass(frozen=True)
+class StorageLevel:
+    name: str
+    instances: int
+    mesh_x: int
+    mesh_y: int
+    depth: int | None  # rows; None = unbounded (DRAM)
+    width: int | None  # bits per row
+    datawidth: int  # bits per word
+    block_size: int  # words per row
+    is_dram: bool = False
+    is_dummy: bool = False  # zero-capacity level that only hosts spatial loops (v0.4 containers)
+    multiple_buffering: float = 1.0
+    read_bandwidth: float | None = None  # words/cycle per instance
+    write_bandwidth: float | None = None
+    shared_bandwidth: float | None = None
+    energy: dict[str, Energy] = field(default_factory=dict)  # read/write/update/leak
+    cls: str = ""
+    attributes: dict = field(default_factory=dict)
+
+    @property
+    def capacity_words(self) -> int | None:
+        """Words one instance holds; None when unbounded (DRAM)."""
+        if self.is_dram or self.depth is None:
+            return None
+        return self.depth * self.block_size
+
+    @property
+    def effective_capacity_words(self) -> int | None:
+        cap = self.capacity_words
+        if cap is None:
+            return None
+        return int(cap // self.multiple_buffering)
+
+
+@dataclass(frozen=True)
+class ComputeLevel:
+    name: str
+    instances: int
+    mesh_x: int
+    mesh_y: int
+    energy: dict[str, Energy] = field(default_factory=dict)  # compute, leak
+    cls: str = ""
+    datawidth: int | None = None
+
+
+@dataclass(frozen=True)
+class Architecture:
+    name: str
+    levels: tuple[StorageLevel, ...]  # outermost (DRAM) first
+    compute: ComputeLevel
+    clock_hz: float | None = None
+    technology: str | None = None
+    source: str | None = None
+
+    def level_names(self) -> tuple[str, ...]:
+        return tuple(lv.name for lv in self.levels)
+
+    def index(self, name: str) -> int:
+        for i, lv in enumerate(self.levels):
+            if lv.name == name:
+                return i
+        raise KeyError(name)
+
+    def child_instances(self, i: int) -> int:
+        return self.levels[i + 1].instances if i + 1 < len(self.levels) else self.compute.instances
+
+    def fanout(self, i: int) -> tuple[int, int]:
+        """(X, Y) fan-out from level i to the next inner level (or to the compute units)."""
+        parent = self.levels[i]
+        child = self.levels[i + 1] if i + 1 < len(self.levels) else self.compute
+        return max(1, child.mesh_x // parent.mesh_x), max(1, child.mesh_y // parent.mesh_y)

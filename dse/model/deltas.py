@@ -1,0 +1,194 @@
+"""Closed forms for Timeloop's delta (fill) counting, multicast and link transfers.
+
+Timeloop walks each loop's iterations #0 and #1 only and scales #1 by (bound - 1). At a tile
+boundary it compares the tile with the one seen at the previous *sampled* invocation: equal ->
+nothing new; translated along one rank by less than the extent -> the uncovered slab; any other
+change -> the whole tile. A change of translation ("stride") discards the reuse state, so the
+next delta is the whole tile.
+
+Number the non-unit temporal loops above a boundary 1..m, innermost first. In the sampled walk the
+loops advance like a binary counter: loop 1 on every other step, loop k (k > 1) only when all loops
+below it go from their iteration 1 back to 0. So the translation of a step at loop k is always
+  Delta_k = stride_k - sum_{j<k} stride_j           (op space, projected per tensor)
+and the reuse state before a loop-k step always holds Delta_1. Hence, with F the tile size,
+  fills = F + sum_k W_k * c_k,   W_k = (n_k - 1) * prod_{j>k} n_j,
+  c_1 = D(Delta_1),  c_k = D(Delta_k) if Delta_k == Delta_1 else F,
+which the brute-force walker in tests/ checks on random nests.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from itertools import product
+
+from dse.model.nest import Nest, NestLoop
+from dse.workload import DataSpace
+
+Vec = tuple[int, ...]
+
+
+def delta_size(v: Vec, extents: tuple[int, ...]) -> int:
+    """Words of a tile (box with `extents`) not covered by the same tile translated by -v."""
+    full = math.prod(extents)
+    moved = [r for r, x in enumerate(v) if x != 0]
+    if not moved:
+        return 0
+    if len(moved) == 1:
+        r = moved[0]
+        if abs(v[r]) < extents[r]:
+            return abs(v[r]) * (full // extents[r])
+    return full
+
+
+@dataclass(frozen=True)
+class Step:
+    """A class of sampled steps at a tile boundary: same delta, same previous delta."""
+
+    weight: int  # how many real steps (epochs) this sampled step stands for
+    kind: str  # 'full' | 'partial' | 'empty'
+    size: int  # words in each child's delta
+    translation: Vec | None  # data-space translation from the previous step (None: first step)
+    prev_kind: str | None  # kind of the previous sampled step (None: first step)
+    prev_translation: Vec | None
+
+
+def _translations(loops: list[NestLoop], ds: DataSpace) -> list[Vec]:
+    out = []
+    for k, lp in enumerate(loops):
+        off = {lp.dim: lp.stride}
+        for inner in loops[:k]:
+            off[inner.dim] = off.get(inner.dim, 0) - inner.stride
+        out.append(ds.project(off))
+    return out
+
+
+def boundary_steps(nest: Nest, boundary: int, ds: DataSpace) -> list[Step]:
+    """The classes of steps seen by one instance of the tile at `boundary` for tensor `ds`.
+
+    `boundary == nest.n_levels` is the compute unit, whose 'tile' is one operation that is
+    re-delivered on every step (no reuse below the innermost storage level).
+    """
+    loops = nest.temporal_above(boundary)
+    extents = ds.extents(nest.box(boundary))
+    full = math.prod(extents)
+    is_compute = boundary == nest.n_levels
+    trans = _translations(loops, ds)
+    bounds = [lp.bound for lp in loops]
+    m = len(loops)
+
+    def outer_product(k: int) -> int:
+        return math.prod(bounds[k + 1 :])
+
+    kinds: list[tuple[str, int]] = []
+    for k in range(m):
+        if is_compute:
+            kinds.append(("full", full))
+            continue
+        size = delta_size(trans[k], extents)
+        if k > 0 and trans[k] != trans[0]:
+            size = full
+        if size == 0:
+            kinds.append(("empty", 0))
+        elif size == full:
+            kinds.append(("full", full))
+        else:
+            kinds.append(("partial", size))
+
+    steps = [Step(1, "full", full, None, None, None)]
+    if m == 0:
+        return steps
+    # loop-1 steps: the first one follows step #0, the others follow a loop-k step (k > 1)
+    n1 = bounds[0] - 1
+    kind1, size1 = kinds[0]
+    steps.append(Step(n1, kind1, size1, trans[0], "full", None))
+    for k in range(1, m):
+        w = n1 * (bounds[k] - 1) * outer_product(k)
+        steps.append(Step(w, kind1, size1, trans[0], kinds[k][0], trans[k]))
+    # loop-k steps (k > 1) always follow a loop-1 step
+    for k in range(1, m):
+        w = (bounds[k] - 1) * outer_product(k)
+        steps.append(Step(w, kinds[k][0], kinds[k][1], trans[k], kind1, trans[0]))
+    return steps
+
+
+def fills_per_instance(steps: list[Step]) -> int:
+    return sum(s.weight * s.size for s in steps)
+
+
+@dataclass
+class SpatialStats:
+    """Per parent instance: words read for the children (one per multicast group), the
+    words delivered summed over children, and words moved between neighbours instead."""
+
+    total: float
+    weighted: float
+    fanout: int
+    link_transfers: float
+
+
+def child_offsets(spatial: list[NestLoop]) -> tuple[list[dict[str, int]], int, int]:
+    """Op-space offset of each child, in Timeloop's linear order (Y outer, X inner)."""
+    xs = [lp for lp in spatial if lp.spatial_x]
+    ys = [lp for lp in spatial if not lp.spatial_x]
+    ordered = ys + xs  # outermost first; the linear id is mixed-radix over this order
+    offsets = []
+    for idx in product(*[range(lp.bound) for lp in ordered]):
+        off: dict[str, int] = {}
+        for lp, i in zip(ordered, idx):
+            off[lp.dim] = off.get(lp.dim, 0) + i * lp.stride
+        offsets.append(off)
+    h = math.prod(lp.bound for lp in xs)
+    v = math.prod(lp.bound for lp in ys)
+    return offsets, h, v
+
+
+def spatial_stats(
+    steps: list[Step], spatial: list[NestLoop], ds: DataSpace, link_transfers: bool = True
+) -> SpatialStats:
+    """Multicast (identical child deltas share one parent read) and link transfers (a child
+    takes its delta from a mesh neighbour that held it at the previous step) at one fan-out."""
+    offsets, h_size, v_size = child_offsets(spatial)
+    fanout = len(offsets)
+    proj = [ds.project(o) for o in offsets]
+    groups = len(set(proj))
+    total = weighted = links = 0.0
+    for s in steps:
+        if s.size == 0:
+            continue
+        use_links = False
+        if (
+            link_transfers
+            and s.translation is not None
+            and s.prev_kind == s.kind
+            and s.kind != "empty"
+            and (s.kind == "full" or s.prev_translation == s.translation)
+        ):
+            linked = _linked_children(proj, h_size, v_size, s.translation)
+            if linked:
+                rest = [p for c, p in enumerate(proj) if c not in linked]
+                groups_with = len(set(rest))
+                if groups_with < groups:
+                    use_links = True
+                    total += s.weight * s.size * groups_with
+                    weighted += s.weight * s.size * len(rest)
+                    links += s.weight * s.size * len(linked)
+        if not use_links:
+            total += s.weight * s.size * groups
+            weighted += s.weight * s.size * fanout
+    return SpatialStats(total, weighted, fanout, links)
+
+
+def _linked_children(proj: list[Vec], h_size: int, v_size: int, translation: Vec) -> set[int]:
+    """Children whose current tile equals a mesh neighbour's previous tile."""
+    linked = set()
+    for c, p in enumerate(proj):
+        hid, vid = c % h_size, c // h_size
+        for dh, dv in ((-1, 0), (1, 0), (0, -1), (0, 1)):
+            nh, nv = hid + dh, vid + dv
+            if 0 <= nh < h_size and 0 <= nv < v_size:
+                q = proj[nv * h_size + nh]
+                if all(qa - pa == t for qa, pa, t in zip(q, p, translation)):
+                    linked.add(c)
+                    break
+    return linked

@@ -1,0 +1,329 @@
+"""Evaluate one mapping: per level and tensor the tile, reads/fills/updates, energy; then cycles.
+
+The steps follow Timeloop's order (tiling.cpp): per tensor, collect every level's tile size,
+delta traffic and multicast statistics; derive partition sizes and parent-access shares; remove
+(mask) levels that bypass the tensor, which re-routes their children's reads to the next keeper;
+split accesses into reads, fills and updates with first-read elision for read-write tensors.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from dse.arch import Architecture
+from dse.errors import SpecError
+from dse.mapping import Mapping
+from dse.model.deltas import boundary_steps, fills_per_instance, spatial_stats
+from dse.model.nest import Nest, build_nest
+from dse.workload import Problem
+
+
+@dataclass
+class LevelTensorStats:
+    level: str
+    tensor: str
+    instances: int
+    utilized_instances: int
+    utilized_capacity_words: int
+    reads_per_instance: int
+    fills_per_instance: int
+    updates_per_instance: int
+    partition_size: int
+    temporal_reductions_per_instance: int
+    energy_pJ: float = 0.0
+    read_energy_pJ: float = 0.0
+    fill_energy_pJ: float = 0.0
+    update_energy_pJ: float = 0.0
+    link_transfers: float = 0.0
+
+
+@dataclass
+class LevelSummary:
+    name: str
+    instances: int
+    utilized_instances: int
+    capacity_words: int | None
+    used_words: int
+    slowdown: float
+    cycles: int
+    energy_pJ: float
+    leakage_pJ: float
+
+
+@dataclass
+class Evaluation:
+    macs: int
+    cycles: int
+    compute_cycles: int
+    utilization: float
+    energy_pJ: float
+    stats: list[LevelTensorStats]
+    levels: list[LevelSummary]
+    compute_name: str
+    compute_instances: int
+    compute_utilized_instances: int
+    compute_energy_pJ: float
+    energy_sources: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def pJ_per_mac(self) -> float:
+        return self.energy_pJ / self.macs
+
+    def level_energy(self) -> dict[str, float]:
+        out = {self.compute_name: self.compute_energy_pJ}
+        for lv in self.levels:
+            out[lv.name] = lv.energy_pJ
+        return out
+
+
+class MappingError(SpecError):
+    """The mapping is not valid for this problem and architecture (says which level and why)."""
+
+
+def check_mapping(problem: Problem, arch: Architecture, mapping: Mapping, nest: Nest) -> None:
+    """Reject mappings that do not factor the problem or do not fit the hardware's fan-out."""
+    src = mapping.source
+    if len(mapping.levels) != len(arch.levels):
+        raise MappingError(
+            f"the mapping has {len(mapping.levels)} levels but the architecture has "
+            f"{len(arch.levels)}",
+            file=src,
+        )
+    for d in problem.dims:
+        got = mapping.factor_product(d)
+        if got != problem.bounds[d]:
+            raise MappingError(
+                f"factors of dimension {d} multiply to {got}, but the problem bound is "
+                f"{problem.bounds[d]}",
+                file=src,
+                key_path=f"mapping.{d}",
+            )
+    for i, lv in enumerate(arch.levels):
+        fx, fy = arch.fanout(i)
+        sp = nest.spatial_loops(i)
+        ux = math.prod(lp.bound for lp in sp if lp.spatial_x)
+        uy = math.prod(lp.bound for lp in sp if not lp.spatial_x)
+        if ux > fx or uy > fy:
+            raise MappingError(
+                f"spatial fan-out at level {lv.name} is {ux}x{uy} (X x Y) but the hardware "
+                f"allows {fx}x{fy}",
+                file=src,
+                key_path=f"mapping.{lv.name}.spatial",
+                hint="move factors to the other mesh axis (split) or to a temporal loop",
+            )
+
+
+def evaluate(
+    problem: Problem,
+    arch: Architecture,
+    mapping: Mapping,
+    *,
+    check_capacity: bool = True,
+    link_transfers: bool = True,
+) -> Evaluation:
+    nest = build_nest(problem, mapping)
+    check_mapping(problem, arch, mapping, nest)
+    n = len(arch.levels)
+    keeps = [
+        [lm.keeps(ds.name) and not arch.levels[i].is_dummy for ds in problem.data_spaces]
+        for i, lm in enumerate(mapping.levels)
+    ]
+    for t, ds in enumerate(problem.data_spaces):
+        if not keeps[0][t]:
+            raise MappingError(
+                f"the outermost level {arch.levels[0].name} must keep every tensor, but it "
+                f"bypasses {ds.name}",
+                file=mapping.source,
+            )
+
+    rows: list[LevelTensorStats] = []
+    per_level_tensor: dict[tuple[int, int], LevelTensorStats] = {}
+    for t, ds in enumerate(problem.data_spaces):
+        size = [ds.size(nest.box(i)) for i in range(n)]
+        has_spatial = [bool(nest.spatial_loops(i)) for i in range(n)]
+        total = [0.0] * n
+        weighted = [0.0] * n
+        fanout = [1] * n
+        links = [0.0] * n
+        for i in range(n):
+            steps = boundary_steps(nest, i + 1, ds)
+            if has_spatial[i]:
+                st = spatial_stats(steps, nest.spatial_loops(i), ds, link_transfers)
+                total[i], weighted[i], fanout[i], links[i] = (
+                    st.total, st.weighted, st.fanout, st.link_transfers,
+                )
+            else:
+                total[i] = weighted[i] = float(fills_per_instance(steps))
+        content = list(total)
+        parent_share = [0.0] + [weighted[i - 1] / fanout[i - 1] for i in range(1, n)]
+        # partition sizes: outermost holds the whole tensor; shrink through each fan-out
+        partition = [0] * n
+        partition[0] = size[0]
+        for i in range(1, n):
+            denom = ds.size(nest.spatial_box(i - 1)) if has_spatial[i - 1] else size[i]
+            partition[i] = partition[i - 1] * size[i] // denom
+        # mask (bypass) from the innermost level outwards
+        kept_size = list(size)
+        for i in range(n - 1, 0, -1):
+            if keeps[i][t]:
+                continue
+            outer = i - 1
+            factor = content[i] * fanout[outer] / weighted[outer]
+            total[outer] *= factor
+            weighted[outer] *= factor
+            content[outer] = total[outer]
+            links[outer] = 0.0
+            kept_size[i] = 0
+            partition[i] = 0
+            content[i] = 0.0
+            parent_share[i] = 0.0
+        replication = [nest.spatial_product_above(i) for i in range(n + 1)]
+        peer = [0] * n
+        for i in range(n - 1):
+            if links[i]:
+                peer[i + 1] += int(links[i]) // replication[i + 1]
+        outermost_keeper = min(i for i in range(n) if keeps[i][t])
+        for i in range(n):
+            if not keeps[i][t]:
+                continue
+            if ds.read_write:
+                updates = round(content[i])
+                reads = round(content[i] + peer[i] - partition[i])
+                base = parent_share[i] + peer[i]
+                fills = round(base if i == outermost_keeper else base - partition[i])
+                reductions = reads
+            else:
+                reads = round(content[i] + peer[i])
+                updates = 0
+                fills = int(parent_share[i] + peer[i])
+                reductions = 0
+            st = LevelTensorStats(
+                level=arch.levels[i].name,
+                tensor=ds.name,
+                instances=arch.levels[i].instances,
+                utilized_instances=replication[i],
+                utilized_capacity_words=kept_size[i],
+                reads_per_instance=reads,
+                fills_per_instance=fills,
+                updates_per_instance=updates,
+                partition_size=partition[i],
+                temporal_reductions_per_instance=reductions,
+                link_transfers=links[i],
+            )
+            per_level_tensor[(i, t)] = st
+    for i in range(n - 1, -1, -1):
+        for t in range(len(problem.data_spaces)):
+            if (i, t) in per_level_tensor:
+                rows.append(per_level_tensor[(i, t)])
+
+    if check_capacity:
+        _check_capacity(arch, mapping, rows)
+    return _finish(problem, arch, mapping, nest, rows)
+
+
+def _check_capacity(arch: Architecture, mapping: Mapping, rows: list[LevelTensorStats]) -> None:
+    used: dict[str, int] = {}
+    for r in rows:
+        used[r.level] = used.get(r.level, 0) + r.utilized_capacity_words
+    for lv in arch.levels:
+        cap = lv.effective_capacity_words
+        if cap is not None and used.get(lv.name, 0) > cap:
+            parts = ", ".join(
+                f"{r.tensor} {r.utilized_capacity_words}" for r in rows if r.level == lv.name
+            )
+            raise MappingError(
+                f"tiles kept at level {lv.name} need {used[lv.name]} words ({parts}) but it "
+                f"holds {cap} words per instance",
+                file=mapping.source,
+                key_path=f"mapping.{lv.name}",
+                hint="use smaller factors at or below this level, or bypass a tensor here",
+            )
+
+
+def _energy(arch_level, action: str) -> float:
+    e = arch_level.energy
+    if action == "update" and "update" not in e:
+        action = "write"
+    if action not in e:
+        raise SpecError(
+            f"no energy per '{action}' for component {arch_level.name}",
+            hint="give it inline (energy: {read: ..}), pass an ERT file, or choose an estimator",
+        )
+    return e[action].pJ
+
+
+def _finish(
+    problem: Problem, arch: Architecture, mapping: Mapping, nest: Nest, rows: list[LevelTensorStats]
+) -> Evaluation:
+    compute_cycles = nest.temporal_iterations
+    sources: dict[str, str] = {}
+    for r in rows:
+        lv = arch.levels[arch.index(r.level)]
+        block = lv.block_size
+        er, ew, eu = _energy(lv, "read"), _energy(lv, "write"), _energy(lv, "update")
+        r.read_energy_pJ = math.ceil(r.reads_per_instance / block) * er * r.utilized_instances
+        r.fill_energy_pJ = math.ceil(r.fills_per_instance / block) * ew * r.utilized_instances
+        r.update_energy_pJ = math.ceil(r.updates_per_instance / block) * eu * r.utilized_instances
+        r.energy_pJ = r.read_energy_pJ + r.fill_energy_pJ + r.update_energy_pJ
+        for a in ("read", "write", "update"):
+            if a in lv.energy:
+                sources[f"{lv.name}.{a}"] = lv.energy[a].source
+    # bandwidth throttling per level (per-instance demand in words per compute cycle)
+    summaries: list[LevelSummary] = []
+    cycles = compute_cycles
+    level_rows: dict[str, list[LevelTensorStats]] = {}
+    for r in rows:
+        level_rows.setdefault(r.level, []).append(r)
+    for lv in arch.levels:
+        lr = level_rows.get(lv.name, [])
+        reads = sum(r.reads_per_instance for r in lr)
+        writes = sum(r.fills_per_instance + r.updates_per_instance for r in lr)
+        slowdown = 1.0
+        rd, wd = reads / compute_cycles, writes / compute_cycles
+        if lv.read_bandwidth is not None and lv.read_bandwidth < rd:
+            slowdown = min(slowdown, lv.read_bandwidth / rd)
+        if lv.write_bandwidth is not None and lv.write_bandwidth < wd:
+            slowdown = min(slowdown, lv.write_bandwidth / wd)
+        if lv.shared_bandwidth is not None and lv.shared_bandwidth < rd + wd:
+            slowdown = min(slowdown, lv.shared_bandwidth / (rd + wd))
+        lv_cycles = math.ceil(compute_cycles / slowdown)
+        cycles = max(cycles, lv_cycles)
+        summaries.append(
+            LevelSummary(
+                name=lv.name,
+                instances=lv.instances,
+                utilized_instances=max((r.utilized_instances for r in lr), default=0),
+                capacity_words=lv.capacity_words,
+                used_words=sum(r.utilized_capacity_words for r in lr),
+                slowdown=slowdown,
+                cycles=lv_cycles,
+                energy_pJ=sum(r.energy_pJ for r in lr),
+                leakage_pJ=0.0,
+            )
+        )
+    for s, lv in zip(summaries, arch.levels):
+        if s.utilized_instances and "leak" in lv.energy:
+            s.leakage_pJ = lv.energy["leak"].pJ * cycles * s.utilized_instances
+            s.energy_pJ += s.leakage_pJ
+            sources[f"{lv.name}.leak"] = lv.energy["leak"].source
+    comp = arch.compute
+    e_compute = _energy(comp, "compute")
+    sources[f"{comp.name}.compute"] = comp.energy["compute"].source
+    compute_energy = problem.macs * e_compute
+    total = compute_energy + sum(s.energy_pJ for s in summaries)
+    used_pes = nest.spatial_iterations
+    return Evaluation(
+        macs=problem.macs,
+        cycles=cycles,
+        compute_cycles=compute_cycles,
+        utilization=problem.macs / (comp.instances * cycles),
+        energy_pJ=total,
+        stats=rows,
+        levels=summaries,
+        compute_name=comp.name,
+        compute_instances=comp.instances,
+        compute_utilized_instances=used_pes,
+        compute_energy_pJ=compute_energy,
+        energy_sources=sources,
+    )

@@ -1,0 +1,1 @@
+"""Reading user input: YAML with line numbers, Timeloop formats and dse's native format."""

@@ -1,0 +1,113 @@
+"""From merged YAML documents to the objects the model evaluates.
+
+Each top-level section is read by the reader for its format: Timeloop (v0.3/v0.4) or dse's
+native format (`levels:` architectures, `tensors:` workloads, list-of-levels mappings), so the
+two can be mixed in one command.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from dse.arch import Architecture
+from dse.errors import SpecError, did_you_mean
+from dse.mapping import Mapping
+from dse.spec import timeloop
+from dse.spec.common import get, where
+from dse.spec.yamlload import Document, Node, load_documents
+from dse.workload import Problem
+
+KNOWN_TOP_LEVEL = {
+    "architecture", "problem", "workload", "mapping", "ERT", "ART", "ERT_summary",
+    "architecture_constraints", "mapspace_constraints", "constraints", "mapper", "mapspace",
+    "compound_components", "components", "globals", "variables", "sparse_optimizations",
+    "dumped_by_timeloop_front_end", "version", "model", "energy", "description",
+}
+
+
+@dataclass
+class Spec:
+    """What `dse model` needs, plus where it came from."""
+
+    problem: Problem
+    arch: Architecture
+    mapping: Mapping | None
+    document: Document
+    arch_constraints: dict = field(default_factory=dict)
+
+
+def _is_native_arch(node) -> bool:
+    return isinstance(node, dict) and "levels" in node
+
+
+def _is_native_problem(node) -> bool:
+    return isinstance(node, dict) and ("tensors" in node or "dims" in node or "type" in node
+                                       or "layers" in node)
+
+
+def _is_native_mapping(node) -> bool:
+    if isinstance(node, list):
+        return any(isinstance(d, dict) and "level" in d and "target" not in d for d in node)
+    return isinstance(node, dict) and "levels" in node
+
+
+def check_top_level(doc: Document) -> None:
+    for key in doc.data:
+        if key not in KNOWN_TOP_LEVEL and not str(key).endswith("constraints"):
+            f, line = doc.where(key)
+            raise SpecError(f"unknown top-level key '{key}'", file=f, line=line,
+                            expected="one of architecture, problem (or workload), mapping, ERT",
+                            hint=did_you_mean(key, KNOWN_TOP_LEVEL))
+
+
+def read_arch(doc: Document) -> tuple[Architecture, dict]:
+    node = doc.data.get("architecture")
+    if node is None:
+        raise SpecError("no `architecture:` section in the input files",
+                        hint="pass an architecture YAML (e.g. arch_specs/eyeriss_like.yaml)")
+    if _is_native_arch(node):
+        from dse.spec import native
+
+        arch, cons = native.read_architecture(node)
+    else:
+        arch, cons = timeloop.read_architecture(node)
+    ert = doc.data.get("ERT")
+    if ert is not None:
+        arch = timeloop.apply_ert(arch, timeloop.read_ert(ert, doc.data.file_of("ERT") or "ERT"))
+    return arch, cons
+
+
+def read_problem(doc: Document) -> Problem:
+    node = doc.data.get("problem", doc.data.get("workload"))
+    if node is None:
+        raise SpecError("no `problem:` (or `workload:`) section in the input files")
+    if _is_native_problem(node):
+        from dse.spec import native
+
+        return native.read_problem(node)
+    return timeloop.read_problem(node)
+
+
+def read_mapping(doc: Document, arch: Architecture, problem: Problem,
+                 constraints: dict) -> Mapping:
+    node = doc.data.get("mapping")
+    if node is None or node == []:
+        raise SpecError("no mapping to evaluate: the `mapping:` section is missing or empty",
+                        hint="pass a map.yaml, or use `dse map` to search for one")
+    if _is_native_mapping(node):
+        from dse.spec import native
+
+        return native.read_mapping(node, arch, problem, constraints)
+    return timeloop.read_mapping(node, arch, problem, constraints=constraints)
+
+
+def load_spec(paths, *, need_mapping: bool = True) -> Spec:
+    doc = load_documents(list(paths))
+    check_top_level(doc)
+    problem = read_problem(doc)
+    arch, cons = read_arch(doc)
+    mapping = read_mapping(doc, arch, problem, cons) if need_mapping else None
+    return Spec(problem, arch, mapping, doc, cons)
+
+
+__all__ = ["Spec", "load_spec", "Node", "get", "where"]

@@ -37,7 +37,8 @@ class Loop:
 @dataclass(frozen=True)
 class Mapping:
     levels: tuple[LevelMapping, ...]  # aligned with Architecture.levels (outermost first)
-    source: str | None = None
+    source: str | None = None  # file the mapping came from (for error messages)
+    line: int | None = None
 
     def factor_product(self, dim: str) -> int:
         return math.prod(lm.temporal.get(dim, 1) * lm.spatial.get(dim, 1) for lm in self.levels)

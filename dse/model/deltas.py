@@ -135,7 +135,7 @@ def child_offsets(spatial: list[NestLoop]) -> tuple[list[dict[str, int]], int, i
     offsets = []
     for idx in product(*[range(lp.bound) for lp in ordered]):
         off: dict[str, int] = {}
-        for lp, i in zip(ordered, idx):
+        for lp, i in zip(ordered, idx, strict=True):
             off[lp.dim] = off.get(lp.dim, 0) + i * lp.stride
         offsets.append(off)
     h = math.prod(lp.bound for lp in xs)
@@ -188,7 +188,7 @@ def _linked_children(proj: list[Vec], h_size: int, v_size: int, translation: Vec
             nh, nv = hid + dh, vid + dv
             if 0 <= nh < h_size and 0 <= nv < v_size:
                 q = proj[nv * h_size + nh]
-                if all(qa - pa == t for qa, pa, t in zip(q, p, translation)):
+                if all(qa - pa == t for qa, pa, t in zip(q, p, translation, strict=True)):
                     linked.add(c)
                     break
     return linked

@@ -84,11 +84,12 @@ class MappingError(SpecError):
 def check_mapping(problem: Problem, arch: Architecture, mapping: Mapping, nest: Nest) -> None:
     """Reject mappings that do not factor the problem or do not fit the hardware's fan-out."""
     src = mapping.source
+    line = mapping.line
     if len(mapping.levels) != len(arch.levels):
         raise MappingError(
             f"the mapping has {len(mapping.levels)} levels but the architecture has "
             f"{len(arch.levels)}",
-            file=src,
+            file=src, line=line,
         )
     for d in problem.dims:
         got = mapping.factor_product(d)
@@ -96,7 +97,7 @@ def check_mapping(problem: Problem, arch: Architecture, mapping: Mapping, nest: 
             raise MappingError(
                 f"factors of dimension {d} multiply to {got}, but the problem bound is "
                 f"{problem.bounds[d]}",
-                file=src,
+                file=src, line=line,
                 key_path=f"mapping.{d}",
             )
     for i, lv in enumerate(arch.levels):
@@ -108,7 +109,7 @@ def check_mapping(problem: Problem, arch: Architecture, mapping: Mapping, nest: 
             raise MappingError(
                 f"spatial fan-out at level {lv.name} is {ux}x{uy} (X x Y) but the hardware "
                 f"allows {fx}x{fy}",
-                file=src,
+                file=src, line=line,
                 key_path=f"mapping.{lv.name}.spatial",
                 hint="move factors to the other mesh axis (split) or to a temporal loop",
             )
@@ -134,7 +135,7 @@ def evaluate(
             raise MappingError(
                 f"the outermost level {arch.levels[0].name} must keep every tensor, but it "
                 f"bypasses {ds.name}",
-                file=mapping.source,
+                file=mapping.source, line=mapping.line,
             )
 
     rows: list[LevelTensorStats] = []
@@ -235,7 +236,7 @@ def _check_capacity(arch: Architecture, mapping: Mapping, rows: list[LevelTensor
             raise MappingError(
                 f"tiles kept at level {lv.name} need {used[lv.name]} words ({parts}) but it "
                 f"holds {cap} words per instance",
-                file=mapping.source,
+                file=mapping.source, line=mapping.line,
                 key_path=f"mapping.{lv.name}",
                 hint="use smaller factors at or below this level, or bypass a tensor here",
             )
@@ -302,7 +303,7 @@ def _finish(
                 leakage_pJ=0.0,
             )
         )
-    for s, lv in zip(summaries, arch.levels):
+    for s, lv in zip(summaries, arch.levels, strict=True):
         if s.utilized_instances and "leak" in lv.energy:
             s.leakage_pJ = lv.energy["leak"].pJ * cycles * s.utilized_instances
             s.energy_pJ += s.leakage_pJ

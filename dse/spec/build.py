@@ -7,7 +7,7 @@ two can be mixed in one command.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from dse.arch import Architecture
 from dse.errors import SpecError, did_you_mean
@@ -97,8 +97,11 @@ def read_mapping(doc: Document, arch: Architecture, problem: Problem,
     if _is_native_mapping(node):
         from dse.spec import native
 
-        return native.read_mapping(node, arch, problem, constraints)
-    return timeloop.read_mapping(node, arch, problem, constraints=constraints)
+        mapping = native.read_mapping(node, arch, problem, constraints)
+    else:
+        mapping = timeloop.read_mapping(node, arch, problem, constraints=constraints)
+    file, line = doc.where("mapping")
+    return replace(mapping, source=file, line=line)
 
 
 def load_spec(paths, *, need_mapping: bool = True) -> Spec:

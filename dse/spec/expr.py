@@ -87,7 +87,7 @@ def _eval(node: ast.AST, names: dict[str, object], text: str):
         return _UNARY[type(node.op)](_eval(node.operand, names, text))
     if isinstance(node, ast.Compare) and all(type(op) in _CMP for op in node.ops):
         left = _eval(node.left, names, text)
-        for op, comp in zip(node.ops, node.comparators):
+        for op, comp in zip(node.ops, node.comparators, strict=True):
             right = _eval(comp, names, text)
             if not _CMP[type(op)](left, right):
                 return False

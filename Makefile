@@ -1,0 +1,46 @@
+# dse developer Makefile (GNU make >= 4.3).
+# Usage: make venv | test | lint | run | bench | clean
+#   Override e.g.: make run RUN_FILES="a.yaml b.yaml c.yaml" RUN_OUT=results/foo
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := test
+
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+DSE    := $(VENV)/bin/dse
+STAMP  := $(VENV)/.installed
+PYTHON ?= $(shell command -v python3.11 >/dev/null 2>&1 && echo python3.11 || echo python3)
+
+EXAMPLE   ?= examples/eyeriss_like
+RUN_FILES ?= $(EXAMPLE)/arch.yaml $(EXAMPLE)/problem.yaml $(EXAMPLE)/map.yaml
+RUN_OUT   ?= results/run
+RUN_ARGS  ?=
+BENCH_ARGS ?=
+PYTEST_ARGS ?=
+
+.PHONY: venv test lint run bench clean
+
+venv: $(STAMP)
+
+# Re-install whenever pyproject.toml changes; otherwise this is a no-op.
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip
+	$(PY) -m pip install -e '.[dev]'
+	@touch $@
+
+test: venv
+	$(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+lint: venv
+	$(VENV)/bin/ruff check dse tests
+
+run: venv
+	$(DSE) model $(RUN_FILES) --out $(RUN_OUT) $(RUN_ARGS)
+
+bench: venv
+	$(DSE) bench $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache .hypothesis
+	find . -path ./.git -prune -o -type d -name __pycache__ -exec rm -rf {} +

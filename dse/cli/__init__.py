@@ -1,0 +1,41 @@
+"""Command-line interface. Subcommands live in their own modules and load on first use, so
+`dse --version` starts without importing numpy, pandas or yaml."""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+
+from dse import __version__
+
+COMMANDS = {
+    "model": ("dse.cli.model_cmd", "model", "Evaluate one mapping (Timeloop-compatible model)."),
+    "convert": ("dse.cli.convert_cmd", "convert", "Convert Timeloop YAML to dse's native YAML."),
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        module, attr, _ = COMMANDS[name]
+        return getattr(importlib.import_module(module), attr)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, COMMANDS[name][2]) for name in sorted(COMMANDS)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup)
+@click.version_option(__version__, "--version", prog_name="dse", message="%(prog)s %(version)s")
+def main() -> None:
+    """dse: design-space explorer for DNN accelerators."""
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

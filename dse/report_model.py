@@ -1,0 +1,163 @@
+"""Rows and files for one evaluated mapping: levels.csv, summary.json and a terminal table.
+
+Leakage is reported in its own row per level (tensor = `leakage`), not folded into tensor rows,
+so every tensor row is the dynamic energy of that level and tensor summed over utilized instances.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from dse import __version__
+from dse.model.evaluate import Evaluation
+
+LEVEL_COLUMNS = [
+    "level", "tensor", "instances", "utilized_instances", "utilized_capacity_words",
+    "capacity_words", "reads_per_instance", "fills_per_instance", "updates_per_instance",
+    "partition_size", "temporal_reductions_per_instance", "read_energy_pJ", "fill_energy_pJ",
+    "update_energy_pJ", "energy_pJ", "energy_source",
+]
+
+
+def level_rows(ev: Evaluation, arch) -> list[dict]:
+    """One row per (level, tensor), one leakage row per level with leakage, one compute row."""
+    rows: list[dict] = []
+    caps = {lv.name: lv.capacity_words for lv in arch.levels}
+    leak = {s.name: s for s in ev.levels}
+    seen: list[str] = []
+    for r in ev.stats:
+        if r.level not in seen:
+            seen.append(r.level)
+    by_level: dict[str, list] = {}
+    for r in ev.stats:
+        by_level.setdefault(r.level, []).append(r)
+    for name in seen:
+        lv = arch.levels[arch.index(name)]
+        src = "; ".join(sorted({lv.energy[a].source for a in ("read", "write", "update")
+                                if a in lv.energy}))
+        for r in by_level[name]:
+            rows.append({
+                "level": r.level, "tensor": r.tensor, "instances": r.instances,
+                "utilized_instances": r.utilized_instances,
+                "utilized_capacity_words": r.utilized_capacity_words,
+                "capacity_words": "" if caps[name] is None else caps[name],
+                "reads_per_instance": r.reads_per_instance,
+                "fills_per_instance": r.fills_per_instance,
+                "updates_per_instance": r.updates_per_instance,
+                "partition_size": r.partition_size,
+                "temporal_reductions_per_instance": r.temporal_reductions_per_instance,
+                "read_energy_pJ": _f(r.read_energy_pJ), "fill_energy_pJ": _f(r.fill_energy_pJ),
+                "update_energy_pJ": _f(r.update_energy_pJ), "energy_pJ": _f(r.energy_pJ),
+                "energy_source": src,
+            })
+        s = leak[name]
+        if s.leakage_pJ:
+            rows.append({
+                "level": name, "tensor": "leakage", "instances": s.instances,
+                "utilized_instances": s.utilized_instances, "energy_pJ": _f(s.leakage_pJ),
+                "energy_source": lv.energy["leak"].source,
+            })
+    comp = arch.compute
+    rows.append({
+        "level": comp.name, "tensor": "compute", "instances": comp.instances,
+        "utilized_instances": ev.compute_utilized_instances, "energy_pJ": _f(ev.compute_energy_pJ),
+        "energy_source": comp.energy["compute"].source,
+    })
+    return [{c: row.get(c, "") for c in LEVEL_COLUMNS} for row in rows]
+
+
+def _f(x: float) -> float:
+    return round(float(x), 6)
+
+
+def summary(ev: Evaluation, arch, problem, inputs: dict[str, str], extra: dict | None = None
+            ) -> dict:
+    out = {
+        "macs": ev.macs,
+        "cycles": ev.cycles,
+        "compute_cycles": ev.compute_cycles,
+        "utilization": ev.utilization,
+        "energy_pJ": ev.energy_pJ,
+        "pJ_per_mac": ev.pJ_per_mac,
+        "level_energy_pJ": ev.level_energy(),
+        "level_leakage_pJ": {s.name: s.leakage_pJ for s in ev.levels},
+        "level_cycles": {s.name: s.cycles for s in ev.levels},
+        "level_bandwidth_slowdown": {s.name: s.slowdown for s in ev.levels},
+        "architecture": arch.name,
+        "problem": problem.name,
+        "provenance": {
+            "tool": "dse",
+            "version": __version__,
+            "inputs": [{"file": f, "sha256": h} for f, h in inputs.items()],
+            "energy_sources": dict(sorted(ev.energy_sources.items())),
+        },
+    }
+    if extra:
+        out.update(extra)
+    return out
+
+
+def atomic_write(path: Path, text: str) -> None:
+    """Write to a temp file in the same folder, then rename: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", newline="") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def csv_text(rows: list[dict], columns: list[str]) -> str:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    return buf.getvalue()
+
+
+def write_outputs(out_dir: Path, rows: list[dict], summ: dict) -> None:
+    atomic_write(out_dir / "levels.csv", csv_text(rows, LEVEL_COLUMNS))
+    atomic_write(out_dir / "summary.json", json.dumps(summ, indent=2) + "\n")
+
+
+def terminal_table(ev: Evaluation, rows: list[dict]) -> str:
+    """A readable fixed-width table plus the totals."""
+    head = ["level", "tensor", "inst", "tile", "reads/inst", "fills/inst", "updates/inst",
+            "energy_pJ"]
+    body = []
+    for r in rows:
+        body.append([
+            str(r["level"]), str(r["tensor"]),
+            f"{r['utilized_instances']}/{r['instances']}" if r["instances"] != "" else "",
+            _n(r["utilized_capacity_words"]), _n(r["reads_per_instance"]),
+            _n(r["fills_per_instance"]), _n(r["updates_per_instance"]), _e(r["energy_pJ"]),
+        ])
+    widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(head)]
+    lines = ["  ".join(h.ljust(w) if i < 2 else h.rjust(w) for i, (h, w) in
+                       enumerate(zip(head, widths, strict=True)))]
+    lines.append("  ".join("-" * w for w in widths))
+    for b in body:
+        lines.append("  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in
+                               enumerate(zip(b, widths, strict=True))))
+    lines.append("")
+    lines.append(
+        f"MACs {ev.macs:,}   cycles {ev.cycles:,}   utilization {ev.utilization:.3f}   "
+        f"energy {ev.energy_pJ / 1e6:,.3f} uJ   {ev.pJ_per_mac:.4f} pJ/MAC"
+    )
+    return "\n".join(lines)
+
+
+def _n(x) -> str:
+    return f"{x:,}" if isinstance(x, int) else str(x)
+
+
+def _e(x) -> str:
+    return f"{x:,.2f}" if isinstance(x, float) else str(x)

@@ -11,8 +11,9 @@ DSE    := $(VENV)/bin/dse
 STAMP  := $(VENV)/.installed
 PYTHON ?= $(shell command -v python3.11 >/dev/null 2>&1 && echo python3.11 || echo python3)
 
-EXAMPLE   ?= examples/eyeriss_like
-RUN_FILES ?= $(EXAMPLE)/arch.yaml $(EXAMPLE)/problem.yaml $(EXAMPLE)/map.yaml
+# The built-in default: Timeloop's Eyeriss-like design, VGG layer conv5, its reference mapping.
+RUN_FILES ?= arch_specs/eyeriss_like.yaml workloads/vgg02_conv5.yaml \
+             mappings/eyeriss_like_vgg02_conv5.yaml
 RUN_OUT   ?= results/run
 RUN_ARGS  ?=
 BENCH_ARGS ?=

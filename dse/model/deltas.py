@@ -69,10 +69,14 @@ def boundary_steps(nest: Nest, boundary: int, ds: DataSpace) -> list[Step]:
     `boundary == nest.n_levels` is the compute unit, whose 'tile' is one operation that is
     re-delivered on every step (no reuse below the innermost storage level).
     """
-    loops = nest.temporal_above(boundary)
-    extents = ds.extents(nest.box(boundary))
+    return steps_for(nest.temporal_above(boundary), ds.extents(nest.box(boundary)),
+                     boundary == nest.n_levels, ds)
+
+
+def steps_for(loops: list[NestLoop], extents: tuple[int, ...], is_compute: bool,
+              ds: DataSpace) -> list[Step]:
+    """`boundary_steps` from its parts: non-unit temporal loops above (innermost first)."""
     full = math.prod(extents)
-    is_compute = boundary == nest.n_levels
     trans = _translations(loops, ds)
     bounds = [lp.bound for lp in loops]
     m = len(loops)

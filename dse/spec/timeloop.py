@@ -232,7 +232,7 @@ def read_architecture(node: Node, path: str = "architecture") -> tuple[Architect
                         key_path=path, **where(node))
     compute_c = comps[-1]
     storages = []
-    for idx, c in enumerate(comps[:-1]):
+    for c in comps[:-1]:
         storages.append(_storage(c, f"{path}.{c.name}"))
     names = [s.name for s in storages]
     dupes = {n for n in names if names.count(n) > 1}
@@ -473,6 +473,9 @@ def read_mapping(value, arch: Architecture, problem: Problem, path: str = "mappi
         target = str(get(d, "target", get(d, "level", "")))
         if target not in names and f"inter_{target}_spatial" in names:
             target = f"inter_{target}_spatial"
+        m_inter = re.match(r"^inter_(.+)_spatial$", target)
+        if target not in names and m_inter and m_inter.group(1) in names:
+            target = m_inter.group(1)  # a Timeloop map file against a native fan-out level
         if target not in names:
             raise SpecError(f"mapping targets unknown level '{target}'", key_path=f"{dp}.target",
                             expected="one of " + ", ".join(names),

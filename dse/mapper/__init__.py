@@ -1,0 +1,1 @@
+"""Mapspace construction, batch evaluation and search strategies."""

@@ -1,0 +1,427 @@
+"""Evaluate many mappings at once with numpy: the same closed forms as dse.model, over arrays.
+
+A batch shares the problem and architecture; each row has its own factors and loop orders:
+  T[b, level, dim]   temporal factor        SX/SY[b, level, dim]   spatial factors (mesh X / Y)
+  perm[b, level, :]  temporal dims, innermost first            keep[b, level, tensor]
+Rows where neighbour-to-neighbour link transfers could apply are flagged (`needs_exact`); the
+caller evaluates those with the scalar model, which handles them exactly. Everything else here
+must equal dse.model.evaluate exactly (tests compare the two on random batches).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from dse.arch import Architecture
+from dse.model.deltas import spatial_stats, steps_for
+from dse.model.nest import NestLoop
+from dse.workload import Problem
+
+
+@dataclass
+class BatchResult:
+    energy_pJ: np.ndarray  # (B,)
+    cycles: np.ndarray  # (B,) int
+    valid: np.ndarray  # (B,) bool: fits capacity and fan-out
+    capacity_ok: np.ndarray
+    fanout_ok: np.ndarray
+    needs_exact: np.ndarray  # (B,) always False now: link transfers are handled in the batch
+    utilization: np.ndarray
+    overflow: np.ndarray  # (B, L) words over capacity per level (0 where it fits)
+
+
+class BatchModel:
+    """Constants of one (problem, architecture) pair, prepared for fast batch evaluation."""
+
+    def __init__(self, problem: Problem, arch: Architecture, link_transfers: bool = True) -> None:
+        self.problem = problem
+        self.arch = arch
+        self.link_transfers = link_transfers
+        self.dims = problem.dims
+        self.D = len(self.dims)
+        self.L = len(arch.levels)
+        self.tensors = problem.data_spaces
+        self.rw = np.array([ds.read_write for ds in self.tensors])
+        # projection matrices A[t]: (ranks, D)
+        self.A = []
+        for ds in self.tensors:
+            a = np.zeros((len(ds.ranks), self.D), dtype=np.int64)
+            for r, rank in enumerate(ds.ranks):
+                for d, c in rank:
+                    a[r, self.dims.index(d)] += c
+            self.A.append(a)
+        self.shared_dim = [bool(((a != 0).sum(axis=0) > 1).any()) for a in self.A]
+        self.irrelevant = [~(a != 0).any(axis=0) for a in self.A]
+        # (x, y) dimension pairs that share a rank (sliding windows): links need one of these
+        self.coupled_pairs = []
+        for a in self.A:
+            pairs = set()
+            for r in range(a.shape[0]):
+                ds = np.nonzero(a[r])[0]
+                pairs |= {(int(x), int(y)) for x in ds for y in ds if x != y}
+            self.coupled_pairs.append(sorted(pairs))
+        lv = arch.levels
+        self.cap = np.array([(-1 if x.effective_capacity_words is None
+                              else x.effective_capacity_words) for x in lv], dtype=np.int64)
+        self.block = np.array([x.block_size for x in lv], dtype=np.int64)
+        self.fanout = np.array([arch.fanout(i) for i in range(self.L)], dtype=np.int64)
+
+        def e(x, a):
+            if a == "update" and "update" not in x.energy:
+                a = "write"
+            return x.energy[a].pJ if a in x.energy else np.nan
+
+        self.e_read = np.array([e(x, "read") for x in lv])
+        self.e_write = np.array([e(x, "write") for x in lv])
+        self.e_update = np.array([e(x, "update") for x in lv])
+        self.e_leak = np.array([x.energy["leak"].pJ if "leak" in x.energy else 0.0 for x in lv])
+        self.e_compute = arch.compute.energy["compute"].pJ
+        self.rbw = np.array([np.inf if x.read_bandwidth is None else x.read_bandwidth
+                             for x in lv])
+        self.wbw = np.array([np.inf if x.write_bandwidth is None else x.write_bandwidth
+                             for x in lv])
+        self.sbw = np.array([np.inf if x.shared_bandwidth is None else x.shared_bandwidth
+                             for x in lv])
+        self.dummy = np.array([x.is_dummy for x in lv])
+
+    # ------------------------------------------------------------------ helpers
+    def _tile_size(self, t: int, box: np.ndarray) -> np.ndarray:
+        """Words of tensor t in an op-space box (..., D) -> (...)."""
+        ext = (box - 1) @ self.A[t].T + 1
+        return np.prod(ext, axis=-1)
+
+    def evaluate(self, T: np.ndarray, SX: np.ndarray, SY: np.ndarray, perm: np.ndarray,
+                 keep: np.ndarray, check_capacity: bool = True) -> BatchResult:
+        """Cheap validity checks on the whole batch first, the full model on valid rows only."""
+        B, L, D = T.shape
+        T = T.astype(np.int64)
+        SX = SX.astype(np.int64)
+        SY = SY.astype(np.int64)
+        keep = keep.astype(bool) & ~self.dummy[None, :, None]
+        S = SX * SY
+        box = np.ones((B, L + 1, D), dtype=np.int64)
+        per_level = T * S
+        for i in range(L - 1, -1, -1):
+            box[:, i] = box[:, i + 1] * per_level[:, i]
+        size = np.stack([self._tile_size(t, box[:, :L]) for t in range(len(self.tensors))],
+                        axis=2)  # (B, L, nT)
+        used = np.where(keep, size, 0).sum(axis=2)
+        overflow = np.where(self.cap[None, :] < 0, 0, np.maximum(used - self.cap[None, :], 0))
+        cap_ok = (overflow == 0).all(axis=1)
+        capacity_ok = cap_ok if check_capacity else np.ones(B, dtype=bool)
+        fanout_ok = ((SX.prod(axis=2) <= self.fanout[None, :, 0])
+                     & (SY.prod(axis=2) <= self.fanout[None, :, 1])).all(axis=1)
+        valid = capacity_ok & fanout_ok
+        energy = np.full(B, np.inf)
+        cycles = np.full(B, np.iinfo(np.int64).max, dtype=np.int64)
+        needs_exact = np.zeros(B, dtype=bool)
+        util = np.zeros(B)
+        idx = np.nonzero(valid)[0]
+        if len(idx):
+            e, c, x = self._evaluate_valid(T[idx], SX[idx], SY[idx], S[idx], perm[idx],
+                                           keep[idx], box[idx], size[idx])
+            energy[idx], cycles[idx], needs_exact[idx] = e, c, x
+            util[idx] = self.problem.macs / (self.arch.compute.instances * c)
+        return BatchResult(energy, cycles, valid, capacity_ok, fanout_ok, needs_exact, util,
+                           overflow)
+
+    def _evaluate_valid(self, T, SX, SY, S, perm, keep, box, size):
+        B, L, D = T.shape
+        nT = len(self.tensors)
+        rows = np.arange(B)[:, None]
+        sbox = box[:, 1:] * S  # spatial box of level i = box[i+1] * S[i]
+        # temporal loop slots per level, innermost first, unit loops moved to the end
+        slot_dim, slot_n, slot_s, widths = [], [], [], []
+        for i in range(L):
+            p = perm[:, i, :]
+            n_i = T[rows, i, p]
+            order = np.argsort(n_i == 1, axis=1, kind="stable")
+            p = np.take_along_axis(p, order, axis=1)
+            n_i = np.take_along_axis(n_i, order, axis=1)
+            w = int((n_i > 1).sum(axis=1).max()) if B else 0
+            slot_dim.append(p[:, :w])
+            slot_n.append(n_i[:, :w])
+            slot_s.append(sbox[rows, i, p[:, :w]] if w else np.zeros((B, 0), dtype=np.int64))
+            widths.append(w)
+        fan = S.prod(axis=2)  # (B, L)
+        dsum = np.zeros((B, L, nT))
+        groups = np.ones((B, L, nT))
+        needs_exact = np.zeros(B, dtype=bool)
+        patches = []  # (row, level, tensor, SpatialStats) where link transfers apply
+        zero_words = np.zeros((B, L, nT))  # words per child moved by zero-translation links
+        for i in range(L):
+            b = i + 1
+            sd = np.concatenate(slot_dim[i::-1], axis=1)
+            sn = np.concatenate(slot_n[i::-1], axis=1)
+            ss = np.concatenate(slot_s[i::-1], axis=1)
+            K = sd.shape[1]
+            nonunit = sn > 1
+            outer = np.cumprod(sn[:, ::-1], axis=1)[:, ::-1]
+            weight = (sn - 1) * np.concatenate([outer[:, 1:], np.ones((B, 1), np.int64)], axis=1)
+            first = np.argmax(nonunit, axis=1) if K else np.zeros(B, dtype=np.int64)
+            child_box = box[:, b]
+            any_fan = bool((fan[:, i] > 1).any())
+            for t in range(nT):
+                AT = self.A[t].T  # (D, R)
+                ext = (child_box - 1) @ AT + 1
+                full = np.prod(ext, axis=1)
+                if K == 0:
+                    dsum[:, i, t] = full
+                    v = np.zeros((B, 0, AT.shape[1]), dtype=np.int64)
+                    kind_ok = nonunit
+                elif b == L:
+                    dsum[:, i, t] = full * (1 + weight.sum(axis=1))
+                    pv = AT[sd] * ss[..., None]
+                    masked = pv * nonunit[..., None]
+                    v = pv - (np.cumsum(masked, axis=1) - masked)
+                    kind_ok = nonunit
+                else:
+                    pv = AT[sd] * ss[..., None]  # (B, K, R)
+                    masked = pv * nonunit[..., None]
+                    v = pv - (np.cumsum(masked, axis=1) - masked)
+                    nz = v != 0
+                    cnt = nz.sum(axis=2)
+                    r_idx = np.argmax(nz, axis=2)[..., None]
+                    vr = np.abs(np.take_along_axis(v, r_idx, axis=2)[..., 0])
+                    er = ext[np.arange(B)[:, None], r_idx[..., 0]]
+                    c = np.where(cnt == 0, 0,
+                                 np.where((cnt == 1) & (vr < er), vr * (full[:, None] // er),
+                                          full[:, None]))
+                    v_first = v[np.arange(B), first]
+                    differs = (v != v_first[:, None, :]).any(axis=2)
+                    later = np.arange(K)[None, :] > first[:, None]
+                    c = np.where(later & differs, full[:, None], c)
+                    dsum[:, i, t] = full + (weight * c).sum(axis=1)
+                    # a link needs the previous step's delta to be of the same kind
+                    kind = np.where(c == 0, 0, np.where(c == full[:, None], 2, 1))
+                    kfirst = kind[np.arange(B), first]
+                    ok_later = later & nonunit & (kind == kfirst[:, None]) & (kind > 0)
+                    ok_first = (kfirst > 0) & ((kfirst == 2) | ok_later.any(axis=1))
+                    kind_ok = ok_later | ((np.arange(K)[None, :] == first[:, None])
+                                          & ok_first[:, None])
+                if any_fan:
+                    groups[:, i, t] = self._groups(t, S[:, i], child_box, SX[:, i], SY[:, i])
+                    if self.link_transfers and K:
+                        rows_fan = fan[:, i] > 1
+                        # zero-translation steps that still move a whole tile (a stride change)
+                        # are forwarded by a neighbour holding the same data: every child has
+                        # such a neighbour iff the innermost X or Y loop is irrelevant here
+                        irr = self.irrelevant[t]
+                        hx, hy = SX[:, i] > 1, SY[:, i] > 1
+                        x1 = np.argmax(hx, axis=1)
+                        y1 = np.argmax(hy, axis=1)
+                        all_linked = ((hx.any(axis=1) & irr[x1]) | (hy.any(axis=1) & irr[y1]))
+                        zero = (v == 0).all(axis=2) & kind_ok
+                        zl = rows_fan & all_linked
+                        zero_words[:, i, t] = np.where(zl, (weight * zero).sum(axis=1) * full,
+                                                       0)
+                        cand = rows_fan & self._coupled(t, i, b == L, S, T)
+                        if cand.any():
+                            sel = np.nonzero(cand)[0]
+                            hit = self._link_screen(t, b == L, v[sel], kind_ok[sel], SX[sel, i],
+                                                    SY[sel, i], child_box[sel])
+                            for r in sel[hit]:
+                                patches.append((r, i, t, self._exact_spatial(
+                                    t, i, b == L, sd[r], sn[r], ss[r], SX[r, i], SY[r, i],
+                                    child_box[r])))
+        fanout = fan.astype(np.float64)
+        total = (dsum - zero_words) * groups
+        weighted = (dsum - zero_words) * fanout[:, :, None]
+        links = zero_words * fanout[:, :, None]
+        for r, i, t, st in patches:
+            total[r, i, t], weighted[r, i, t], links[r, i, t] = st.total, st.weighted, \
+                st.link_transfers
+        content = total.copy()
+        parent_share = np.zeros_like(total)
+        parent_share[:, 1:] = weighted[:, :-1] / fanout[:, :-1, None]
+        partition = np.zeros((B, L, nT), dtype=np.int64)
+        partition[:, 0] = size[:, 0]
+        for t in range(nT):
+            sb = self._tile_size(t, sbox)
+            for i in range(1, L):
+                partition[:, i, t] = partition[:, i - 1, t] * size[:, i, t] // sb[:, i - 1]
+        for i in range(L - 1, 0, -1):
+            k = keep[:, i]
+            factor = content[:, i] * fanout[:, i - 1, None] / weighted[:, i - 1]
+            scaled = total[:, i - 1] * factor
+            content[:, i - 1] = np.where(k, content[:, i - 1], scaled)
+            total[:, i - 1] = np.where(k, total[:, i - 1], scaled)
+            weighted[:, i - 1] = np.where(k, weighted[:, i - 1], weighted[:, i - 1] * factor)
+            links[:, i - 1] = np.where(k, links[:, i - 1], 0.0)
+        rep = np.ones((B, L), dtype=np.int64)
+        for i in range(1, L):
+            rep[:, i] = rep[:, i - 1] * fan[:, i - 1]
+        peer = np.zeros((B, L, nT))
+        if patches or zero_words.any():
+            peer[:, 1:] = np.floor(np.floor(links[:, :-1]) / rep[:, 1:, None])
+        content_peer = content + peer
+        first_keeper = np.argmax(keep, axis=1)
+        is_outermost = np.arange(L)[None, :, None] == first_keeper[:, None, :]
+        rw = self.rw[None, None, :]
+        share = parent_share + peer
+        updates = np.where(keep & rw, np.rint(content), 0)
+        reads = np.where(keep, np.where(rw, np.rint(content_peer - partition),
+                                        np.rint(content_peer)), 0)
+        fills = np.where(keep, np.where(rw, np.rint(np.where(is_outermost, share,
+                                                             share - partition)),
+                                        np.floor(share)), 0)
+        blk = self.block[None, :, None]
+        dyn = (np.ceil(reads / blk) * self.e_read[None, :, None]
+               + np.ceil(fills / blk) * self.e_write[None, :, None]
+               + np.ceil(updates / blk) * self.e_update[None, :, None])
+        dyn = np.where(keep, dyn, 0.0).sum(axis=2) * rep
+        compute_cycles = np.prod(T, axis=(1, 2))
+        rd = reads.sum(axis=2) / compute_cycles[:, None]
+        wd = (fills + updates).sum(axis=2) / compute_cycles[:, None]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            slow = np.minimum.reduce([
+                np.ones_like(rd),
+                np.where(rd > self.rbw[None, :], self.rbw[None, :] / rd, 1.0),
+                np.where(wd > self.wbw[None, :], self.wbw[None, :] / wd, 1.0),
+                np.where(rd + wd > self.sbw[None, :], self.sbw[None, :] / (rd + wd), 1.0),
+            ])
+        level_cycles = np.ceil(compute_cycles[:, None] / slow).astype(np.int64)
+        cycles = np.maximum(compute_cycles, level_cycles.max(axis=1))
+        leak = np.where(keep.any(axis=2), self.e_leak[None, :] * cycles[:, None] * rep, 0.0)
+        energy = dyn.sum(axis=1) + leak.sum(axis=1) + self.problem.macs * self.e_compute
+        return energy, cycles, needs_exact
+
+    def _exact_spatial(self, t, level, to_compute, sd, sn, ss, SX, SY, child_box):
+        """Multicast and link transfers of one (row, level, tensor) by the scalar model."""
+        ds = self.tensors[t]
+        above = [NestLoop(self.dims[d], int(n), 0, False, False, int(s))
+                 for d, n, s in zip(sd, sn, ss, strict=True) if n > 1]
+        spatial = []
+        for d in range(self.D - 1, -1, -1):  # outermost first: Y loops, then X loops
+            if SY[d] > 1:
+                spatial.append(NestLoop(self.dims[d], int(SY[d]), level, True, False,
+                                        int(child_box[d] * SX[d])))
+        for d in range(self.D - 1, -1, -1):
+            if SX[d] > 1:
+                spatial.append(NestLoop(self.dims[d], int(SX[d]), level, True, True,
+                                        int(child_box[d])))
+        extents = ds.extents({self.dims[d]: int(child_box[d]) for d in range(self.D)})
+        steps = steps_for(above, extents, to_compute, ds)
+        return spatial_stats(steps, spatial, ds, True)
+
+    def _coupled(self, t: int, level: int, to_compute: bool, S: np.ndarray, T: np.ndarray
+                 ) -> np.ndarray:
+        """Rows where a link transfer is conceivable at this fan-out (see module docstring)."""
+        B = S.shape[0]
+        if to_compute:
+            return np.ones(B, dtype=bool)
+        out = np.zeros(B, dtype=bool)
+        temporal_above = (T[:, : level + 1] > 1).any(axis=1)  # (B, D)
+        for x, y in self.coupled_pairs[t]:
+            out |= (S[:, level, x] > 1) & temporal_above[:, y]
+        return out
+
+    # ------------------------------------------------------------------ multicast groups
+    def _groups(self, t: int, S: np.ndarray, child_box: np.ndarray, SX: np.ndarray,
+                SY: np.ndarray) -> np.ndarray:
+        """Number of distinct projected child offsets of tensor t at a fan-out (B,)."""
+        A = self.A[t]
+        spatial = S > 1  # (B, D)
+        per_rank_dims = (A[None, :, :] != 0) & spatial[:, None, :]  # (B, R, D)
+        coupled = per_rank_dims.sum(axis=2) > 1  # (B, R)
+        # simple case: each rank has at most one spatial dim, dims not shared between ranks
+        counts = np.where(per_rank_dims, S[:, None, :], 1).prod(axis=2)  # (B, R)
+        g = counts.prod(axis=1).astype(np.float64)
+        tricky = coupled.any(axis=1) | (self.shared_dim[t] & spatial.any(axis=1))
+        for b in np.nonzero(tricky)[0]:
+            g[b] = self._groups_exact(t, SX[b], SY[b], child_box[b])
+        return g
+
+    def _groups_exact(self, t: int, SX: np.ndarray, SY: np.ndarray, child_box: np.ndarray
+                      ) -> int:
+        offs = self._child_offsets(SX, SY, child_box)
+        proj = offs @ self.A[t].T
+        return len({tuple(p) for p in proj})
+
+    def _child_offsets(self, SX: np.ndarray, SY: np.ndarray, child_box: np.ndarray) -> np.ndarray:
+        D = self.D
+        axes = []
+        for d in range(D):
+            if SX[d] > 1:
+                axes.append((d, SX[d], child_box[d]))
+        for d in range(D):
+            if SY[d] > 1:
+                axes.append((d, SY[d], child_box[d] * SX[d]))
+        offs = np.zeros((1, D), dtype=np.int64)
+        for d, cnt, stride in axes:
+            step = np.zeros((cnt, D), dtype=np.int64)
+            step[:, d] = np.arange(cnt) * stride
+            offs = (offs[:, None, :] + step[None, :, :]).reshape(-1, D)
+        return offs
+
+    # ------------------------------------------------------------------ link screen
+    def _link_screen(self, t: int, to_compute: bool, v: np.ndarray, nonunit: np.ndarray,
+                     SX: np.ndarray, SY: np.ndarray, child_box: np.ndarray) -> np.ndarray:
+        """True where some step's (projected) translation equals a mesh neighbour's projected
+        offset difference: the necessary condition for a link transfer."""
+        AT = self.A[t].T
+        B, D = SX.shape
+        diffs = []
+        for fac, base in ((SX, child_box), (SY, child_box * SX)):
+            acc = np.zeros((B, D), dtype=np.int64)
+            for d in range(D):
+                has = fac[:, d] > 1
+                if not has.any():
+                    continue
+                step = np.zeros((B, D), dtype=np.int64)
+                step[:, d] = base[:, d]
+                diffs.append(np.where(has[:, None], acc + step, 0))
+                acc = np.where(has[:, None], acc - step * (fac[:, d:d + 1] - 1), acc)
+        if not diffs:
+            return np.zeros(B, dtype=bool)
+        dmat = np.stack(diffs, axis=1)  # (B, J, D)
+        real = (dmat != 0).any(axis=2)
+        pd = dmat @ AT  # (B, J, R)
+        w = self._hash_weights(AT.shape[1])
+        hv = v @ w  # (B, K)
+        hd = pd @ w  # (B, J)
+        hit = ((hv[:, :, None] == hd[:, None, :]) | (hv[:, :, None] == -hd[:, None, :]))
+        hit &= real[:, None, :] & nonunit[:, :, None]
+        hit &= (v != 0).any(axis=2)[:, :, None]  # zero translations are handled in closed form
+        return hit.any(axis=(1, 2))
+
+    def _hash_weights(self, R: int) -> np.ndarray:
+        """Odd weights that make equal vectors give equal sums (unequal ones rarely collide;
+        a collision only sends a row to the exact model)."""
+        return np.array([1_000_003 ** k for k in range(R)], dtype=np.int64)
+
+
+def rows_from_mappings(model: BatchModel, mappings) -> tuple:
+    """Arrays (T, SX, SY, perm, keep) for a list of dse.mapping.Mapping (testing helper)."""
+    B, L, D, nT = len(mappings), model.L, model.D, len(model.tensors)
+    T = np.ones((B, L, D), dtype=np.int64)
+    SX = np.ones((B, L, D), dtype=np.int64)
+    SY = np.ones((B, L, D), dtype=np.int64)
+    perm = np.zeros((B, L, D), dtype=np.int64)
+    keep = np.ones((B, L, nT), dtype=bool)
+    dims = list(model.dims)
+    names = [ds.name for ds in model.tensors]
+    for b, m in enumerate(mappings):
+        for i, lm in enumerate(m.levels):
+            for d, f in lm.temporal.items():
+                T[b, i, dims.index(d)] = f
+            order = [d for d in lm.spatial_order if d in dims]
+            order += [d for d in dims if d not in order]
+            split = len(order) if lm.split is None else lm.split
+            xd = set(order[:split])
+            for d, f in lm.spatial.items():
+                (SX if d in xd else SY)[b, i, dims.index(d)] = f
+            listed = [d for d in lm.temporal_order if d in dims]
+            rest = [d for d in dims if d not in listed]
+            inner_first = listed + rest[::-1]
+            perm[b, i] = [dims.index(d) for d in inner_first]
+            for t, name in enumerate(names):
+                keep[b, i, t] = lm.keeps(name)
+    return T, SX, SY, perm, keep
+
+
+def _unused() -> None:  # pragma: no cover - keeps math imported for future closed forms
+    math.prod([])

@@ -1,0 +1,355 @@
+"""The mapspace: per dimension the ordered factorizations of its bound over tiling slots
+(a temporal slot per storage level, a spatial X/Y slot per fan-out), per level the loop orders
+that differ in effect, and keep/bypass per tensor per level. Constraints prune the per-dimension
+lists before anything is enumerated; fan-out products prune combinations of spatial factors.
+
+Sizes (reported in search.json):
+  if_unconstrained  product over dims of ordered factorizations over all slots
+  if_size           the same after per-slot constraints (fixed/max factors, axis limits)
+  if_feasible       ... and after spatial fan-out products fit the mesh
+  orders_max        orders per factorization at most (product of free non-unit dims factorial)
+  bypass_size       2 ** (number of free keep/bypass choices)
+Loop orders: only the relative order of non-unit loops matters; the innermost storage level's
+order is irrelevant when it feeds a single compute unit per instance, so it is fixed.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from dse.arch import Architecture
+from dse.mapper.constraints import Constraints, LevelConstraints
+from dse.mapping import LevelMapping, Mapping
+from dse.workload import Problem
+
+
+def divisors(n: int) -> list[int]:
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+def ordered_factorizations(n: int, k: int) -> int:
+    """How many ways n splits into k ordered positive factors."""
+    total = 1
+    m = n
+    p = 2
+    while p * p <= m:
+        e = 0
+        while m % p == 0:
+            m //= p
+            e += 1
+        if e:
+            total *= math.comb(e + k - 1, k - 1)
+        p += 1
+    if m > 1:
+        total *= k
+    return total
+
+
+@dataclass(frozen=True)
+class Slot:
+    level: int
+    kind: str  # 'T', 'X' or 'Y'
+
+
+class MapSpace:
+    def __init__(self, problem: Problem, arch: Architecture, constraints: Constraints) -> None:
+        self.problem = problem
+        self.arch = arch
+        self.cons = constraints
+        self.dims = problem.dims
+        self.D = len(self.dims)
+        self.L = len(arch.levels)
+        self.tensors = problem.tensor_names
+        slots: list[Slot] = []
+        for i, lv in enumerate(arch.levels):
+            if not lv.is_dummy:
+                slots.append(Slot(i, "T"))
+            fx, fy = arch.fanout(i)
+            if fy > 1:
+                slots.append(Slot(i, "Y"))
+            if fx > 1:
+                slots.append(Slot(i, "X"))
+        self.slots = slots
+        self.options = [self._dim_options(d) for d in self.dims]  # per dim: (n_opt, n_slots)
+        self._spatial_cols = [j for j, s in enumerate(slots) if s.kind != "T"]
+        self._build_spatial_combos()
+        self._build_orders_and_bypass()
+
+    # ------------------------------------------------------------------ factor options
+    def _lc(self, i: int) -> LevelConstraints:
+        return self.cons.levels.get(self.arch.levels[i].name, LevelConstraints())
+
+    def _slot_limits(self, d: str, s: Slot) -> tuple[int | None, int, int]:
+        """(exact, min, max) for dimension d at slot s."""
+        lc = self._lc(s.level)
+        bound = self.problem.bounds[d]
+        if s.kind == "T":
+            exact = lc.temporal_exact.get(d)
+            return exact, lc.temporal_min.get(d, 1), lc.temporal_max.get(d, bound)
+        fx, fy = self.arch.fanout(s.level)
+        axis_max = fx if s.kind == "X" else fy
+        if (s.kind == "X" and d in lc.y_only) or (s.kind == "Y" and d in lc.x_only):
+            return 1, 1, 1
+        exact = lc.spatial_exact.get(d)
+        if exact == 1:
+            return 1, 1, 1
+        # an exact spatial factor > 1 constrains the product over X and Y (checked later)
+        return None, 1, min(axis_max, lc.spatial_max.get(d, axis_max))
+
+    def _dim_options(self, d: str) -> np.ndarray:
+        bound = self.problem.bounds[d]
+        limits = [self._slot_limits(d, s) for s in self.slots]
+        # a spatial exact factor > 1 may sit on either axis when both exist and no split says
+        out: list[tuple[int, ...]] = []
+
+        def rec(j: int, remaining: int, acc: list[int]) -> None:
+            if j == len(self.slots):
+                if remaining == 1:
+                    out.append(tuple(acc))
+                return
+            exact, lo, hi = limits[j]
+            for f in [exact] if exact is not None else divisors(remaining):
+                if remaining % f or f < lo or f > hi:
+                    continue
+                acc.append(f)
+                rec(j + 1, remaining // f, acc)
+                acc.pop()
+
+        rec(0, bound, [])
+        arr = np.array(out, dtype=np.int64).reshape(-1, len(self.slots))
+        for i in range(self.L):
+            cols = [j for j, s in enumerate(self.slots) if s.level == i and s.kind != "T"]
+            if not cols:
+                continue
+            # one level may not split a dimension over both mesh axes (Timeloop can't either)
+            arr = arr[(arr[:, cols] > 1).sum(axis=1) <= 1]
+            ex = self._lc(i).spatial_exact.get(d)
+            if ex is not None and ex > 1:  # spatial product over X and Y must equal it
+                arr = arr[np.prod(arr[:, cols], axis=1) == ex]
+            mn = self._lc(i).spatial_min.get(d)
+            if mn is not None:
+                arr = arr[np.prod(arr[:, cols], axis=1) >= mn]
+        return arr
+
+    # ------------------------------------------------------------------ spatial combinations
+    def _build_spatial_combos(self) -> None:
+        """Distinct spatial sub-vectors per dim, and the combinations whose products fit."""
+        cols = self._spatial_cols
+        self.spatial_keys: list[np.ndarray] = []  # per dim: (n_keys, n_spatial)
+        self.completions: list[list[np.ndarray]] = []  # per dim, per key: option row indices
+        for opts in self.options:
+            sub = opts[:, cols] if cols else np.zeros((len(opts), 0), dtype=np.int64)
+            keys, inverse = np.unique(sub, axis=0, return_inverse=True)
+            inverse = inverse.reshape(-1)
+            self.spatial_keys.append(keys)
+            self.completions.append([np.nonzero(inverse == k)[0] for k in range(len(keys))])
+        limits = []
+        for j in cols:
+            s = self.slots[j]
+            fx, fy = self.arch.fanout(s.level)
+            limits.append(fx if s.kind == "X" else fy)
+        limits = np.array(limits, dtype=np.int64)
+        combos: list[tuple[int, ...]] = []
+
+        def rec(d: int, prod: np.ndarray, acc: list[int]) -> None:
+            if d == self.D:
+                combos.append(tuple(acc))
+                return
+            keys = self.spatial_keys[d]
+            for k in range(len(keys)):
+                p = prod * keys[k] if len(cols) else prod
+                if len(cols) and np.any(p > limits):
+                    continue
+                acc.append(k)
+                rec(d + 1, p, acc)
+                acc.pop()
+
+        rec(0, np.ones(len(cols), dtype=np.int64), [])
+        self.combos = combos
+        counts = []
+        for combo in combos:
+            c = 1
+            for d, k in enumerate(combo):
+                c *= len(self.completions[d][k])
+            counts.append(c)
+        self.combo_counts = np.array(counts, dtype=object)
+        self.if_feasible = int(sum(counts))
+
+    def _build_orders_and_bypass(self) -> None:
+        self.free_keep: list[tuple[int, int]] = []  # (level, tensor) pairs that are free
+        self.forced_keep = np.ones((self.L, len(self.tensors)), dtype=bool)
+        for i, lv in enumerate(self.arch.levels):
+            lc = self._lc(i)
+            for t, name in enumerate(self.tensors):
+                if lv.is_dummy or name in lc.bypass:
+                    self.forced_keep[i, t] = False
+                elif i == 0 or name in lc.keep:
+                    self.forced_keep[i, t] = True
+                else:
+                    self.free_keep.append((i, t))
+        fx, fy = self.arch.fanout(self.L - 1)
+        self.order_matters = [True] * self.L
+        self.order_matters[self.L - 1] = fx * fy > 1
+
+    # ------------------------------------------------------------------ sizes
+    def sizes(self) -> dict:
+        n_slots = len(self.slots)
+        unconstrained = 1
+        for d in self.dims:
+            unconstrained *= ordered_factorizations(self.problem.bounds[d], n_slots)
+        if_size = 1
+        for opts in self.options:
+            if_size *= len(opts)
+        orders_max = 1
+        for i in range(self.L):
+            if self.order_matters[i] and not self.arch.levels[i].is_dummy:
+                lc = self._lc(i)
+                free = [d for d in self.dims if d not in lc.perm_inner and d not in lc.perm_outer
+                        and lc.temporal_exact.get(d) != 1]
+                orders_max *= math.factorial(len(free))
+        bypass = 2 ** len(self.free_keep)
+        return {
+            "if_unconstrained": unconstrained,
+            "if_size": if_size,
+            "if_feasible": self.if_feasible,
+            "orders_max": orders_max,
+            "bypass_size": bypass,
+            "mapspace_size": unconstrained * math.factorial(self.D) ** self.L
+            * 2 ** ((self.L - 1) * len(self.tensors)),
+            "pruned_size_upper_bound": self.if_feasible * orders_max * bypass,
+        }
+
+    # ------------------------------------------------------------------ rows
+    def factor_arrays(self, choice: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """choice[b, d] = option row of dim d -> (T, SX, SY) arrays (B, L, D)."""
+        B = choice.shape[0]
+        T = np.ones((B, self.L, self.D), dtype=np.int64)
+        SX = np.ones_like(T)
+        SY = np.ones_like(T)
+        for d in range(self.D):
+            vals = self.options[d][choice[:, d]]  # (B, n_slots)
+            for j, s in enumerate(self.slots):
+                target = T if s.kind == "T" else SX if s.kind == "X" else SY
+                target[:, s.level, d] = vals[:, j]
+        return T, SX, SY
+
+    def perms_random(self, T: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        B = T.shape[0]
+        perm = np.empty((B, self.L, self.D), dtype=np.int64)
+        for i in range(self.L):
+            keys = rng.random((B, self.D))
+            if not self.order_matters[i]:
+                keys = np.broadcast_to(np.arange(self.D, dtype=float), (B, self.D)).copy()
+            perm[:, i] = self._apply_perm_constraints(i, keys)
+        return perm
+
+    def _apply_perm_constraints(self, i: int, keys: np.ndarray) -> np.ndarray:
+        lc = self._lc(i)
+        keys = keys.copy()
+        for pos, d in enumerate(lc.perm_inner):
+            keys[:, self.dims.index(d)] = -1e6 + pos
+        for pos, d in enumerate(lc.perm_outer):
+            keys[:, self.dims.index(d)] = 1e6 + pos
+        return np.argsort(keys, axis=1, kind="stable")
+
+    def canonical_perm(self, T: np.ndarray, perm: np.ndarray) -> np.ndarray:
+        """Non-unit loops keep their order; unit loops follow in dimension order."""
+        B = T.shape[0]
+        rows = np.arange(B)[:, None]
+        out = np.empty_like(perm)
+        for i in range(self.L):
+            p = perm[:, i]
+            unit = T[rows, i, p] == 1
+            key = np.where(unit, 1000 + p, np.arange(self.D)[None, :])
+            order = np.argsort(key, axis=1, kind="stable")
+            out[:, i] = np.take_along_axis(p, order, axis=1)
+        return out
+
+    def keep_random(self, B: int, rng: np.random.Generator) -> np.ndarray:
+        keep = np.broadcast_to(self.forced_keep, (B, self.L, len(self.tensors))).copy()
+        if self.free_keep:
+            bits = rng.random((B, len(self.free_keep))) < 0.5
+            for j, (i, t) in enumerate(self.free_keep):
+                keep[:, i, t] = bits[:, j]
+        return keep
+
+    def keep_all_variants(self) -> np.ndarray:
+        n = len(self.free_keep)
+        out = np.broadcast_to(self.forced_keep, (2 ** n, self.L, len(self.tensors))).copy()
+        for v in range(2 ** n):
+            for j, (i, t) in enumerate(self.free_keep):
+                out[v, i, t] = bool((v >> j) & 1)
+        return out
+
+    def orders_for(self, T_row: np.ndarray) -> list[np.ndarray]:
+        """All distinct loop orders (perm arrays (L, D)) for one factorization."""
+        per_level: list[list[list[int]]] = []
+        for i in range(self.L):
+            lc = self._lc(i)
+            inner = [self.dims.index(d) for d in lc.perm_inner]
+            outer = [self.dims.index(d) for d in lc.perm_outer]
+            fixed = set(inner) | set(outer)
+            free_nonunit = [d for d in range(self.D) if d not in fixed and T_row[i, d] > 1]
+            free_unit = [d for d in range(self.D) if d not in fixed and T_row[i, d] == 1]
+            if not self.order_matters[i] or len(free_nonunit) <= 1:
+                variants = [free_nonunit]
+            else:
+                variants = [list(p) for p in itertools.permutations(free_nonunit)]
+            per_level.append([inner + v + free_unit + outer for v in variants])
+        return [np.array(combo, dtype=np.int64) for combo in itertools.product(*per_level)]
+
+    def sample_choices(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """Factorizations drawn uniformly from the fan-out-feasible set."""
+        if not self.combos:
+            return np.zeros((0, self.D), dtype=np.int64)
+        weights = np.array([float(c) for c in self.combo_counts])
+        weights /= weights.sum()
+        combo_idx = rng.choice(len(self.combos), size=n, p=weights)
+        choice = np.empty((n, self.D), dtype=np.int64)
+        combos = np.array(self.combos, dtype=np.int64).reshape(len(self.combos), self.D)
+        for d in range(self.D):
+            keys = combos[combo_idx, d]
+            comp = self.completions[d]
+            lens = np.array([len(c) for c in comp])
+            pick = (rng.random(n) * lens[keys]).astype(np.int64)
+            starts = np.zeros(len(comp) + 1, dtype=np.int64)
+            starts[1:] = np.cumsum(lens)
+            flat = np.concatenate(comp) if comp else np.zeros(0, dtype=np.int64)
+            choice[:, d] = flat[starts[keys] + pick]
+        return choice
+
+    def iter_choices(self, chunk: int = 4096):
+        """Every fan-out-feasible factorization, in a fixed order, in chunks."""
+        buf: list[tuple[int, ...]] = []
+        for combo in self.combos:
+            lists = [self.completions[d][k] for d, k in enumerate(combo)]
+            for tup in itertools.product(*lists):
+                buf.append(tup)
+                if len(buf) >= chunk:
+                    yield np.array(buf, dtype=np.int64)
+                    buf = []
+        if buf:
+            yield np.array(buf, dtype=np.int64)
+
+    # ------------------------------------------------------------------ mapping objects
+    def to_mapping(self, T: np.ndarray, SX: np.ndarray, SY: np.ndarray, perm: np.ndarray,
+                   keep: np.ndarray) -> Mapping:
+        """One row -> a Mapping (canonical spatial order: X dims innermost, dimension order)."""
+        levels = []
+        for i, lv in enumerate(self.arch.levels):
+            temporal = {self.dims[d]: int(T[i, d]) for d in range(self.D) if T[i, d] > 1}
+            order = tuple(self.dims[d] for d in perm[i])
+            xs = [self.dims[d] for d in range(self.D) if SX[i, d] > 1]
+            ys = [self.dims[d] for d in range(self.D) if SY[i, d] > 1]
+            spatial = {d: int(SX[i, self.dims.index(d)]) for d in xs}
+            spatial.update({d: int(SY[i, self.dims.index(d)]) for d in ys})
+            if set(xs) & set(ys):
+                raise ValueError("a dimension on both mesh axes of one level is not exportable")
+            k = frozenset(self.tensors[t] for t in range(len(self.tensors)) if keep[i, t])
+            levels.append(LevelMapping(lv.name, temporal, order, spatial, tuple(xs + ys),
+                                       len(xs), k))
+        return Mapping(tuple(levels))

@@ -1,0 +1,451 @@
+"""Search strategies over the mapspace, evaluated in numpy batches.
+
+* exhaustive: every fan-out-feasible factorization x distinct loop order x keep/bypass choice,
+  skipping a factorization whose tiles overflow a level even with every optional tensor
+  bypassed (capacity does not depend on loop order, so this is sound).
+* random: factorizations uniform over the fan-out-feasible set, then orders and bypass
+  uniformly, drawn in fixed-size blocks seeded by (seed, block number).
+* auto: random blocks to find seeds, then steepest-descent local search (move one prime factor
+  of one dimension between slots, swap two adjacent loops, flip one keep/bypass), repeated from
+  fresh random blocks while the budget lasts.
+Every candidate is compared by (objective, then a canonical key of the mapping), a total order,
+so the winner never depends on timing or on how work was split over processes.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import time
+from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from dse.arch import Architecture
+from dse.mapper.batch import BatchModel
+from dse.mapper.constraints import Constraints
+from dse.mapper.mapspace import MapSpace
+from dse.workload import Problem
+
+OBJECTIVES = ("edp", "energy", "delay", "delay,energy", "energy,delay")
+
+
+@dataclass
+class SearchConfig:
+    objective: str = "edp"
+    search: str = "auto"
+    max_evals: int | None = None
+    time_limit: float | None = None
+    seed: int = 0
+    jobs: int = 1
+    pareto: bool = False
+    block: int = 4096
+
+
+@dataclass
+class Candidate:
+    score: tuple
+    energy_pJ: float
+    cycles: int
+    choice: np.ndarray  # (D,) option index per dimension
+    perm: np.ndarray  # (L, D)
+    keep: np.ndarray  # (L, nT)
+
+
+@dataclass
+class SearchResult:
+    best: Candidate | None
+    evaluated: int = 0
+    valid: int = 0
+    rejected: Counter = field(default_factory=Counter)
+    wall_s: float = 0.0
+    interrupted: bool = False
+    exhausted: bool = False
+    pareto: list = field(default_factory=list)  # (energy, cycles, Candidate)
+    smallest_change: str | None = None
+
+
+# ---------------------------------------------------------------------------- workers
+_WORKER: BatchModel | None = None
+
+
+def _init_worker(problem: Problem, arch: Architecture) -> None:
+    global _WORKER
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
+    _WORKER = BatchModel(problem, arch)
+
+
+def _eval_in_worker(arrays):
+    assert _WORKER is not None
+    r = _WORKER.evaluate(*arrays)
+    return r.energy_pJ, r.cycles, r.valid, r.capacity_ok, r.fanout_ok, r.overflow
+
+
+class Searcher:
+    def __init__(self, problem: Problem, arch: Architecture, constraints: Constraints,
+                 config: SearchConfig) -> None:
+        if config.objective not in OBJECTIVES:
+            raise ValueError(f"unknown objective {config.objective}")
+        self.problem, self.arch, self.cfg = problem, arch, config
+        self.space = MapSpace(problem, arch, constraints)
+        self.model = BatchModel(problem, arch)
+        self.min_util = constraints.min_utilization
+        self.result = SearchResult(None)
+        self.pool: ProcessPoolExecutor | None = None
+        self._option_index = [
+            {tuple(row): k for k, row in enumerate(opts)} for opts in self.space.options
+        ]
+        self._stop = False
+        self.progress = None  # callable(result, evals_per_s) or None
+        self._front_e = np.zeros(0)
+        self._front_c = np.zeros(0, dtype=np.int64)
+        self._front_rows: list = []
+
+    # ------------------------------------------------------------------ evaluation
+    def _evaluate(self, choice: np.ndarray, perm: np.ndarray, keep: np.ndarray):
+        T, SX, SY = self.space.factor_arrays(choice)
+        perm = self.space.canonical_perm(T, perm)
+        arrays = (T, SX, SY, perm, keep)
+        if self.pool is None or len(choice) < 2048:
+            r = self.model.evaluate(*arrays)
+            out = (r.energy_pJ, r.cycles, r.valid, r.capacity_ok, r.fanout_ok, r.overflow)
+        else:
+            n = self.cfg.jobs
+            bounds = np.linspace(0, len(choice), n + 1).astype(int)
+            parts = [tuple(a[bounds[j]:bounds[j + 1]] for a in arrays) for j in range(n)]
+            outs = list(self.pool.map(_eval_in_worker, parts))
+            out = tuple(np.concatenate([o[k] for o in outs]) for k in range(6))
+        energy, cycles, valid, cap_ok, fan_ok, overflow = out
+        if self.min_util > 0:
+            used = (SX * SY).prod(axis=(1, 2))
+            util_ok = used >= self.min_util * self.arch.compute.instances
+            self.result.rejected["constraint: min utilization"] += int((valid & ~util_ok).sum())
+            valid = valid & util_ok
+        res = self.result
+        res.evaluated += len(choice)
+        res.valid += int(valid.sum())
+        res.rejected["fan-out exceeded"] += int((~fan_ok).sum())
+        bad = fan_ok & ~cap_ok
+        if bad.any():
+            first = np.argmax(overflow[bad] > 0, axis=1)
+            for lvl, cnt in zip(*np.unique(first, return_counts=True), strict=True):
+                res.rejected[f"capacity at {self.arch.levels[lvl].name}"] += int(cnt)
+            self._note_overflow(overflow[bad])
+        return energy, cycles, valid, perm
+
+    def _note_overflow(self, overflow: np.ndarray) -> None:
+        only_one = (overflow > 0).sum(axis=1) == 1
+        if not only_one.any():
+            return
+        ov = overflow[only_one]
+        lvl = np.argmax(ov > 0, axis=1)
+        amount = ov[np.arange(len(ov)), lvl]
+        j = int(np.argmin(amount))
+        cur = getattr(self, "_best_overflow", None)
+        if cur is None or amount[j] < cur[1]:
+            self._best_overflow = (int(lvl[j]), int(amount[j]))
+
+    def _scores(self, energy: np.ndarray, cycles: np.ndarray) -> list[np.ndarray]:
+        obj = self.cfg.objective
+        if obj == "edp":
+            return [energy * cycles]
+        if obj == "energy":
+            return [energy]
+        if obj == "delay":
+            return [cycles.astype(float)]
+        if obj == "delay,energy":
+            return [cycles.astype(float), energy]
+        return [energy, cycles.astype(float)]
+
+    def _key(self, choice: np.ndarray, perm: np.ndarray, keep: np.ndarray) -> tuple:
+        return tuple(int(x) for x in choice) + tuple(int(x) for x in perm.ravel()) + tuple(
+            int(x) for x in keep.ravel())
+
+    def _consider(self, choice, perm, keep, energy, cycles, valid) -> list[Candidate]:
+        """Fold a batch into the incumbent (and Pareto front); return the batch's top rows."""
+        idx = np.nonzero(valid)[0]
+        if not len(idx):
+            return []
+        scores = self._scores(energy[idx], cycles[idx])
+        order = np.lexsort(tuple(reversed(scores)))
+        top: list[Candidate] = []
+        k = 0
+        best_score = tuple(s[order[0]] for s in scores)
+        # rows tied on the score: pick by canonical key
+        while k < len(order) and tuple(s[order[k]] for s in scores) == best_score:
+            k += 1
+        tied = order[:max(k, 1)]
+        cands = []
+        for j in list(tied) + list(order[max(k, 1):max(k, 1) + 16]):
+            r = idx[j]
+            c = Candidate(tuple(float(s[j]) for s in scores), float(energy[r]), int(cycles[r]),
+                          choice[r].copy(), perm[r].copy(), keep[r].copy())
+            cands.append(c)
+        cands.sort(key=lambda c: (c.score, self._key(c.choice, c.perm, c.keep)))
+        top = cands
+        best = self.result.best
+        if best is None or (top[0].score, self._key(top[0].choice, top[0].perm, top[0].keep)) < (
+                best.score, self._key(best.choice, best.perm, best.keep)):
+            self.result.best = top[0]
+        if self.cfg.pareto:
+            self._update_front(choice[idx], perm[idx], keep[idx], energy[idx], cycles[idx])
+        return top
+
+    def _update_front(self, choice, perm, keep, energy, cycles) -> None:
+        e = np.concatenate([self._front_e, energy])
+        c = np.concatenate([self._front_c, cycles])
+        rows = self._front_rows + [(choice[j].copy(), perm[j].copy(), keep[j].copy())
+                                   for j in range(len(energy))]
+        order = np.lexsort((e, c))  # by cycles, then energy
+        keep_idx = []
+        best_e = np.inf
+        for j in order:
+            if e[j] < best_e:
+                keep_idx.append(j)
+                best_e = e[j]
+        self._front_e = e[keep_idx]
+        self._front_c = c[keep_idx]
+        self._front_rows = [rows[j] for j in keep_idx]
+
+    # ------------------------------------------------------------------ budget
+    def _out_of_budget(self) -> bool:
+        if self._stop:
+            return True
+        if self.cfg.max_evals is not None and self.result.evaluated >= self.cfg.max_evals:
+            return True
+        if self.cfg.time_limit is not None and time.perf_counter() - self._t0 >= self.cfg.time_limit:
+            return True
+        return False
+
+    def _tick(self) -> None:
+        if self.progress is not None:
+            el = max(time.perf_counter() - self._t0, 1e-9)
+            self.progress(self.result, self.result.evaluated / el)
+
+    # ------------------------------------------------------------------ strategies
+    def random_block(self, block_no: int, n: int):
+        rng = np.random.default_rng([self.cfg.seed, block_no])
+        choice = self.space.sample_choices(n, rng)
+        T, _, _ = self.space.factor_arrays(choice)
+        perm = self.space.perms_random(T, rng)
+        keep = self.space.keep_random(len(choice), rng)
+        return choice, perm, keep
+
+    def _run_random(self) -> None:
+        block_no = 0
+        while not self._out_of_budget():
+            n = self.cfg.block
+            if self.cfg.max_evals is not None:
+                n = min(n, self.cfg.max_evals - self.result.evaluated)
+            choice, perm, keep = self.random_block(block_no, n)
+            if not len(choice):
+                break
+            e, c, v, perm = self._evaluate(choice, perm, keep)
+            self._consider(choice, perm, keep, e, c, v)
+            block_no += 1
+            self._tick()
+
+    def _run_exhaustive(self) -> None:
+        space = self.space
+        keeps = space.keep_all_variants()  # (V, L, nT)
+        min_keep = space.forced_keep[None]
+        buf_c, buf_p, buf_k = [], [], []
+
+        def flush() -> None:
+            if not buf_c:
+                return
+            ch, pe, ke = np.array(buf_c), np.array(buf_p), np.array(buf_k)
+            buf_c.clear(), buf_p.clear(), buf_k.clear()
+            e, c, v, pe = self._evaluate(ch, pe, ke)
+            self._consider(ch, pe, ke, e, c, v)
+            self._tick()
+
+        for chunk in space.iter_choices(1024):
+            T, SX, SY = space.factor_arrays(chunk)
+            # sound pruning: a factorization that overflows with minimal keeps never fits
+            ok = self.model.evaluate(T, SX, SY, np.tile(np.arange(space.D), (len(chunk),
+                                     space.L, 1)), np.repeat(min_keep, len(chunk), axis=0)
+                                     ).capacity_ok
+            self.result.rejected["pruned: capacity with minimal keeps"] += int((~ok).sum())
+            for r in np.nonzero(ok)[0]:
+                orders = space.orders_for(T[r])
+                for pe in orders:
+                    for ke in keeps:
+                        buf_c.append(chunk[r])
+                        buf_p.append(pe)
+                        buf_k.append(ke)
+                if len(buf_c) >= self.cfg.block:
+                    flush()
+                    if self._out_of_budget():
+                        return
+        flush()
+        self.result.exhausted = not self._stop
+
+    def neighbours(self, cand: Candidate):
+        """All single moves from a candidate: factor moves, adjacent swaps, bypass flips."""
+        space = self.space
+        choices, perms, keeps = [], [], []
+        base_c, base_p, base_k = cand.choice, cand.perm, cand.keep
+        T, _, _ = space.factor_arrays(base_c[None])
+        for d in range(space.D):
+            row = space.options[d][base_c[d]]
+            n_slots = len(row)
+            for a in range(n_slots):
+                if row[a] == 1:
+                    continue
+                for p in _primes(int(row[a])):
+                    for b in range(n_slots):
+                        if b == a:
+                            continue
+                        new = row.copy()
+                        new[a] //= p
+                        new[b] *= p
+                        k = self._option_index[d].get(tuple(new))
+                        if k is not None:
+                            c = base_c.copy()
+                            c[d] = k
+                            choices.append(c)
+                            perms.append(base_p)
+                            keeps.append(base_k)
+        for i in range(space.L):
+            lc = space._lc(i)
+            fixed = {space.dims.index(x) for x in lc.perm_inner + lc.perm_outer}
+            order = [d for d in base_p[i] if T[0, i, d] > 1 and d not in fixed]
+            if not space.order_matters[i]:
+                continue
+            for j in range(len(order) - 1):
+                new_order = list(base_p[i])
+                a, b = new_order.index(order[j]), new_order.index(order[j + 1])
+                new_order[a], new_order[b] = new_order[b], new_order[a]
+                pe = base_p.copy()
+                pe[i] = new_order
+                choices.append(base_c)
+                perms.append(pe)
+                keeps.append(base_k)
+        for i, t in space.free_keep:
+            ke = base_k.copy()
+            ke[i, t] = not ke[i, t]
+            choices.append(base_c)
+            perms.append(base_p)
+            keeps.append(ke)
+        if not choices:
+            return None
+        return np.array(choices), np.array(perms), np.array(keeps)
+
+    def _local_search(self, seeds: list[Candidate], width: int = 8) -> None:
+        pool = seeds[:width]
+        seen = {self._key(c.choice, c.perm, c.keep) for c in pool}
+        while pool and not self._out_of_budget():
+            batch = [self.neighbours(c) for c in pool]
+            batch = [b for b in batch if b is not None]
+            if not batch:
+                return
+            ch = np.concatenate([b[0] for b in batch])
+            pe = np.concatenate([b[1] for b in batch])
+            ke = np.concatenate([b[2] for b in batch])
+            T, _, _ = self.space.factor_arrays(ch)
+            pe = self.space.canonical_perm(T, pe)
+            keys = [self._key(ch[j], pe[j], ke[j]) for j in range(len(ch))]
+            fresh = [j for j, k in enumerate(keys) if k not in seen]
+            if not fresh:
+                return
+            seen.update(keys[j] for j in fresh)
+            ch, pe, ke = ch[fresh], pe[fresh], ke[fresh]
+            e, c, v, pe = self._evaluate(ch, pe, ke)
+            top = self._consider(ch, pe, ke, e, c, v)
+            self._tick()
+            merged = sorted(pool + top, key=lambda x: (x.score, self._key(x.choice, x.perm,
+                                                                          x.keep)))
+            new_pool = []
+            used = set()
+            for x in merged:
+                k = self._key(x.choice, x.perm, x.keep)
+                if k not in used:
+                    used.add(k)
+                    new_pool.append(x)
+                if len(new_pool) == width:
+                    break
+            if [self._key(x.choice, x.perm, x.keep) for x in new_pool] == [
+                    self._key(x.choice, x.perm, x.keep) for x in pool]:
+                return
+            pool = new_pool
+
+    def _run_auto(self) -> None:
+        block_no = 0
+        while not self._out_of_budget():
+            tops: list[Candidate] = []
+            for _ in range(4):  # a round of random blocks to find starting points
+                if self._out_of_budget():
+                    break
+                choice, perm, keep = self.random_block(block_no, self.cfg.block)
+                block_no += 1
+                if not len(choice):
+                    return
+                e, c, v, perm = self._evaluate(choice, perm, keep)
+                tops += self._consider(choice, perm, keep, e, c, v)
+                self._tick()
+            tops.sort(key=lambda x: (x.score, self._key(x.choice, x.perm, x.keep)))
+            if self.result.best is not None:
+                tops = [self.result.best] + tops
+            self._local_search(tops)
+
+    # ------------------------------------------------------------------ entry point
+    def run(self) -> SearchResult:
+        self._t0 = time.perf_counter()
+        if self.cfg.jobs > 1:
+            self.pool = ProcessPoolExecutor(self.cfg.jobs, initializer=_init_worker,
+                                            initargs=(self.problem, self.arch))
+        try:
+            if self.cfg.search == "exhaustive":
+                self._run_exhaustive()
+            elif self.cfg.search == "random":
+                self._run_random()
+            else:
+                if self.cfg.max_evals is None and self.cfg.time_limit is None:
+                    self.cfg.max_evals = 200_000
+                self._run_auto()
+        except KeyboardInterrupt:
+            self.result.interrupted = True
+        finally:
+            if self.pool is not None:
+                self.pool.shutdown(wait=not self.result.interrupted, cancel_futures=True)
+        self.result.wall_s = time.perf_counter() - self._t0
+        if self.cfg.pareto:
+            self.result.pareto = [
+                (float(e), int(c), Candidate((), float(e), int(c), *row))
+                for e, c, row in zip(self._front_e, self._front_c, self._front_rows, strict=True)
+            ]
+        ov = getattr(self, "_best_overflow", None)
+        if self.result.best is None and ov is not None:
+            lv = self.arch.levels[ov[0]]
+            self.result.smallest_change = (
+                f"{lv.name} would admit a mapping with {ov[1]} more words per instance "
+                f"(capacity {lv.effective_capacity_words} -> "
+                f"{lv.effective_capacity_words + ov[1]})")
+        return self.result
+
+    def mapping_of(self, cand: Candidate):
+        T, SX, SY = self.space.factor_arrays(cand.choice[None])
+        return self.space.to_mapping(T[0], SX[0], SY[0], cand.perm, cand.keep)
+
+
+def _primes(n: int) -> list[int]:
+    out, p = [], 2
+    while p * p <= n:
+        if n % p == 0:
+            out.append(p)
+            while n % p == 0:
+                n //= p
+        p += 1
+    if n > 1:
+        out.append(n)
+    return out
+
+
+def edp(energy: float, cycles: int) -> float:
+    return energy * cycles
+
+
+__all__ = ["Searcher", "SearchConfig", "SearchResult", "Candidate", "math"]

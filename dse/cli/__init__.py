@@ -12,6 +12,12 @@ from dse import __version__
 COMMANDS = {
     "model": ("dse.cli.model_cmd", "model", "Evaluate one mapping (Timeloop-compatible model)."),
     "convert": ("dse.cli.convert_cmd", "convert", "Convert Timeloop YAML to dse's native YAML."),
+    "map": ("dse.cli.map_cmd", "map_", "Search the mapspace for the best mapping."),
+    "bench": ("dse.cli.bench_cmd", "bench", "Measure mapper throughput and model speed."),
+    "workload": ("dse.cli.workload_cmd", "workload",
+                 "Workload library: list, show, stats, export --timeloop."),
+    "import": ("dse.cli.import_cmd", "import_",
+               "Import an ONNX model or Timeloop problem files as a network YAML."),
 }
 
 

@@ -1,0 +1,26 @@
+"""`dse bench`: measure mapper throughput and model speed on the built-in cases."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command()
+@click.option("--max-evals", type=int, default=50_000, show_default=True,
+              help="Mappings per mapper case.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def bench(max_evals: int, as_json: bool) -> None:
+    """Evaluated mappings per second (one process) on the Eyeriss-like VGG layer and a
+    ResNet-18 3x3 layer, and the time of one model evaluation."""
+    import json
+
+    from dse.bench import run_all
+
+    results = run_all(max_evals)
+    if as_json:
+        click.echo(json.dumps(results, indent=2))
+        return
+    click.echo(f"{'case':48s} {'evaluated':>10s} {'wall_s':>8s} {'evals/s':>10s}")
+    for name, r in results.items():
+        click.echo(f"{name:48s} {r['evaluated']:>10,} {r['wall_s']:>8.2f} "
+                   f"{r['evals_per_s']:>10,.0f}")

@@ -1,0 +1,125 @@
+"""From input files to a searched mapping and its output files (used by `dse map`)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import yaml
+
+from dse import __version__
+from dse.errors import SpecError, did_you_mean
+from dse.mapper.constraints import constraints_from_document
+from dse.mapper.search import OBJECTIVES, SearchConfig, Searcher, SearchResult
+from dse.model import evaluate
+from dse.report_model import atomic_write, csv_text, level_rows, summary, write_outputs
+from dse.spec.build import Spec, load_spec
+from dse.spec.common import get
+from dse.spec.convert import mapping_to_native, mapping_to_timeloop
+
+ALGORITHMS = {"exhaustive": "exhaustive", "linear_pruned": "exhaustive",
+              "linear-pruned": "exhaustive", "random": "random", "random_pruned": "auto",
+              "random-pruned": "auto", "hybrid": "auto"}
+
+
+@dataclass
+class MapperDefaults:
+    """Settings taken from a Timeloop `mapper:` section (CLI options override them)."""
+
+    objective: str | None = None
+    search: str | None = None
+    max_evals: int | None = None
+
+
+def mapper_defaults(spec: Spec) -> MapperDefaults:
+    node = spec.document.data.get("mapper")
+    out = MapperDefaults()
+    if not isinstance(node, dict):
+        return out
+    metrics = get(node, "optimization_metrics") or get(node, "optimization_metric")
+    if isinstance(metrics, str):
+        metrics = [metrics]
+    if metrics:
+        joined = ",".join(str(m) for m in metrics[:2])
+        if joined not in OBJECTIVES:
+            f, line = node.file_of("optimization_metrics"), node.line_of("optimization_metrics")
+            raise SpecError(f"optimization metrics {metrics} are not supported",
+                            file=f, line=line, expected=", ".join(OBJECTIVES),
+                            hint=did_you_mean(joined, OBJECTIVES))
+        out.objective = joined
+    algo = get(node, "algorithm")
+    if algo is not None:
+        out.search = ALGORITHMS.get(str(algo))
+    size = get(node, "search_size")
+    if isinstance(size, int) and size > 0:
+        out.max_evals = size
+    return out
+
+
+def pareto_rows(searcher: Searcher, result: SearchResult) -> list[dict]:
+    rows = []
+    for energy, cycles, cand in result.pareto:
+        m = searcher.mapping_of(cand)
+        loops = " | ".join(
+            f"{lm.target}: " + " ".join(f"{d}{n}" for d, n in lm.temporal.items())
+            + ("" if not lm.spatial else (" " if lm.temporal else "") + "spatial " + " ".join(
+                f"{d}{n}" for d, n in lm.spatial.items()))
+            for lm in m.levels if lm.temporal or lm.spatial)
+        rows.append({"energy_pJ": energy, "cycles": cycles, "edp_pJ_cycles": energy * cycles,
+                     "mapping": loops})
+    return rows
+
+
+def write_search_outputs(out: Path, spec: Spec, searcher: Searcher, result: SearchResult,
+                         cfg: SearchConfig) -> dict:
+    sizes = searcher.space.sizes()
+    info = {
+        "tool": "dse", "version": __version__,
+        "objective": cfg.objective, "search": cfg.search, "seed": cfg.seed, "jobs": cfg.jobs,
+        "max_evals": cfg.max_evals, "time_limit_s": cfg.time_limit,
+        "mapspace_size": sizes["mapspace_size"],
+        "pruned_size": sizes["pruned_size_upper_bound"],
+        "pruned_size_is_upper_bound": True,
+        "mapspace_parts": sizes,
+        "evaluated": result.evaluated, "valid": result.valid,
+        "rejected": dict(sorted(result.rejected.items())),
+        "evals_per_s": result.evaluated / result.wall_s if result.wall_s else None,
+        "wall_s": result.wall_s, "interrupted": result.interrupted,
+        "exhausted": result.exhausted,
+    }
+    if result.best is None:
+        info["best"] = None
+        info["smallest_change"] = result.smallest_change
+        atomic_write(out / "search.json", json.dumps(info, indent=2) + "\n")
+        return info
+    mapping = searcher.mapping_of(result.best)
+    ev = evaluate(spec.problem, spec.arch, mapping)
+    info["best"] = {"energy_pJ": ev.energy_pJ, "cycles": ev.cycles,
+                    "edp_pJ_cycles": ev.energy_pJ * ev.cycles}
+    native = mapping_to_native(mapping, spec.arch, spec.problem)
+    atomic_write(out / "mapping.yaml", "# Found by dse map; native dse format\n"
+                 + yaml.safe_dump({"mapping": native}, sort_keys=False))
+    timeloop = mapping_to_timeloop(mapping, spec.arch, spec.problem)
+    atomic_write(out / "map.yaml", "# Found by dse map; Timeloop mapping format\n"
+                 + yaml.safe_dump({"mapping": timeloop}, sort_keys=False))
+    rows = level_rows(ev, spec.arch)
+    write_outputs(out, rows, summary(ev, spec.arch, spec.problem, spec.document.hashes,
+                                     {"search": {k: info[k] for k in (
+                                         "objective", "search", "seed", "evaluated")}}))
+    atomic_write(out / "search.json", json.dumps(info, indent=2) + "\n")
+    if cfg.pareto:
+        prow = pareto_rows(searcher, result)
+        atomic_write(out / "pareto.csv", csv_text(prow, ["energy_pJ", "cycles", "edp_pJ_cycles",
+                                                         "mapping"]))
+    return info
+
+
+def prepare(files, cfg: SearchConfig) -> tuple[Spec, Searcher]:
+    spec = load_spec(files, need_mapping=False)
+    cons = constraints_from_document(spec.document.data, spec.arch, spec.problem,
+                                     spec.arch_constraints)
+    return spec, Searcher(spec.problem, spec.arch, cons, cfg)
+
+
+__all__ = ["prepare", "write_search_outputs", "mapper_defaults", "MapperDefaults", "asdict"]

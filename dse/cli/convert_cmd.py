@@ -21,7 +21,8 @@ def convert(files: tuple[str, ...], out_dir: str) -> None:
     import yaml
 
     from dse.report_model import atomic_write
-    from dse.spec import build, convert as conv
+    from dse.spec import build
+    from dse.spec import convert as conv
     from dse.spec.yamlload import load_documents
 
     doc = load_documents(list(files))

@@ -45,8 +45,8 @@ def map_(files, objective, search, max_evals, time_limit, seed, jobs, pareto, ou
 
     from dse.mapper.run import mapper_defaults, prepare, write_search_outputs
     from dse.mapper.search import SearchConfig
-    from dse.report_model import terminal_table, level_rows
     from dse.model import evaluate
+    from dse.report_model import level_rows, terminal_table
     from dse.spec.build import load_spec
 
     spec0 = load_spec(files, need_mapping=False)

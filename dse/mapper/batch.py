@@ -16,8 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dse.arch import Architecture
-from dse.model.deltas import spatial_stats, steps_for
-from dse.model.nest import NestLoop
+from dse.model.deltas import SpatialStats, link_effect, neighbour_diffs
 from dse.workload import Problem
 
 
@@ -53,7 +52,13 @@ class BatchModel:
                 for d, c in rank:
                     a[r, self.dims.index(d)] += c
             self.A.append(a)
+        # ranks over dimensions of bound 1 never move and always have extent 1: drop them
+        varying = np.array([problem.bounds[d] > 1 for d in self.dims])
+        self.A = [a[(a[:, varying] != 0).any(axis=1)] if varying.any() else a[:1]
+                  for a in self.A]
+        self.A32 = [a.T.astype(np.int32) for a in self.A]
         self.shared_dim = [bool(((a != 0).sum(axis=0) > 1).any()) for a in self.A]
+        self._structs: dict = {}  # spatial structures seen, for link-transfer lookups
         self.irrelevant = [~(a != 0).any(axis=0) for a in self.A]
         # (x, y) dimension pairs that share a rank (sliding windows): links need one of these
         self.coupled_pairs = []
@@ -159,6 +164,7 @@ class BatchModel:
             ss = np.concatenate(slot_s[i::-1], axis=1)
             K = sd.shape[1]
             nonunit = sn > 1
+            ss32 = ss.astype(np.int32)
             outer = np.cumprod(sn[:, ::-1], axis=1)[:, ::-1]
             weight = (sn - 1) * np.concatenate([outer[:, 1:], np.ones((B, 1), np.int64)], axis=1)
             first = np.argmax(nonunit, axis=1) if K else np.zeros(B, dtype=np.int64)
@@ -166,6 +172,19 @@ class BatchModel:
             any_fan = bool((fan[:, i] > 1).any())
             for t in range(nT):
                 AT = self.A[t].T  # (D, R)
+                # deltas at this boundary only matter where this level or its child (the
+                # compute units count as keeping everything) keeps t
+                # (elsewhere only the ratio groups / fan-out is used, so any positive count
+                # does), unless a sliding-window link transfer could change that ratio
+                needed = keep[:, i, t] | (keep[:, b, t] if b < L else True)
+                if not needed.any() and not (
+                        any_fan and self.link_transfers and K
+                        and self._coupled(t, i, b == L, S, T).any()):
+                    dsum[:, i, t] = 1.0
+                    if any_fan:
+                        groups[:, i, t] = self._groups(t, S[:, i], child_box, SX[:, i],
+                                                       SY[:, i])
+                    continue
                 ext = (child_box - 1) @ AT + 1
                 full = np.prod(ext, axis=1)
                 if K == 0:
@@ -174,34 +193,36 @@ class BatchModel:
                     kind_ok = nonunit
                 elif b == L:
                     dsum[:, i, t] = full * (1 + weight.sum(axis=1))
-                    pv = AT[sd] * ss[..., None]
-                    masked = pv * nonunit[..., None]
-                    v = pv - (np.cumsum(masked, axis=1) - masked)
+                    if any_fan and self.link_transfers:
+                        pv = AT[sd] * ss[..., None]
+                        masked = pv * nonunit[..., None]
+                        v = pv - (np.cumsum(masked, axis=1) - masked)
                     kind_ok = nonunit
                 else:
-                    pv = AT[sd] * ss[..., None]  # (B, K, R)
+                    pv = self.A32[t][sd] * ss32[..., None]  # (B, K, R) projected loop steps
                     masked = pv * nonunit[..., None]
                     v = pv - (np.cumsum(masked, axis=1) - masked)
                     nz = v != 0
                     cnt = nz.sum(axis=2)
-                    r_idx = np.argmax(nz, axis=2)[..., None]
-                    vr = np.abs(np.take_along_axis(v, r_idx, axis=2)[..., 0])
-                    er = ext[np.arange(B)[:, None], r_idx[..., 0]]
-                    c = np.where(cnt == 0, 0,
-                                 np.where((cnt == 1) & (vr < er), vr * (full[:, None] // er),
-                                          full[:, None]))
+                    vr = np.abs(v.sum(axis=2))  # the moved rank's offset when cnt == 1
+                    er = (nz * ext[:, None, :]).sum(axis=2)
+                    partial = (cnt == 1) & (vr < er)
+                    fullk = full[:, None]
+                    c = np.where(partial, vr * (fullk // np.maximum(er, 1)), fullk)
+                    c = np.where(cnt == 0, 0, c)
                     v_first = v[np.arange(B), first]
                     differs = (v != v_first[:, None, :]).any(axis=2)
                     later = np.arange(K)[None, :] > first[:, None]
-                    c = np.where(later & differs, full[:, None], c)
+                    c = np.where(later & differs, fullk, c)
                     dsum[:, i, t] = full + (weight * c).sum(axis=1)
-                    # a link needs the previous step's delta to be of the same kind
-                    kind = np.where(c == 0, 0, np.where(c == full[:, None], 2, 1))
-                    kfirst = kind[np.arange(B), first]
-                    ok_later = later & nonunit & (kind == kfirst[:, None]) & (kind > 0)
-                    ok_first = (kfirst > 0) & ((kfirst == 2) | ok_later.any(axis=1))
-                    kind_ok = ok_later | ((np.arange(K)[None, :] == first[:, None])
-                                          & ok_first[:, None])
+                    if any_fan and self.link_transfers:
+                        # a link needs the previous step's delta to be of the same kind
+                        kind = np.where(c == 0, 0, np.where(c == fullk, 2, 1))
+                        kfirst = kind[np.arange(B), first]
+                        ok_later = later & nonunit & (kind == kfirst[:, None]) & (kind > 0)
+                        ok_first = (kfirst > 0) & ((kfirst == 2) | ok_later.any(axis=1))
+                        kind_ok = ok_later | ((np.arange(K)[None, :] == first[:, None])
+                                              & ok_first[:, None])
                 if any_fan:
                     groups[:, i, t] = self._groups(t, S[:, i], child_box, SX[:, i], SY[:, i])
                     if self.link_transfers and K:
@@ -218,15 +239,23 @@ class BatchModel:
                         zl = rows_fan & all_linked
                         zero_words[:, i, t] = np.where(zl, (weight * zero).sum(axis=1) * full,
                                                        0)
-                        cand = rows_fan & self._coupled(t, i, b == L, S, T)
+                        # links change nothing where neither this level nor its child keeps
+                        # t and every child holds different data (the reads/fan-out ratio
+                        # that masking passes upwards stays 1)
+                        matters = needed | (groups[:, i, t] < fan[:, i])
+                        cand = rows_fan & matters & self._coupled(t, i, b == L, S, T)
                         if cand.any():
                             sel = np.nonzero(cand)[0]
                             hit = self._link_screen(t, b == L, v[sel], kind_ok[sel], SX[sel, i],
                                                     SY[sel, i], child_box[sel])
+                            if b == L:
+                                c = np.broadcast_to(full[:, None], sn.shape)
+                                kind = np.full(sn.shape, 2)
                             for r in sel[hit]:
-                                patches.append((r, i, t, self._exact_spatial(
-                                    t, i, b == L, sd[r], sn[r], ss[r], SX[r, i], SY[r, i],
-                                    child_box[r])))
+                                patches.append((r, i, t, self._link_events(
+                                    t, i, v[r], sn[r], c[r], kind[r], int(first[r]),
+                                    int(full[r]), SX[r, i], SY[r, i], child_box[r])))
+
         fanout = fan.astype(np.float64)
         total = (dsum - zero_words) * groups
         weighted = (dsum - zero_words) * fanout[:, :, None]
@@ -289,23 +318,77 @@ class BatchModel:
         energy = dyn.sum(axis=1) + leak.sum(axis=1) + self.problem.macs * self.e_compute
         return energy, cycles, needs_exact
 
-    def _exact_spatial(self, t, level, to_compute, sd, sn, ss, SX, SY, child_box):
-        """Multicast and link transfers of one (row, level, tensor) by the scalar model."""
-        ds = self.tensors[t]
-        above = [NestLoop(self.dims[d], int(n), 0, False, False, int(s))
-                 for d, n, s in zip(sd, sn, ss, strict=True) if n > 1]
-        spatial = []
-        for d in range(self.D - 1, -1, -1):  # outermost first: Y loops, then X loops
+    def _link_events(self, t, level, v, sn, c, kind, first, full, SX, SY, child_box):
+        """Exact multicast + link-transfer statistics of one (row, level, tensor): the sampled
+        step classes of dse.model.deltas.steps_for, built from this batch's delta sizes."""
+        skey = (t, tuple(int(x) for x in SX), tuple(int(x) for x in SY),
+                tuple(int(x) for x in child_box))
+        struct = self._structs.get(skey)
+        if struct is None:
+            offs = self._child_offsets_linear(SX, SY, child_box)
+            proj = [tuple(int(x) for x in row) for row in offs @ self.A[t].T]
+            h, vv = int(np.prod(SX)), int(np.prod(SY))
+            struct = (proj, neighbour_diffs(proj, h, vv), len(set(proj)), h * vv, {})
+            self._structs[skey] = struct
+        proj, diffs, groups, fanout, effects = struct
+
+        def effect(tr):
+            e = effects.get(tr)
+            if e is None:
+                e = effects[tr] = link_effect(proj, diffs, tr)
+            return e
+
+        ks = [k for k in range(len(sn)) if sn[k] > 1]
+        trans = {k: tuple(int(x) for x in v[k]) for k in ks}
+        outer = {}
+        prod = 1
+        for k in reversed(ks):
+            outer[k] = prod
+            prod *= int(sn[k])
+        total = weighted = links = 0.0
+
+        def add(weight, size, kd, tr, prev_kd, prev_tr):
+            nonlocal total, weighted, links
+            if size == 0 or weight == 0:
+                return
+            if kd == prev_kd and kd > 0 and tr is not None and (kd == 2 or prev_tr == tr):
+                n_linked, groups_with, n_rest = effect(tr)
+                if n_linked and groups_with < groups:
+                    total += weight * size * groups_with
+                    weighted += weight * size * n_rest
+                    links += weight * size * n_linked
+                    return
+            total += weight * size * groups
+            weighted += weight * size * fanout
+
+        add(1, full, 2, None, None, None)
+        if ks:
+            f = ks[0]
+            n1 = int(sn[f]) - 1
+            add(n1, int(c[f]), int(kind[f]), trans[f], 2, None)
+            for k in ks[1:]:
+                add(n1 * (int(sn[k]) - 1) * outer[k], int(c[f]), int(kind[f]), trans[f],
+                    int(kind[k]), trans[k])
+                add((int(sn[k]) - 1) * outer[k], int(c[k]), int(kind[k]), trans[k],
+                    int(kind[f]), trans[f])
+        return SpatialStats(total, weighted, fanout, links)
+
+    def _child_offsets_linear(self, SX, SY, child_box) -> np.ndarray:
+        """Child offsets in Timeloop's linear order: Y loops outer, X inner; within an axis
+        the highest dimension index is outermost (the mapper's canonical spatial order)."""
+        loops = []
+        for d in range(self.D - 1, -1, -1):
             if SY[d] > 1:
-                spatial.append(NestLoop(self.dims[d], int(SY[d]), level, True, False,
-                                        int(child_box[d] * SX[d])))
+                loops.append((d, int(SY[d]), int(child_box[d] * SX[d])))
         for d in range(self.D - 1, -1, -1):
             if SX[d] > 1:
-                spatial.append(NestLoop(self.dims[d], int(SX[d]), level, True, True,
-                                        int(child_box[d])))
-        extents = ds.extents({self.dims[d]: int(child_box[d]) for d in range(self.D)})
-        steps = steps_for(above, extents, to_compute, ds)
-        return spatial_stats(steps, spatial, ds, True)
+                loops.append((d, int(SX[d]), int(child_box[d])))
+        offs = np.zeros((1, self.D), dtype=np.int64)
+        for d, n, stride in loops:
+            step = np.zeros((n, self.D), dtype=np.int64)
+            step[:, d] = np.arange(n) * stride
+            offs = (offs[:, None, :] + step[None, :, :]).reshape(-1, self.D)
+        return offs
 
     def _coupled(self, t: int, level: int, to_compute: bool, S: np.ndarray, T: np.ndarray
                  ) -> np.ndarray:

@@ -215,7 +215,8 @@ class Searcher:
             return True
         if self.cfg.max_evals is not None and self.result.evaluated >= self.cfg.max_evals:
             return True
-        if self.cfg.time_limit is not None and time.perf_counter() - self._t0 >= self.cfg.time_limit:
+        limit = self.cfg.time_limit
+        if limit is not None and time.perf_counter() - self._t0 >= limit:
             return True
         return False
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from itertools import product
 
 from dse.model.nest import Nest, NestLoop
@@ -152,10 +153,9 @@ def spatial_stats(
 ) -> SpatialStats:
     """Multicast (identical child deltas share one parent read) and link transfers (a child
     takes its delta from a mesh neighbour that held it at the previous step) at one fan-out."""
-    offsets, h_size, v_size = child_offsets(spatial)
-    fanout = len(offsets)
-    proj = [ds.project(o) for o in offsets]
-    groups = len(set(proj))
+    key = tuple(spatial)
+    proj, h_size, v_size, groups = _children(key, ds)
+    fanout = len(proj)
     total = weighted = links = 0.0
     for s in steps:
         if s.size == 0:
@@ -168,31 +168,55 @@ def spatial_stats(
             and s.kind != "empty"
             and (s.kind == "full" or s.prev_translation == s.translation)
         ):
-            linked = _linked_children(proj, h_size, v_size, s.translation)
-            if linked:
-                rest = [p for c, p in enumerate(proj) if c not in linked]
-                groups_with = len(set(rest))
-                if groups_with < groups:
-                    use_links = True
-                    total += s.weight * s.size * groups_with
-                    weighted += s.weight * s.size * len(rest)
-                    links += s.weight * s.size * len(linked)
+            n_linked, groups_with, n_rest = _link_effect(key, ds, s.translation)
+            if n_linked and groups_with < groups:
+                use_links = True
+                total += s.weight * s.size * groups_with
+                weighted += s.weight * s.size * n_rest
+                links += s.weight * s.size * n_linked
         if not use_links:
             total += s.weight * s.size * groups
             weighted += s.weight * s.size * fanout
     return SpatialStats(total, weighted, fanout, links)
 
 
-def _linked_children(proj: list[Vec], h_size: int, v_size: int, translation: Vec) -> set[int]:
-    """Children whose current tile equals a mesh neighbour's previous tile."""
-    linked = set()
+@lru_cache(maxsize=4096)
+def _children(spatial: tuple[NestLoop, ...], ds: DataSpace):
+    offsets, h, v = child_offsets(list(spatial))
+    proj = tuple(ds.project(o) for o in offsets)
+    return proj, h, v, len(set(proj))
+
+
+@lru_cache(maxsize=4096)
+def _neighbour_diffs(spatial: tuple[NestLoop, ...], ds: DataSpace) -> tuple[frozenset, ...]:
+    proj, h, v, _ = _children(spatial, ds)
+    return neighbour_diffs(proj, h, v)
+
+
+def neighbour_diffs(proj, h_size: int, v_size: int) -> tuple[frozenset, ...]:
+    """Per child, the data-space differences to its mesh neighbours (neighbour - self)."""
+    out = []
     for c, p in enumerate(proj):
         hid, vid = c % h_size, c // h_size
+        diffs = set()
         for dh, dv in ((-1, 0), (1, 0), (0, -1), (0, 1)):
             nh, nv = hid + dh, vid + dv
             if 0 <= nh < h_size and 0 <= nv < v_size:
                 q = proj[nv * h_size + nh]
-                if all(qa - pa == t for qa, pa, t in zip(q, p, translation, strict=True)):
-                    linked.add(c)
-                    break
-    return linked
+                diffs.add(tuple(qa - pa for qa, pa in zip(q, p, strict=True)))
+        out.append(frozenset(diffs))
+    return tuple(out)
+
+
+def link_effect(proj, diffs, translation: Vec) -> tuple[int, int, int]:
+    """(children served by a neighbour, multicast groups among the rest, size of the rest):
+    a child's current tile equals a neighbour's previous one when their difference equals
+    the step's translation."""
+    rest = [p for p, d in zip(proj, diffs, strict=True) if translation not in d]
+    return len(proj) - len(rest), len(set(rest)), len(rest)
+
+
+@lru_cache(maxsize=65536)
+def _link_effect(spatial: tuple[NestLoop, ...], ds: DataSpace, translation: Vec):
+    proj = _children(spatial, ds)[0]
+    return link_effect(proj, _neighbour_diffs(spatial, ds), translation)

@@ -59,7 +59,6 @@ class BatchModel:
         self.A32 = [a.T.astype(np.int32) for a in self.A]
         self.shared_dim = [bool(((a != 0).sum(axis=0) > 1).any()) for a in self.A]
         self._structs: dict = {}  # spatial structures seen, for link-transfer lookups
-        self.irrelevant = [~(a != 0).any(axis=0) for a in self.A]
         # (x, y) dimension pairs that share a rank (sliding windows): links need one of these
         self.coupled_pairs = []
         for a in self.A:
@@ -156,7 +155,10 @@ class BatchModel:
         groups = np.ones((B, L, nT))
         needs_exact = np.zeros(B, dtype=bool)
         patches = []  # (row, level, tensor, SpatialStats) where link transfers apply
-        zero_words = np.zeros((B, L, nT))  # words per child moved by zero-translation links
+        # zero-translation link transfers: (words per child, groups and children among the
+        # rest, linked children) per row, level, tensor
+        zero_words = np.zeros((B, L, nT))
+        zero_links = np.zeros((B, L, nT, 3))
         for i in range(L):
             b = i + 1
             sd = np.concatenate(slot_dim[i::-1], axis=1)
@@ -226,40 +228,15 @@ class BatchModel:
                 if any_fan:
                     groups[:, i, t] = self._groups(t, S[:, i], child_box, SX[:, i], SY[:, i])
                     if self.link_transfers and K:
-                        rows_fan = fan[:, i] > 1
-                        # zero-translation steps that still move a whole tile (a stride change)
-                        # are forwarded by a neighbour holding the same data: every child has
-                        # such a neighbour iff the innermost X or Y loop is irrelevant here
-                        irr = self.irrelevant[t]
-                        hx, hy = SX[:, i] > 1, SY[:, i] > 1
-                        x1 = np.argmax(hx, axis=1)
-                        y1 = np.argmax(hy, axis=1)
-                        all_linked = ((hx.any(axis=1) & irr[x1]) | (hy.any(axis=1) & irr[y1]))
-                        zero = (v == 0).all(axis=2) & kind_ok
-                        zl = rows_fan & all_linked
-                        zero_words[:, i, t] = np.where(zl, (weight * zero).sum(axis=1) * full,
-                                                       0)
-                        # links change nothing where neither this level nor its child keeps
-                        # t and every child holds different data (the reads/fan-out ratio
-                        # that masking passes upwards stays 1)
-                        matters = needed | (groups[:, i, t] < fan[:, i])
-                        cand = rows_fan & matters & self._coupled(t, i, b == L, S, T)
-                        if cand.any():
-                            sel = np.nonzero(cand)[0]
-                            hit = self._link_screen(t, b == L, v[sel], kind_ok[sel], SX[sel, i],
-                                                    SY[sel, i], child_box[sel])
-                            if b == L:
-                                c = np.broadcast_to(full[:, None], sn.shape)
-                                kind = np.full(sn.shape, 2)
-                            for r in sel[hit]:
-                                patches.append((r, i, t, self._link_events(
-                                    t, i, v[r], sn[r], c[r], kind[r], int(first[r]),
-                                    int(full[r]), SX[r, i], SY[r, i], child_box[r])))
+                        self._links(t, i, b == L, v, kind_ok, nonunit, weight, sn, first, full,
+                                    c if b < L else None, kind if b < L else None, needed,
+                                    groups, fan, S, T, SX, SY, child_box, zero_words,
+                                    zero_links, patches)
 
         fanout = fan.astype(np.float64)
-        total = (dsum - zero_words) * groups
-        weighted = (dsum - zero_words) * fanout[:, :, None]
-        links = zero_words * fanout[:, :, None]
+        total = (dsum - zero_words) * groups + zero_words * zero_links[..., 0]
+        weighted = (dsum - zero_words) * fanout[:, :, None] + zero_words * zero_links[..., 1]
+        links = zero_words * zero_links[..., 2]
         for r, i, t, st in patches:
             total[r, i, t], weighted[r, i, t], links[r, i, t] = st.total, st.weighted, \
                 st.link_transfers
@@ -318,25 +295,13 @@ class BatchModel:
         energy = dyn.sum(axis=1) + leak.sum(axis=1) + self.problem.macs * self.e_compute
         return energy, cycles, needs_exact
 
-    def _link_events(self, t, level, v, sn, c, kind, first, full, SX, SY, child_box):
+    def _link_events(self, st: dict, v, sn, c, kind, full):
         """Exact multicast + link-transfer statistics of one (row, level, tensor): the sampled
         step classes of dse.model.deltas.steps_for, built from this batch's delta sizes."""
-        skey = (t, tuple(int(x) for x in SX), tuple(int(x) for x in SY),
-                tuple(int(x) for x in child_box))
-        struct = self._structs.get(skey)
-        if struct is None:
-            offs = self._child_offsets_linear(SX, SY, child_box)
-            proj = [tuple(int(x) for x in row) for row in offs @ self.A[t].T]
-            h, vv = int(np.prod(SX)), int(np.prod(SY))
-            struct = (proj, neighbour_diffs(proj, h, vv), len(set(proj)), h * vv, {})
-            self._structs[skey] = struct
-        proj, diffs, groups, fanout, effects = struct
+        groups, fanout = st["groups"], st["fanout"]
 
         def effect(tr):
-            e = effects.get(tr)
-            if e is None:
-                e = effects[tr] = link_effect(proj, diffs, tr)
-            return e
+            return self._effect(st, tr)
 
         ks = [k for k in range(len(sn)) if sn[k] > 1]
         trans = {k: tuple(int(x) for x in v[k]) for k in ks}
@@ -420,60 +385,80 @@ class BatchModel:
 
     def _groups_exact(self, t: int, SX: np.ndarray, SY: np.ndarray, child_box: np.ndarray
                       ) -> int:
-        offs = self._child_offsets(SX, SY, child_box)
+        offs = self._child_offsets_linear(SX, SY, child_box)
         proj = offs @ self.A[t].T
         return len({tuple(p) for p in proj})
 
-    def _child_offsets(self, SX: np.ndarray, SY: np.ndarray, child_box: np.ndarray) -> np.ndarray:
-        D = self.D
-        axes = []
-        for d in range(D):
-            if SX[d] > 1:
-                axes.append((d, SX[d], child_box[d]))
-        for d in range(D):
-            if SY[d] > 1:
-                axes.append((d, SY[d], child_box[d] * SX[d]))
-        offs = np.zeros((1, D), dtype=np.int64)
-        for d, cnt, stride in axes:
-            step = np.zeros((cnt, D), dtype=np.int64)
-            step[:, d] = np.arange(cnt) * stride
-            offs = (offs[:, None, :] + step[None, :, :]).reshape(-1, D)
-        return offs
+    # ------------------------------------------------------------------ link transfers
+    def _struct(self, t: int, level: int, SX: np.ndarray, SY: np.ndarray, child_box: np.ndarray):
+        """Per spatial structure (cached): child projections, per-child neighbour differences
+        on the hardware mesh, multicast groups, and the codes of all non-zero differences."""
+        key = (t, level, SX.tobytes(), SY.tobytes(), child_box.tobytes())
+        st = self._structs.get(key)
+        if st is None:
+            offs = self._child_offsets_linear(SX, SY, child_box)
+            proj = [tuple(int(x) for x in row) for row in offs @ self.A[t].T]
+            h, vv = (int(x) for x in self.fanout[level])
+            diffs = neighbour_diffs(proj, h, vv)
+            nonzero = {d for ds in diffs for d in ds if any(d)}
+            w = self._hash_weights(self.A[t].shape[0])
+            codes = np.array(sorted({int(np.dot(d, w)) for d in nonzero}), dtype=np.int64)
+            st = {"proj": proj, "diffs": diffs, "groups": len(set(proj)), "fanout": len(proj),
+                  "codes": codes, "effects": {}}
+            self._structs[key] = st
+        return st
 
-    # ------------------------------------------------------------------ link screen
-    def _link_screen(self, t: int, to_compute: bool, v: np.ndarray, nonunit: np.ndarray,
-                     SX: np.ndarray, SY: np.ndarray, child_box: np.ndarray) -> np.ndarray:
-        """True where some step's (projected) translation equals a mesh neighbour's projected
-        offset difference: the necessary condition for a link transfer."""
-        AT = self.A[t].T
-        B, D = SX.shape
-        diffs = []
-        for fac, base in ((SX, child_box), (SY, child_box * SX)):
-            acc = np.zeros((B, D), dtype=np.int64)
-            for d in range(D):
-                has = fac[:, d] > 1
-                if not has.any():
-                    continue
-                step = np.zeros((B, D), dtype=np.int64)
-                step[:, d] = base[:, d]
-                diffs.append(np.where(has[:, None], acc + step, 0))
-                acc = np.where(has[:, None], acc - step * (fac[:, d:d + 1] - 1), acc)
-        if not diffs:
-            return np.zeros(B, dtype=bool)
-        dmat = np.stack(diffs, axis=1)  # (B, J, D)
-        real = (dmat != 0).any(axis=2)
-        pd = dmat @ AT  # (B, J, R)
-        w = self._hash_weights(AT.shape[1])
-        hv = v @ w  # (B, K)
-        hd = pd @ w  # (B, J)
-        hit = ((hv[:, :, None] == hd[:, None, :]) | (hv[:, :, None] == -hd[:, None, :]))
-        hit &= real[:, None, :] & nonunit[:, :, None]
-        hit &= (v != 0).any(axis=2)[:, :, None]  # zero translations are handled in closed form
-        return hit.any(axis=(1, 2))
+    def _effect(self, st: dict, tr: tuple) -> tuple[int, int, int]:
+        e = st["effects"].get(tr)
+        if e is None:
+            e = st["effects"][tr] = link_effect(st["proj"], st["diffs"], tr)
+        return e
+
+    def _links(self, t, i, to_compute, v, kind_ok, nonunit, weight, sn, first, full, c, kind,
+               needed, groups, fan, S, T, SX, SY, child_box, zero_words, zero_links, patches):
+        """Link transfers at level i's fan-out for tensor t: zero-translation steps (a stride
+        change moves a whole tile that a neighbour already holds) in closed form per spatial
+        structure; rows where a non-zero translation matches a neighbour difference get the
+        exact per-row event walk."""
+        rows_fan = fan[:, i] > 1
+        # links change nothing where neither this level nor its child keeps t and every child
+        # holds different data (the reads/fan-out ratio that masking passes upwards stays 1)
+        matters = rows_fan & (needed | (groups[:, i, t] < fan[:, i]))
+        if not matters.any():
+            return
+        zero = (v == 0).all(axis=2) & kind_ok
+        zw = (weight * zero).sum(axis=1) * full  # words per child over zero-translation steps
+        coupled = self._coupled(t, i, to_compute, S, T)
+        rows = np.nonzero(matters & ((zw > 0) | coupled))[0]
+        if not len(rows):
+            return
+        keyrows = np.concatenate([SX[rows, i], SY[rows, i],
+                                  np.where(S[rows, i] > 1, child_box[rows], 0)], axis=1)
+        uniq, inv = np.unique(keyrows, axis=0, return_inverse=True)
+        inv = inv.reshape(-1)
+        w = self._hash_weights(v.shape[2])
+        for u in range(len(uniq)):
+            members = rows[inv == u]
+            r0 = members[0]
+            st = self._struct(t, i, SX[r0, i], SY[r0, i], child_box[r0])
+            n_linked, groups_with, n_rest = self._effect(st, (0,) * v.shape[2])
+            if n_linked and groups_with < st["groups"]:
+                zero_words[members, i, t] = zw[members]
+                zero_links[members, i, t] = (groups_with, n_rest, n_linked)
+            if len(st["codes"]) and coupled[members].any():
+                cand = members[coupled[members]]
+                codes = v[cand] @ w  # (n, K)
+                hit = (np.isin(codes, st["codes"]) | np.isin(-codes, st["codes"]))
+                hit &= kind_ok[cand] & nonunit[cand] & (v[cand] != 0).any(axis=2)
+                for r in cand[hit.any(axis=1)]:
+                    cr = np.full(sn.shape[1], full[r]) if to_compute else c[r]
+                    kr = np.full(sn.shape[1], 2) if to_compute else kind[r]
+                    patches.append((r, i, t, self._link_events(st, v[r], sn[r], cr, kr,
+                                                               int(full[r]))))
 
     def _hash_weights(self, R: int) -> np.ndarray:
-        """Odd weights that make equal vectors give equal sums (unequal ones rarely collide;
-        a collision only sends a row to the exact model)."""
+        """Weights that make equal vectors give equal sums (unequal ones rarely collide; a
+        collision only sends a row through the exact per-row walk)."""
         return np.array([1_000_003 ** k for k in range(R)], dtype=np.int64)
 
 

@@ -149,12 +149,19 @@ def child_offsets(spatial: list[NestLoop]) -> tuple[list[dict[str, int]], int, i
 
 
 def spatial_stats(
-    steps: list[Step], spatial: list[NestLoop], ds: DataSpace, link_transfers: bool = True
+    steps: list[Step], spatial: list[NestLoop], ds: DataSpace, link_transfers: bool = True,
+    mesh: tuple[int, int] | None = None,
 ) -> SpatialStats:
     """Multicast (identical child deltas share one parent read) and link transfers (a child
-    takes its delta from a mesh neighbour that held it at the previous step) at one fan-out."""
+    takes its delta from a mesh neighbour that held it at the previous step) at one fan-out.
+
+    Children are numbered by the mapping's spatial loops (Y outer, X inner) but, as in
+    Timeloop, laid out on the *hardware* mesh `mesh` = (fan-out X, fan-out Y) to find
+    neighbours; without `mesh` the mapping's own X x Y grid is used."""
     key = tuple(spatial)
     proj, h_size, v_size, groups = _children(key, ds)
+    if mesh is not None:
+        h_size, v_size = mesh
     fanout = len(proj)
     total = weighted = links = 0.0
     for s in steps:
@@ -168,7 +175,7 @@ def spatial_stats(
             and s.kind != "empty"
             and (s.kind == "full" or s.prev_translation == s.translation)
         ):
-            n_linked, groups_with, n_rest = _link_effect(key, ds, s.translation)
+            n_linked, groups_with, n_rest = _link_effect(key, ds, s.translation, h_size, v_size)
             if n_linked and groups_with < groups:
                 use_links = True
                 total += s.weight * s.size * groups_with
@@ -188,20 +195,22 @@ def _children(spatial: tuple[NestLoop, ...], ds: DataSpace):
 
 
 @lru_cache(maxsize=4096)
-def _neighbour_diffs(spatial: tuple[NestLoop, ...], ds: DataSpace) -> tuple[frozenset, ...]:
-    proj, h, v, _ = _children(spatial, ds)
-    return neighbour_diffs(proj, h, v)
+def _neighbour_diffs(spatial: tuple[NestLoop, ...], ds: DataSpace, h: int, v: int
+                     ) -> tuple[frozenset, ...]:
+    return neighbour_diffs(_children(spatial, ds)[0], h, v)
 
 
 def neighbour_diffs(proj, h_size: int, v_size: int) -> tuple[frozenset, ...]:
-    """Per child, the data-space differences to its mesh neighbours (neighbour - self)."""
+    """Per child, the data-space differences to its mesh neighbours (neighbour - self). Child
+    ids are decoded on an h_size x v_size mesh; ids past the last child have no data."""
     out = []
+    n = len(proj)
     for c, p in enumerate(proj):
         hid, vid = c % h_size, c // h_size
         diffs = set()
         for dh, dv in ((-1, 0), (1, 0), (0, -1), (0, 1)):
             nh, nv = hid + dh, vid + dv
-            if 0 <= nh < h_size and 0 <= nv < v_size:
+            if 0 <= nh < h_size and 0 <= nv < v_size and nv * h_size + nh < n:
                 q = proj[nv * h_size + nh]
                 diffs.add(tuple(qa - pa for qa, pa in zip(q, p, strict=True)))
         out.append(frozenset(diffs))
@@ -217,6 +226,6 @@ def link_effect(proj, diffs, translation: Vec) -> tuple[int, int, int]:
 
 
 @lru_cache(maxsize=65536)
-def _link_effect(spatial: tuple[NestLoop, ...], ds: DataSpace, translation: Vec):
+def _link_effect(spatial: tuple[NestLoop, ...], ds: DataSpace, translation: Vec, h: int, v: int):
     proj = _children(spatial, ds)[0]
-    return link_effect(proj, _neighbour_diffs(spatial, ds), translation)
+    return link_effect(proj, _neighbour_diffs(spatial, ds, h, v), translation)

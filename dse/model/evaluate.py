@@ -150,7 +150,8 @@ def evaluate(
         for i in range(n):
             steps = boundary_steps(nest, i + 1, ds)
             if has_spatial[i]:
-                st = spatial_stats(steps, nest.spatial_loops(i), ds, link_transfers)
+                st = spatial_stats(steps, nest.spatial_loops(i), ds, link_transfers,
+                                   mesh=arch.fanout(i))
                 total[i], weighted[i], fanout[i], links[i] = (
                     st.total, st.weighted, st.fanout, st.link_transfers,
                 )

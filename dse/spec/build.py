@@ -21,7 +21,7 @@ KNOWN_TOP_LEVEL = {
     "architecture", "problem", "workload", "mapping", "ERT", "ART", "ERT_summary",
     "architecture_constraints", "mapspace_constraints", "constraints", "mapper", "mapspace",
     "compound_components", "components", "globals", "variables", "sparse_optimizations",
-    "dumped_by_timeloop_front_end", "version", "model", "energy", "description",
+    "dumped_by_timeloop_front_end", "version", "model", "energy", "description", "network",
 }
 
 
@@ -79,6 +79,11 @@ def read_arch(doc: Document) -> tuple[Architecture, dict]:
 
 def read_problem(doc: Document) -> Problem:
     node = doc.data.get("problem", doc.data.get("workload"))
+    if node is None and "network" in doc.data:
+        f, line = doc.where("network")
+        raise SpecError("this is a whole network; a mapping is evaluated for one layer",
+                        file=f, line=line,
+                        hint="export a layer with `dse workload export NAME --timeloop --out DIR`")
     if node is None:
         raise SpecError("no `problem:` (or `workload:`) section in the input files")
     if _is_native_problem(node):

@@ -56,7 +56,6 @@ class BatchModel:
         varying = np.array([problem.bounds[d] > 1 for d in self.dims])
         self.A = [a[(a[:, varying] != 0).any(axis=1)] if varying.any() else a[:1]
                   for a in self.A]
-        self.A32 = [a.T.astype(np.int32) for a in self.A]
         self.shared_dim = [bool(((a != 0).sum(axis=0) > 1).any()) for a in self.A]
         self._structs: dict = {}  # spatial structures seen, for link-transfer lookups
         # (x, y) dimension pairs that share a rank (sliding windows): links need one of these
@@ -166,9 +165,9 @@ class BatchModel:
             ss = np.concatenate(slot_s[i::-1], axis=1)
             K = sd.shape[1]
             nonunit = sn > 1
-            ss32 = ss.astype(np.int32)
             outer = np.cumprod(sn[:, ::-1], axis=1)[:, ::-1]
-            weight = (sn - 1) * np.concatenate([outer[:, 1:], np.ones((B, 1), np.int64)], axis=1)
+            outer_excl = np.concatenate([outer[:, 1:], np.ones((B, 1), np.int64)], axis=1)
+            weight = (sn - 1) * outer_excl
             first = np.argmax(nonunit, axis=1) if K else np.zeros(B, dtype=np.int64)
             child_box = box[:, b]
             any_fan = bool((fan[:, i] > 1).any())
@@ -196,27 +195,27 @@ class BatchModel:
                 elif b == L:
                     dsum[:, i, t] = full * (1 + weight.sum(axis=1))
                     if any_fan and self.link_transfers:
-                        pv = AT[sd] * ss[..., None]
-                        masked = pv * nonunit[..., None]
-                        v = pv - (np.cumsum(masked, axis=1) - masked)
+                        v = np.stack(self._translations(t, sd, ss, nonunit), axis=2)
                     kind_ok = nonunit
                 else:
-                    pv = self.A32[t][sd] * ss32[..., None]  # (B, K, R) projected loop steps
-                    masked = pv * nonunit[..., None]
-                    v = pv - (np.cumsum(masked, axis=1) - masked)
-                    nz = v != 0
-                    cnt = nz.sum(axis=2)
-                    vr = np.abs(v.sum(axis=2))  # the moved rank's offset when cnt == 1
-                    er = (nz * ext[:, None, :]).sum(axis=2)
+                    # per rank (B, K) arrays: numpy reduces poorly over a 3-4 long last axis
+                    vs = self._translations(t, sd, ss, nonunit)
+                    nzs = [x != 0 for x in vs]
+                    cnt = sum(nz.astype(np.int8) for nz in nzs)
+                    vr = np.abs(sum(vs))  # the moved rank's offset when cnt == 1
+                    er = sum(nz * ext[:, r, None] for r, nz in enumerate(nzs))
                     partial = (cnt == 1) & (vr < er)
                     fullk = full[:, None]
                     c = np.where(partial, vr * (fullk // np.maximum(er, 1)), fullk)
                     c = np.where(cnt == 0, 0, c)
-                    v_first = v[np.arange(B), first]
-                    differs = (v != v_first[:, None, :]).any(axis=2)
+                    rows_b = np.arange(B)
+                    differs = np.zeros(sd.shape, dtype=bool)
+                    for x in vs:
+                        differs |= x != x[rows_b, first][:, None]
                     later = np.arange(K)[None, :] > first[:, None]
                     c = np.where(later & differs, fullk, c)
                     dsum[:, i, t] = full + (weight * c).sum(axis=1)
+                    v = None
                     if any_fan and self.link_transfers:
                         # a link needs the previous step's delta to be of the same kind
                         kind = np.where(c == 0, 0, np.where(c == fullk, 2, 1))
@@ -228,7 +227,10 @@ class BatchModel:
                 if any_fan:
                     groups[:, i, t] = self._groups(t, S[:, i], child_box, SX[:, i], SY[:, i])
                     if self.link_transfers and K:
-                        self._links(t, i, b == L, v, kind_ok, nonunit, weight, sn, first, full,
+                        if v is None:
+                            v = np.stack(vs, axis=2)
+                        self._links(t, i, b == L, v, kind_ok, nonunit, weight, outer_excl, sn,
+                                    first, full,
                                     c if b < L else None, kind if b < L else None, needed,
                                     groups, fan, S, T, SX, SY, child_box, zero_words,
                                     zero_links, patches)
@@ -295,49 +297,6 @@ class BatchModel:
         energy = dyn.sum(axis=1) + leak.sum(axis=1) + self.problem.macs * self.e_compute
         return energy, cycles, needs_exact
 
-    def _link_events(self, st: dict, v, sn, c, kind, full):
-        """Exact multicast + link-transfer statistics of one (row, level, tensor): the sampled
-        step classes of dse.model.deltas.steps_for, built from this batch's delta sizes."""
-        groups, fanout = st["groups"], st["fanout"]
-
-        def effect(tr):
-            return self._effect(st, tr)
-
-        ks = [k for k in range(len(sn)) if sn[k] > 1]
-        trans = {k: tuple(int(x) for x in v[k]) for k in ks}
-        outer = {}
-        prod = 1
-        for k in reversed(ks):
-            outer[k] = prod
-            prod *= int(sn[k])
-        total = weighted = links = 0.0
-
-        def add(weight, size, kd, tr, prev_kd, prev_tr):
-            nonlocal total, weighted, links
-            if size == 0 or weight == 0:
-                return
-            if kd == prev_kd and kd > 0 and tr is not None and (kd == 2 or prev_tr == tr):
-                n_linked, groups_with, n_rest = effect(tr)
-                if n_linked and groups_with < groups:
-                    total += weight * size * groups_with
-                    weighted += weight * size * n_rest
-                    links += weight * size * n_linked
-                    return
-            total += weight * size * groups
-            weighted += weight * size * fanout
-
-        add(1, full, 2, None, None, None)
-        if ks:
-            f = ks[0]
-            n1 = int(sn[f]) - 1
-            add(n1, int(c[f]), int(kind[f]), trans[f], 2, None)
-            for k in ks[1:]:
-                add(n1 * (int(sn[k]) - 1) * outer[k], int(c[f]), int(kind[f]), trans[f],
-                    int(kind[k]), trans[k])
-                add((int(sn[k]) - 1) * outer[k], int(c[k]), int(kind[k]), trans[k],
-                    int(kind[f]), trans[f])
-        return SpatialStats(total, weighted, fanout, links)
-
     def _child_offsets_linear(self, SX, SY, child_box) -> np.ndarray:
         """Child offsets in Timeloop's linear order: Y loops outer, X inner; within an axis
         the highest dimension index is outermost (the mapper's canonical spatial order)."""
@@ -354,6 +313,15 @@ class BatchModel:
             step[:, d] = np.arange(n) * stride
             offs = (offs[:, None, :] + step[None, :, :]).reshape(-1, self.D)
         return offs
+
+    def _translations(self, t: int, sd, ss, nonunit) -> list[np.ndarray]:
+        """Per rank of tensor t, the (B, K) data-space translation of each loop's step."""
+        out = []
+        for row in self.A[t]:
+            pv = row[sd] * ss
+            masked = pv * nonunit
+            out.append(pv - (np.cumsum(masked, axis=1) - masked))
+        return out
 
     def _coupled(self, t: int, level: int, to_compute: bool, S: np.ndarray, T: np.ndarray
                  ) -> np.ndarray:
@@ -414,8 +382,9 @@ class BatchModel:
             e = st["effects"][tr] = link_effect(st["proj"], st["diffs"], tr)
         return e
 
-    def _links(self, t, i, to_compute, v, kind_ok, nonunit, weight, sn, first, full, c, kind,
-               needed, groups, fan, S, T, SX, SY, child_box, zero_words, zero_links, patches):
+    def _links(self, t, i, to_compute, v, kind_ok, nonunit, weight, outer_excl, sn, first, full,
+               c, kind, needed, groups, fan, S, T, SX, SY, child_box, zero_words, zero_links,
+               patches):
         """Link transfers at level i's fan-out for tensor t: zero-translation steps (a stride
         change moves a whole tile that a neighbour already holds) in closed form per spatial
         structure; rows where a non-zero translation matches a neighbour difference get the
@@ -437,10 +406,13 @@ class BatchModel:
         uniq, inv = np.unique(keyrows, axis=0, return_inverse=True)
         inv = inv.reshape(-1)
         w = self._hash_weights(v.shape[2])
+        structs = []
+        hit_rows, hit_struct = [], []
         for u in range(len(uniq)):
             members = rows[inv == u]
             r0 = members[0]
             st = self._struct(t, i, SX[r0, i], SY[r0, i], child_box[r0])
+            structs.append(st)
             n_linked, groups_with, n_rest = self._effect(st, (0,) * v.shape[2])
             if n_linked and groups_with < st["groups"]:
                 zero_words[members, i, t] = zw[members]
@@ -450,11 +422,87 @@ class BatchModel:
                 codes = v[cand] @ w  # (n, K)
                 hit = (np.isin(codes, st["codes"]) | np.isin(-codes, st["codes"]))
                 hit &= kind_ok[cand] & nonunit[cand] & (v[cand] != 0).any(axis=2)
-                for r in cand[hit.any(axis=1)]:
-                    cr = np.full(sn.shape[1], full[r]) if to_compute else c[r]
-                    kr = np.full(sn.shape[1], 2) if to_compute else kind[r]
-                    patches.append((r, i, t, self._link_events(st, v[r], sn[r], cr, kr,
-                                                               int(full[r]))))
+                sel = cand[hit.any(axis=1)]
+                hit_rows.append(sel)
+                hit_struct.append(np.full(len(sel), u))
+        if hit_rows:
+            hr = np.concatenate(hit_rows)
+            if len(hr):
+                self._link_events(structs, np.concatenate(hit_struct), hr, i, t, to_compute, v,
+                                  sn, outer_excl, first, full, c, kind, patches)
+
+    def _link_events(self, structs, su, hr, i, t, to_compute, v, sn, outer_excl, first, full,
+                     c, kind, patches) -> None:
+        """Exact multicast + link statistics for rows where a non-zero translation may be
+        forwarded by a neighbour: the sampled step classes of dse.model.deltas.steps_for with
+        each class's link effect looked up per (spatial structure, translation)."""
+        V = v[hr]  # (n, K, R)
+        n, K, R = V.shape
+        w = self._hash_weights(R)
+        codes = V @ w
+        pairs = np.stack([np.repeat(su, K), codes.reshape(-1)], axis=1)
+        uniq, first_idx, inv = np.unique(pairs, axis=0, return_index=True, return_inverse=True)
+        eff = np.empty((len(uniq), 3), dtype=np.float64)
+        flatV = V.reshape(-1, R)
+        for j, (u, _) in enumerate(uniq):
+            tr = tuple(int(x) for x in flatV[first_idx[j]])
+            eff[j] = self._effect(structs[u], tr)
+        eff = eff[inv.reshape(-1)].reshape(n, K, 3)
+        nl, gw, nr = eff[..., 0], eff[..., 1], eff[..., 2]
+        G = np.array([structs[u]["groups"] for u in su], dtype=np.float64)[:, None]
+        fo = np.array([structs[u]["fanout"] for u in su], dtype=np.float64)[:, None]
+        snr = sn[hr]
+        nonunit = snr > 1
+        fr = first[hr]
+        rix = np.arange(n)
+        fullr = full[hr].astype(np.float64)[:, None]
+        if to_compute:
+            size = np.broadcast_to(fullr, (n, K))
+            kd = np.full((n, K), 2)
+        else:
+            size = c[hr].astype(np.float64)
+            kd = kind[hr]
+        kf = kd[rix, fr][:, None]
+        sf = size[rix, fr][:, None]
+        same_tr = (V == V[rix, fr][:, None, :]).all(axis=2)
+        later = (np.arange(K)[None, :] > fr[:, None]) & nonunit
+        useful = (nl > 0) & (gw < G)
+        nl_f, gw_f, nr_f = (x[rix, fr][:, None] for x in (nl, gw, nr))
+        useful_f = useful[rix, fr][:, None]
+        outer = outer_excl[hr].astype(np.float64)
+        n1 = (snr[rix, fr] - 1).astype(np.float64)[:, None]
+
+        def contrib(weight, sz, link, g_with, n_rest, n_linked):
+            link = link & (weight > 0) & (sz > 0)
+            tot = np.where(link, weight * sz * g_with, weight * sz * G)
+            wei = np.where(link, weight * sz * n_rest, weight * sz * fo)
+            lnk = np.where(link, weight * sz * n_linked, 0.0)
+            return tot, wei, lnk
+
+        total = fullr[:, 0] * G[:, 0]
+        weighted = fullr[:, 0] * fo[:, 0]
+        links = np.zeros(n)
+        # loop-1 steps after step #0 (whose delta is a full tile)
+        tt, ww, ll = contrib(n1, sf, (kf == 2) & useful_f, gw_f, nr_f, nl_f)
+        total += tt[:, 0]
+        weighted += ww[:, 0]
+        links += ll[:, 0]
+        match = later & (kd == kf) & (kd > 0) & ((kd == 2) | same_tr)
+        # loop-1 steps after a loop-k step
+        wb = np.where(later, n1 * (snr - 1) * outer, 0.0)
+        tt, ww, ll = contrib(wb, sf, match & useful_f, gw_f, nr_f, nl_f)
+        total += tt.sum(axis=1)
+        weighted += ww.sum(axis=1)
+        links += ll.sum(axis=1)
+        # loop-k steps (after a loop-1 step)
+        wc = np.where(later, (snr - 1) * outer, 0.0)
+        tt, ww, ll = contrib(wc, size, match & useful, gw, nr, nl)
+        total += tt.sum(axis=1)
+        weighted += ww.sum(axis=1)
+        links += ll.sum(axis=1)
+        for j, r in enumerate(hr):
+            patches.append((r, i, t, SpatialStats(total[j], weighted[j], int(fo[j, 0]),
+                                                  links[j])))
 
     def _hash_weights(self, R: int) -> np.ndarray:
         """Weights that make equal vectors give equal sums (unequal ones rarely collide; a

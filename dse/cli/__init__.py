@@ -14,6 +14,7 @@ COMMANDS = {
     "convert": ("dse.cli.convert_cmd", "convert", "Convert Timeloop YAML to dse's native YAML."),
     "map": ("dse.cli.map_cmd", "map_", "Search the mapspace for the best mapping."),
     "bench": ("dse.cli.bench_cmd", "bench", "Measure mapper throughput and model speed."),
+    "run": ("dse.cli.run_cmd", "run", "Map a whole network: layers.csv and totals.csv."),
     "workload": ("dse.cli.workload_cmd", "workload",
                  "Workload library: list, show, stats, export --timeloop."),
     "import": ("dse.cli.import_cmd", "import_",

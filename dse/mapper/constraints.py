@@ -46,7 +46,8 @@ class Constraints:
         return self.levels.setdefault(name, LevelConstraints())
 
 
-def _factors(value, problem: Problem, path: str, node) -> list[tuple[str, str, int]]:
+def _factors(value, problem: Problem, path: str, node, lenient: bool = False
+             ) -> list[tuple[str, str, int]]:
     if value is None:
         return []
     if isinstance(value, str):
@@ -63,6 +64,8 @@ def _factors(value, problem: Problem, path: str, node) -> list[tuple[str, str, i
             raise SpecError(f"cannot read factor constraint '{tok}'", key_path=path,
                             expected="D=n, D<=n or D>=n", **where(node))
         d, op, n = m.group(1), m.group(2) or "=", int(m.group(3))
+        if d not in problem.dims and lenient:
+            continue
         if d not in problem.dims:
             raise SpecError(f"factor constraint for unknown dimension '{d}'", key_path=path,
                             hint=did_you_mean(d, problem.dims), **where(node))
@@ -73,7 +76,8 @@ def _factors(value, problem: Problem, path: str, node) -> list[tuple[str, str, i
     return out
 
 
-def _perm(value, problem: Problem, path: str, node) -> tuple[tuple[str, ...], tuple[str, ...]]:
+def _perm(value, problem: Problem, path: str, node, lenient: bool = False
+          ) -> tuple[tuple[str, ...], tuple[str, ...]]:
     if value is None:
         return (), ()
     if isinstance(value, list):
@@ -86,6 +90,8 @@ def _perm(value, problem: Problem, path: str, node) -> tuple[tuple[str, ...], tu
         s = s.strip()
         items = s.split() if (" " in s or "," in s) else list(s)
         items = [i.strip(",") for i in items if i.strip(",")]
+        if lenient:
+            items = [d for d in items if d in problem.dims]
         for d in items:
             if d not in problem.dims:
                 raise SpecError(f"permutation constraint names unknown dimension '{d}'",
@@ -96,8 +102,10 @@ def _perm(value, problem: Problem, path: str, node) -> tuple[tuple[str, ...], tu
 
 
 def read_constraints(targets: list, arch: Architecture, problem: Problem, path: str,
-                     into: Constraints | None = None) -> Constraints:
-    """Timeloop constraint targets -> Constraints (merged into `into` when given)."""
+                     into: Constraints | None = None, lenient: bool = False) -> Constraints:
+    """Timeloop constraint targets -> Constraints (merged into `into` when given). `lenient`
+    skips dimensions and tensors the problem does not have (one constraint file serves every
+    layer type of a network: a residual add has no weights and no R/S loops)."""
     cons = into or Constraints({})
     names = list(arch.level_names())
     for j, t in enumerate(require_list(targets, path)):
@@ -118,12 +126,12 @@ def read_constraints(targets: list, arch: Architecture, problem: Problem, path: 
                             **where(t, "target"))
         lc = cons.level(target)
         if kind in ("temporal", "spatial"):
-            for d, op, n in _factors(get(t, "factors"), problem, f"{tp}.factors", t):
+            for d, op, n in _factors(get(t, "factors"), problem, f"{tp}.factors", t, lenient):
                 table = {("temporal", "="): lc.temporal_exact, ("temporal", "<="): lc.temporal_max,
                          ("temporal", ">="): lc.temporal_min, ("spatial", "="): lc.spatial_exact,
                          ("spatial", "<="): lc.spatial_max, ("spatial", ">="): lc.spatial_min}
                 table[(kind, op)][d] = n
-            inner, outer = _perm(get(t, "permutation"), problem, f"{tp}.permutation", t)
+            inner, outer = _perm(get(t, "permutation"), problem, f"{tp}.permutation", t, lenient)
             if kind == "temporal":
                 lc.perm_inner, lc.perm_outer = inner, outer
             else:
@@ -136,6 +144,9 @@ def read_constraints(targets: list, arch: Architecture, problem: Problem, path: 
         elif kind in ("bypass", "datatype", "dataspace"):
             keep = get(t, "keep") or []
             byp = get(t, "bypass") or []
+            if lenient:
+                keep = [x for x in keep if x in problem.tensor_names]
+                byp = [x for x in byp if x in problem.tensor_names]
             for name in list(keep) + list(byp):
                 if name not in problem.tensor_names:
                     raise SpecError(f"unknown tensor '{name}'", key_path=tp,
@@ -150,7 +161,7 @@ def read_constraints(targets: list, arch: Architecture, problem: Problem, path: 
 
 
 def constraints_from_document(data, arch: Architecture, problem: Problem,
-                              arch_keep: dict) -> Constraints:
+                              arch_keep: dict, lenient: bool = False) -> Constraints:
     """Every key containing 'constraints' (Timeloop merges them all) plus architectural keeps."""
     cons = Constraints({})
     for key in data:
@@ -160,7 +171,7 @@ def constraints_from_document(data, arch: Architecture, problem: Problem,
         targets = get(node, "targets") if isinstance(node, dict) else node
         if targets is None:
             continue
-        read_constraints(targets, arch, problem, str(key), cons)
+        read_constraints(targets, arch, problem, str(key), cons, lenient)
         cons.sources.append(str(key))
     for level, (keep, bypass) in arch_keep.items():
         if level not in arch.level_names():

@@ -1,0 +1,69 @@
+"""Map one layer on one architecture: the unit of parallel work (a pure function of its task)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import yaml
+
+from dse import __version__
+from dse.arch import Architecture
+from dse.mapper.constraints import Constraints
+from dse.mapper.search import SearchConfig, Searcher
+from dse.model import evaluate
+from dse.spec.convert import mapping_to_native
+from dse.workload import Problem
+
+
+@dataclass(frozen=True)
+class LayerTask:
+    key: str
+    problem: Problem
+    arch: Architecture
+    constraints: Constraints
+    config: SearchConfig
+
+
+def map_layer(task: LayerTask) -> dict:
+    """Search, then evaluate the best mapping; everything a per-layer CSV row needs."""
+    cfg = SearchConfig(**{**asdict(task.config), "jobs": 1, "pareto": False})
+    searcher = Searcher(task.problem, task.arch, task.constraints, cfg)
+    result = searcher.run()
+    row: dict = {"evaluated": result.evaluated, "valid": result.valid,
+                 "search_s": round(result.wall_s, 3), "tool_version": __version__}
+    if result.best is None:
+        row.update({"status": "no valid mapping", "rejected": dict(result.rejected),
+                    "smallest_change": result.smallest_change})
+        return row
+    mapping = searcher.mapping_of(result.best)
+    ev = evaluate(task.problem, task.arch, mapping)
+    arch = task.arch
+    level_energy = {lv.name: s.energy_pJ for lv, s in zip(arch.levels, ev.levels, strict=True)}
+    reads = {lv.name: 0 for lv in arch.levels}
+    writes = {lv.name: 0 for lv in arch.levels}
+    for r in ev.stats:
+        reads[r.level] += r.reads_per_instance * r.utilized_instances
+        writes[r.level] += (r.fills_per_instance + r.updates_per_instance) * r.utilized_instances
+    row.update({
+        "status": "ok",
+        "cycles": ev.cycles,
+        "energy_pJ": ev.energy_pJ,
+        "ops": ev.macs,
+        "utilization": ev.utilization,
+        "energy_compute_pJ": ev.compute_energy_pJ,
+        "level_energy_pJ": level_energy,
+        "reads_words": reads,
+        "writes_words": writes,
+        "energy_sources": dict(sorted(ev.energy_sources.items())),
+        "mapping": yaml.safe_dump({"mapping": mapping_to_native(mapping, arch, task.problem)},
+                                  sort_keys=False),
+    })
+    return row
+
+
+def peak_macs_per_cycle(arch: Architecture) -> int:
+    return arch.compute.instances
+
+
+__all__ = ["LayerTask", "map_layer", "math"]

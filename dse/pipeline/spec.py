@@ -1,0 +1,85 @@
+"""Architecture inputs for pipeline runs: files (+ constraints, + parameter overrides)."""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from dse.arch import Architecture
+from dse.errors import SpecError, did_you_mean
+from dse.mapper.constraints import Constraints, constraints_from_document
+from dse.spec import build
+from dse.spec.yamlload import Document, Node, load_documents
+from dse.workload import Problem
+
+
+@dataclass
+class ArchInput:
+    """An architecture as loaded for a run, with everything that identifies it."""
+
+    name: str
+    arch: Architecture
+    document: Document
+    arch_keep: dict
+    files: list[str]
+    overrides: dict
+
+    def constraints_for(self, problem: Problem) -> Constraints:
+        return constraints_from_document(self.document.data, self.arch, problem, self.arch_keep,
+                                         lenient=True)
+
+    def identity(self) -> dict:
+        """What a result depends on: the resolved architecture and the constraint sections."""
+        from dse.spec.convert import arch_to_native
+
+        cons = {k: _plain(v) for k, v in self.document.data.items() if "constraints" in str(k)}
+        return {"arch": arch_to_native(self.arch, self.arch_keep), "constraints": cons,
+                "overrides": self.overrides}
+
+
+def _plain(node):
+    return json.loads(json.dumps(node, default=str))
+
+
+def sibling_constraints(arch_file: str) -> list[str]:
+    """`NAME.constraints.yaml` next to `NAME.yaml`, if it exists (documented convention)."""
+    p = Path(arch_file)
+    c = p.with_name(p.stem + ".constraints.yaml")
+    return [str(c)] if c.exists() and not p.name.endswith(".constraints.yaml") else []
+
+
+def apply_overrides(data: Node, overrides: dict, where: str) -> None:
+    """Set `LEVEL.key` (native architectures): e.g. shared_glb.depth, PE_column.meshX."""
+    arch = data.get("architecture")
+    if not isinstance(arch, dict) or "levels" not in arch:
+        raise SpecError("parameter overrides need a native architecture (with `levels:`)",
+                        file=where)
+    levels = arch["levels"]
+    names = [str(lv.get("name", lv.get("fanout"))) for lv in levels]
+    for path, value in overrides.items():
+        level, _, key = str(path).partition(".")
+        if not key:
+            raise SpecError(f"parameter '{path}' must look like LEVEL.key", file=where)
+        if level == "compute":
+            target = arch["compute"]
+        elif level in names:
+            target = levels[names.index(level)]
+        else:
+            raise SpecError(f"parameter '{path}' names unknown level '{level}'", file=where,
+                            expected="one of " + ", ".join(names),
+                            hint=did_you_mean(level, names))
+        target[key] = value
+
+
+def load_arch(files: list[str], overrides: dict | None = None, name: str | None = None
+              ) -> ArchInput:
+    doc = load_documents(files)
+    if overrides:
+        doc = copy.copy(doc)
+        doc.data = copy.deepcopy(doc.data)
+        apply_overrides(doc.data, overrides, files[0])
+    arch, keep = build.read_arch(doc)
+    label = name or (arch.name if arch.name != "architecture" else Path(files[0]).stem)
+    return ArchInput(label, arch, doc, keep, list(files), dict(overrides or {}))

@@ -42,7 +42,8 @@ def _batch_call(fn: Callable, tasks: list) -> list:
 
 def _run_dask(fn: Callable, tasks: list, scheduler: str | None, min_task_s: float):
     try:
-        from dask.distributed import Client, as_completed as dask_completed
+        from dask.distributed import Client
+        from dask.distributed import as_completed as dask_completed
     except ImportError:
         raise SpecError("the dask executor needs the optional extra: pip install 'dse[dask]'"
                         ) from None
@@ -54,7 +55,6 @@ def _run_dask(fn: Callable, tasks: list, scheduler: str | None, min_task_s: floa
         groups = [tasks[i:i + size] for i in range(0, len(tasks), size)]
         futures = {client.submit(_batch_call, fn, g, pure=False): g for g in groups}
         for fut in dask_completed(list(futures)):
-            for t, r in zip(futures[fut], fut.result(), strict=True):
-                yield t, r
+            yield from zip(futures[fut], fut.result(), strict=True)
     finally:
         client.close()

@@ -1,5 +1,5 @@
 # dse developer Makefile (GNU make >= 4.3).
-# Usage: make venv | test | lint | run | bench | clean
+# Usage: make venv | test | lint | run | sweep | report | bench | clean
 #   Override e.g.: make run RUN_FILES="a.yaml b.yaml c.yaml" RUN_OUT=results/foo
 
 SHELL := /bin/bash
@@ -11,15 +11,17 @@ DSE    := $(VENV)/bin/dse
 STAMP  := $(VENV)/.installed
 PYTHON ?= $(shell command -v python3.11 >/dev/null 2>&1 && echo python3.11 || echo python3)
 
-# The built-in default: Timeloop's Eyeriss-like design, VGG layer conv5, its reference mapping.
-RUN_FILES ?= arch_specs/eyeriss_like.yaml workloads/vgg02_conv5.yaml \
-             mappings/eyeriss_like_vgg02_conv5.yaml
+# The built-in default: ResNet-18 on Timeloop's Eyeriss-like design, then its report.
+RUN_ARCH     ?= arch_specs/eyeriss_like.yaml
+RUN_WORKLOAD ?= resnet18
+SWEEP        ?= sweeps/glb_sizes.yaml
+JOBS         ?= 2
 RUN_OUT   ?= results/run
 RUN_ARGS  ?=
 BENCH_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: venv test lint run bench clean
+.PHONY: venv test lint run sweep report bench clean
 
 venv: $(STAMP)
 
@@ -37,7 +39,14 @@ lint: venv
 	$(VENV)/bin/ruff check dse tests
 
 run: venv
-	$(DSE) model $(RUN_FILES) --out $(RUN_OUT) $(RUN_ARGS)
+	$(DSE) run --arch $(RUN_ARCH) --workload $(RUN_WORKLOAD) --out $(RUN_OUT) --jobs $(JOBS) $(RUN_ARGS)
+	$(DSE) report $(RUN_OUT) --out $(RUN_OUT)/report
+
+sweep: venv
+	$(DSE) sweep $(SWEEP) --jobs $(JOBS)
+
+report: venv
+	$(DSE) report $(wildcard results/run results/sweep/*) --out results/report
 
 bench: venv
 	$(DSE) bench $(BENCH_ARGS)

@@ -1,6 +1,6 @@
 # dse developer Makefile (GNU make >= 4.3).
 # Usage: make venv | test | lint | run | sweep | report | bench | clean
-#   Override e.g.: make run RUN_FILES="a.yaml b.yaml c.yaml" RUN_OUT=results/foo
+#   Override e.g.: make run RUN_WORKLOAD=resnet50 RUN_OUT=results/r50 JOBS=2
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := test

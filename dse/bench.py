@@ -47,10 +47,40 @@ def bench_model(repeats: int = 100) -> dict:
     return {"evaluated": repeats, "wall_s": round(wall, 3), "evals_per_s": round(repeats / wall, 1)}
 
 
-def run_all(max_evals: int, searches: tuple[str, ...] = ("random", "auto")) -> dict:
+def bench_network(workload: str = "resnet50", jobs: int = 2) -> dict:
+    """A whole network end to end with the default search and a fresh result store."""
+    import tempfile
+
+    from dse.mapper.search import SearchConfig
+    from dse.pipeline.run import run_network
+    from dse.pipeline.spec import load_arch
+    from dse.pipeline.store import ResultStore
+    from dse.workload_library import load_workload
+
+    arch = load_arch([str(ROOT / f) for f in EYERISS])
+    net = load_workload(workload)
+    with tempfile.TemporaryDirectory() as tmp:
+        store = ResultStore(Path(tmp) / "store.sqlite")
+        t0 = time.perf_counter()
+        rows, tot = run_network(net, arch, SearchConfig(max_evals=100_000), Path(tmp) / "out",
+                                store, jobs=jobs)
+        wall = time.perf_counter() - t0
+        store.close()
+    evaluated = sum(int(r.get("evaluated") or 0) for r in {r.get("layer_key"): r
+                                                            for r in rows}.values())
+    return {"evaluated": evaluated, "wall_s": round(wall, 2),
+            "evals_per_s": round(evaluated / wall, 1), "jobs": jobs,
+            "unique_layers": len({r.get("layer_key") for r in rows if r.get("layer_key")}),
+            "cycles": tot["cycles"], "energy_pJ": tot["energy_pJ"]}
+
+
+def run_all(max_evals: int, searches: tuple[str, ...] = ("random", "auto"),
+            network: bool = True) -> dict:
     out = {}
     for name, files in CASES.items():
         for search in searches:
             out[f"{name}/{search}"] = bench_mapper(files, search, max_evals)
     out["model_single_mapping/eyeriss_vgg02_conv5"] = bench_model()
+    if network:
+        out["network_end_to_end/resnet50_eyeriss_like_jobs2"] = bench_network()
     return out

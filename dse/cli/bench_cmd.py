@@ -9,14 +9,16 @@ import click
 @click.option("--max-evals", type=int, default=50_000, show_default=True,
               help="Mappings per mapper case.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def bench(max_evals: int, as_json: bool) -> None:
+@click.option("--no-network", is_flag=True, help="Skip the ResNet-50 end-to-end case (~30 s).")
+def bench(max_evals: int, as_json: bool, no_network: bool) -> None:
     """Evaluated mappings per second (one process) on the Eyeriss-like VGG layer and a
-    ResNet-18 3x3 layer, and the time of one model evaluation."""
+    ResNet-18 3x3 layer, the time of one model evaluation, and ResNet-50 end to end on the
+    Eyeriss-like design (default search, --jobs 2, fresh store)."""
     import json
 
     from dse.bench import run_all
 
-    results = run_all(max_evals)
+    results = run_all(max_evals, network=not no_network)
     if as_json:
         click.echo(json.dumps(results, indent=2))
         return

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dse.arch import Architecture
-from dse.model.deltas import SpatialStats, link_effect, neighbour_diffs
+from dse.model.deltas import link_effect, neighbour_diffs
 from dse.workload import Problem
 
 
@@ -91,10 +91,22 @@ class BatchModel:
         self.dummy = np.array([x.is_dummy for x in lv])
 
     # ------------------------------------------------------------------ helpers
+    def _extents(self, t: int, box: np.ndarray) -> list[np.ndarray]:
+        """Per rank of tensor t, the extent of an op-space box (..., D) (no padding)."""
+        out = []
+        for row in self.A[t]:
+            ext = np.ones(box.shape[:-1], dtype=np.int64)
+            for d in np.nonzero(row)[0]:
+                ext = ext + int(row[d]) * (box[..., d] - 1)
+            out.append(ext)
+        return out
+
     def _tile_size(self, t: int, box: np.ndarray) -> np.ndarray:
         """Words of tensor t in an op-space box (..., D) -> (...)."""
-        ext = (box - 1) @ self.A[t].T + 1
-        return np.prod(ext, axis=-1)
+        size = None
+        for ext in self._extents(t, box):
+            size = ext if size is None else size * ext
+        return size
 
     def evaluate(self, T: np.ndarray, SX: np.ndarray, SY: np.ndarray, perm: np.ndarray,
                  keep: np.ndarray, check_capacity: bool = True) -> BatchResult:
@@ -153,7 +165,7 @@ class BatchModel:
         dsum = np.zeros((B, L, nT))
         groups = np.ones((B, L, nT))
         needs_exact = np.zeros(B, dtype=bool)
-        patches = []  # (row, level, tensor, SpatialStats) where link transfers apply
+        patches = []  # (rows, level, tensor, total, weighted, links) where links apply
         # zero-translation link transfers: (words per child, groups and children among the
         # rest, linked children) per row, level, tensor
         zero_words = np.zeros((B, L, nT))
@@ -186,8 +198,11 @@ class BatchModel:
                         groups[:, i, t] = self._groups(t, S[:, i], child_box, SX[:, i],
                                                        SY[:, i])
                     continue
-                ext = (child_box - 1) @ AT + 1
-                full = np.prod(ext, axis=1)
+                ext_list = self._extents(t, child_box)
+                ext = np.stack(ext_list, axis=1)
+                full = ext_list[0].copy()
+                for e in ext_list[1:]:
+                    full = full * e
                 if K == 0:
                     dsum[:, i, t] = full
                     v = np.zeros((B, 0, AT.shape[1]), dtype=np.int64)
@@ -239,9 +254,8 @@ class BatchModel:
         total = (dsum - zero_words) * groups + zero_words * zero_links[..., 0]
         weighted = (dsum - zero_words) * fanout[:, :, None] + zero_words * zero_links[..., 1]
         links = zero_words * zero_links[..., 2]
-        for r, i, t, st in patches:
-            total[r, i, t], weighted[r, i, t], links[r, i, t] = st.total, st.weighted, \
-                st.link_transfers
+        for hr, i, t, tot_p, wei_p, lnk_p in patches:
+            total[hr, i, t], weighted[hr, i, t], links[hr, i, t] = tot_p, wei_p, lnk_p
         content = total.copy()
         parent_share = np.zeros_like(total)
         parent_share[:, 1:] = weighted[:, :-1] / fanout[:, :-1, None]
@@ -340,13 +354,19 @@ class BatchModel:
                 SY: np.ndarray) -> np.ndarray:
         """Number of distinct projected child offsets of tensor t at a fan-out (B,)."""
         A = self.A[t]
-        spatial = S > 1  # (B, D)
-        per_rank_dims = (A[None, :, :] != 0) & spatial[:, None, :]  # (B, R, D)
-        coupled = per_rank_dims.sum(axis=2) > 1  # (B, R)
-        # simple case: each rank has at most one spatial dim, dims not shared between ranks
-        counts = np.where(per_rank_dims, S[:, None, :], 1).prod(axis=2)  # (B, R)
-        g = counts.prod(axis=1).astype(np.float64)
-        tricky = coupled.any(axis=1) | (self.shared_dim[t] & spatial.any(axis=1))
+        B = S.shape[0]
+        g = np.ones(B, dtype=np.float64)
+        tricky = np.zeros(B, dtype=bool)
+        spatial = S > 1
+        for row in A:
+            dims = np.nonzero(row)[0]
+            n_sp = np.zeros(B, dtype=np.int64)
+            for d in dims:
+                n_sp += spatial[:, d]
+                g *= np.where(spatial[:, d], S[:, d], 1)
+            tricky |= n_sp > 1  # a rank summing two spatial dims (e.g. P + R): count exactly
+        if self.shared_dim[t]:
+            tricky |= spatial.any(axis=1)
         for b in np.nonzero(tricky)[0]:
             g[b] = self._groups_exact(t, SX[b], SY[b], child_box[b])
         return g
@@ -403,33 +423,42 @@ class BatchModel:
             return
         keyrows = np.concatenate([SX[rows, i], SY[rows, i],
                                   np.where(S[rows, i] > 1, child_box[rows], 0)], axis=1)
-        uniq, inv = np.unique(keyrows, axis=0, return_inverse=True)
+        uniq, first_of, inv = np.unique(keyrows, axis=0, return_index=True,
+                                        return_inverse=True)
         inv = inv.reshape(-1)
-        w = self._hash_weights(v.shape[2])
-        structs = []
-        hit_rows, hit_struct = [], []
+        R = v.shape[2]
+        w = self._hash_weights(R)
+        mult = np.int64(-7046029254386353131)  # odd 64-bit constant: mixes structure ids in
+        structs, zero_eff, allowed_u, allowed_c = [], [], [], []
         for u in range(len(uniq)):
-            members = rows[inv == u]
-            r0 = members[0]
+            r0 = rows[first_of[u]]
             st = self._struct(t, i, SX[r0, i], SY[r0, i], child_box[r0])
             structs.append(st)
-            n_linked, groups_with, n_rest = self._effect(st, (0,) * v.shape[2])
-            if n_linked and groups_with < st["groups"]:
-                zero_words[members, i, t] = zw[members]
-                zero_links[members, i, t] = (groups_with, n_rest, n_linked)
-            if len(st["codes"]) and coupled[members].any():
-                cand = members[coupled[members]]
-                codes = v[cand] @ w  # (n, K)
-                hit = (np.isin(codes, st["codes"]) | np.isin(-codes, st["codes"]))
-                hit &= kind_ok[cand] & nonunit[cand] & (v[cand] != 0).any(axis=2)
-                sel = cand[hit.any(axis=1)]
-                hit_rows.append(sel)
-                hit_struct.append(np.full(len(sel), u))
-        if hit_rows:
-            hr = np.concatenate(hit_rows)
-            if len(hr):
-                self._link_events(structs, np.concatenate(hit_struct), hr, i, t, to_compute, v,
-                                  sn, outer_excl, first, full, c, kind, patches)
+            n_linked, groups_with, n_rest = self._effect(st, (0,) * R)
+            useful = n_linked > 0 and groups_with < st["groups"]
+            zero_eff.append((useful, groups_with, n_rest, n_linked))
+            if len(st["codes"]):
+                allowed_u.append(np.full(len(st["codes"]), u, dtype=np.int64))
+                allowed_c.append(st["codes"])
+        zero_eff = np.array(zero_eff, dtype=np.float64)  # (U, 4)
+        z = zero_eff[inv]
+        ok = z[:, 0] > 0
+        if ok.any():
+            zero_words[rows[ok], i, t] = zw[rows[ok]]
+            zero_links[rows[ok], i, t] = z[ok, 1:]
+        cmask = coupled[rows]
+        if allowed_u and cmask.any():
+            crow, cu = rows[cmask], inv[cmask]
+            vc = v[crow]
+            codes = vc @ w  # (n, K)
+            base = (cu.astype(np.int64) * mult)[:, None]
+            allowed_keys = np.concatenate(allowed_u) * mult + np.concatenate(allowed_c)
+            hit = np.isin(base + codes, allowed_keys) | np.isin(base - codes, allowed_keys)
+            hit &= kind_ok[crow] & nonunit[crow] & (vc != 0).any(axis=2)
+            sel = hit.any(axis=1)
+            if sel.any():
+                self._link_events(structs, cu[sel], crow[sel], i, t, to_compute, v, sn,
+                                  outer_excl, first, full, c, kind, patches)
 
     def _link_events(self, structs, su, hr, i, t, to_compute, v, sn, outer_excl, first, full,
                      c, kind, patches) -> None:
@@ -500,9 +529,7 @@ class BatchModel:
         total += tt.sum(axis=1)
         weighted += ww.sum(axis=1)
         links += ll.sum(axis=1)
-        for j, r in enumerate(hr):
-            patches.append((r, i, t, SpatialStats(total[j], weighted[j], int(fo[j, 0]),
-                                                  links[j])))
+        patches.append((hr, i, t, total, weighted, links))
 
     def _hash_weights(self, R: int) -> np.ndarray:
         """Weights that make equal vectors give equal sums (unequal ones rarely collide; a

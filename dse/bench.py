@@ -21,13 +21,17 @@ def bench_mapper(files: list[str], search: str, max_evals: int, seed: int = 0) -
 
     cfg = SearchConfig(objective="delay,energy", search=search, max_evals=max_evals, seed=seed)
     _, searcher = prepare([str(ROOT / f) for f in files], cfg)
+    cpu0 = time.process_time()
     result = searcher.run()
+    cpu = time.process_time() - cpu0
     best = result.best
     return {
         "evaluated": result.evaluated,
         "valid": result.valid,
         "wall_s": round(result.wall_s, 3),
         "evals_per_s": round(result.evaluated / result.wall_s, 1),
+        "cpu_s": round(cpu, 3),
+        "evals_per_cpu_s": round(result.evaluated / cpu, 1),
         "best_cycles": None if best is None else best.cycles,
         "best_energy_pJ": None if best is None else best.energy_pJ,
     }

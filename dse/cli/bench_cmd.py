@@ -22,7 +22,9 @@ def bench(max_evals: int, as_json: bool, no_network: bool) -> None:
     if as_json:
         click.echo(json.dumps(results, indent=2))
         return
-    click.echo(f"{'case':48s} {'evaluated':>10s} {'wall_s':>8s} {'evals/s':>10s}")
+    click.echo(f"{'case':48s} {'evaluated':>10s} {'wall_s':>8s} {'evals/s':>10s} "
+               f"{'evals/cpu_s':>12s}")
     for name, r in results.items():
+        cpu = f"{r['evals_per_cpu_s']:>12,.0f}" if "evals_per_cpu_s" in r else f"{'':>12s}"
         click.echo(f"{name:48s} {r['evaluated']:>10,} {r['wall_s']:>8.2f} "
-                   f"{r['evals_per_s']:>10,.0f}")
+                   f"{r['evals_per_s']:>10,.0f} {cpu}")

@@ -31,7 +31,8 @@ from dse.cli.errors import reports_spec_errors
 @reports_spec_errors
 def run(arch_file, cons_files, workload, out_dir, objective, search, max_evals, seed, jobs,
         store_path, quiet):
-    """Map every unique layer of a network and write layers.csv and totals.csv."""
+    """Map every unique layer of a network and write layers.csv and totals.csv. Progress: one
+    bar for the network and, with --jobs 1, one for the layer being searched."""
     from tqdm import tqdm
 
     from dse.mapper.search import SearchConfig
@@ -54,8 +55,23 @@ def run(arch_file, cons_files, workload, out_dir, objective, search, max_evals, 
         bar.set_postfix_str(f"{name}{' (stored)' if cached else ''}")
         bar.update(1)
 
+    layer_bar = tqdm(total=cfg.max_evals, unit="map", disable=quiet or jobs > 1, position=1,
+                     leave=False)
+
+    def on_search(task):
+        layer_bar.reset(total=cfg.max_evals)
+        layer_bar.set_description(task.problem.name)
+
+        def update(result, rate):
+            layer_bar.n = result.evaluated
+            layer_bar.set_postfix(per_s=f"{rate:,.0f}", refresh=False)
+            layer_bar.refresh()
+        return update
+
     out = Path(out_dir)
-    rows, tot = run_network(network, arch, cfg, out, store, jobs=jobs, on_layer=on_layer)
+    rows, tot = run_network(network, arch, cfg, out, store, jobs=jobs, on_layer=on_layer,
+                            on_search=on_search)
+    layer_bar.close()
     bar.close()
     store.close()
     if not quiet:

@@ -153,9 +153,11 @@ class BatchModel:
         for i in range(L):
             p = perm[:, i, :]
             n_i = T[rows, i, p]
-            order = np.argsort(n_i == 1, axis=1, kind="stable")
-            p = np.take_along_axis(p, order, axis=1)
-            n_i = np.take_along_axis(n_i, order, axis=1)
+            unit = n_i == 1
+            if (unit[:, :-1] & ~unit[:, 1:]).any():  # not yet canonical: units go last
+                order = np.argsort(unit, axis=1, kind="stable")
+                p = np.take_along_axis(p, order, axis=1)
+                n_i = np.take_along_axis(n_i, order, axis=1)
             w = int((n_i > 1).sum(axis=1).max()) if B else 0
             slot_dim.append(p[:, :w])
             slot_n.append(n_i[:, :w])

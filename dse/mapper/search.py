@@ -41,7 +41,7 @@ class SearchConfig:
     seed: int = 0
     jobs: int = 1
     pareto: bool = False
-    block: int = 4096
+    block: int = 8192
 
 
 @dataclass
@@ -104,8 +104,9 @@ class Searcher:
         self._front_rows: list = []
 
     # ------------------------------------------------------------------ evaluation
-    def _evaluate(self, choice: np.ndarray, perm: np.ndarray, keep: np.ndarray):
-        T, SX, SY = self.space.factor_arrays(choice)
+    def _evaluate(self, choice: np.ndarray, perm: np.ndarray, keep: np.ndarray,
+                  factors: tuple | None = None):
+        T, SX, SY = factors if factors is not None else self.space.factor_arrays(choice)
         perm = self.space.canonical_perm(T, perm)
         arrays = (T, SX, SY, perm, keep)
         if self.pool is None or len(choice) < 2048:
@@ -226,12 +227,14 @@ class Searcher:
             self.progress(self.result, self.result.evaluated / el)
 
     # ------------------------------------------------------------------ strategies
-    def random_block(self, block_no: int, n: int):
+    def random_block(self, block_no: int, n: int, with_factors: bool = False):
         rng = np.random.default_rng([self.cfg.seed, block_no])
         choice = self.space.sample_choices(n, rng)
-        T, _, _ = self.space.factor_arrays(choice)
-        perm = self.space.perms_random(T, rng)
+        factors = self.space.factor_arrays(choice)
+        perm = self.space.perms_random(factors[0], rng)
         keep = self.space.keep_random(len(choice), rng)
+        if with_factors:
+            return choice, perm, keep, factors
         return choice, perm, keep
 
     def _run_random(self) -> None:
@@ -240,10 +243,10 @@ class Searcher:
             n = self.cfg.block
             if self.cfg.max_evals is not None:
                 n = min(n, self.cfg.max_evals - self.result.evaluated)
-            choice, perm, keep = self.random_block(block_no, n)
+            choice, perm, keep, factors = self.random_block(block_no, n, with_factors=True)
             if not len(choice):
                 break
-            e, c, v, perm = self._evaluate(choice, perm, keep)
+            e, c, v, perm = self._evaluate(choice, perm, keep, factors)
             self._consider(choice, perm, keep, e, c, v)
             block_no += 1
             self._tick()
@@ -377,14 +380,15 @@ class Searcher:
         block_no = 0
         while not self._out_of_budget():
             tops: list[Candidate] = []
-            for _ in range(4):  # a round of random blocks to find starting points
+            for _ in range(2):  # a round of random blocks to find starting points
                 if self._out_of_budget():
                     break
-                choice, perm, keep = self.random_block(block_no, self.cfg.block)
+                choice, perm, keep, factors = self.random_block(block_no, self.cfg.block,
+                                                                with_factors=True)
                 block_no += 1
                 if not len(choice):
                     return
-                e, c, v, perm = self._evaluate(choice, perm, keep)
+                e, c, v, perm = self._evaluate(choice, perm, keep, factors)
                 tops += self._consider(choice, perm, keep, e, c, v)
                 self._tick()
             tops.sort(key=lambda x: (x.score, self._key(x.choice, x.perm, x.keep)))

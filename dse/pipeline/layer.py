@@ -25,10 +25,12 @@ class LayerTask:
     config: SearchConfig
 
 
-def map_layer(task: LayerTask) -> dict:
-    """Search, then evaluate the best mapping; everything a per-layer CSV row needs."""
+def map_layer(task: LayerTask, progress=None) -> dict:
+    """Search, then evaluate the best mapping; everything a per-layer CSV row needs.
+    `progress(result, rate)` is called during the search (in-process runs only)."""
     cfg = SearchConfig(**{**asdict(task.config), "jobs": 1, "pareto": False})
     searcher = Searcher(task.problem, task.arch, task.constraints, cfg)
+    searcher.progress = progress
     result = searcher.run()
     row: dict = {"evaluated": result.evaluated, "valid": result.valid,
                  "search_s": round(result.wall_s, 3), "tool_version": __version__}

@@ -121,7 +121,8 @@ def totals_row(network: Network, arch: ArchInput, cfg: SearchConfig, rows: list[
 def run_network(network: Network, arch: ArchInput, cfg: SearchConfig, out: Path,
                 store: ResultStore, jobs: int = 1, executor: str = "local",
                 scheduler: str | None = None, point: str = "", params: dict | None = None,
-                on_layer: Callable[[str, bool], None] | None = None) -> tuple[list, dict]:
+                on_layer: Callable[[str, bool], None] | None = None,
+                on_search: Callable | None = None) -> tuple[list, dict]:
     """Map, store, and write layers.csv, totals.csv and one mapping YAML per unique shape."""
     tasks, keys = plan(network, arch, cfg)
     results: dict[str, dict] = {}
@@ -134,7 +135,11 @@ def run_network(network: Network, arch: ArchInput, cfg: SearchConfig, out: Path,
                 on_layer(t.problem.name, True)
         else:
             todo.append(t)
-    for task, res in run_tasks(map_layer, todo, jobs, executor, scheduler):
+    if jobs <= 1 and executor == "local" and on_search is not None:
+        finished = ((t, map_layer(t, on_search(t))) for t in todo)  # one layer bar per task
+    else:
+        finished = run_tasks(map_layer, todo, jobs, executor, scheduler)
+    for task, res in finished:
         store.put(task.key, res)
         results[task.key] = res
         if on_layer:

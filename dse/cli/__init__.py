@@ -15,6 +15,8 @@ COMMANDS = {
     "map": ("dse.cli.map_cmd", "map_", "Search the mapspace for the best mapping."),
     "bench": ("dse.cli.bench_cmd", "bench", "Measure mapper throughput and model speed."),
     "run": ("dse.cli.run_cmd", "run", "Map a whole network: layers.csv and totals.csv."),
+    "report": ("dse.cli.report_cmd", "report",
+               "Merge result folders: report.csv, per-layer CSV, report.md, plots."),
     "sweep": ("dse.cli.sweep_cmd", "sweep", "Run a grid of architectures x workloads x params."),
     "workload": ("dse.cli.workload_cmd", "workload",
                  "Workload library: list, show, stats, export --timeloop."),

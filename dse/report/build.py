@@ -1,0 +1,55 @@
+"""Write a report: report.csv, layers_side_by_side.csv, report.md and (optionally) plots."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dse.report import plots as plotting
+from dse.report.merge import load
+from dse.report.tables import (
+    failed_layers,
+    markdown,
+    report_columns,
+    report_rows,
+    resolve_baseline,
+    side_by_side,
+)
+from dse.report_model import atomic_write, csv_text
+
+PLOT_NOTE = "plots skipped: matplotlib is not installed (pip install 'dse[plot]' enables them)"
+
+
+@dataclass
+class Written:
+    out: Path
+    rows: int
+    layer_rows: int
+    files: list[str]
+    plots: list[str]
+    notes: list[str] = field(default_factory=list)
+    plots_skipped: str | None = None
+
+
+def write_report(paths: list[str], out: Path, baseline: str | None = None,
+                 plots: bool = True) -> Written:
+    res = load(list(paths))
+    base = resolve_baseline(res.totals, baseline)
+    rows, notes = report_rows(res, base)
+    notes = [*res.notes, *notes]
+    failed = failed_layers(res)
+    if failed:
+        notes.append("layers without a valid mapping (not in the totals): " + "; ".join(failed))
+    side, side_cols = side_by_side(res)
+    atomic_write(out / "report.csv", csv_text(rows, report_columns(res.totals)))
+    atomic_write(out / "layers_side_by_side.csv", csv_text(side, side_cols))
+    files = ["report.csv", "layers_side_by_side.csv"]
+    made: list[str] = []
+    skipped = None
+    if plots:
+        if plotting.available():
+            made = plotting.make_plots(res, out)
+        else:
+            skipped = PLOT_NOTE
+    atomic_write(out / "report.md", markdown(res, rows, base, files, made, notes))
+    return Written(out, len(rows), len(side), [*files, "report.md"], made, notes, skipped)

@@ -1,0 +1,325 @@
+"""The report's tables: report.csv rows (with ratios against a baseline), the per-layer
+side-by-side rows, and report.md. Every number is taken from the loaded result rows."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+import pandas as pd
+
+from dse.errors import SpecError, did_you_mean
+from dse.report.merge import KEY, Results, natural_key
+
+RATIO_COLUMNS = ["speedup_vs_baseline", "energy_ratio_vs_baseline", "baseline"]
+
+
+def label(arch: str, point: str) -> str:
+    """`arch` or `arch@point`: the name of one series in the side-by-side CSV."""
+    return f"{arch}@{point}" if point else arch
+
+
+def short_point(network: str, arch: str, point: str) -> str:
+    """A sweep point id without the parts naming its architecture and network
+    (`eyeriss_like__resnet8__shared_glb.depth=4096` -> `shared_glb.depth=4096`)."""
+    drop = {arch, network, slug(arch), slug(network)}
+    return ", ".join(p for p in str(point).split("__") if p and p not in drop)
+
+
+def display(network: str, arch: str, point: str) -> str:
+    sp = short_point(network, arch, point)
+    return f"{arch} [{sp}]" if sp else arch
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.=@-]+", "_", str(text))
+
+
+def param_columns(df: pd.DataFrame) -> list[str]:
+    return sorted((c for c in df.columns if c.startswith("param.")), key=natural_key)
+
+
+def num(v) -> float | None:
+    if v is None or v == "":
+        return None
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(f) else f
+
+
+def _int(v):
+    f = num(v)
+    return "" if f is None else (int(f) if math.isfinite(f) and f == int(f) else f)
+
+
+def _float(v):
+    f = num(v)
+    return "" if f is None else f
+
+
+# ---------------------------------------------------------------------------------------------
+# baseline
+
+
+@dataclass
+class Baseline:
+    name: str            # as given: ARCH or ARCH@POINT
+    arch: str
+    point: str | None    # fixed point (ARCH@POINT), else matched per row
+
+
+def resolve_baseline(totals: pd.DataFrame, baseline: str | None) -> Baseline | None:
+    if baseline is None:
+        return None
+    archs = sorted(set(totals["arch"]), key=natural_key)
+    if baseline in archs:
+        return Baseline(baseline, baseline, None)
+    arch, sep, point = baseline.partition("@")
+    labels = sorted({label(a, p) for a, p in totals[["arch", "point"]].itertuples(index=False)},
+                    key=natural_key)
+    if arch not in archs:
+        raise SpecError(f"'{baseline}' names no architecture in the inputs",
+                        key_path="--baseline", expected="one of " + ", ".join(archs),
+                        hint=did_you_mean(arch, archs))
+    points = sorted(set(totals.loc[totals["arch"] == arch, "point"]), key=natural_key)
+    if not sep or point not in points:
+        choices = [f"{arch}@{p}" for p in points]
+        raise SpecError(f"'{baseline}' names no design point of '{arch}'",
+                        key_path="--baseline", expected="one of " + ", ".join(choices),
+                        hint=did_you_mean(baseline, labels))
+    return Baseline(baseline, arch, point)
+
+
+def _params(row: pd.Series, cols: list[str]) -> dict:
+    return {c: row[c] for c in cols if row.get(c, "") not in ("", None)}
+
+
+def baseline_row(totals: pd.DataFrame, base: Baseline, row: pd.Series,
+                 pcols: list[str]) -> pd.Series | None:
+    """The baseline's row for `row`: same network; then the fixed point, else the same point,
+    else the point with the same parameter values, else the baseline's only point."""
+    cands = totals[(totals["arch"] == base.arch) & (totals["network"] == row["network"])]
+    if base.point is not None:
+        cands = cands[cands["point"] == base.point]
+    if len(cands) == 1:
+        return cands.iloc[0]
+    if cands.empty:
+        return None
+    same = cands[cands["point"] == row["point"]]
+    if len(same) == 1:
+        return same.iloc[0]
+    mine = _params(row, pcols)
+    if mine:
+        same = cands[[_params(c, pcols) == mine for _, c in cands.iterrows()]]
+        if len(same) == 1:
+            return same.iloc[0]
+    choices = [f"{base.arch}@{p}" for p in sorted(cands["point"], key=natural_key)]
+    raise SpecError(
+        f"baseline '{base.arch}' has {len(cands)} design points for network "
+        f"'{row['network']}' and none matches {label(row['arch'], row['point'])} by point or "
+        f"parameters", key_path="--baseline", expected="one of " + ", ".join(choices),
+        hint=f"name one, e.g. --baseline '{choices[0]}'")
+
+
+# ---------------------------------------------------------------------------------------------
+# report.csv
+
+
+def report_columns(totals: pd.DataFrame) -> list[str]:
+    return [*KEY, *param_columns(totals), "macs", "cycles", "energy_pJ", "pJ_per_mac",
+            "utilization", *RATIO_COLUMNS]
+
+
+def report_rows(res: Results, base: Baseline | None) -> tuple[list[dict], list[str]]:
+    """One row per (network, arch, point), in sorted order, plus notes."""
+    totals = res.totals
+    pcols = param_columns(totals)
+    rows, notes = [], []
+    no_base: list[str] = []
+    for _, t in totals.iterrows():
+        macs, cycles, energy = num(t["macs"]), num(t["cycles"]), num(t["energy_pJ"])
+        pjm = _float(t.get("pJ_per_mac", ""))
+        if "pJ_per_mac" not in totals.columns and macs:
+            pjm = energy / macs
+        row = {"network": t["network"], "arch": t["arch"], "point": t["point"],
+               **{c: t.get(c, "") for c in pcols},
+               "macs": _int(macs), "cycles": _int(cycles), "energy_pJ": _float(energy),
+               "pJ_per_mac": pjm, "utilization": _float(t.get("utilization", "")),
+               "speedup_vs_baseline": "", "energy_ratio_vs_baseline": "", "baseline": ""}
+        if base is not None:
+            b = baseline_row(totals, base, t, pcols)
+            if b is None:
+                if t["network"] not in no_base:
+                    no_base.append(t["network"])
+            else:
+                bc, be = num(b["cycles"]), num(b["energy_pJ"])
+                row["speedup_vs_baseline"] = bc / cycles if cycles else ""
+                row["energy_ratio_vs_baseline"] = energy / be if be else ""
+                row["baseline"] = label(b["arch"], b["point"])
+        rows.append(row)
+    for n in no_base:
+        notes.append(f"no {base.name} result for network {n}: its ratios are empty")
+    return rows, notes
+
+
+# ---------------------------------------------------------------------------------------------
+# layers_side_by_side.csv
+
+
+def series(layers: pd.DataFrame) -> list[tuple[str, str]]:
+    pairs = {(a, p) for a, p in layers[["arch", "point"]].itertuples(index=False)}
+    return sorted(pairs, key=lambda ap: (natural_key(ap[0]), natural_key(ap[1])))
+
+
+def layer_order(layers: pd.DataFrame, network: str) -> list[str]:
+    """Layers of a network in the order of its layers.csv files (union, first seen first)."""
+    return list(dict.fromkeys(layers.loc[layers["network"] == network, "layer"]))
+
+
+def side_by_side(res: Results) -> tuple[list[dict], list[str]]:
+    lay = res.layers
+    if lay.empty:
+        return [], ["network", "layer", "type", "macs"]
+    ser = series(lay)
+    cols = ["network", "layer", "type", "macs"]
+    for a, p in ser:
+        cols += [f"{label(a, p)}_energy_pJ", f"{label(a, p)}_cycles"]
+    by = {(r["network"], r["arch"], r["point"], r["layer"]): r for _, r in lay.iterrows()}
+    rows = []
+    for net in sorted(set(lay["network"]), key=natural_key):
+        for name in layer_order(lay, net):
+            row: dict = {"network": net, "layer": name}
+            for a, p in ser:
+                r = by.get((net, a, p, name))
+                if r is None:
+                    continue
+                row.setdefault("type", r.get("type", ""))
+                row.setdefault("macs", _int(r.get("macs", "")))
+                row[f"{label(a, p)}_energy_pJ"] = _float(r["energy_pJ"])
+                row[f"{label(a, p)}_cycles"] = _int(r["cycles"])
+            rows.append(row)
+    return rows, cols
+
+
+def failed_layers(res: Results) -> list[str]:
+    """Layers whose mapping failed (not the ones that are deliberately not mapped)."""
+    lay = res.layers
+    if lay.empty or "status" not in lay.columns:
+        return []
+    bad = lay[(lay["status"] != "ok") & ~lay["status"].str.startswith("not mapped")]
+    return [f"{display(r['network'], r['arch'], r['point'])}: {r['network']}/{r['layer']} "
+            f"({r['status'] or 'no status'})" for _, r in bad.iterrows()]
+
+
+# ---------------------------------------------------------------------------------------------
+# report.md
+
+
+def pareto(points: list[tuple[float, float]]) -> list[int]:
+    """Indices of the (cycles, energy) points that no other point dominates (no worse in both,
+    better in one); identical points are all kept."""
+    order = sorted(range(len(points)), key=lambda i: (points[i][0], points[i][1], i))
+    front: list[int] = []
+    best = math.inf
+    for i in order:
+        if points[i][1] < best or (front and points[i] == points[front[-1]]):
+            front.append(i)
+            best = points[i][1]
+    return sorted(front)
+
+
+def _g(v, digits: int = 3) -> str:
+    f = num(v)
+    return "" if f is None else f"{f:,.{digits}f}"
+
+
+def _i(v) -> str:
+    f = num(v)
+    return "" if f is None else f"{round(f):,}"
+
+
+def _x(v) -> str:
+    f = num(v)
+    return "" if f is None else f"{f:.3f}x"
+
+
+def plural(k: int, word: str) -> str:
+    return f"{k} {word}{'' if k == 1 else 's'}"
+
+
+def _md_table(head: list[str], body: list[list[str]], right: set[int]) -> list[str]:
+    def cell(s: str) -> str:
+        return str(s).replace("|", "\\|")
+
+    lines = ["| " + " | ".join(cell(h) for h in head) + " |",
+             "|" + "|".join("---:" if i in right else "---" for i in range(len(head))) + "|"]
+    lines += ["| " + " | ".join(cell(c) for c in r) + " |" for r in body]
+    return lines
+
+
+def markdown(res: Results, rows: list[dict], base: Baseline | None, files: list[str],
+             plots: list[str], notes: list[str]) -> str:
+    pcols = [c for c in param_columns(res.totals) if any(r[c] != "" for r in rows)]
+    has_point = any(r["point"] for r in rows)
+    out = ["# dse report", "", "## Inputs", ""]
+    out += [f"- `{p}`" for p in res.inputs]
+    nets, archs = len({r["network"] for r in rows}), len({r["arch"] for r in rows})
+    points = len({(r["arch"], r["point"]) for r in rows})
+    out += ["", f"{plural(len(res.files), 'result file')}; {plural(len(rows), 'result row')}: "
+            f"{plural(nets, 'network')}, {plural(archs, 'architecture')}"
+            + (f", {plural(points, 'design point')} in all" if has_point else "") + ".", ""]
+    if base is not None:
+        out += [f"Baseline: `{base.name}`. Speed-up = baseline cycles / cycles; "
+                "energy ratio = energy / baseline energy (below 1 is better).", ""]
+    out += ["## Totals", ""]
+    head = ["network", "architecture"] + (["point"] if has_point else []) + \
+        [c.removeprefix("param.") for c in pcols] + \
+        ["MACs", "cycles", "energy (uJ)", "pJ/MAC", "utilization"]
+    if base is not None:
+        head += ["speed-up", "energy ratio"]
+    body = []
+    for r in rows:
+        line = [r["network"], r["arch"]]
+        if has_point:
+            line.append(short_point(r["network"], r["arch"], r["point"]) or r["point"])
+        line += [str(r[c]) for c in pcols]
+        e = num(r["energy_pJ"])
+        line += [_i(r["macs"]), _i(r["cycles"]), "" if e is None else _g(e / 1e6),
+                 _g(r["pJ_per_mac"]), _g(r["utilization"])]
+        if base is not None:
+            line += [_x(r["speedup_vs_baseline"]), _x(r["energy_ratio_vs_baseline"])]
+        body.append(line)
+    out += _md_table(head, body, set(range(head.index("MACs"), len(head))))
+    out += ["", "## Best per network", ""]
+    best = []
+    for net in sorted({r["network"] for r in rows}, key=natural_key):
+        mine = [r for r in rows if r["network"] == net]
+
+        def name(r: dict) -> str:
+            return display(r["network"], r["arch"], r["point"])
+
+        lo_e = min(mine, key=lambda r: (num(r["energy_pJ"]), name(r)))
+        lo_c = min(mine, key=lambda r: (num(r["cycles"]), name(r)))
+        lo_d = min(mine, key=lambda r: (num(r["energy_pJ"]) * num(r["cycles"]), name(r)))
+        front = pareto([(num(r["cycles"]), num(r["energy_pJ"])) for r in mine])
+        best.append([net, f"{name(lo_e)} ({_g(num(lo_e['energy_pJ']) / 1e6)} uJ)",
+                     f"{name(lo_c)} ({_i(lo_c['cycles'])})",
+                     f"{name(lo_d)} ({num(lo_d['energy_pJ']) * num(lo_d['cycles']) / 1e6:.4g}"
+                     " uJ*cycles)",
+                     ", ".join(name(mine[i]) for i in front)])
+    out += _md_table(["network", "lowest energy", "fewest cycles", "lowest energy x delay",
+                      "Pareto-optimal (energy, cycles)"], best, set())
+    out += ["", "## Files", ""]
+    out += [f"- `{f}`" for f in files]
+    if plots:
+        out += ["", "## Plots", ""]
+        for p in plots:
+            out += [f"![{p}]({p})", ""]
+        out.pop()
+    if notes:
+        out += ["", "## Notes", ""]
+        out += [f"- {n}" for n in notes]
+    return "\n".join(out) + "\n"

@@ -30,6 +30,7 @@ from dse.mapper.mapspace import MapSpace
 from dse.workload import Problem
 
 OBJECTIVES = ("edp", "energy", "delay", "delay,energy", "energy,delay")
+DEFAULT_BUDGET = 200_000  # mappings, for random and auto when no budget is given
 
 
 @dataclass
@@ -254,7 +255,10 @@ class Searcher:
     def _run_exhaustive(self) -> None:
         space = self.space
         keeps = space.keep_all_variants()  # (V, L, nT)
-        min_keep = space.forced_keep[None]
+        min_keep = space.forced_keep.copy()  # free keep/bypass choices all bypassed
+        for i, t in space.free_keep:
+            min_keep[i, t] = False
+        min_keep = min_keep[None]
         buf_c, buf_p, buf_k = [], [], []
 
         def flush() -> None:
@@ -269,10 +273,17 @@ class Searcher:
         for chunk in space.iter_choices(1024):
             T, SX, SY = space.factor_arrays(chunk)
             # sound pruning: a factorization that overflows with minimal keeps never fits
-            ok = self.model.evaluate(T, SX, SY, np.tile(np.arange(space.D), (len(chunk),
-                                     space.L, 1)), np.repeat(min_keep, len(chunk), axis=0)
-                                     ).capacity_ok
-            self.result.rejected["pruned: capacity with minimal keeps"] += int((~ok).sum())
+            pre = self.model.evaluate(T, SX, SY, np.tile(np.arange(space.D), (len(chunk),
+                                      space.L, 1)), np.repeat(min_keep, len(chunk), axis=0))
+            ok = pre.capacity_ok
+            if (~ok).any():
+                # every order and bypass choice of these overflows the same level: each such
+                # factorization counts once as evaluated and rejected
+                first = np.argmax(pre.overflow[~ok] > 0, axis=1)
+                for lvl, cnt in zip(*np.unique(first, return_counts=True), strict=True):
+                    self.result.rejected[f"capacity at {self.arch.levels[lvl].name}"] += int(cnt)
+                self.result.evaluated += int((~ok).sum())
+                self._note_overflow(pre.overflow[~ok])
             for r in np.nonzero(ok)[0]:
                 orders = space.orders_for(T[r])
                 for pe in orders:
@@ -405,12 +416,13 @@ class Searcher:
         try:
             if self.cfg.search == "exhaustive":
                 self._run_exhaustive()
-            elif self.cfg.search == "random":
-                self._run_random()
             else:
                 if self.cfg.max_evals is None and self.cfg.time_limit is None:
-                    self.cfg.max_evals = 200_000
-                self._run_auto()
+                    self.cfg.max_evals = DEFAULT_BUDGET
+                if self.cfg.search == "random":
+                    self._run_random()
+                else:
+                    self._run_auto()
         except KeyboardInterrupt:
             self.result.interrupted = True
         finally:

@@ -28,6 +28,25 @@ HANDLED = FUSED | RESHAPES | set(POOLS) | {"Conv", "Gemm", "MatMul", "Add", "Sum
                                            "BatchNormalization", "Concat", "Constant"}
 
 
+
+def conv_groups_and_outputs(entry: dict, c: int, k: int, groups: int, p: int, q: int,
+                            n: int = 1, *, bias: bool) -> None:
+    """Finish an imported conv layer entry (shared by the ONNX and torch importers): groups
+    (depthwise when groups == channels), output size, batch, bias, no folded batch norm."""
+    if groups != 1 and groups == c:
+        entry["type"] = "depthwise"
+        if k == c:
+            del entry["K"]
+    elif groups != 1:
+        entry["groups"] = groups
+    entry["P"] = p
+    if q != p:
+        entry["Q"] = q
+    if n != 1:
+        entry["N"] = n
+    entry["bias"] = bias
+    entry["bn"] = False
+
 @dataclass
 class ImportReport:
     """What the importer did besides making layers."""
@@ -250,19 +269,8 @@ class _Importer:
             if any(pads):
                 entry["pad"] = (pads[0] if len(set(pads)) == 1 else
                                 [pads[0], pads[1]] if pads[:2] == pads[2:] else pads)
-        if groups != 1 and groups == c:
-            entry["type"] = "depthwise"
-            if k == c:
-                del entry["K"]
-        elif groups != 1:
-            entry["groups"] = groups
-        entry["P"] = p
-        if q != p:
-            entry["Q"] = q
-        if n != 1:
-            entry["N"] = n
-        entry["bias"] = len(node.input) > 2 and bool(node.input[2])
-        entry["bn"] = False
+        conv_groups_and_outputs(entry, c, k, groups, p, q, n,
+                                bias=len(node.input) > 2 and bool(node.input[2]))
         self.add_layer(node, entry, [x])
 
     def gemm(self, node: Any, label: str, data: list[str]) -> None:

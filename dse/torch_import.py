@@ -18,7 +18,7 @@ from typing import Any
 
 from dse.errors import SpecError
 from dse.network import Network, dump_network, load_network_text
-from dse.onnx_import import ImportReport, _clean
+from dse.onnx_import import ImportReport, _clean, conv_groups_and_outputs
 
 _FUSED_MODULES = ("ReLU", "ReLU6", "LeakyReLU", "Identity", "Dropout", "Dropout2d", "Hardtanh")
 _RESHAPE_METHODS = {"view", "reshape", "flatten", "squeeze", "unsqueeze", "permute",
@@ -226,18 +226,7 @@ class _Tracer:
             ph, pw = _pair(mod.padding)
             if (ph, pw) != (0, 0):
                 entry["pad"] = ph if ph == pw else [ph, pw]
-        g = int(mod.groups)
-        if g != 1 and g == c:
-            entry["type"] = "depthwise"
-            if k == c:
-                del entry["K"]
-        elif g != 1:
-            entry["groups"] = g
-        entry["P"] = p
-        if q != p:
-            entry["Q"] = q
-        entry["bias"] = mod.bias is not None
-        entry["bn"] = False
+        conv_groups_and_outputs(entry, c, k, int(mod.groups), p, q, bias=mod.bias is not None)
         self.emit(node, entry, [x])
 
     def linear(self, node: Any, label: str, fin: int, fout: int, bias: bool, x: Any) -> None:

@@ -58,6 +58,7 @@ class BatchModel:
                   for a in self.A]
         self.shared_dim = [bool(((a != 0).sum(axis=0) > 1).any()) for a in self.A]
         self._structs: dict = {}  # spatial structures seen, for link-transfer lookups
+        self.irrelevant = [~(a != 0).any(axis=0) for a in self.A]
         # (x, y) dimension pairs that share a rank (sliding windows): links need one of these
         self.coupled_pairs = []
         for a in self.A:
@@ -339,6 +340,15 @@ class BatchModel:
             out.append(pv - (np.cumsum(masked, axis=1) - masked))
         return out
 
+    def _spatial_sum(self, t: int, S: np.ndarray) -> np.ndarray:
+        """Rows where some rank of tensor t sums two dimensions that are both spatial here."""
+        out = np.zeros(S.shape[0], dtype=bool)
+        for row in self.A[t]:
+            dims = np.nonzero(row)[0]
+            if len(dims) > 1:
+                out |= (S[:, dims] > 1).sum(axis=1) > 1
+        return out
+
     def _coupled(self, t: int, level: int, to_compute: bool, S: np.ndarray, T: np.ndarray
                  ) -> np.ndarray:
         """Rows where a link transfer is conceivable at this fan-out (see module docstring)."""
@@ -420,7 +430,23 @@ class BatchModel:
         zero = (v == 0).all(axis=2) & kind_ok
         zw = (weight * zero).sum(axis=1) * full  # words per child over zero-translation steps
         coupled = self._coupled(t, i, to_compute, S, T)
-        rows = np.nonzero(matters & ((zw > 0) | coupled))[0]
+        # Closed form for zero translations where child ids decode on the hardware mesh as on
+        # the mapped grid (one mapped row, or mapped X == hardware X) and no rank sums two
+        # spatial dims: every child has a same-data neighbour iff the innermost X (or Y) loop
+        # is over a dimension the tensor does not use; otherwise none has.
+        hx, hy = SX[:, i] > 1, SY[:, i] > 1
+        xm, ym = SX[:, i].prod(axis=1), SY[:, i].prod(axis=1)
+        simple = ((ym == 1) | (xm == self.fanout[i, 0])) & ~self._spatial_sum(t, S[:, i])
+        irr = self.irrelevant[t]
+        all_linked = ((hx.any(axis=1) & irr[np.argmax(hx, axis=1)])
+                      | (hy.any(axis=1) & irr[np.argmax(hy, axis=1)]))
+        closed = matters & simple & (zw > 0) & all_linked
+        if closed.any():
+            zero_words[closed, i, t] = zw[closed]
+            zero_links[closed, i, t, 0] = 0.0  # multicast groups among the rest
+            zero_links[closed, i, t, 1] = 0.0  # children in the rest
+            zero_links[closed, i, t, 2] = fan[closed, i]  # linked children
+        rows = np.nonzero(matters & (((zw > 0) & ~simple) | coupled))[0]
         if not len(rows):
             return
         keyrows = np.concatenate([SX[rows, i], SY[rows, i],
@@ -444,7 +470,7 @@ class BatchModel:
                 allowed_c.append(st["codes"])
         zero_eff = np.array(zero_eff, dtype=np.float64)  # (U, 4)
         z = zero_eff[inv]
-        ok = z[:, 0] > 0
+        ok = (z[:, 0] > 0) & ~simple[rows]  # simple rows were done in closed form
         if ok.any():
             zero_words[rows[ok], i, t] = zw[rows[ok]]
             zero_links[rows[ok], i, t] = z[ok, 1:]

@@ -106,9 +106,10 @@ class Searcher:
 
     # ------------------------------------------------------------------ evaluation
     def _evaluate(self, choice: np.ndarray, perm: np.ndarray, keep: np.ndarray,
-                  factors: tuple | None = None):
+                  factors: tuple | None = None, canonical: bool = False):
         T, SX, SY = factors if factors is not None else self.space.factor_arrays(choice)
-        perm = self.space.canonical_perm(T, perm)
+        if not canonical:
+            perm = self.space.canonical_perm(T, perm)
         arrays = (T, SX, SY, perm, keep)
         if self.pool is None or len(choice) < 2048:
             r = self.model.evaluate(*arrays)
@@ -161,9 +162,16 @@ class Searcher:
             return [cycles.astype(float), energy]
         return [energy, cycles.astype(float)]
 
-    def _key(self, choice: np.ndarray, perm: np.ndarray, keep: np.ndarray) -> tuple:
-        return tuple(int(x) for x in choice) + tuple(int(x) for x in perm.ravel()) + tuple(
-            int(x) for x in keep.ravel())
+    def _key(self, choice: np.ndarray, perm: np.ndarray, keep: np.ndarray) -> bytes:
+        """Canonical key of a mapping: big-endian bytes sort like the integer tuple."""
+        return self._keys(choice[None], perm[None], keep[None])[0]
+
+    @staticmethod
+    def _keys(choice: np.ndarray, perm: np.ndarray, keep: np.ndarray) -> list[bytes]:
+        B = len(choice)
+        arr = np.concatenate([choice.reshape(B, -1), perm.reshape(B, -1),
+                              keep.reshape(B, -1).astype(np.int64)], axis=1).astype(">i8")
+        return [row.tobytes() for row in arr]
 
     def _consider(self, choice, perm, keep, energy, cycles, valid) -> list[Candidate]:
         """Fold a batch into the incumbent (and Pareto front); return the batch's top rows."""
@@ -360,15 +368,16 @@ class Searcher:
             ch = np.concatenate([b[0] for b in batch])
             pe = np.concatenate([b[1] for b in batch])
             ke = np.concatenate([b[2] for b in batch])
-            T, _, _ = self.space.factor_arrays(ch)
-            pe = self.space.canonical_perm(T, pe)
-            keys = [self._key(ch[j], pe[j], ke[j]) for j in range(len(ch))]
+            factors = self.space.factor_arrays(ch)
+            pe = self.space.canonical_perm(factors[0], pe)
+            keys = self._keys(ch, pe, ke)
             fresh = [j for j, k in enumerate(keys) if k not in seen]
             if not fresh:
                 return
             seen.update(keys[j] for j in fresh)
             ch, pe, ke = ch[fresh], pe[fresh], ke[fresh]
-            e, c, v, pe = self._evaluate(ch, pe, ke)
+            factors = tuple(f[fresh] for f in factors)
+            e, c, v, pe = self._evaluate(ch, pe, ke, factors, canonical=True)
             top = self._consider(ch, pe, ke, e, c, v)
             self._tick()
             merged = sorted(pool + top, key=lambda x: (x.score, self._key(x.choice, x.perm,

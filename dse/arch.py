@@ -72,6 +72,10 @@ class Architecture:
     clock_hz: float | None = None
     technology: str | None = None
     source: str | None = None
+    # Optional architecture-level settings read from native YAML (none affect the model):
+    # parameters (resolved values), energy_model, rules, dimension_granularity. See
+    # dse/arch_rules.py and docs/formats.md.
+    attributes: dict = field(default_factory=dict)
 
     def level_names(self) -> tuple[str, ...]:
         return tuple(lv.name for lv in self.levels)

@@ -11,6 +11,8 @@ from dse import __version__
 
 COMMANDS = {
     "model": ("dse.cli.model_cmd", "model", "Evaluate one mapping (Timeloop-compatible model)."),
+    "arch": ("dse.cli.arch_cmd", "arch",
+             "Architecture library: list, show (hierarchy, peak MACs, energy sources)."),
     "convert": ("dse.cli.convert_cmd", "convert", "Convert Timeloop YAML to dse's native YAML."),
     "map": ("dse.cli.map_cmd", "map_", "Search the mapspace for the best mapping."),
     "bench": ("dse.cli.bench_cmd", "bench", "Measure mapper throughput and model speed."),

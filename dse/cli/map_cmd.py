@@ -35,21 +35,26 @@ def parse_duration(text: str | None) -> float | None:
               help="Processes evaluating batches (results do not depend on it).")
 @click.option("--pareto", is_flag=True, help="Also write the energy/cycles Pareto set.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True)
+@click.option("--set", "settings", multiple=True, metavar="NAME=VALUE",
+              help="Override an architecture parameter, e.g. --set columns=3 (repeatable).")
 @click.option("--quiet", "-q", is_flag=True)
 @reports_spec_errors
-def map_(files, objective, search, max_evals, time_limit, seed, jobs, pareto, out_dir, quiet):
+def map_(files, objective, search, max_evals, time_limit, seed, jobs, pareto, out_dir, settings,
+         quiet):
     """Find the best mapping. FILES (architecture, problem, optional constraints, mapper
     settings, ERT) merge as in `dse model`. Writes mapping.yaml (native), map.yaml (Timeloop),
     levels.csv and summary.json for the best mapping, search.json, and pareto.csv."""
     from tqdm import tqdm
 
+    from dse.arch_library import parse_settings
     from dse.mapper.run import mapper_defaults, prepare, write_search_outputs
     from dse.mapper.search import SearchConfig
     from dse.model import evaluate
     from dse.report_model import level_rows, terminal_table
     from dse.spec.build import load_spec
 
-    spec0 = load_spec(files, need_mapping=False)
+    params = parse_settings(settings) if settings else None
+    spec0 = load_spec(files, need_mapping=False, parameters=params)
     for note in spec0.document.notes:
         click.echo(note, err=True)
     d = mapper_defaults(spec0)
@@ -59,7 +64,9 @@ def map_(files, objective, search, max_evals, time_limit, seed, jobs, pareto, ou
         max_evals=max_evals if max_evals is not None else d.max_evals,
         time_limit=parse_duration(time_limit), seed=seed, jobs=max(1, jobs), pareto=pareto,
     )
-    spec, searcher = prepare(files, cfg)
+    spec, searcher = prepare(files, cfg, params)
+    for note in spec.notes:
+        click.echo(f"note: {note}", err=True)
     bar = tqdm(total=cfg.max_evals, unit="map", disable=quiet, dynamic_ncols=True,
                mininterval=0.5)
 

@@ -44,6 +44,8 @@ def sweep(sweep_file, out_dir, jobs, executor, scheduler, shard, store_path, qui
                        shard=parse_shard(shard), progress=progress)
     bar.close()
     store.close()
+    for pid, why in result.refused.items():
+        click.echo(f"refused {pid}: {why}", err=True)
     if not quiet:
         click.echo(f"{result.points} design points, {result.computed} layer mappings computed, "
                    f"{result.reused} reused from the store; wrote {out}/sweep.csv")

@@ -104,9 +104,14 @@ def write_search_outputs(out: Path, spec: Spec, searcher: Searcher, result: Sear
     atomic_write(out / "map.yaml", "# Found by dse map; Timeloop mapping format\n"
                  + yaml.safe_dump({"mapping": timeloop}, sort_keys=False))
     rows = level_rows(ev, spec.arch)
-    write_outputs(out, rows, summary(ev, spec.arch, spec.problem, spec.document.hashes,
-                                     {"search": {k: info[k] for k in (
-                                         "objective", "search", "seed", "evaluated")}}))
+    extra = {"search": {k: info[k] for k in ("objective", "search", "seed", "evaluated")}}
+    if spec.problem.padded_from:
+        from dse.arch_rules import true_macs
+
+        extra["padded_from"] = dict(spec.problem.padded_from)
+        extra["true_macs"] = true_macs(spec.problem)
+        extra["notes"] = list(spec.notes)
+    write_outputs(out, rows, summary(ev, spec.arch, spec.problem, spec.document.hashes, extra))
     atomic_write(out / "search.json", json.dumps(info, indent=2) + "\n")
     if cfg.pareto:
         prow = pareto_rows(searcher, result)
@@ -115,8 +120,17 @@ def write_search_outputs(out: Path, spec: Spec, searcher: Searcher, result: Sear
     return info
 
 
-def prepare(files, cfg: SearchConfig) -> tuple[Spec, Searcher]:
-    spec = load_spec(files, need_mapping=False)
+def prepare(files, cfg: SearchConfig, parameters: dict | None = None) -> tuple[Spec, Searcher]:
+    """Load the spec, refuse layers the hardware cannot run (its `rules:`), round dimensions up
+    to the units the hardware processes them in (`dimension_granularity:`), build the search."""
+    from dataclasses import replace
+
+    from dse.arch_rules import check_layer, prepare_problem
+
+    spec = load_spec(files, need_mapping=False, parameters=parameters)
+    check_layer(spec.problem, spec.arch)
+    problem, notes = prepare_problem(spec.problem, spec.arch)
+    spec = replace(spec, problem=problem, notes=list(spec.notes) + list(notes))
     cons = constraints_from_document(spec.document.data, spec.arch, spec.problem,
                                      spec.arch_constraints)
     return spec, Searcher(spec.problem, spec.arch, cons, cfg)

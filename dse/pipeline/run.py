@@ -50,15 +50,21 @@ def total_columns(arch, params: dict) -> list[str]:
 
 
 def plan(network: Network, arch: ArchInput, cfg: SearchConfig) -> tuple[list[LayerTask], dict]:
-    """One task per unique layer shape; returns the tasks and layer name -> key."""
+    """One task per unique layer shape; returns the tasks and layer name -> key. The hardware's
+    rules are checked first (SpecError naming the rule), and each layer is rounded up to the
+    units the hardware processes it in before it is mapped."""
+    from dse.arch_rules import check_network, prepare_problem
+
+    check_network(network, arch.arch)
     tasks: dict[str, LayerTask] = {}
     keys: dict[str, str] = {}
     for layer in network.mappable():
-        key = layer_key(arch, layer.problem, cfg)
+        problem = prepare_problem(layer.problem, arch.arch)[0]
+        key = layer_key(arch, problem, cfg)
         keys[layer.name] = key
         if key not in tasks:
-            tasks[key] = LayerTask(key, strip(layer.problem), arch.arch,
-                                   arch.constraints_for(layer.problem), cfg)
+            tasks[key] = LayerTask(key, strip(problem), arch.arch,
+                                   arch.constraints_for(problem), cfg)
     return list(tasks.values()), keys
 
 

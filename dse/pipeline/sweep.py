@@ -139,6 +139,7 @@ class SweepResult:
     computed: int
     reused: int
     rows: list[dict]
+    refused: dict = field(default_factory=dict)
 
 
 def run_sweep(spec: SweepSpec, out: Path, store: ResultStore, jobs: int = 1,
@@ -155,12 +156,17 @@ def run_sweep(spec: SweepSpec, out: Path, store: ResultStore, jobs: int = 1,
     networks: dict[str, Network] = {}
     all_tasks: dict[str, object] = {}
     waiting: dict[str, set[str]] = {}
+    refused: dict[str, str] = {}
     for p in points:
         arch = load_arch(p.arch_files, p.params, p.arch_name)
         if p.workload not in networks:
             networks[p.workload] = load_workload(p.workload)
         net = networks[p.workload]
-        tasks, keys = plan(net, arch, spec.config)
+        try:
+            tasks, keys = plan(net, arch, spec.config)
+        except SpecError as exc:  # the hardware cannot run this network: say so, go on
+            refused[p.id] = str(exc)
+            continue
         loaded[p.id] = (arch, net, tasks, keys)
         waiting[p.id] = {t.key for t in tasks}
         for t in tasks:
@@ -195,6 +201,7 @@ def run_sweep(spec: SweepSpec, out: Path, store: ResultStore, jobs: int = 1,
                          csv_text([tot], total_columns(arch.arch, p.params)))
             done_points[p.id] = tot
 
+    points = [p for p in points if p.id not in refused]
     finish_ready()
     done = reused
     if progress:
@@ -219,7 +226,8 @@ def run_sweep(spec: SweepSpec, out: Path, store: ResultStore, jobs: int = 1,
         "sweep": spec.name, "file": spec.file, "points": [p.id for p in points],
         "shard": None if shard is None else f"{shard[0]}/{shard[1]}",
         "tasks": len(all_tasks), "computed": len(todo), "reused": reused,
+        "refused": refused,
         "mapper": {"objective": spec.config.objective, "search": spec.config.search,
                    "max_evals": spec.config.max_evals, "seed": spec.config.seed},
     }, indent=2) + "\n")
-    return SweepResult(len(points), len(todo), reused, ordered)
+    return SweepResult(len(points), len(todo), reused, ordered, refused)

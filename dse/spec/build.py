@@ -34,10 +34,11 @@ class Spec:
     mapping: Mapping | None
     document: Document
     arch_constraints: dict = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
 
 def _is_native_arch(node) -> bool:
-    return isinstance(node, dict) and "levels" in node
+    return isinstance(node, dict) and ("levels" in node or "extends" in node)
 
 
 def _is_native_problem(node) -> bool:
@@ -60,7 +61,8 @@ def check_top_level(doc: Document) -> None:
                             hint=did_you_mean(key, KNOWN_TOP_LEVEL))
 
 
-def read_arch(doc: Document) -> tuple[Architecture, dict]:
+def read_arch(doc: Document, parameters: dict | None = None) -> tuple[Architecture, dict]:
+    """`parameters` override a native architecture's `parameters:` (e.g. {'columns': 3})."""
     node = doc.data.get("architecture")
     if node is None:
         raise SpecError("no `architecture:` section in the input files",
@@ -68,9 +70,22 @@ def read_arch(doc: Document) -> tuple[Architecture, dict]:
     if _is_native_arch(node):
         from dse.spec import native
 
-        arch, cons = native.read_architecture(node)
+        arch, cons = native.read_architecture(node, parameters=parameters)
     else:
+        if parameters:
+            f, line = doc.where("architecture")
+            raise SpecError("--set needs a native architecture with `parameters:`", file=f,
+                            line=line)
         arch, cons = timeloop.read_architecture(node)
+    base = arch.attributes.get("extends")
+    if base:  # the file a variant extends is an input too: hash it for provenance
+        import hashlib
+        from pathlib import Path
+
+        try:
+            doc.hashes[str(base)] = hashlib.sha256(Path(base).read_bytes()).hexdigest()
+        except OSError:
+            pass
     ert = doc.data.get("ERT")
     if ert is not None:
         arch = timeloop.apply_ert(arch, timeloop.read_ert(ert, doc.data.file_of("ERT") or "ERT"))
@@ -109,11 +124,11 @@ def read_mapping(doc: Document, arch: Architecture, problem: Problem,
     return replace(mapping, source=file, line=line)
 
 
-def load_spec(paths, *, need_mapping: bool = True) -> Spec:
+def load_spec(paths, *, need_mapping: bool = True, parameters: dict | None = None) -> Spec:
     doc = load_documents(list(paths))
     check_top_level(doc)
     problem = read_problem(doc)
-    arch, cons = read_arch(doc)
+    arch, cons = read_arch(doc, parameters)
     mapping = read_mapping(doc, arch, problem, cons) if need_mapping else None
     return Spec(problem, arch, mapping, doc, cons)
 

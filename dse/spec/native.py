@@ -20,11 +20,17 @@ from dse.workload import DataSpace, Problem
 FORMAT_VERSION = 1
 INLINE = "spec:inline"
 
-ARCH_KEYS = {"version", "name", "clock_hz", "technology", "levels", "compute"}
+ARCH_KEYS = {"version", "name", "clock_hz", "technology", "levels", "compute",
+             # optional architecture-level keys (docs/formats.md "Parameters, rules, energy model")
+             "parameters", "energy_model", "rules", "dimension_granularity", "extends"}
+# `levels:` may appear in an extending file only empty (it marks the section as native for
+# readers that look for `levels:`); the levels come from the base file.
+EXTENDS_KEYS = {"version", "extends", "name", "parameters", "energy_model", "levels"}
+PARAMETER_KEYS = {"value", "min", "max", "source"}
 STORAGE_KEYS = {
     "name", "class", "depth", "width", "datawidth", "block_size", "read_bandwidth",
     "write_bandwidth", "shared_bandwidth", "multiple_buffering", "keep", "bypass", "energy",
-    "meshX", "meshY",
+    "meshX", "meshY", "banks",
 }
 FANOUT_KEYS = {"fanout", "meshX", "meshY"}
 COMPUTE_KEYS = {"name", "class", "datawidth", "energy", "meshX", "meshY"}
@@ -90,10 +96,10 @@ def _identifier(name, path: str, node, key: str | None = None) -> str:
 
 
 def _opt_number(node: Node, key: str, path: str, *, integer: bool = False,
-                positive: bool = True):
+                positive: bool = True, names: dict | None = None):
     if not has(node, key) or get(node, key) is None:
         return None
-    return number(node, key, path, integer=integer, positive=positive)
+    return number(node, key, path, names, integer=integer, positive=positive)
 
 
 def _name_list(node: Node, key: str, path: str) -> Located | None:
@@ -109,16 +115,17 @@ def _name_list(node: Node, key: str, path: str) -> Located | None:
     return out
 
 
-def _mesh(node: Node, path: str) -> tuple[int, int]:
-    mx = _opt_number(node, "meshX", path, integer=True) or 1
-    my = _opt_number(node, "meshY", path, integer=True) or 1
+def _mesh(node: Node, path: str, names: dict | None = None) -> tuple[int, int]:
+    mx = _opt_number(node, "meshX", path, integer=True, names=names) or 1
+    my = _opt_number(node, "meshY", path, integer=True, names=names) or 1
     return mx, my
 
 
 # ----------------------------------------------------------------------------- architecture
 
 
-def _energy(node: Node, path: str, actions: set[str]) -> dict[str, Energy]:
+def _energy(node: Node, path: str, actions: set[str],
+            names: dict | None = None) -> dict[str, Energy]:
     """`energy: {read: 1.2, write: {pJ: 1.0, source: ..}, source: ..}` -> {action: Energy}.
 
     A `source:` key beside the actions applies to every bare number in the mapping.
@@ -140,11 +147,11 @@ def _energy(node: Node, path: str, actions: set[str]) -> dict[str, Energy]:
             if "pJ" not in v:
                 raise SpecError("an energy given as a mapping needs `pJ:`",
                                 key_path=f"{ep}.{action}", **where(v))
-            pj = number(v, "pJ", f"{ep}.{action}", positive=False)
+            pj = number(v, "pJ", f"{ep}.{action}", names, positive=False)
             src = _string(v, "source", f"{ep}.{action}", common)
             line_node, line_key = v, "pJ"
         else:
-            pj = number(e, action, ep, positive=False)
+            pj = number(e, action, ep, names, positive=False)
             line_node, line_key = e, action
         if pj < 0:
             raise SpecError("an energy cannot be negative", key_path=f"{ep}.{action}", found=pj,
@@ -153,29 +160,31 @@ def _energy(node: Node, path: str, actions: set[str]) -> dict[str, Energy]:
     return out
 
 
-def _fanout_level(entry: Node, path: str, mesh: tuple[int, int]) -> tuple[StorageLevel, tuple]:
+def _fanout_level(entry: Node, path: str, mesh: tuple[int, int],
+                  names: dict | None = None) -> tuple[StorageLevel, tuple]:
     check_keys(entry, FANOUT_KEYS, path)
     name = _identifier(get(entry, "fanout"), f"{path}.fanout", entry, "fanout")
-    fx, fy = _mesh(entry, path)
+    fx, fy = _mesh(entry, path, names)
     level = StorageLevel(name, mesh[0] * mesh[1], mesh[0], mesh[1], depth=1, width=1,
                          datawidth=1, block_size=1, is_dummy=True, cls="dummy_storage")
     return level, (mesh[0] * fx, mesh[1] * fy)
 
 
-def _storage_level(entry: Node, path: str, mesh: tuple[int, int]) -> tuple[StorageLevel, tuple]:
+def _storage_level(entry: Node, path: str, mesh: tuple[int, int],
+                   names: dict | None = None) -> tuple[StorageLevel, tuple]:
     check_keys(entry, STORAGE_KEYS, path)
     name = _identifier(get(entry, "name"), f"{path}.name", entry, "name")
     p = f"{path}({name})"
     cls = _string(entry, "class", p, "")
     is_dram = cls.upper() == "DRAM"
-    rx, ry = _mesh(entry, p)
+    rx, ry = _mesh(entry, p, names)
     mesh = (mesh[0] * rx, mesh[1] * ry)
-    datawidth = _opt_number(entry, "datawidth", p, integer=True)
+    datawidth = _opt_number(entry, "datawidth", p, integer=True, names=names)
     if datawidth is None:
         raise SpecError(f"storage level {name} needs `datawidth:` (bits per word)", key_path=p,
                         **where(entry))
-    width = _opt_number(entry, "width", p, integer=True)
-    block = _opt_number(entry, "block_size", p, integer=True)
+    width = _opt_number(entry, "width", p, integer=True, names=names)
+    block = _opt_number(entry, "block_size", p, integer=True, names=names)
     if width is None:
         width = datawidth * (block or 1)
     if block is None:
@@ -184,14 +193,15 @@ def _storage_level(entry: Node, path: str, mesh: tuple[int, int]) -> tuple[Stora
                             f"{datawidth}", key_path=f"{p}.width", **where(entry, "width"),
                             hint="a row holds width/datawidth whole words")
         block = width // datawidth
-    depth = _opt_number(entry, "depth", p, integer=True)
+    depth = _opt_number(entry, "depth", p, integer=True, names=names)
     if depth is None and not is_dram:
         raise SpecError(f"storage level {name} needs `depth:` (rows); only `class: DRAM` is "
                         "unbounded", key_path=p, **where(entry))
-    mb = _opt_number(entry, "multiple_buffering", p)
+    mb = _opt_number(entry, "multiple_buffering", p, names=names)
+    banks = _opt_number(entry, "banks", p, integer=True, names=names)
 
     def bw(key: str) -> float | None:
-        v = _opt_number(entry, key, p)
+        v = _opt_number(entry, key, p, names=names)
         return None if v is None else float(v)
 
     level = StorageLevel(
@@ -199,17 +209,27 @@ def _storage_level(entry: Node, path: str, mesh: tuple[int, int]) -> tuple[Stora
         datawidth=datawidth, block_size=block, is_dram=is_dram,
         multiple_buffering=float(mb) if mb is not None else 1.0,
         read_bandwidth=bw("read_bandwidth"), write_bandwidth=bw("write_bandwidth"),
-        shared_bandwidth=bw("shared_bandwidth"), energy=_energy(entry, p, STORAGE_ACTIONS),
-        cls=cls,
+        shared_bandwidth=bw("shared_bandwidth"),
+        energy=_energy(entry, p, STORAGE_ACTIONS, names), cls=cls,
+        attributes={"banks": banks} if banks is not None else {},
     )
     return level, mesh
 
 
-def read_architecture(node: Node, path: str = "architecture") -> tuple[Architecture, dict]:
-    """Native `architecture:` -> (Architecture, {level: (keep or None, bypass or None)})."""
+def read_architecture(node: Node, path: str = "architecture", *,
+                      parameters: dict | None = None,
+                      energy_model: str | None = None) -> tuple[Architecture, dict]:
+    """Native `architecture:` -> (Architecture, {level: (keep or None, bypass or None)}).
+
+    `parameters` override the values of the architecture's `parameters:` ({'columns': 3});
+    `energy_model` overrides its `energy_model:` key. Both default to what the file says.
+    """
     require_mapping(node, path)
+    if has(node, "extends"):
+        return _read_extends(node, path, parameters, energy_model)
     check_keys(node, ARCH_KEYS, path)
     check_version(node, path)
+    names = _parameters(node, path, parameters)
     levels_node = get(node, "levels")
     if levels_node is None:
         raise SpecError("a native architecture needs `levels:` (outermost first)", key_path=path,
@@ -225,9 +245,9 @@ def read_architecture(node: Node, path: str = "architecture") -> tuple[Architect
             if j == 0:
                 raise SpecError("the outermost level must be a storage level (it holds every "
                                 "tensor), not a fan-out", key_path=lp, **where(entry))
-            level, mesh = _fanout_level(entry, lp, mesh)
+            level, mesh = _fanout_level(entry, lp, mesh, names)
         elif has(entry, "name"):
-            level, mesh = _storage_level(entry, lp, mesh)
+            level, mesh = _storage_level(entry, lp, mesh, names)
             keep = _name_list(entry, "keep", f"{lp}({level.name})")
             bypass = _name_list(entry, "bypass", f"{lp}({level.name})")
             if keep is not None or bypass is not None:
@@ -248,12 +268,13 @@ def read_architecture(node: Node, path: str = "architecture") -> tuple[Architect
     require_mapping(cnode, cp, node, "compute")
     check_keys(cnode, COMPUTE_KEYS, cp)
     cname = _identifier(get(cnode, "name", "mac"), f"{cp}.name", cnode, "name")
-    rx, ry = _mesh(cnode, cp)
+    rx, ry = _mesh(cnode, cp, names)
     mesh = (mesh[0] * rx, mesh[1] * ry)
     compute = ComputeLevel(cname, mesh[0] * mesh[1], mesh[0], mesh[1],
-                           energy=_energy(cnode, cp, COMPUTE_ACTIONS),
+                           energy=_energy(cnode, cp, COMPUTE_ACTIONS, names),
                            cls=_string(cnode, "class", cp, ""),
-                           datawidth=_opt_number(cnode, "datawidth", cp, integer=True))
+                           datawidth=_opt_number(cnode, "datawidth", cp, integer=True,
+                                                 names=names))
     seen: dict[str, int] = {}
     for j, name in enumerate([lv.name for lv in levels] + [cname]):
         if name in seen:
@@ -261,17 +282,155 @@ def read_architecture(node: Node, path: str = "architecture") -> tuple[Architect
                             key_path=f"{path}.levels", **where(node, "levels"),
                             hint="names must be unique: mappings and reports refer to them")
         seen[name] = j
-    clock = _opt_number(node, "clock_hz", path)
+    clock = _opt_number(node, "clock_hz", path, names=names)
     tech = get(node, "technology")
     if tech is not None and not isinstance(tech, (str, int, float)):
         raise SpecError("expected a text like '32nm'", key_path=f"{path}.technology", found=tech,
                         **where(node, "technology"))
+    attributes = _arch_attributes(node, path, names, energy_model)
     arch = Architecture(
         name=_string(node, "name", path, "architecture"), levels=tuple(levels), compute=compute,
         clock_hz=float(clock) if clock is not None else None,
         technology=str(tech) if tech is not None else None, source=node.file,
+        attributes=attributes,
     )
+    model = attributes.get("energy_model")
+    if model is not None:
+        from dse.energy import estimate
+        from dse.energy.tables import parse_technology
+
+        if tech is not None:
+            try:
+                parse_technology(tech)
+            except SpecError as exc:
+                raise SpecError(exc.message, key_path=f"{path}.technology",
+                                expected=exc.expected, hint="the energy model scales its 45 nm "
+                                "tables to this node", **where(node, "technology")) from None
+        arch = estimate(arch, model)
     return arch, constraints
+
+
+# ----------------------------------------------------------------------------- arch options
+
+
+def _parameters(node: Node, path: str, overrides: dict | None) -> dict:
+    """`parameters: {columns: 4}` or `{columns: {value: 4, min: 1, max: 4, source: ..}}` ->
+    {name: value}, with `overrides` applied and checked against min/max."""
+    pp = f"{path}.parameters"
+    value = get(node, "parameters")
+    declared: dict[str, tuple] = {}
+    if value is not None:
+        pnode = require_mapping(value, pp, node, "parameters")
+        names: dict = {}
+        for k, v in pnode.items():
+            if str(k).startswith("_"):
+                continue
+            _identifier(k, f"{pp}.{k}", pnode, k)
+            if isinstance(v, dict):
+                check_keys(v, PARAMETER_KEYS, f"{pp}.{k}")
+                if "value" not in v:
+                    raise SpecError(f"parameter {k} needs `value:` (its default)",
+                                    key_path=f"{pp}.{k}", **where(v))
+                val = number(v, "value", f"{pp}.{k}", names)
+                lo = number(v, "min", f"{pp}.{k}", names) if "min" in v else None
+                hi = number(v, "max", f"{pp}.{k}", names) if "max" in v else None
+                loc = where(v, "value")
+            else:
+                val = number(pnode, k, pp, names)
+                lo = hi = None
+                loc = where(pnode, k)
+            declared[k] = (lo, hi, loc)
+            # an override replaces the value before later parameters use it
+            names[k] = (overrides or {}).get(k, val)
+    else:
+        names = {}
+    for k in overrides or {}:
+        if k not in names:
+            raise SpecError(f"the architecture has no parameter '{k}'", key_path=pp,
+                            expected="one of " + (", ".join(names) or "(none declared)"),
+                            hint=did_you_mean(k, names), **where(node, "parameters"
+                                                                 if value is not None else None))
+    for k, (lo, hi, loc) in declared.items():
+        v = names[k]
+        if (lo is not None and v < lo) or (hi is not None and v > hi):
+            raise SpecError(f"parameter {k} = {v} is outside its range {lo}..{hi}",
+                            key_path=f"{pp}.{k}", **loc)
+    return names
+
+
+def _arch_attributes(node: Node, path: str, names: dict, energy_model: str | None) -> dict:
+    """The optional architecture-level settings, validated (see dse/arch_rules.py)."""
+    from dse import arch_rules
+
+    out: dict = {}
+    if names:
+        out["parameters"] = dict(names)
+    model = energy_model if energy_model is not None else get(node, "energy_model")
+    if model is not None:
+        from dse.energy import MODELS
+
+        if model not in MODELS:
+            raise SpecError(f"unknown energy model {model!r}", key_path=f"{path}.energy_model",
+                            expected="one of " + ", ".join(MODELS),
+                            hint=did_you_mean(str(model), MODELS),
+                            **where(node, "energy_model" if energy_model is None else None))
+        out["energy_model"] = model
+    if get(node, "rules") is not None:
+        out["rules"] = arch_rules.read_rules(get(node, "rules"), f"{path}.rules", node, names)
+    if get(node, "dimension_granularity") is not None:
+        out["dimension_granularity"] = arch_rules.read_granularity(
+            get(node, "dimension_granularity"), f"{path}.dimension_granularity", node, names)
+    return out
+
+
+def _read_extends(node: Node, path: str, parameters: dict | None,
+                  energy_model: str | None, depth: int = 0) -> tuple[Architecture, dict]:
+    """`extends: base.yaml` (relative to this file) with other `parameters:` values, a new
+    `name:` and/or `energy_model:`; the base file's `architecture:` section does the rest."""
+    from dataclasses import replace
+    from pathlib import Path
+
+    from dse.spec.yamlload import load_documents
+
+    check_keys(node, EXTENDS_KEYS, path)
+    check_version(node, path)
+    if get(node, "levels") is not None:
+        raise SpecError("an architecture that `extends:` another takes its levels from it",
+                        key_path=f"{path}.levels", **where(node, "levels"),
+                        hint="leave `levels:` empty or drop it")
+    base_ref = get(node, "extends")
+    if not isinstance(base_ref, str):
+        raise SpecError("expected a file name", key_path=f"{path}.extends", found=base_ref,
+                        **where(node, "extends"))
+    base_path = Path(base_ref)
+    if not base_path.is_absolute() and node.file:
+        base_path = Path(node.file).parent / base_path
+    if not base_path.is_file():
+        raise SpecError(f"base architecture file {base_ref} not found (looked for {base_path})",
+                        key_path=f"{path}.extends", **where(node, "extends"))
+    base = load_documents([base_path]).data.get("architecture")
+    if base is None:
+        raise SpecError(f"{base_ref} has no `architecture:` section", key_path=f"{path}.extends",
+                        **where(node, "extends"))
+    own: dict = {}
+    pv = get(node, "parameters")
+    if pv is not None:
+        pnode = require_mapping(pv, f"{path}.parameters", node, "parameters")
+        own = {k: number(pnode, k, f"{path}.parameters") for k in pnode
+               if not str(k).startswith("_")}
+    own.update(parameters or {})
+    model = energy_model if energy_model is not None else get(node, "energy_model")
+    if has(base, "extends"):
+        if depth > 8:
+            raise SpecError("`extends:` chain is too deep (a cycle?)", key_path=f"{path}.extends",
+                            **where(node, "extends"))
+        arch, cons = _read_extends(base, path, own, model, depth + 1)
+    else:
+        arch, cons = read_architecture(base, path, parameters=own, energy_model=model)
+    attrs = dict(arch.attributes)
+    attrs["extends"] = str(base_path)
+    return replace(arch, name=_string(node, "name", path, arch.name), source=node.file,
+                   attributes=attrs), cons
 
 
 # ----------------------------------------------------------------------------- problem

@@ -1,0 +1,87 @@
+"""The architecture library: `arch_specs/NAME.yaml` by name, loaded with optional parameter and
+energy-model overrides (what `dse arch show|list` uses)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dse.arch import Architecture
+from dse.errors import SpecError, did_you_mean
+
+REPO_ARCH_SPECS = Path(__file__).resolve().parents[1] / "arch_specs"
+CONSTRAINTS_SUFFIX = ".constraints.yaml"
+
+
+@dataclass
+class LoadedArch:
+    arch: Architecture
+    path: Path
+    keep: dict  # {level: (keep, bypass)} from the architecture's keep:/bypass: lists
+    constraint_keys: list[str] = field(default_factory=list)  # top-level *constraints keys
+    constraints_file: Path | None = None  # NAME.constraints.yaml beside it, if any
+
+
+def architecture_files(directory: Path = REPO_ARCH_SPECS) -> list[Path]:
+    """YAML files of `directory` that hold an architecture (constraints files excluded)."""
+    return sorted(p for p in directory.glob("*.yaml") if not p.name.endswith(CONSTRAINTS_SUFFIX))
+
+
+def resolve(ref: str | Path) -> Path:
+    """A file path as given, else arch_specs/REF.yaml."""
+    p = Path(ref)
+    if p.is_file():
+        return p
+    cand = REPO_ARCH_SPECS / f"{ref}.yaml"
+    if cand.is_file():
+        return cand
+    names = [f.stem for f in architecture_files()]
+    raise SpecError(f"no architecture '{ref}' (not a file, not in {REPO_ARCH_SPECS})",
+                    expected="a YAML file or one of " + ", ".join(names),
+                    hint=did_you_mean(str(ref), names))
+
+
+def constraints_file(path: Path) -> Path | None:
+    cand = path.with_name(path.name[: -len(".yaml")] + CONSTRAINTS_SUFFIX)
+    return cand if cand.is_file() else None
+
+
+def load_architecture(ref: str | Path, *, parameters: dict | None = None,
+                      energy_model: str | None = None) -> LoadedArch:
+    """Read one architecture file (native or Timeloop; an `ERT:` in it is applied)."""
+    from dse.spec import native, timeloop
+    from dse.spec.yamlload import load_documents
+
+    path = resolve(ref)
+    doc = load_documents([path])
+    node = doc.data.get("architecture")
+    if node is None:
+        raise SpecError("no `architecture:` section", file=str(path))
+    if isinstance(node, dict) and ("levels" in node or "extends" in node):
+        arch, keep = native.read_architecture(node, parameters=parameters,
+                                              energy_model=energy_model)
+    else:
+        if parameters or energy_model:
+            raise SpecError("--set and --energy-model apply to native architectures only",
+                            file=str(path))
+        arch, keep = timeloop.read_architecture(node)
+    if "ERT" in doc.data:
+        arch = timeloop.apply_ert(arch, timeloop.read_ert(doc.data["ERT"], str(path)))
+    keys = [str(k) for k in doc.data if "constraints" in str(k)]
+    return LoadedArch(arch, path, keep, keys, constraints_file(path))
+
+
+def parse_settings(items) -> dict[str, float]:
+    """['columns=3', 'x=1.5'] -> {'columns': 3, 'x': 1.5} (values are numbers)."""
+    from dse.spec.expr import ExpressionError, to_number
+
+    out: dict[str, float] = {}
+    for item in items or ():
+        name, sep, value = str(item).partition("=")
+        if not sep or not name.strip():
+            raise SpecError(f"cannot read setting '{item}'", expected="NAME=VALUE, e.g. columns=3")
+        try:
+            out[name.strip()] = to_number(value.strip())
+        except ExpressionError as exc:
+            raise SpecError(f"setting '{item}': {exc}") from None
+    return out

@@ -1,0 +1,40 @@
+"""`dse arch list|show`: the architecture library (arch_specs/) or any architecture file."""
+
+from __future__ import annotations
+
+import click
+
+from dse.cli.errors import reports_spec_errors
+
+
+@click.group()
+def arch() -> None:
+    """Architectures of the library (arch_specs/) or any architecture file."""
+
+
+@arch.command("list")
+@reports_spec_errors
+def list_() -> None:
+    """List the library: name, peak MACs/cycle, clock, technology, energy source, file."""
+    from dse.arch_library import architecture_files
+    from dse.report_arch import list_text
+
+    click.echo(list_text(architecture_files()))
+
+
+@arch.command()
+@click.argument("ref", metavar="NAME|FILE")
+@click.option("--set", "settings", multiple=True, metavar="NAME=VALUE",
+              help="Override a parameter of the architecture (e.g. --set columns=3).")
+@click.option("--energy-model", default=None, metavar="MODEL",
+              help="Estimate missing energies with this model instead of the file's "
+                   "(table-45nm or eyeriss-normalized).")
+@reports_spec_errors
+def show(ref: str, settings: tuple[str, ...], energy_model: str | None) -> None:
+    """Print the hierarchy, sizes, fan-outs, peak MACs/cycle, clock and each energy's source."""
+    from dse.arch_library import load_architecture, parse_settings
+    from dse.report_arch import arch_text
+
+    loaded = load_architecture(ref, parameters=parse_settings(settings) or None,
+                               energy_model=energy_model)
+    click.echo(arch_text(loaded))

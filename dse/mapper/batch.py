@@ -340,6 +340,32 @@ class BatchModel:
             out.append(pv - (np.cumsum(masked, axis=1) - masked))
         return out
 
+    def _simple_hits(self, t, v, kind_ok, nonunit, SX, SY, child_box) -> np.ndarray:
+        """Rows (mapped grid == hardware layout) where some step's non-zero translation equals
+        a neighbour's offset difference: the innermost loop's step on an axis, or a carry into
+        an outer loop of that axis. Exact necessary condition; hits go to the exact path."""
+        A = self.A[t]
+        B, D = SX.shape
+        w = self._hash_weights(A.shape[0])
+        colw = A.T @ w  # code of a unit step along each dimension
+        codes = v @ w  # (B, K)
+        live = kind_ok & nonunit & (codes != 0)
+        hit = np.zeros(B, dtype=bool)
+        for fac, base in ((SX, child_box), (SY, child_box * SX)):
+            acc = np.zeros((B, D), dtype=np.int64)
+            for d in range(D):  # innermost first (canonical order: dimension order)
+                has = fac[:, d] > 1
+                if not has.any():
+                    continue
+                step = np.zeros((B, D), dtype=np.int64)
+                step[:, d] = base[:, d]
+                diff = acc + step
+                dcode = sum(diff[:, e] * colw[e] for e in range(D) if colw[e])
+                dcode = np.where(has, dcode, 0)[:, None]
+                hit |= (has[:, None] & live & ((codes == dcode) | (codes == -dcode))).any(axis=1)
+                acc = np.where(has[:, None], acc - step * (fac[:, d:d + 1] - 1), acc)
+        return hit
+
     def _spatial_sum(self, t: int, S: np.ndarray) -> np.ndarray:
         """Rows where some rank of tensor t sums two dimensions that are both spatial here."""
         out = np.zeros(S.shape[0], dtype=bool)
@@ -404,7 +430,7 @@ class BatchModel:
             w = self._hash_weights(self.A[t].shape[0])
             codes = np.array(sorted({int(np.dot(d, w)) for d in nonzero}), dtype=np.int64)
             st = {"proj": proj, "diffs": diffs, "groups": len(set(proj)), "fanout": len(proj),
-                  "codes": codes, "effects": {}}
+                  "codes": codes, "effects": {}, "by_code": {}}
             self._structs[key] = st
         return st
 
@@ -446,7 +472,14 @@ class BatchModel:
             zero_links[closed, i, t, 0] = 0.0  # multicast groups among the rest
             zero_links[closed, i, t, 1] = 0.0  # children in the rest
             zero_links[closed, i, t, 2] = fan[closed, i]  # linked children
-        rows = np.nonzero(matters & (((zw > 0) & ~simple) | coupled))[0]
+        cand = matters & coupled
+        if cand.any():  # for simple layouts, screen translations against neighbour differences
+            sel = np.nonzero(cand & simple)[0]
+            if len(sel):
+                cand[sel] = self._simple_hits(t, v[sel], kind_ok[sel], nonunit[sel],
+                                              SX[sel, i], SY[sel, i], child_box[sel])
+        rows = np.nonzero(matters & (((zw > 0) & ~simple) | cand))[0]
+        coupled = cand
         if not len(rows):
             return
         keyrows = np.concatenate([SX[rows, i], SY[rows, i],
@@ -501,9 +534,15 @@ class BatchModel:
         uniq, first_idx, inv = np.unique(pairs, axis=0, return_index=True, return_inverse=True)
         eff = np.empty((len(uniq), 3), dtype=np.float64)
         flatV = V.reshape(-1, R)
-        for j, (u, _) in enumerate(uniq):
-            tr = tuple(int(x) for x in flatV[first_idx[j]])
-            eff[j] = self._effect(structs[u], tr)
+        exact_code = np.abs(flatV).max(initial=0) < 500_000  # then a code names one vector
+        for j, (u, code) in enumerate(uniq.tolist()):
+            st = structs[u]
+            key = code if exact_code else tuple(int(x) for x in flatV[first_idx[j]])
+            e = st["by_code"].get(key)
+            if e is None:
+                tr = tuple(int(x) for x in flatV[first_idx[j]])
+                e = st["by_code"][key] = self._effect(st, tr)
+            eff[j] = e
         eff = eff[inv.reshape(-1)].reshape(n, K, 3)
         nl, gw, nr = eff[..., 0], eff[..., 1], eff[..., 2]
         G = np.array([structs[u]["groups"] for u in su], dtype=np.float64)[:, None]

@@ -238,23 +238,28 @@ class MapSpace:
         return T, SX, SY
 
     def perms_random(self, T: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Random loop orders, already canonical (unit loops last, in dimension order)."""
         B = T.shape[0]
         perm = np.empty((B, self.L, self.D), dtype=np.int64)
+        dims = np.arange(self.D, dtype=float)
         for i in range(self.L):
             keys = rng.random((B, self.D))
             if not self.order_matters[i]:
-                keys = np.broadcast_to(np.arange(self.D, dtype=float), (B, self.D)).copy()
-            perm[:, i] = self._apply_perm_constraints(i, keys)
+                keys = np.broadcast_to(dims, (B, self.D)).copy()
+            keys = self._constrained_keys(i, keys)
+            keys = np.where(T[:, i, :] == 1, 2e6 + dims, keys)
+            perm[:, i] = np.argsort(keys, axis=1, kind="stable")
         return perm
 
-    def _apply_perm_constraints(self, i: int, keys: np.ndarray) -> np.ndarray:
+    def _constrained_keys(self, i: int, keys: np.ndarray) -> np.ndarray:
+        """Sort keys with the constraint's fixed innermost / outermost loops pinned."""
         lc = self._lc(i)
         keys = keys.copy()
         for pos, d in enumerate(lc.perm_inner):
             keys[:, self.dims.index(d)] = -1e6 + pos
         for pos, d in enumerate(lc.perm_outer):
             keys[:, self.dims.index(d)] = 1e6 + pos
-        return np.argsort(keys, axis=1, kind="stable")
+        return keys
 
     def canonical_perm(self, T: np.ndarray, perm: np.ndarray) -> np.ndarray:
         """Non-unit loops keep their order; unit loops follow in dimension order."""

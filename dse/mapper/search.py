@@ -255,7 +255,7 @@ class Searcher:
             choice, perm, keep, factors = self.random_block(block_no, n, with_factors=True)
             if not len(choice):
                 break
-            e, c, v, perm = self._evaluate(choice, perm, keep, factors)
+            e, c, v, perm = self._evaluate(choice, perm, keep, factors, canonical=True)
             self._consider(choice, perm, keep, e, c, v)
             block_no += 1
             self._tick()
@@ -408,7 +408,7 @@ class Searcher:
                 block_no += 1
                 if not len(choice):
                     return
-                e, c, v, perm = self._evaluate(choice, perm, keep, factors)
+                e, c, v, perm = self._evaluate(choice, perm, keep, factors, canonical=True)
                 tops += self._consider(choice, perm, keep, e, c, v)
                 self._tick()
             tops.sort(key=lambda x: (x.score, self._key(x.choice, x.perm, x.keep)))

@@ -357,7 +357,7 @@ class Searcher:
             return None
         return np.array(choices), np.array(perms), np.array(keeps)
 
-    def _local_search(self, seeds: list[Candidate], width: int = 8) -> None:
+    def _local_search(self, seeds: list[Candidate], width: int = 16) -> None:
         pool = seeds[:width]
         seen = {self._key(c.choice, c.perm, c.keep) for c in pool}
         while pool and not self._out_of_budget():

@@ -73,3 +73,16 @@ def test_link_transfers_flag_changes_nothing_without_neighbour_reuse() -> None:
     case, spec, ev = load_case("ispass_04_conv1d_oc_3levelspatial_kp")
     ev2 = evaluate(spec.problem, spec.arch, spec.mapping, link_transfers=False)
     assert [r.reads_per_instance for r in ev.stats] == [r.reads_per_instance for r in ev2.stats]
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_batch_model_matches_reference_case(name: str) -> None:
+    """The mapper's batch evaluator gives the same energy and cycles as the scalar model."""
+    from dse.mapper.batch import BatchModel, rows_from_mappings
+
+    _, spec, ev = load_case(name)
+    model = BatchModel(spec.problem, spec.arch)
+    res = model.evaluate(*rows_from_mappings(model, [spec.mapping]))
+    assert bool(res.valid[0])
+    assert int(res.cycles[0]) == ev.cycles
+    assert float(res.energy_pJ[0]) == pytest.approx(ev.energy_pJ, rel=1e-12)

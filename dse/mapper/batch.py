@@ -3,14 +3,13 @@
 A batch shares the problem and architecture; each row has its own factors and loop orders:
   T[b, level, dim]   temporal factor        SX/SY[b, level, dim]   spatial factors (mesh X / Y)
   perm[b, level, :]  temporal dims, innermost first            keep[b, level, tensor]
-Rows where neighbour-to-neighbour link transfers could apply are flagged (`needs_exact`); the
-caller evaluates those with the scalar model, which handles them exactly. Everything else here
-must equal dse.model.evaluate exactly (tests compare the two on random batches).
+Neighbour-to-neighbour link transfers are computed exactly too: in closed form where the
+hardware mesh decodes like the mapped grid, otherwise per spatial structure (cached). Everything
+here must equal dse.model.evaluate exactly (tests compare the two on random batches).
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,7 +26,6 @@ class BatchResult:
     valid: np.ndarray  # (B,) bool: fits capacity and fan-out
     capacity_ok: np.ndarray
     fanout_ok: np.ndarray
-    needs_exact: np.ndarray  # (B,) always False now: link transfers are handled in the batch
     utilization: np.ndarray
     overflow: np.ndarray  # (B, L) words over capacity per level (0 where it fits)
 
@@ -133,15 +131,14 @@ class BatchModel:
         valid = capacity_ok & fanout_ok
         energy = np.full(B, np.inf)
         cycles = np.full(B, np.iinfo(np.int64).max, dtype=np.int64)
-        needs_exact = np.zeros(B, dtype=bool)
         util = np.zeros(B)
         idx = np.nonzero(valid)[0]
         if len(idx):
-            e, c, x = self._evaluate_valid(T[idx], SX[idx], SY[idx], S[idx], perm[idx],
+            e, c = self._evaluate_valid(T[idx], SX[idx], SY[idx], S[idx], perm[idx],
                                            keep[idx], box[idx], size[idx])
-            energy[idx], cycles[idx], needs_exact[idx] = e, c, x
+            energy[idx], cycles[idx] = e, c
             util[idx] = self.problem.macs / (self.arch.compute.instances * c)
-        return BatchResult(energy, cycles, valid, capacity_ok, fanout_ok, needs_exact, util,
+        return BatchResult(energy, cycles, valid, capacity_ok, fanout_ok, util,
                            overflow)
 
     def _evaluate_valid(self, T, SX, SY, S, perm, keep, box, size):
@@ -167,7 +164,6 @@ class BatchModel:
         fan = S.prod(axis=2)  # (B, L)
         dsum = np.zeros((B, L, nT))
         groups = np.ones((B, L, nT))
-        needs_exact = np.zeros(B, dtype=bool)
         patches = []  # (rows, level, tensor, total, weighted, links) where links apply
         # zero-translation link transfers: (words per child, groups and children among the
         # rest, linked children) per row, level, tensor
@@ -312,7 +308,7 @@ class BatchModel:
         cycles = np.maximum(compute_cycles, level_cycles.max(axis=1))
         leak = np.where(keep.any(axis=2), self.e_leak[None, :] * cycles[:, None] * rep, 0.0)
         energy = dyn.sum(axis=1) + leak.sum(axis=1) + self.problem.macs * self.e_compute
-        return energy, cycles, needs_exact
+        return energy, cycles
 
     def _child_offsets_linear(self, SX, SY, child_box) -> np.ndarray:
         """Child offsets in Timeloop's linear order: Y loops outer, X inner; within an axis
@@ -632,6 +628,3 @@ def rows_from_mappings(model: BatchModel, mappings) -> tuple:
                 keep[b, i, t] = lm.keeps(name)
     return T, SX, SY, perm, keep
 
-
-def _unused() -> None:  # pragma: no cover - keeps math imported for future closed forms
-    math.prod([])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -135,5 +135,3 @@ def prepare(files, cfg: SearchConfig, parameters: dict | None = None) -> tuple[S
                                      spec.arch_constraints)
     return spec, Searcher(spec.problem, spec.arch, cons, cfg)
 
-
-__all__ = ["prepare", "write_search_outputs", "mapper_defaults", "MapperDefaults", "asdict"]

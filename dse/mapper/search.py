@@ -14,7 +14,6 @@ so the winner never depends on timing or on how work was split over processes.
 
 from __future__ import annotations
 
-import math
 import signal
 import time
 from collections import Counter
@@ -469,9 +468,3 @@ def _primes(n: int) -> list[int]:
         out.append(n)
     return out
 
-
-def edp(energy: float, cycles: int) -> float:
-    return energy * cycles
-
-
-__all__ = ["Searcher", "SearchConfig", "SearchResult", "Candidate", "math"]

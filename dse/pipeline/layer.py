@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 
 import yaml
@@ -63,9 +62,3 @@ def map_layer(task: LayerTask, progress=None) -> dict:
     })
     return row
 
-
-def peak_macs_per_cycle(arch: Architecture) -> int:
-    return arch.compute.instances
-
-
-__all__ = ["LayerTask", "map_layer", "math"]

@@ -4,13 +4,12 @@ layer (layers.csv) and the totals (totals.csv). Finished layers are stored as th
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict
 from pathlib import Path
 
 from dse import __version__
 from dse.layers import shape_key, strip
 from dse.mapper.search import SearchConfig
-from dse.network import MAC_TYPES, Network
+from dse.network import Network
 from dse.pipeline.executor import run_tasks
 from dse.pipeline.layer import LayerTask, map_layer
 from dse.pipeline.spec import ArchInput
@@ -163,5 +162,3 @@ def run_network(network: Network, arch: ArchInput, cfg: SearchConfig, out: Path,
     atomic_write(out / "totals.csv", csv_text([tot], total_columns(arch.arch, params or {})))
     return rows, tot
 
-
-__all__ = ["run_network", "plan", "layer_rows", "totals_row", "MAC_TYPES", "asdict"]

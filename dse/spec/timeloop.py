@@ -15,13 +15,12 @@ from dse.arch import Architecture, ComputeLevel, Energy, StorageLevel
 from dse.errors import SpecError, did_you_mean
 from dse.mapping import LevelMapping, Mapping
 from dse.spec.common import check_keys, get, has, number, require_list, require_mapping, where
-from dse.spec.expr import ExpressionError, evaluate_expression, to_number
+from dse.spec.expr import ExpressionError, to_number
 from dse.spec.yamlload import Node
 from dse.workload import DataSpace, Problem
 
 _RANGE = re.compile(r"^(?P<name>[^\[\]]+?)\s*\[\s*(?P<lo>\d+)\s*\.\.\s*(?P<hi>\d+)\s*\]$")
 
-COMPUTE_CLASSES = ("intmac", "fpmac", "mac", "compute", "multiplier", "alu", "pe", "intmultiplier")
 
 
 def split_range(name: str) -> tuple[str, int]:
@@ -573,6 +572,3 @@ def apply_ert(arch: Architecture, ert: dict[str, dict[str, Energy]]) -> Architec
         ce["leak"] = table["leak"]
     return replace(arch, levels=tuple(levels), compute=replace(arch.compute, energy=ce))
 
-
-def expression_value(text, names):
-    return evaluate_expression(text, names)

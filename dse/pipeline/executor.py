@@ -15,12 +15,13 @@ def _ignore_sigint() -> None:
 
 
 def run_tasks(fn: Callable, tasks: list, jobs: int = 1, executor: str = "local",
-              scheduler: str | None = None, min_task_s: float = 0.1) -> Iterator[tuple]:
-    """Yield (task, result) pairs as tasks finish."""
+              scheduler: str | None = None, batch: int = 1) -> Iterator[tuple]:
+    """Yield (task, result) pairs as tasks finish. `batch` tasks go to a dask worker at a time
+    (so each submitted unit is worth scheduling)."""
     if not tasks:
         return
     if executor == "dask":
-        yield from _run_dask(fn, tasks, scheduler, min_task_s)
+        yield from _run_dask(fn, tasks, scheduler, max(1, batch))
         return
     if jobs <= 1 or len(tasks) == 1:
         for t in tasks:
@@ -40,7 +41,7 @@ def _batch_call(fn: Callable, tasks: list) -> list:
     return [fn(t) for t in tasks]
 
 
-def _run_dask(fn: Callable, tasks: list, scheduler: str | None, min_task_s: float):
+def _run_dask(fn: Callable, tasks: list, scheduler: str | None, size: int):
     try:
         from dask.distributed import Client
         from dask.distributed import as_completed as dask_completed
@@ -49,9 +50,6 @@ def _run_dask(fn: Callable, tasks: list, scheduler: str | None, min_task_s: floa
                         ) from None
     client = Client(scheduler) if scheduler else Client(processes=False)
     try:
-        # group tasks so each submitted unit is worth scheduling (layer searches are already
-        # >= min_task_s; cheap tasks are grouped by 4)
-        size = 1 if min_task_s <= 0.1 else 4
         groups = [tasks[i:i + size] for i in range(0, len(tasks), size)]
         futures = {client.submit(_batch_call, fn, g, pure=False): g for g in groups}
         for fut in dask_completed(list(futures)):

@@ -18,7 +18,7 @@ from typing import Any
 
 from dse.errors import SpecError
 from dse.network import Network, dump_network, load_network_text
-from dse.onnx_import import ImportReport, _clean, conv_groups_and_outputs
+from dse.onnx_import import ImportReport, _chw, _clean, conv_groups_and_outputs
 
 _FUSED_MODULES = ("ReLU", "ReLU6", "LeakyReLU", "Identity", "Dropout", "Dropout2d", "Hardtanh")
 _RESHAPE_METHODS = {"view", "reshape", "flatten", "squeeze", "unsqueeze", "permute",
@@ -34,19 +34,6 @@ def require_torch() -> Any:
         raise SpecError("importing PyTorch modules needs the `torch` package",
                         hint="pip install torch") from None
     return torch
-
-
-def _chw(shape: tuple[int, ...]) -> tuple[int, int, int, int]:
-    d = [int(x) for x in shape]
-    if not d:
-        return 1, 1, 1, 1
-    if len(d) == 1:
-        return 1, d[0], 1, 1
-    if len(d) == 2:
-        return d[0], d[1], 1, 1
-    if len(d) == 3:
-        return d[0], d[1], d[2], 1
-    return d[0], d[1], d[2], math.prod(d[3:])
 
 
 def _pair(v: Any) -> tuple[int, int]:

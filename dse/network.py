@@ -748,16 +748,9 @@ def load_network_text(text: str, file: str = "<string>") -> Network:
 
 
 def load_network(path: str | Path) -> Network:
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SpecError("file not found", file=str(path)) from None
-    except IsADirectoryError:
-        raise SpecError("is a directory, expected a network YAML file", file=str(path)) from None
-    except UnicodeDecodeError:
-        raise SpecError("is not UTF-8 text", file=str(path)) from None
-    return load_network_text(text, str(path))
+    from dse.spec.yamlload import read_spec_text
+
+    return load_network_text(read_spec_text(path), str(path))
 
 
 # ----------------------------------------------------------------------------- writing

@@ -72,14 +72,10 @@ def resolve(ref: str | Path) -> Path:
 
 def load_workload(ref: str | Path) -> Network:
     """Load a network file, or a single-layer problem file as a one-layer network."""
-    from dse.spec.yamlload import load_yaml_text
+    from dse.spec.yamlload import load_yaml_text, read_spec_text
 
     path = resolve(ref)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise SpecError("is not UTF-8 text", file=str(path)) from None
-    doc = load_yaml_text(text, str(path))
+    doc = load_yaml_text(read_spec_text(path), str(path))
     if isinstance(doc, dict) and "network" not in doc and (
             "problem" in doc or "workload" in doc):
         problem = read_any_problem(doc, str(path))
@@ -109,14 +105,10 @@ def read_any_problem(doc: dict, file: str) -> Problem:
 
 
 def load_problem_file(path: str | Path) -> Problem:
-    from dse.spec.yamlload import load_yaml_text
+    from dse.spec.yamlload import load_yaml_text, read_spec_text
 
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SpecError("file not found", file=str(path)) from None
-    doc = load_yaml_text(text, str(p))
+    doc = load_yaml_text(read_spec_text(p), str(p))
     if not isinstance(doc, dict) or not ("problem" in doc or "workload" in doc):
         raise SpecError("expected a problem file (a top-level `problem:` key)", file=str(p),
                         line=1)

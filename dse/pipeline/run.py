@@ -149,6 +149,12 @@ def run_network(network: Network, arch: ArchInput, cfg: SearchConfig, out: Path,
         results[task.key] = res
         if on_layer:
             on_layer(task.problem.name, False)
+    return write_results(out, network, arch, cfg, keys, results, point, params or {})
+
+
+def write_results(out: Path, network: Network, arch: ArchInput, cfg: SearchConfig, keys: dict,
+                  results: dict, point: str, params: dict) -> tuple[list, dict]:
+    """One result folder: a mapping YAML per unique shape, layers.csv and totals.csv."""
     out.mkdir(parents=True, exist_ok=True)
     for layer in network.mappable():
         r = results[keys[layer.name]]
@@ -157,8 +163,8 @@ def run_network(network: Network, arch: ArchInput, cfg: SearchConfig, out: Path,
             if not path.exists():
                 atomic_write(path, r["mapping"])
     rows = layer_rows(network, arch, cfg, keys, results, point, "mappings")
-    tot = totals_row(network, arch, cfg, rows, point, params or {})
+    tot = totals_row(network, arch, cfg, rows, point, params)
     atomic_write(out / "layers.csv", csv_text(rows, layer_columns(arch.arch)))
-    atomic_write(out / "totals.csv", csv_text([tot], total_columns(arch.arch, params or {})))
+    atomic_write(out / "totals.csv", csv_text([tot], total_columns(arch.arch, params)))
     return rows, tot
 

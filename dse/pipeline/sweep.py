@@ -21,7 +21,7 @@ from dse.mapper.search import OBJECTIVES, SearchConfig
 from dse.network import Network
 from dse.pipeline.executor import run_tasks
 from dse.pipeline.layer import map_layer
-from dse.pipeline.run import layer_columns, layer_rows, plan, total_columns, totals_row
+from dse.pipeline.run import plan, write_results
 from dse.pipeline.spec import ArchInput, load_arch, sibling_constraints
 from dse.pipeline.store import ResultStore
 from dse.report_model import atomic_write, csv_text
@@ -187,18 +187,8 @@ def run_sweep(spec: SweepSpec, out: Path, store: ResultStore, jobs: int = 1,
             if p.id in done_points or not waiting[p.id] <= results.keys():
                 continue
             arch, net, _, keys = loaded[p.id]
-            folder = out / p.id
-            rows = layer_rows(net, arch, spec.config, keys, results, p.id, "mappings")
-            tot = totals_row(net, arch, spec.config, rows, p.id, p.params)
-            for layer in net.mappable():
-                r = results[keys[layer.name]]
-                sid = next(x["shape_id"] for x in rows if x["layer"] == layer.name)
-                path = folder / "mappings" / f"{sid}.yaml"
-                if r.get("status") == "ok" and not path.exists():
-                    atomic_write(path, r["mapping"])
-            atomic_write(folder / "layers.csv", csv_text(rows, layer_columns(arch.arch)))
-            atomic_write(folder / "totals.csv",
-                         csv_text([tot], total_columns(arch.arch, p.params)))
+            _, tot = write_results(out / p.id, net, arch, spec.config, keys, results, p.id,
+                                   p.params)
             done_points[p.id] = tot
 
     points = [p for p in points if p.id not in refused]

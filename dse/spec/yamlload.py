@@ -110,6 +110,24 @@ def load_yaml_text(text: str, source_name: str = "<string>"):
         loader.dispose()
 
 
+def read_spec_bytes(path: str | Path) -> bytes:
+    """A spec file's bytes, or a SpecError saying why it cannot be read."""
+    try:
+        return Path(path).read_bytes()
+    except FileNotFoundError:
+        raise SpecError("file not found", file=str(path)) from None
+    except IsADirectoryError:
+        raise SpecError("is a directory, expected a YAML file", file=str(path)) from None
+
+
+def read_spec_text(path: str | Path, raw: bytes | None = None) -> str:
+    """A spec file's text (UTF-8), or a SpecError saying why it cannot be read."""
+    try:
+        return (read_spec_bytes(path) if raw is None else raw).decode("utf-8")
+    except UnicodeDecodeError:
+        raise SpecError("is not UTF-8 text", file=str(path)) from None
+
+
 @dataclass
 class Document:
     """Top-level keys merged from several files, with where each came from."""
@@ -131,21 +149,11 @@ def load_documents(paths: list[str | Path]) -> Document:
     hashes: dict[str, str] = {}
     notes: list[str] = []
     for p in paths:
-        path = Path(p)
         name = str(p)
-        try:
-            raw = path.read_bytes()
-        except FileNotFoundError:
-            raise SpecError("file not found", file=name) from None
-        except IsADirectoryError:
-            raise SpecError("is a directory, expected a YAML file", file=name) from None
+        raw = read_spec_bytes(p)
         hashes[name] = hashlib.sha256(raw).hexdigest()
         files.append(name)
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            raise SpecError("is not UTF-8 text", file=name) from None
-        data = load_yaml_text(text, name)
+        data = load_yaml_text(read_spec_text(p, raw), name)
         if data is None:
             notes.append(f"note: {name} is empty")
             continue

@@ -173,27 +173,22 @@ class Searcher:
         return [row.tobytes() for row in arr]
 
     def _consider(self, choice, perm, keep, energy, cycles, valid) -> list[Candidate]:
-        """Fold a batch into the incumbent (and Pareto front); return the batch's top rows."""
+        """Fold a batch into the incumbent (and Pareto front); return the batch's top rows:
+        every row tied with the batch's best score plus the next 16, by (score, key)."""
         idx = np.nonzero(valid)[0]
         if not len(idx):
             return []
         scores = self._scores(energy[idx], cycles[idx])
         order = np.lexsort(tuple(reversed(scores)))
-        top: list[Candidate] = []
-        k = 0
-        best_score = tuple(s[order[0]] for s in scores)
-        # rows tied on the score: pick by canonical key
-        while k < len(order) and tuple(s[order[k]] for s in scores) == best_score:
-            k += 1
-        tied = order[:max(k, 1)]
-        cands = []
-        for j in list(tied) + list(order[max(k, 1):max(k, 1) + 16]):
+        first = order[0]
+        tied = int(np.all([s[order] == s[first] for s in scores], axis=0).sum())
+        top = []
+        for j in order[:tied + 16]:
             r = idx[j]
-            c = Candidate(tuple(float(s[j]) for s in scores), float(energy[r]), int(cycles[r]),
-                          choice[r].copy(), perm[r].copy(), keep[r].copy())
-            cands.append(c)
-        cands.sort(key=lambda c: (c.score, self._key(c.choice, c.perm, c.keep)))
-        top = cands
+            top.append(Candidate(tuple(float(s[j]) for s in scores), float(energy[r]),
+                                 int(cycles[r]), choice[r].copy(), perm[r].copy(),
+                                 keep[r].copy()))
+        top.sort(key=lambda c: (c.score, self._key(c.choice, c.perm, c.keep)))
         best = self.result.best
         if best is None or (top[0].score, self._key(top[0].choice, top[0].perm, top[0].keep)) < (
                 best.score, self._key(best.choice, best.perm, best.keep)):
@@ -203,20 +198,18 @@ class Searcher:
         return top
 
     def _update_front(self, choice, perm, keep, energy, cycles) -> None:
+        """Energy/cycles Pareto front of all valid mappings seen (old front first on ties)."""
+        n_old = len(self._front_e)
         e = np.concatenate([self._front_e, energy])
         c = np.concatenate([self._front_c, cycles])
-        rows = self._front_rows + [(choice[j].copy(), perm[j].copy(), keep[j].copy())
-                                   for j in range(len(energy))]
-        order = np.lexsort((e, c))  # by cycles, then energy
-        keep_idx = []
-        best_e = np.inf
-        for j in order:
-            if e[j] < best_e:
-                keep_idx.append(j)
-                best_e = e[j]
-        self._front_e = e[keep_idx]
-        self._front_c = c[keep_idx]
-        self._front_rows = [rows[j] for j in keep_idx]
+        order = np.lexsort((e, c))  # by cycles, then energy (stable: old rows first)
+        prev_best = np.minimum.accumulate(np.concatenate([[np.inf], e[order][:-1]]))
+        kept = order[e[order] < prev_best]
+        self._front_rows = [self._front_rows[j] if j < n_old else
+                            (choice[j - n_old].copy(), perm[j - n_old].copy(),
+                             keep[j - n_old].copy()) for j in kept]
+        self._front_e = e[kept]
+        self._front_c = c[kept]
 
     # ------------------------------------------------------------------ budget
     def _out_of_budget(self) -> bool:

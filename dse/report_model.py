@@ -29,14 +29,10 @@ def level_rows(ev: Evaluation, arch) -> list[dict]:
     rows: list[dict] = []
     caps = {lv.name: lv.capacity_words for lv in arch.levels}
     leak = {s.name: s for s in ev.levels}
-    seen: list[str] = []
-    for r in ev.stats:
-        if r.level not in seen:
-            seen.append(r.level)
-    by_level: dict[str, list] = {}
+    by_level: dict[str, list] = {}  # report order: first appearance in ev.stats
     for r in ev.stats:
         by_level.setdefault(r.level, []).append(r)
-    for name in seen:
+    for name in by_level:
         lv = arch.levels[arch.index(name)]
         src = "; ".join(sorted({lv.energy[a].source for a in ("read", "write", "update")
                                 if a in lv.energy}))

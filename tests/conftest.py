@@ -1,4 +1,4 @@
-"""Shared test fixtures: where the Timeloop reference cases live (../shared beside the repo)."""
+"""Shared test fixtures: where the vendored reference cases live (tests/data, see its README)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
-TIMELOOP_REFS = SHARED / "reference" / "timeloop"
+DATA = REPO / "tests" / "data"
+TIMELOOP_REFS = DATA / "timeloop"
+SPARSELOOP_REFS = DATA / "sparseloop"
+TIMELOOP_RAW = DATA / "timeloop_raw"
 
 
 @pytest.fixture(scope="session")

@@ -24,17 +24,15 @@ from dse.spec.convert import (
 from dse.spec.yamlload import load_yaml_text
 
 REPO = Path(__file__).resolve().parents[1]
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "timeloop"
+REFERENCE = REPO / "tests" / "data" / "timeloop"
 EX06 = REFERENCE / "ispass_06_mapper_eyeriss"
 ARCH = REPO / "arch_specs" / "eyeriss_like.yaml"
 WORKLOAD = REPO / "workloads" / "vgg02_conv5.yaml"
 MAPPING = REPO / "mappings" / "eyeriss_like_vgg02_conv5.yaml"
 DATA_FILES = [ARCH, WORKLOAD, MAPPING]
 
-needs_reference = pytest.mark.skipif(not REFERENCE.is_dir(),
-                                     reason="Timeloop reference cases not present")
-CASES = sorted(p.name for p in REFERENCE.iterdir() if (p / "case.yaml").is_file()) \
-    if REFERENCE.is_dir() else []
+CASES = sorted(p.name for p in REFERENCE.iterdir() if (p / "case.yaml").is_file())
+assert CASES, f"no Timeloop reference cases under {REFERENCE}"
 
 
 def load_case(name: str) -> Spec:
@@ -71,7 +69,6 @@ def strip_sources(arch):
 # ----------------------------------------------------------------------------- round trips
 
 
-@needs_reference
 @pytest.mark.parametrize("case", CASES)
 def test_timeloop_to_native_round_trip(case: str, tmp_path: Path) -> None:
     spec = load_case(case)
@@ -97,7 +94,6 @@ def test_timeloop_to_native_round_trip(case: str, tmp_path: Path) -> None:
     assert src.startswith("spec:inline (")
 
 
-@needs_reference
 @pytest.mark.parametrize("case", CASES)
 def test_mapping_to_timeloop_round_trip(case: str) -> None:
     spec = load_case(case)
@@ -116,7 +112,6 @@ def test_mapping_to_timeloop_round_trip(case: str) -> None:
             assert sorted(d["permutation"]) == sorted(spec.problem.dims)
 
 
-@needs_reference
 def test_ex06_timeloop_export_matches_reference_map() -> None:
     spec = load_case("ispass_06_mapper_eyeriss")
     directives = mapping_to_timeloop(spec.mapping, spec.arch, spec.problem)
@@ -157,7 +152,6 @@ def _expected_rows() -> dict[tuple[str, str], dict]:
         return {(r["level"], r["tensor"]): r for r in csv.DictReader(f)}
 
 
-@needs_reference
 def test_data_files_reproduce_ex06() -> None:
     spec = load_spec(DATA_FILES)
     ev = evaluate(spec.problem, spec.arch, spec.mapping)

@@ -23,7 +23,7 @@ from dse.spec.yamlload import load_yaml_text
 from dse.workload_library import list_workloads, load_workload, resolve
 
 REPO = Path(__file__).resolve().parents[1]
-SHAPES_MD = REPO.parent / "shared" / "reference" / "workload_shapes.md"
+SHAPES_MD = REPO / "tests" / "data" / "workload_shapes.md"
 
 LIBRARY = ["resnet18", "resnet50", "resnet152", "resnet50_conv2x", "resnet50_conv2x_32",
            "resnet8", "resnet20", "mobilenetv2", "mobilenetv2_cifar", "alexnet",
@@ -70,7 +70,7 @@ def test_totals_match_published_within_half_a_percent(name: str, key: str) -> No
 
 def test_xception_macs_against_its_published_precision() -> None:
     # "~8.4 G" (timm's count, which also counts batch-norm ops) has two significant digits;
-    # conv + fc MACs alone are 8.357 G, as recomputed in shared/reference/hardware.md §7.
+    # conv + fc MACs alone are 8.357 G, as recomputed in the hardware notes (hardware.md §7 of the reference shelf).
     macs = net("xception").stats()["macs"]
     assert macs == 8_357_403_496
     assert round(macs / 1e9, 1) == 8.4
@@ -120,7 +120,7 @@ def test_exact_totals(name: str) -> None:
 
 
 def test_weight_counts_of_the_reference_tables() -> None:
-    # "no BN, no bias" weight counts of shared/reference/hardware.md §7 and the NPU weight bytes
+    # "no BN, no bias" weight counts of the hardware notes (hardware.md §7 of the reference shelf) and the NPU weight bytes
     assert round(net("resnet18").stats()["weights"] / 1e6, 2) == 11.68
     assert round(net("resnet50").stats()["weights"] / 1e6, 2) == 25.50
     assert round(net("alexnet").stats()["weights"] / 1e6, 2) == 60.95
@@ -145,8 +145,6 @@ SECTIONS = {  # heading prefix in workload_shapes.md -> library network
 
 
 def _tables() -> dict[str, list[dict]]:
-    if not SHAPES_MD.is_file():
-        pytest.skip(f"{SHAPES_MD} not found (shared/ beside the repo)")
     out: dict[str, list[dict]] = {}
     current = None
     cols: list[str] | None = None

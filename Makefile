@@ -1,5 +1,7 @@
 # dse developer Makefile (GNU make >= 4.3).
-# Usage: make venv | test | lint | run | sweep | report | bench | clean
+# Usage: make venv | test | test-slow | test-all | lint | run | sweep | report | bench | clean
+#   make test runs the quick suite (tests not marked slow, a few minutes on 2 cores);
+#   make test-slow runs the rest (dask, sweeps, the wheel build, long searches); CI runs both.
 #   Override e.g.: make run RUN_WORKLOAD=resnet50 RUN_OUT=results/r50 JOBS=2
 
 SHELL := /bin/bash
@@ -21,7 +23,7 @@ RUN_ARGS  ?=
 BENCH_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: venv test lint run sweep report bench clean
+.PHONY: venv test test-slow test-all lint run sweep report bench clean
 
 venv: $(STAMP)
 
@@ -29,10 +31,18 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip
+	@# the distribution was called `dse` before it took its index name (dnn-accel-dse)
+	$(PY) -m pip uninstall -y -q dse 2>/dev/null || true
 	$(PY) -m pip install -e '.[dev]'
 	@touch $@
 
 test: venv
+	$(PY) -m pytest -p no:cacheprovider -m "not slow" $(PYTEST_ARGS)
+
+test-slow: venv
+	$(PY) -m pytest -p no:cacheprovider -m slow $(PYTEST_ARGS)
+
+test-all: venv
 	$(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS)
 
 lint: venv

@@ -8,8 +8,9 @@ from pathlib import Path
 
 from dse.arch import Architecture
 from dse.errors import SpecError, did_you_mean
+from dse.library_paths import bundled_dir
 
-REPO_ARCH_SPECS = Path(__file__).resolve().parents[1] / "arch_specs"
+REPO_ARCH_SPECS = bundled_dir("arch_specs")  # the library folder (checkout or installed)
 CONSTRAINTS_SUFFIX = ".constraints.yaml"
 
 

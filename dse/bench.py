@@ -7,7 +7,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from dse.library_paths import bundled_dir
+
 EYERISS = ["arch_specs/eyeriss_like.yaml", "arch_specs/eyeriss_like.constraints.yaml"]
 CASES = {
     "eyeriss_vgg02_conv5": EYERISS + ["workloads/vgg02_conv5.yaml"],
@@ -15,12 +16,18 @@ CASES = {
 }
 
 
+def _bundled(rel: str) -> str:
+    """`arch_specs/x.yaml` -> that file of the bundled library (checkout or installed)."""
+    folder, _, name = rel.partition("/")
+    return str(bundled_dir(folder) / name)
+
+
 def bench_mapper(files: list[str], search: str, max_evals: int, seed: int = 0) -> dict:
     from dse.mapper.run import prepare
     from dse.mapper.search import SearchConfig
 
     cfg = SearchConfig(objective="delay,energy", search=search, max_evals=max_evals, seed=seed)
-    _, searcher = prepare([str(ROOT / f) for f in files], cfg)
+    _, searcher = prepare([_bundled(f) for f in files], cfg)
     cpu0 = time.process_time()
     result = searcher.run()
     cpu = time.process_time() - cpu0
@@ -41,7 +48,7 @@ def bench_model(repeats: int = 100) -> dict:
     from dse.model import evaluate
     from dse.spec.build import load_spec
 
-    spec = load_spec([str(ROOT / f) for f in (
+    spec = load_spec([_bundled(f) for f in (
         "arch_specs/eyeriss_like.yaml", "workloads/vgg02_conv5.yaml",
         "mappings/eyeriss_like_vgg02_conv5.yaml")])
     t0 = time.perf_counter()
@@ -61,7 +68,7 @@ def bench_network(workload: str = "resnet50", jobs: int = 2) -> dict:
     from dse.pipeline.store import ResultStore
     from dse.workload_library import load_workload
 
-    arch = load_arch([str(ROOT / f) for f in EYERISS])
+    arch = load_arch([_bundled(f) for f in EYERISS])
     net = load_workload(workload)
     with tempfile.TemporaryDirectory() as tmp:
         store = ResultStore(Path(tmp) / "store.sqlite")

@@ -1,4 +1,4 @@
-"""ONNX model -> network YAML (needs the optional extra: `pip install 'dse[onnx]'`).
+"""ONNX model -> network YAML (needs the optional extra `onnx`, see `dse.install_hint`).
 
 Shapes come from ONNX shape inference. Handled ops: Conv, Gemm, MatMul, Add/Sum, MaxPool,
 AveragePool, GlobalAveragePool/GlobalMaxPool, BatchNormalization (folded into the conv or fc
@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dse import install_hint
 from dse.errors import SpecError
 from dse.network import Network, dump_network, load_network_text
 
@@ -80,7 +81,7 @@ def require_onnx() -> Any:
         import onnx
     except ImportError:
         raise SpecError("importing ONNX models needs the `onnx` package",
-                        hint="install the extra: pip install 'dse[onnx]'") from None
+                        hint="install the extra: " + install_hint("onnx")) from None
     return onnx
 
 

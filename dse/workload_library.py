@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dse.errors import SpecError, did_you_mean
+from dse.library_paths import bundled_dir
 from dse.network import Network, dump_network, load_network_text
 from dse.workload import Problem
 
-REPO_WORKLOADS = Path(__file__).resolve().parents[1] / "workloads"
+REPO_WORKLOADS = bundled_dir("workloads")  # the library folder (checkout or installed)
 
 
 def library_dirs() -> list[Path]:

@@ -337,6 +337,7 @@ def test_aie_never_more_than_256_macs_per_cycle_per_tile() -> None:
     assert per_tile.max() <= 256
 
 
+@pytest.mark.slow
 def test_aie_resnet_conv2x_on_three_columns_respects_peak() -> None:
     net = load_workload("resnet50_conv2x_32")
     tiles = 3 * 4

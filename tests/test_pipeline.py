@@ -92,6 +92,7 @@ def _stored(db: Path) -> int:
         return 0
 
 
+@pytest.mark.slow
 def test_killed_sweep_resumes_without_recomputing(tmp_path: Path) -> None:
     f = write_sweep(tmp_path, 6000)
     store = tmp_path / "s.sqlite"
@@ -120,6 +121,7 @@ def test_killed_sweep_resumes_without_recomputing(tmp_path: Path) -> None:
     assert {p: p.read_bytes() for p in out.rglob("*.csv")} == before
 
 
+@pytest.mark.slow
 def test_shards_partition_the_points(tmp_path: Path) -> None:
     f = write_sweep(tmp_path, 800)
     store = str(tmp_path / "s.sqlite")
@@ -132,6 +134,7 @@ def test_shards_partition_the_points(tmp_path: Path) -> None:
     assert sorted(seen) == sorted(set(seen)) and len(seen) == 3
 
 
+@pytest.mark.slow
 def test_dask_executor_gives_the_same_rows(tmp_path: Path) -> None:
     distributed = pytest.importorskip("dask.distributed")
     from dse.pipeline.store import ResultStore

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from dse.cli import COMMANDS, main
+from dse.cli import main
 from tests.conftest import REPO
 
 ARCH = REPO / "arch_specs" / "eyeriss_like.yaml"
@@ -168,8 +168,6 @@ def test_bad_inputs_exit_2_naming_the_file(runs, tmp_path) -> None:
 
 @pytest.fixture(scope="module")
 def sweep(runs: Path) -> Path:
-    if "sweep" not in COMMANDS:
-        pytest.skip("dse sweep is not available")
     spec = runs / "glb.yaml"
     spec.write_text(json.dumps({"sweep": {
         "name": "glb", "architectures": [str(ARCH)], "workloads": ["resnet8"],
@@ -181,6 +179,7 @@ def sweep(runs: Path) -> Path:
     return out
 
 
+@pytest.mark.slow  # the sweep fixture runs a two-point sweep
 def test_sweep_over_two_glb_sizes(sweep, tmp_path) -> None:
     swept = rows(sweep / "sweep.csv")
     assert len(swept) == 2
@@ -217,6 +216,7 @@ def test_sweep_over_two_glb_sizes(sweep, tmp_path) -> None:
         (g["point"], g["energy_pJ"]) for g in got]
 
 
+@pytest.mark.slow
 def test_sweep_baseline_matches_points_by_parameters(sweep, runs, tmp_path) -> None:
     # a second architecture swept over the same sizes: each row is compared with the
     # baseline point of the same GLB depth

@@ -70,7 +70,7 @@ def test_totals_match_published_within_half_a_percent(name: str, key: str) -> No
 
 def test_xception_macs_against_its_published_precision() -> None:
     # "~8.4 G" (timm's count, which also counts batch-norm ops) has two significant digits;
-    # conv + fc MACs alone are 8.357 G, as recomputed in the hardware notes (hardware.md §7 of the reference shelf).
+    # conv + fc MACs alone are 8.357 G, as recomputed in tests/data/hardware.md §7.
     macs = net("xception").stats()["macs"]
     assert macs == 8_357_403_496
     assert round(macs / 1e9, 1) == 8.4
@@ -120,7 +120,7 @@ def test_exact_totals(name: str) -> None:
 
 
 def test_weight_counts_of_the_reference_tables() -> None:
-    # "no BN, no bias" weight counts of the hardware notes (hardware.md §7 of the reference shelf) and the NPU weight bytes
+    # "no BN, no bias" weight counts of tests/data/hardware.md §7 and the NPU weight bytes
     assert round(net("resnet18").stats()["weights"] / 1e6, 2) == 11.68
     assert round(net("resnet50").stats()["weights"] / 1e6, 2) == 25.50
     assert round(net("alexnet").stats()["weights"] / 1e6, 2) == 60.95
@@ -431,9 +431,6 @@ def test_cli_export_needs_a_format(tmp_path: Path) -> None:
 
 
 def test_single_layer_problem_file_shows_as_a_network() -> None:
-    vgg = REPO / "workloads" / "vgg02_conv5.yaml"
-    if not vgg.is_file():
-        pytest.skip("no single-layer problem in the library")
     n = load_workload("vgg02_conv5")
     assert len(n.layers) == 1 and n.stats()["macs"] == 924_844_032
 

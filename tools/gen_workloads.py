@@ -469,7 +469,7 @@ NETWORKS = {
     "resnet18": dict(
         build=lambda: resnet_imagenet(18), defaults=TORCH_DEFAULTS, bits=INT8,
         source="torchvision resnet18 (He et al. 2016, Table 1); shapes as in "
-               "shared/reference/workload_shapes.md",
+               "tests/data/workload_shapes.md",
         header=["ResNet-18, ImageNet 224x224 (torchvision).",
                 "Published: 1.814 G MACs, 11.69 M parameters (torchvision, incl. BN and fc "
                 "bias)."]),
@@ -488,7 +488,7 @@ NETWORKS = {
     "resnet50_conv2x": dict(
         build=lambda: resnet_conv2x(56, "torch"), defaults=TORCH_DEFAULTS, bits=INT8,
         source="ResNet-50 v1.5 conv2_x stage alone (rows 2-11 of the ResNet-50 table in "
-               "shared/reference/workload_shapes.md), input = the 56x56x64 max-pool output",
+               "tests/data/workload_shapes.md), input = the 56x56x64 max-pool output",
         header=["ResNet-50 conv2_x: 3 bottleneck blocks at 56x56, 64 -> 256 channels,",
                 "1x1 projection on the first block's skip path. 667.9 M MACs."]),
     "resnet50_conv2x_32": dict(

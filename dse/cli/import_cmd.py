@@ -21,7 +21,7 @@ from dse.cli.errors import reports_spec_errors
 @reports_spec_errors
 def import_(sources: tuple[str, ...], out: str, name: str | None, exclude: tuple[str, ...],
             force: bool) -> None:
-    """Make a network YAML from an ONNX model (needs `pip install 'dse[onnx]'`) or from one or
+    """Make a network YAML from an ONNX model (needs the `onnx` extra) or from one or
     more single-layer problem files (Timeloop or native; one layer each)."""
     from dse.errors import SpecError
 

@@ -10,8 +10,9 @@ from dse.cli.errors import reports_spec_errors
 
 
 @click.command()
-@click.option("--arch", "arch_file", required=True, type=click.Path(dir_okay=False),
-              help="Architecture YAML; NAME.constraints.yaml beside it is applied too.")
+@click.option("--arch", "arch_ref", required=True, metavar="NAME|FILE",
+              help="Library architecture (see `dse arch list`) or YAML file; "
+                   "NAME.constraints.yaml beside it is applied too.")
 @click.option("--constraints", "cons_files", multiple=True, type=click.Path(dir_okay=False),
               help="Extra constraint / mapper files (repeatable).")
 @click.option("--workload", required=True, help="Network NAME (workloads/) or YAML file.")
@@ -29,21 +30,24 @@ from dse.cli.errors import reports_spec_errors
               help="Result store: finished layers are reused, never recomputed.")
 @click.option("--quiet", "-q", is_flag=True)
 @reports_spec_errors
-def run(arch_file, cons_files, workload, out_dir, objective, search, max_evals, seed, jobs,
+def run(arch_ref, cons_files, workload, out_dir, objective, search, max_evals, seed, jobs,
         store_path, quiet):
     """Map every unique layer of a network and write layers.csv and totals.csv. Progress: one
     bar for the network and, with --jobs 1, one for the layer being searched."""
     from tqdm import tqdm
 
+    from dse.arch_library import resolve as resolve_arch
     from dse.mapper.search import SearchConfig
     from dse.pipeline.run import run_network
     from dse.pipeline.spec import load_arch, sibling_constraints
     from dse.pipeline.store import ResultStore
+    from dse.report_arch import display_path
     from dse.workload_library import load_workload
 
+    arch_file = str(resolve_arch(arch_ref))
     files = [arch_file, *sibling_constraints(arch_file), *cons_files]
     if not quiet and len(files) > 1:
-        click.echo("constraints: " + ", ".join(files[1:]), err=True)
+        click.echo("constraints: " + ", ".join(map(display_path, files[1:])), err=True)
     arch = load_arch(files)
     network = load_workload(workload)
     cfg = SearchConfig(objective=objective, search=search, max_evals=max_evals, seed=seed)

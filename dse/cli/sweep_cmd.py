@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from dse import install_hint
 from dse.cli.errors import reports_spec_errors
 
 
@@ -15,7 +16,7 @@ from dse.cli.errors import reports_spec_errors
               help="Output folder (default: results/sweep/<sweep name>).")
 @click.option("--jobs", type=int, default=1, show_default=True, help="Local processes.")
 @click.option("--executor", type=click.Choice(["local", "dask"]), default="local",
-              show_default=True, help="dask needs the optional extra: pip install 'dse[dask]'.")
+              show_default=True, help=f"dask needs the optional extra: {install_hint('dask')}.")
 @click.option("--scheduler", default=None, help="dask scheduler address, e.g. tcp://HOST:8786.")
 @click.option("--shard", default=None, help="Run only design points i, i+N, ... (i/N).")
 @click.option("--store", "store_path", default="results/store.sqlite", show_default=True)

@@ -7,6 +7,7 @@ import signal
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 
+from dse import install_hint
 from dse.errors import SpecError
 
 
@@ -46,8 +47,8 @@ def _run_dask(fn: Callable, tasks: list, scheduler: str | None, size: int):
         from dask.distributed import Client
         from dask.distributed import as_completed as dask_completed
     except ImportError:
-        raise SpecError("the dask executor needs the optional extra: pip install 'dse[dask]'"
-                        ) from None
+        raise SpecError("the dask executor needs the optional extra `dask`",
+                        hint=install_hint("dask")) from None
     client = Client(scheduler) if scheduler else Client(processes=False)
     try:
         groups = [tasks[i:i + size] for i in range(0, len(tasks), size)]

@@ -95,12 +95,14 @@ def read_sweep(file: str) -> SweepSpec:
     for j, a in enumerate(require_list(get(node, "architectures"), "sweep.architectures", node,
                                        "architectures")):
         ap = f"sweep.architectures[{j}]"
+        at = where(node, "architectures")
         if isinstance(a, str):
             a = {"file": a}
         require_mapping(a, ap)
         if hasattr(a, "key_lines"):
             check_keys(a, ARCH_KEYS, ap)
-        arch_file = _resolve(str(get(a, "file")), base)
+            at = where(a, "file")
+        arch_file = _resolve_arch(str(get(a, "file")), base, f"{ap}.file", at)
         cons = [_resolve(str(c), base) for c in (get(a, "constraints") or [])]
         files = [arch_file, *(cons or sibling_constraints(arch_file))]
         params = {**glob_params, **(get(a, "parameters") or {})}
@@ -122,6 +124,20 @@ def _resolve(path: str, base: Path) -> str:
     if p.is_absolute() or p.exists():
         return str(p)
     return str(base / p) if (base / p).exists() else str(p)
+
+
+def _resolve_arch(ref: str, base: Path, key_path: str, at: dict) -> str:
+    """A file (as given or beside the sweep file) or a library name, as `dse arch show` takes."""
+    from dse.arch_library import resolve
+
+    path = _resolve(ref, base)
+    if Path(path).is_file():
+        return path
+    try:
+        return str(resolve(ref))
+    except SpecError as exc:
+        raise SpecError(exc.message, key_path=key_path, expected=exc.expected, hint=exc.hint,
+                        **at) from None
 
 
 def parse_shard(text: str | None) -> tuple[int, int] | None:

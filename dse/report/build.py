@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dse import install_hint
 from dse.report import plots as plotting
 from dse.report.merge import load
 from dse.report.tables import (
@@ -17,7 +18,7 @@ from dse.report.tables import (
 )
 from dse.report_model import atomic_write, csv_text
 
-PLOT_NOTE = "plots skipped: matplotlib is not installed (pip install 'dse[plot]' enables them)"
+PLOT_NOTE = f"plots skipped: matplotlib is not installed ({install_hint('plot')} enables them)"
 
 
 @dataclass

@@ -111,7 +111,7 @@ def test_without_matplotlib_a_note_and_no_plots(runs, tmp_path, monkeypatch) -> 
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # `import matplotlib` fails
     r = invoke("report", runs / "a", "--out", tmp_path)
     assert r.exit_code == 0, r.output
-    assert "pip install 'dse[plot]'" in r.output
+    assert "pip install 'dnn-accel-dse[plot]'" in r.output
     assert not list(tmp_path.glob("*.png")) and (tmp_path / "report.csv").exists()
 
 

@@ -538,7 +538,7 @@ def test_missing_onnx_extra_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setitem(sys.modules, "onnx", None)
     with pytest.raises(SpecError) as info:
         onnx_import.require_onnx()
-    assert "pip install 'dse[onnx]'" in str(info.value)
+    assert "pip install 'dnn-accel-dse[onnx]'" in str(info.value)
 
 
 def test_params_counting_rules() -> None:

@@ -654,6 +654,7 @@ def apply_ert(arch: Architecture, ert: dict[str, dict[str, Energy]]) -> Architec
         levels.append(replace(lv, energy=e))
     ce = dict(arch.compute.energy)
     table = ert.get(arch.compute.name, {})
+    ce.update({a: e for a, e in table.items() if a not in ce})  # all actions: legacy takes max
     for alias in COMPUTE_ALIASES:
         if alias in table:
             ce["compute"] = table[alias]

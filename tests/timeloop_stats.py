@@ -19,8 +19,10 @@ _KEYS = {
 
 
 def read_stats(path: Path) -> dict:
-    """{'rows': {(level, tensor): {...}}, 'compute': {...}, 'cycles': int}."""
+    """{'rows': {(level, tensor): {...}}, 'compute': {...}, 'leak': {level: pJ}, 'cycles': int}.
+    """
     rows: dict[tuple[str, str], dict] = {}
+    leak: dict[str, float] = {}
     compute: dict = {}
     level = tensor = None
     first_level = True
@@ -49,6 +51,8 @@ def read_stats(path: Path) -> dict:
         key, value = kv.group(1), float(kv.group(2))
         if first_level and tensor is None and key in ("Utilized instances", "Energy (total)"):
             compute[key] = value
+        if tensor is None and key == "Leakage energy (total)":
+            leak[level] = value
         if tensor is not None and key in _KEYS:
             rows[(level, tensor)][_KEYS[key]] = value
-    return {"rows": rows, "compute": compute, "cycles": cycles}
+    return {"rows": rows, "compute": compute, "leak": leak, "cycles": cycles}

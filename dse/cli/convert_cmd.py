@@ -32,9 +32,8 @@ def convert(files: tuple[str, ...], out_dir: str, target: str,
     from dse.report_model import atomic_write
     from dse.spec import build
     from dse.spec import convert as conv
-    from dse.spec.yamlload import load_documents
-
     from dse.spec.jinja import parse_data
+    from dse.spec.yamlload import load_documents
 
     doc = load_documents(list(files), jinja_data=parse_data(jinja_items))
     if target == "timeloop":

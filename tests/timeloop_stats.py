@@ -15,6 +15,10 @@ _KEYS = {
     "Utilized capacity": "utilized_capacity_words",
     "Temporal reductions (per-instance)": "temporal_reductions_per_instance",
     "Energy (total)": "energy_pJ",
+    # Sparseloop reports: the algorithmic (dense) counts and capacity
+    "Algorithmic scalar reads (per-instance)": "reads_per_instance",
+    "Algorithmic scalar fills (per-instance)": "fills_per_instance",
+    "Algorithmic scalar updates (per-instance)": "updates_per_instance",
 }
 
 

@@ -69,9 +69,10 @@ def _factors(value, problem: Problem, path: str, node, lenient: bool = False
         if d not in problem.dims:
             raise SpecError(f"factor constraint for unknown dimension '{d}'", key_path=path,
                             hint=did_you_mean(d, problem.dims), **where(node))
-        if op == "=" and n == 0:
-            raise SpecError(f"'{tok}' (the remaining factor) is not supported by dse's mapper",
-                            key_path=path, hint="give the number, or a <= bound", **where(node))
+        if n == 0 or n > problem.bounds[d]:
+            # Timeloop (src/mapping/constraints.cpp): 0 means the whole dimension, and a factor
+            # above the bound was clamped to it (until 2022-07; later builds drop it)
+            n = problem.bounds[d]
         out.append((d, op, n))
     return out
 
@@ -87,9 +88,9 @@ def _perm(value, problem: Problem, path: str, node, lenient: bool = False
     inner, _, outer = text.partition("_")
 
     def split(s: str) -> tuple[str, ...]:
-        s = s.strip()
-        items = s.split() if (" " in s or "," in s) else list(s)
-        items = [i.strip(",") for i in items if i.strip(",")]
+        # one letter a dimension, blanks skipped ("QRSC PNM"), unless every word is a dimension
+        words = [w for w in re.split(r"[,\s]+", s.strip()) if w]
+        items = words if all(w in problem.dims for w in words) else list("".join(words))
         if lenient:
             items = [d for d in items if d in problem.dims]
         for d in items:

@@ -165,10 +165,14 @@ def _storage(comp: _Component, path: str) -> StorageLevel:
     is_dram = "DRAM" in comp.cls.upper() or str(get(a, "type", "")).upper().startswith("DRAM")
     p = path
 
-    def num(*keys, integer=True):
+    def num(*keys, integer=True, positive=True):
         for k in keys:
             if has(a, k) and get(a, k) is not None:
-                return number(a, k, p, names, integer=integer, positive=True)
+                value = number(a, k, p, names, integer=integer, positive=positive)
+                if value < 0:
+                    raise SpecError("expected a number >= 0", key_path=f"{p}.{k}",
+                                    found=get(a, k), **where(a, k))
+                return value
         return None
 
     if comp.dummy:
@@ -178,7 +182,8 @@ def _storage(comp: _Component, path: str) -> StorageLevel:
                             datawidth=1, block_size=1, is_dummy=True, cls=comp.cls)
     datawidth = num("datawidth", "word_bits", "word_width")
     width = num("width", "memory_width", "data_storage_width")
-    depth = num("depth", "memory_depth", "data_storage_depth", "entries")
+    # depth 0 is legal: v0.3 trees use zero-capacity buffers (DummyBuffer) to host fan-outs
+    depth = num("depth", "memory_depth", "data_storage_depth", "entries", positive=False)
     block = num("block_size", "n_words")
     if datawidth is None:
         datawidth = DEFAULT_WORD_BITS

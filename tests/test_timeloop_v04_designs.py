@@ -1,6 +1,8 @@
 """The v0.4 example designs load raw through Timeloop's `top.yaml.jinja2` (Jinja2 includes,
 `include_all` of the component files, `jinja_parse_data` = {architecture: <design>}) and reproduce
-their reference stats: counts exact, energies (dynamic, leakage, compute) within 0.5 %.
+their reference stats: counts exact, energies (dynamic, leakage, compute) within 0.5 %. So does
+the 2024 interface tutorial (`top.yaml.jinja` with `add_to_path`, a templated `variables.yaml`,
+`{% if %}` in arch.yaml, `width: datawidth * 3`-style expressions over variables).
 
 References: tests/data/timeloop_v04_designs/<design>/ (ERT + stats.txt from
 Accelergy-Project/timeloop-accelergy-exercises@2ffec69, see case.yaml); the evaluated mapping is
@@ -20,8 +22,7 @@ from tests.test_timeloop_reference import close
 from tests.timeloop_stats import read_stats
 
 DESIGNS = DATA / "timeloop_v04_designs"
-RAW = (TIMELOOP_RAW / "Accelergy-Project" / "timeloop-accelergy-exercises@2ffec69" / "workspace"
-       / "example_designs" / "example_designs")
+RAW = TIMELOOP_RAW / "Accelergy-Project" / "timeloop-accelergy-exercises@2ffec69"
 COUNTS = ["utilized_instances", "reads_per_instance", "fills_per_instance",
           "updates_per_instance", "partition_size", "utilized_capacity_words"]
 # simba_like's PEWeightRegs has cluster_size 64 (instances sharing one physical array); dse does
@@ -31,13 +32,14 @@ CLUSTERED = {"simba_like": {("PEWeightRegs", "Weights")}}
 
 def load(name: str):
     meta = yaml.safe_load((DESIGNS / name / "case.yaml").read_text())
-    files = [RAW / f for f in meta["raw_inputs"]] + [DESIGNS / name / "timeloop-mapper.ERT.yaml"]
+    root = RAW / meta["raw_root"]
+    files = [root / f for f in meta["raw_inputs"]] + [DESIGNS / name / "timeloop-mapper.ERT.yaml"]
     spec = load_spec(files, jinja_data=meta["jinja_data"])
     return spec, read_stats(DESIGNS / name / "timeloop-mapper.stats.txt")
 
 
 @pytest.mark.parametrize("name", ["eyeriss_like", "simba_like", "simple_output_stationary",
-                                  "simple_weight_stationary"])
+                                  "simple_weight_stationary", "tutorial_02_interface_2024"])
 def test_v04_design_from_top_template_reproduces_reference(name: str) -> None:
     spec, ref = load(name)
     ev = evaluate(spec.problem, spec.arch, spec.mapping)

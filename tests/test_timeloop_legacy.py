@@ -136,3 +136,21 @@ def test_store_key_separates_generations() -> None:
     spec, _ = load(name)
     keys = {layer_key(arch, spec.problem, SearchConfig(generation=g)) for g in ("2024", "legacy")}
     assert len(keys) == 2
+
+
+def test_sweep_file_and_cli_choose_the_generation(tmp_path) -> None:
+    from dse.errors import SpecError
+    from dse.pipeline.sweep import read_sweep
+    from tests.conftest import REPO
+
+    text = (REPO / "sweeps" / "glb_sizes.yaml").read_text()
+    assert read_sweep(str(REPO / "sweeps" / "glb_sizes.yaml")).config.generation == "2024"
+    legacy = tmp_path / "s.yaml"
+    legacy.write_text(text.replace("seed: 0}", "seed: 0, timeloop_generation: legacy}")
+                      .replace("arch_specs/", str(REPO / "arch_specs") + "/"))
+    assert read_sweep(str(legacy)).config.generation == "legacy"
+    bad = tmp_path / "b.yaml"
+    bad.write_text(text.replace("seed: 0}", "seed: 0, timeloop_generation: 2020}"))
+    with pytest.raises(SpecError) as err:
+        read_sweep(str(bad))
+    assert err.value.line == 11 and "2024 or legacy" in str(err.value)

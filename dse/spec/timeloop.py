@@ -236,7 +236,7 @@ def read_architecture(node: Node, path: str = "architecture",
     else:
         raise SpecError("an architecture needs `nodes:` (v0.4), `subtree:` (v0.3) or `levels:` "
                         "(dse native)", key_path=path, **where(node))
-    comps = _compute_last(build.components)
+    comps = build.components if has(node, "nodes") else _compute_last(build.components)
     for c in comps:
         resolve_attributes(c.attrs, variables or {})
     if len(comps) < 2:

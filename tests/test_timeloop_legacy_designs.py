@@ -1,5 +1,6 @@
-"""v0.3 baseline designs (2021 tree) load raw and, with `--timeloop-generation legacy`,
-reproduce their reference stats: counts exact, energies within 0.5 %.
+"""v0.3 baseline designs and the 2020 ISPASS mapper exercises (2021 outputs) load raw and, with
+`--timeloop-generation legacy`, reproduce their reference stats: counts exact, energies within
+0.5 %.
 
 They exercise the v0.3 forms: the arithmetic unit in the middle of a `local:` list
 (simple_output_stationary, simple_weight_stationary), storage without a word size (Timeloop's
@@ -23,9 +24,8 @@ from tests.timeloop_maptxt import read_map_txt
 from tests.timeloop_stats import read_stats
 
 DESIGNS = DATA / "timeloop_legacy_designs"
-RAW = (TIMELOOP_RAW / "Accelergy-Project" / "timeloop-accelergy-exercises@778460f" / "workspace"
-       / "baseline_designs")
-NAMES = ["eyeriss_like", "simba_like", "simple_output_stationary", "simple_weight_stationary"]
+RAW = TIMELOOP_RAW / "Accelergy-Project" / "timeloop-accelergy-exercises@778460f"
+NAMES = sorted(p.name for p in DESIGNS.iterdir() if (p / "case.yaml").is_file())
 COUNTS = ["utilized_instances", "reads_per_instance", "fills_per_instance",
           "updates_per_instance", "partition_size", "utilized_capacity_words"]
 # PEWeightRegs has cluster-size 64 (instances sharing one array): not modelled, energy differs
@@ -35,7 +35,8 @@ CLUSTERED = {"simba_like": {("PEWeightRegs", "Weights")}}
 def load(name: str):
     case = DESIGNS / name
     meta = yaml.safe_load((case / "case.yaml").read_text())
-    spec = load_spec([RAW / f for f in meta["raw_inputs"]] + [case / "timeloop-mapper.ERT.yaml"],
+    root = RAW / meta["raw_root"]
+    spec = load_spec([root / f for f in meta["raw_inputs"]] + [case / "timeloop-mapper.ERT.yaml"],
                      need_mapping=False)
     directives = read_map_txt(case / "timeloop-mapper.map.txt", list(spec.problem.dims),
                               list(spec.problem.tensor_names))

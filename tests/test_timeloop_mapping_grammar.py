@@ -105,6 +105,7 @@ def test_mapper_on_raw_v03_files_with_oversized_constraint_factors(tmp_path) -> 
                                     "--timeloop-generation", "legacy", "--out",
                                     str(tmp_path), "-q"])
     assert res.exit_code == 0, res.output
+    assert "C=16 exceeds the bound C=3; read as C=3" in res.output  # said, not silent
     got = json.loads((tmp_path / "summary.json").read_text())
     ref = read_stats(ref_dir / "timeloop-mapper.stats.txt")
     want = sum(r["energy_pJ"] for r in ref["rows"].values()) + ref["compute"]["Energy (total)"]

@@ -133,5 +133,6 @@ def prepare(files, cfg: SearchConfig, parameters: dict | None = None) -> tuple[S
     spec = replace(spec, problem=problem, notes=list(spec.notes) + list(notes))
     cons = constraints_from_document(spec.document.data, spec.arch, spec.problem,
                                      spec.arch_constraints)
+    spec = replace(spec, notes=list(spec.notes) + list(cons.notes))
     return spec, Searcher(spec.problem, spec.arch, cons, cfg)
 

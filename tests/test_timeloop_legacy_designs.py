@@ -61,6 +61,7 @@ def test_v03_design_reproduces_reference_with_legacy_generation(name: str) -> No
         for c in COUNTS:
             assert getattr(got[key], c) == row[c], (key, c)
     assert energy_mismatches(ev, ref) == CLUSTERED.get(name, set())
+    assert any("cluster_size" in n for n in spec.document.notes) == (name in CLUSTERED)
     assert ev.cycles == ref["cycles"]
     assert close(ev.compute_energy_pJ, ref["compute"]["Energy (total)"])
     model = BatchModel(spec.problem, spec.arch, generation="legacy")

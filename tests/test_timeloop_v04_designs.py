@@ -52,6 +52,7 @@ def test_v04_design_from_top_template_reproduces_reference(name: str) -> None:
         if not close(got[key].energy_pJ, row["energy_pJ"]):
             energy_off.add(key)
     assert energy_off == CLUSTERED.get(name, set())
+    assert any("cluster_size" in n for n in spec.document.notes) == (name in CLUSTERED)
     assert ev.cycles == ref["cycles"]
     assert close(ev.compute_energy_pJ, ref["compute"]["Energy (total)"])
     leak = {s.name: s.leakage_pJ for s in ev.levels}

@@ -77,6 +77,12 @@ def read_arch(doc: Document, parameters: dict | None = None) -> tuple[Architectu
             raise SpecError("--set needs a native architecture with `parameters:`", file=f,
                             line=line)
         arch, cons = timeloop.read_architecture(node, variables=read_variables(doc))
+        for lv in arch.levels:
+            cluster = lv.attributes.get("cluster_size", lv.attributes.get("cluster-size", 1))
+            if str(cluster) not in ("1", "None"):
+                doc.notes.append(f"note: {lv.name} has cluster_size {cluster}; dse does not "
+                                 "model clusters, so its energy can differ from Timeloop's "
+                                 "(see docs/timeloop.md)")
     base = arch.attributes.get("extends")
     if base:  # the file a variant extends is an input too: hash it for provenance
         import hashlib

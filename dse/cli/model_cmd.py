@@ -17,10 +17,17 @@ from dse.cli.errors import reports_spec_errors
               help="Do not model neighbour-to-neighbour transfers (Timeloop models them).")
 @click.option("--set", "settings", multiple=True, metavar="NAME=VALUE",
               help="Override an architecture parameter, e.g. --set columns=3 (repeatable).")
+@click.option("--timeloop-generation", "generation", type=click.Choice(["2024", "legacy"]),
+              default="2024", show_default=True,
+              help="Timeloop build to reproduce: 2024 (current) or legacy (v0.3 era: one energy "
+                   "per level, output fills not elided, no leakage). See docs/timeloop.md.")
+@click.option("--jinja-data", "jinja_items", multiple=True, metavar="NAME=VALUE",
+              help="Data for Jinja2 templates among FILES (Timeloop's jinja_parse_data).")
 @click.option("--quiet", "-q", is_flag=True, help="Do not print the table.")
 @reports_spec_errors
 def model(files: tuple[str, ...], out_dir: str | None, no_link_transfers: bool,
-          settings: tuple[str, ...], quiet: bool) -> None:
+          settings: tuple[str, ...], generation: str, jinja_items: tuple[str, ...],
+          quiet: bool) -> None:
     """Evaluate ONE mapping. FILES are YAML files merged at their top level (later wins):
     architecture, problem (workload), mapping and optionally an Accelergy ERT."""
     from dse.arch_library import parse_settings
@@ -28,14 +35,17 @@ def model(files: tuple[str, ...], out_dir: str | None, no_link_transfers: bool,
     from dse.model import evaluate
     from dse.report_model import level_rows, summary, terminal_table, write_outputs
     from dse.spec.build import load_spec, read_mapping
+    from dse.spec.jinja import parse_data
 
     spec = load_spec(files, need_mapping=False,
-                     parameters=parse_settings(settings) if settings else None)
+                     parameters=parse_settings(settings) if settings else None,
+                     jinja_data=parse_data(jinja_items))
     check_layer(spec.problem, spec.arch)  # the hardware's rules come before the mapping
     spec.mapping = read_mapping(spec.document, spec.arch, spec.problem, spec.arch_constraints)
     for note in spec.document.notes:
         click.echo(note, err=True)
-    ev = evaluate(spec.problem, spec.arch, spec.mapping, link_transfers=not no_link_transfers)
+    ev = evaluate(spec.problem, spec.arch, spec.mapping, link_transfers=not no_link_transfers,
+                  generation=generation)
     rows = level_rows(ev, spec.arch)
     if out_dir:
         write_outputs(Path(out_dir), rows, summary(ev, spec.arch, spec.problem,

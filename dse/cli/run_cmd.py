@@ -28,10 +28,14 @@ from dse.cli.errors import reports_spec_errors
               help="Processes mapping layers in parallel (results do not depend on it).")
 @click.option("--store", "store_path", default="results/store.sqlite", show_default=True,
               help="Result store: finished layers are reused, never recomputed.")
+@click.option("--timeloop-generation", "generation", type=click.Choice(["2024", "legacy"]),
+              default="2024", show_default=True,
+              help="Timeloop build to reproduce: 2024 (current) or legacy (v0.3 era: one energy "
+                   "per level, output fills not elided, no leakage). See docs/timeloop.md.")
 @click.option("--quiet", "-q", is_flag=True)
 @reports_spec_errors
 def run(arch_ref, cons_files, workload, out_dir, objective, search, max_evals, seed, jobs,
-        store_path, quiet):
+        store_path, generation, quiet):
     """Map every unique layer of a network and write layers.csv and totals.csv. Progress: one
     bar for the network and, with --jobs 1, one for the layer being searched."""
     from tqdm import tqdm
@@ -50,7 +54,8 @@ def run(arch_ref, cons_files, workload, out_dir, objective, search, max_evals, s
         click.echo("constraints: " + ", ".join(map(display_path, files[1:])), err=True)
     arch = load_arch(files)
     network = load_workload(workload)
-    cfg = SearchConfig(objective=objective, search=search, max_evals=max_evals, seed=seed)
+    cfg = SearchConfig(objective=objective, search=search, max_evals=max_evals, seed=seed,
+                       generation=generation)
     store = ResultStore(store_path)
     unique = len({s.key for s in network.unique_shapes()})
     bar = tqdm(total=unique, unit="layer", desc=network.name, disable=quiet, position=0)

@@ -20,9 +20,13 @@ from dse.cli.errors import reports_spec_errors
 @click.option("--scheduler", default=None, help="dask scheduler address, e.g. tcp://HOST:8786.")
 @click.option("--shard", default=None, help="Run only design points i, i+N, ... (i/N).")
 @click.option("--store", "store_path", default="results/store.sqlite", show_default=True)
+@click.option("--timeloop-generation", "generation", type=click.Choice(["2024", "legacy"]),
+              default=None,
+              help="Timeloop build to reproduce: 2024 or legacy (v0.3 era). Default: the sweep "
+                   "file's mapper.timeloop_generation, else 2024.")
 @click.option("--quiet", "-q", is_flag=True)
 @reports_spec_errors
-def sweep(sweep_file, out_dir, jobs, executor, scheduler, shard, store_path, quiet):
+def sweep(sweep_file, out_dir, jobs, executor, scheduler, shard, store_path, generation, quiet):
     """Run every design point of SWEEP_FILE; each point's layers.csv/totals.csv go to
     OUT/<point>/, all totals to OUT/sweep.csv. Finished layers are stored as they complete and
     are never recomputed, so an interrupted sweep resumes with the same command."""
@@ -32,6 +36,10 @@ def sweep(sweep_file, out_dir, jobs, executor, scheduler, shard, store_path, qui
     from dse.pipeline.sweep import parse_shard, read_sweep, run_sweep
 
     spec = read_sweep(sweep_file)
+    if generation is not None:
+        from dataclasses import replace
+
+        spec = replace(spec, config=replace(spec.config, generation=generation))
     out = Path(out_dir or f"results/sweep/{spec.name}")
     store = ResultStore(store_path)
     bar = tqdm(unit="layer", desc=spec.name, disable=quiet)

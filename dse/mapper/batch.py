@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dse.arch import Architecture
+from dse.model import generation as generations
 from dse.model.deltas import link_effect, neighbour_diffs
 from dse.workload import Problem
 
@@ -33,7 +34,11 @@ class BatchResult:
 class BatchModel:
     """Constants of one (problem, architecture) pair, prepared for fast batch evaluation."""
 
-    def __init__(self, problem: Problem, arch: Architecture, link_transfers: bool = True) -> None:
+    def __init__(self, problem: Problem, arch: Architecture, link_transfers: bool = True,
+                 generation: str = generations.DEFAULT) -> None:
+        arch = generations.energies_for(arch, generation)  # the same rule as the scalar model
+        self.elide_fills = generations.elides_output_fills(generation)
+        self.generation = generation
         self.problem = problem
         self.arch = arch
         self.link_transfers = link_transfers
@@ -286,7 +291,8 @@ class BatchModel:
         updates = np.where(keep & rw, np.rint(content), 0)
         reads = np.where(keep, np.where(rw, np.rint(content_peer - partition),
                                         np.rint(content_peer)), 0)
-        fills = np.where(keep, np.where(rw, np.rint(np.where(is_outermost, share,
+        full_fill = is_outermost if self.elide_fills else np.ones_like(is_outermost)
+        fills = np.where(keep, np.where(rw, np.rint(np.where(full_fill, share,
                                                              share - partition)),
                                         np.floor(share)), 0)
         blk = self.block[None, :, None]

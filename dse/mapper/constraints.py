@@ -41,13 +41,14 @@ class Constraints:
     levels: dict[str, LevelConstraints]
     min_utilization: float = 0.0  # over all PEs
     sources: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what was read differently than written
 
     def level(self, name: str) -> LevelConstraints:
         return self.levels.setdefault(name, LevelConstraints())
 
 
-def _factors(value, problem: Problem, path: str, node, lenient: bool = False
-             ) -> list[tuple[str, str, int]]:
+def _factors(value, problem: Problem, path: str, node, lenient: bool = False,
+             notes: list[str] | None = None) -> list[tuple[str, str, int]]:
     if value is None:
         return []
     if isinstance(value, str):
@@ -69,9 +70,13 @@ def _factors(value, problem: Problem, path: str, node, lenient: bool = False
         if d not in problem.dims:
             raise SpecError(f"factor constraint for unknown dimension '{d}'", key_path=path,
                             hint=did_you_mean(d, problem.dims), **where(node))
-        if op == "=" and n == 0:
-            raise SpecError(f"'{tok}' (the remaining factor) is not supported by dse's mapper",
-                            key_path=path, hint="give the number, or a <= bound", **where(node))
+        if op == "=" and (n == 0 or n > problem.bounds[d]):
+            # Timeloop (src/mapping/constraints.cpp): 0 means the whole dimension, and a factor
+            # above the bound was clamped to it (until 2022-07; later builds drop it)
+            if n and notes is not None:
+                notes.append(f"{path}: {tok} exceeds the bound {d}={problem.bounds[d]}; "
+                             f"read as {d}={problem.bounds[d]}, as Timeloop did")
+            n = problem.bounds[d]
         out.append((d, op, n))
     return out
 
@@ -87,9 +92,9 @@ def _perm(value, problem: Problem, path: str, node, lenient: bool = False
     inner, _, outer = text.partition("_")
 
     def split(s: str) -> tuple[str, ...]:
-        s = s.strip()
-        items = s.split() if (" " in s or "," in s) else list(s)
-        items = [i.strip(",") for i in items if i.strip(",")]
+        # one letter a dimension, blanks skipped ("QRSC PNM"), unless every word is a dimension
+        words = [w for w in re.split(r"[,\s]+", s.strip()) if w]
+        items = words if all(w in problem.dims for w in words) else list("".join(words))
         if lenient:
             items = [d for d in items if d in problem.dims]
         for d in items:
@@ -126,7 +131,8 @@ def read_constraints(targets: list, arch: Architecture, problem: Problem, path: 
                             **where(t, "target"))
         lc = cons.level(target)
         if kind in ("temporal", "spatial"):
-            for d, op, n in _factors(get(t, "factors"), problem, f"{tp}.factors", t, lenient):
+            for d, op, n in _factors(get(t, "factors"), problem, f"{tp}.factors", t, lenient,
+                                     cons.notes):
                 table = {("temporal", "="): lc.temporal_exact, ("temporal", "<="): lc.temporal_max,
                          ("temporal", ">="): lc.temporal_min, ("spatial", "="): lc.spatial_exact,
                          ("spatial", "<="): lc.spatial_max, ("spatial", ">="): lc.spatial_min}

@@ -94,7 +94,7 @@ def write_search_outputs(out: Path, spec: Spec, searcher: Searcher, result: Sear
         atomic_write(out / "search.json", json.dumps(info, indent=2) + "\n")
         return info
     mapping = searcher.mapping_of(result.best)
-    ev = evaluate(spec.problem, spec.arch, mapping)
+    ev = evaluate(spec.problem, spec.arch, mapping, generation=cfg.generation)
     info["best"] = {"energy_pJ": ev.energy_pJ, "cycles": ev.cycles,
                     "edp_pJ_cycles": ev.energy_pJ * ev.cycles}
     native = mapping_to_native(mapping, spec.arch, spec.problem)
@@ -133,5 +133,6 @@ def prepare(files, cfg: SearchConfig, parameters: dict | None = None) -> tuple[S
     spec = replace(spec, problem=problem, notes=list(spec.notes) + list(notes))
     cons = constraints_from_document(spec.document.data, spec.arch, spec.problem,
                                      spec.arch_constraints)
+    spec = replace(spec, notes=list(spec.notes) + list(cons.notes))
     return spec, Searcher(spec.problem, spec.arch, cons, cfg)
 

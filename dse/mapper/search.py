@@ -42,6 +42,7 @@ class SearchConfig:
     jobs: int = 1
     pareto: bool = False
     block: int = 8192
+    generation: str = "2024"  # Timeloop build to reproduce (dse/model/generation.py)
 
 
 @dataclass
@@ -71,10 +72,10 @@ class SearchResult:
 _WORKER: BatchModel | None = None
 
 
-def _init_worker(problem: Problem, arch: Architecture) -> None:
+def _init_worker(problem: Problem, arch: Architecture, generation: str) -> None:
     global _WORKER
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
-    _WORKER = BatchModel(problem, arch)
+    _WORKER = BatchModel(problem, arch, generation=generation)
 
 
 def _eval_in_worker(arrays):
@@ -90,7 +91,7 @@ class Searcher:
             raise ValueError(f"unknown objective {config.objective}")
         self.problem, self.arch, self.cfg = problem, arch, config
         self.space = MapSpace(problem, arch, constraints)
-        self.model = BatchModel(problem, arch)
+        self.model = BatchModel(problem, arch, generation=config.generation)
         self.min_util = constraints.min_utilization
         self.result = SearchResult(None)
         self.pool: ProcessPoolExecutor | None = None
@@ -413,7 +414,8 @@ class Searcher:
         self._t0 = time.perf_counter()
         if self.cfg.jobs > 1:
             self.pool = ProcessPoolExecutor(self.cfg.jobs, initializer=_init_worker,
-                                            initargs=(self.problem, self.arch))
+                                            initargs=(self.problem, self.arch,
+                                                      self.cfg.generation))
         try:
             if self.cfg.search == "exhaustive":
                 self._run_exhaustive()

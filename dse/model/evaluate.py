@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from dse.arch import Architecture
 from dse.errors import SpecError
 from dse.mapping import Mapping
+from dse.model import generation as generations
 from dse.model.deltas import boundary_steps, fills_per_instance, spatial_stats
 from dse.model.nest import Nest, build_nest
 from dse.workload import Problem
@@ -122,7 +123,11 @@ def evaluate(
     *,
     check_capacity: bool = True,
     link_transfers: bool = True,
+    generation: str = generations.DEFAULT,
 ) -> Evaluation:
+    """`generation` picks the Timeloop build to reproduce (dse/model/generation.py)."""
+    arch = generations.energies_for(arch, generation)
+    elide_fills = generations.elides_output_fills(generation)
     nest = build_nest(problem, mapping)
     check_mapping(problem, arch, mapping, nest)
     n = len(arch.levels)
@@ -193,7 +198,8 @@ def evaluate(
                 updates = round(content[i])
                 reads = round(content[i] + peer[i] - partition[i])
                 base = parent_share[i] + peer[i]
-                fills = round(base if i == outermost_keeper else base - partition[i])
+                elided = elide_fills and i != outermost_keeper
+                fills = round(base - partition[i] if elided else base)
                 reductions = reads
             else:
                 reads = round(content[i] + peer[i])

@@ -17,7 +17,8 @@ from dse.pipeline.store import ResultStore, content_key
 from dse.report_model import atomic_write, csv_text
 from dse.spec.convert import problem_to_native
 
-SEARCH_KEYS = ("objective", "search", "max_evals", "time_limit", "seed")
+# the Timeloop generation changes the numbers: results of different generations never mix
+SEARCH_KEYS = ("objective", "search", "max_evals", "time_limit", "seed", "generation")
 
 
 def layer_key(arch: ArchInput, problem, cfg: SearchConfig) -> str:

@@ -31,7 +31,7 @@ from dse.spec.yamlload import load_documents
 SWEEP_KEYS = {"version", "name", "architectures", "workloads", "parameters", "mapper",
               "description"}
 ARCH_KEYS = {"file", "name", "constraints", "parameters"}
-MAPPER_KEYS = {"objective", "search", "max_evals", "seed"}
+MAPPER_KEYS = {"objective", "search", "max_evals", "seed", "timeloop_generation"}
 
 
 @dataclass
@@ -68,6 +68,17 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.=-]+", "_", text)
 
 
+def _generation(mapper) -> str:
+    from dse.model.generation import GENERATIONS
+
+    value = str(get(mapper, "timeloop_generation", "2024"))
+    if value not in GENERATIONS:
+        raise SpecError(f"unknown Timeloop generation '{value}'",
+                        key_path="sweep.mapper.timeloop_generation",
+                        expected=" or ".join(GENERATIONS), **where(mapper, "timeloop_generation"))
+    return value
+
+
 def read_sweep(file: str) -> SweepSpec:
     doc = load_documents([file])
     node = doc.data.get("sweep")
@@ -86,7 +97,8 @@ def read_sweep(file: str) -> SweepSpec:
                         hint=did_you_mean(objective, OBJECTIVES), **where(mapper, "objective"))
     cfg = SearchConfig(objective=objective, search=str(get(mapper, "search", "auto")),
                        max_evals=int(get(mapper, "max_evals", 100_000)),
-                       seed=int(get(mapper, "seed", 0)))
+                       seed=int(get(mapper, "seed", 0)),
+                       generation=_generation(mapper))
     glob_params = get(node, "parameters") or {}
     require_mapping(glob_params, "sweep.parameters", node, "parameters")
     workloads = [str(w) for w in require_list(get(node, "workloads"), "sweep.workloads", node,
@@ -235,6 +247,7 @@ def run_sweep(spec: SweepSpec, out: Path, store: ResultStore, jobs: int = 1,
         "tasks": len(all_tasks), "computed": len(todo), "reused": reused,
         "refused": refused,
         "mapper": {"objective": spec.config.objective, "search": spec.config.search,
-                   "max_evals": spec.config.max_evals, "seed": spec.config.seed},
+                   "max_evals": spec.config.max_evals, "seed": spec.config.seed,
+                   "timeloop_generation": spec.config.generation},
     }, indent=2) + "\n")
     return SweepResult(len(points), len(todo), reused, ordered, refused)

@@ -76,7 +76,13 @@ def read_arch(doc: Document, parameters: dict | None = None) -> tuple[Architectu
             f, line = doc.where("architecture")
             raise SpecError("--set needs a native architecture with `parameters:`", file=f,
                             line=line)
-        arch, cons = timeloop.read_architecture(node)
+        arch, cons = timeloop.read_architecture(node, variables=read_variables(doc))
+        for lv in arch.levels:
+            cluster = lv.attributes.get("cluster_size", lv.attributes.get("cluster-size", 1))
+            if str(cluster) not in ("1", "None"):
+                doc.notes.append(f"note: {lv.name} has cluster_size {cluster}; dse does not "
+                                 "model clusters, so its energy can differ from Timeloop's "
+                                 "(see docs/timeloop.md)")
     base = arch.attributes.get("extends")
     if base:  # the file a variant extends is an input too: hash it for provenance
         import hashlib
@@ -90,6 +96,12 @@ def read_arch(doc: Document, parameters: dict | None = None) -> tuple[Architectu
     if ert is not None:
         arch = timeloop.apply_ert(arch, timeloop.read_ert(ert, doc.data.file_of("ERT") or "ERT"))
     return arch, cons
+
+
+def read_variables(doc: Document) -> dict:
+    """Timeloop v0.4 top-level `variables:`, evaluated (names attribute expressions may use)."""
+    node = doc.data.get("variables")
+    return timeloop.evaluate_variables(node) if node else {}
 
 
 def read_problem(doc: Document) -> Problem:
@@ -124,8 +136,10 @@ def read_mapping(doc: Document, arch: Architecture, problem: Problem,
     return replace(mapping, source=file, line=line)
 
 
-def load_spec(paths, *, need_mapping: bool = True, parameters: dict | None = None) -> Spec:
-    doc = load_documents(list(paths))
+def load_spec(paths, *, need_mapping: bool = True, parameters: dict | None = None,
+              jinja_data: dict | None = None) -> Spec:
+    """`jinja_data` fills Jinja2 templates among the files (Timeloop's `jinja_parse_data`)."""
+    doc = load_documents(list(paths), jinja_data=jinja_data)
     check_top_level(doc)
     problem = read_problem(doc)
     arch, cons = read_arch(doc, parameters)

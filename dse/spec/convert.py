@@ -8,6 +8,8 @@ kept as they are).
 
 from __future__ import annotations
 
+import re
+
 from dse.arch import Architecture, Energy
 from dse.errors import SpecError
 from dse.mapping import LevelMapping, Mapping
@@ -218,23 +220,132 @@ def _permutation(order: list[str]) -> str | list[str]:
 def mapping_to_timeloop(mapping: Mapping, arch: Architecture, problem: Problem) -> list:
     """Mapping -> Timeloop mapping directives (`mapping:` list), every dim in every directive.
 
-    Targets are the architecture's level names (for a Timeloop v0.4 arch these include the
-    generated `inter_<Container>_spatial` levels); permutations are innermost first.
+    Targets are the names Timeloop gives the levels (timeloop_level_name: a fan-out level is
+    `inter_<Container>_spatial`, as arch_to_timeloop writes it); permutations are innermost
+    first.
     """
     dims = problem.dims
     tensors = problem.tensor_names
     out: list[dict] = []
     for lv, lm in zip(arch.levels, mapping.levels, strict=True):
         kept = [] if lv.is_dummy else _kept(lm, problem)
-        out.append({"target": lv.name, "type": "datatype", "keep": kept,
+        target = timeloop_level_name(lv)
+        out.append({"target": target, "type": "datatype", "keep": kept,
                     "bypass": [t for t in tensors if t not in kept]})
         inner_first = mapping.ordered(lm.temporal_order, lm.temporal, dims)[::-1]
-        out.append({"target": lv.name, "type": "temporal",
+        out.append({"target": target, "type": "temporal",
                     "factors": " ".join(_token(d, lm.temporal.get(d, 1), dims) for d in dims),
                     "permutation": _permutation(inner_first)})
         if any(n > 1 for n in lm.spatial.values()):
             order, split = _spatial_split(lm, dims)
-            out.append({"target": lv.name, "type": "spatial",
+            out.append({"target": target, "type": "spatial",
                         "factors": " ".join(_token(d, lm.spatial.get(d, 1), dims) for d in dims),
                         "permutation": _permutation(order), "split": split})
     return out
+
+
+# ----------------------------------------------------------------------------- Timeloop v0.4
+
+_INTER = re.compile(r"^inter_(.+)_spatial$")
+
+
+def timeloop_level_name(level) -> str:
+    """The name Timeloop gives a level: a fan-out level is the `!Container` of that name, which
+    Timeloop's front end turns into the storage level `inter_<Container>_spatial`."""
+    if level.is_dummy and not _INTER.match(level.name):
+        return f"inter_{level.name}_spatial"
+    return level.name
+
+
+def _container_name(level) -> str:
+    m = _INTER.match(level.name)
+    return m.group(1) if m else level.name
+
+
+class TimeloopNode(dict):
+    """A v0.4 architecture node; dumps as `!Container`/`!Component` (see dump_timeloop)."""
+
+    def __init__(self, tag: str, **fields) -> None:
+        super().__init__(**fields)
+        self.tag = tag
+
+
+def arch_to_timeloop(arch: Architecture, constraints: dict | None = None) -> dict:
+    """Architecture -> Timeloop v0.4 `architecture:` (nodes with tags; dump with
+    dump_timeloop). Fan-out levels become spatial `!Container`s; energies go to ert_of()."""
+    constraints = constraints or {}
+    system: dict = {}
+    if arch.technology is not None:
+        system["technology"] = arch.technology
+    if arch.clock_hz:
+        system["global_cycle_seconds"] = 1.0 / arch.clock_hz
+    nodes: list = [TimeloopNode("!Container", name="system",
+                                **({"attributes": system} if system else {}))]
+    mesh = (1, 1)
+    for i, lv in enumerate(arch.levels):
+        if lv.is_dummy:
+            child = arch.levels[i + 1] if i + 1 < len(arch.levels) else arch.compute
+            fx, fy = _relative(mesh, child.mesh_x, child.mesh_y, child.name)
+            if fx * fy == 1:
+                raise SpecError(f"fan-out level {lv.name} fans out to 1 instance; Timeloop makes "
+                                "no level for such a container, so maps could not target it")
+            nodes.append(TimeloopNode("!Container", name=_container_name(lv),
+                                      spatial={**({"meshX": fx} if fx > 1 else {}),
+                                               **({"meshY": fy} if fy > 1 else {})}))
+            mesh = (mesh[0] * fx, mesh[1] * fy)
+            continue
+        if (lv.mesh_x, lv.mesh_y) != mesh:
+            raise SpecError(f"level {lv.name} is replicated {lv.mesh_x}x{lv.mesh_y} without a "
+                            "fan-out level above it; Timeloop v0.4 replicates only through a "
+                            "spatial container", hint="add a fan-out level (`fanout:`) above it")
+        attrs: dict = {}
+        if lv.depth is not None and not lv.is_dram:
+            attrs["depth"] = lv.depth
+        if lv.width is not None:
+            attrs["width"] = lv.width
+        attrs["datawidth"] = lv.datawidth
+        if lv.width is None or lv.width // lv.datawidth != lv.block_size:
+            attrs["block_size"] = lv.block_size
+        for key in ("read_bandwidth", "write_bandwidth", "shared_bandwidth"):
+            if getattr(lv, key) is not None:
+                attrs[key] = _num(getattr(lv, key))
+        if lv.multiple_buffering != 1.0:
+            attrs["multiple_buffering"] = _num(lv.multiple_buffering)
+        node = TimeloopNode("!Component", name=lv.name,
+                            **{"class": "DRAM" if lv.is_dram else (lv.cls or "SRAM")},
+                            attributes=attrs)
+        keep, bypass = constraints.get(lv.name, (None, None))
+        ds = {k: list(v) for k, v in (("keep", keep), ("bypass", bypass)) if v is not None}
+        if ds:
+            node["constraints"] = {"dataspace": ds}
+        nodes.append(node)
+    c = arch.compute
+    if (c.mesh_x, c.mesh_y) != mesh:
+        raise SpecError(f"compute {c.name} is replicated {c.mesh_x}x{c.mesh_y} without a fan-out "
+                        "level above it; Timeloop v0.4 replicates only through a container")
+    cattrs = {"datawidth": c.datawidth} if c.datawidth is not None else {}
+    nodes.append(TimeloopNode("!Component", name=c.name, **{"class": c.cls or "intmac"},
+                              **({"attributes": cattrs} if cattrs else {})))
+    return {"version": 0.4, "nodes": nodes}
+
+
+def ert_of(arch: Architecture) -> dict | None:
+    """The architecture's energies as an Accelergy ERT (`ERT:` data), or None if it has none."""
+    tables = []
+    for lv in [*arch.levels, arch.compute]:
+        if lv.energy:
+            tables.append({"name": f"system.{lv.name}",
+                           "actions": [{"name": a, "energy": _num(e.pJ)}
+                                       for a, e in lv.energy.items()]})
+    return {"version": 0.4, "tables": tables} if tables else None
+
+
+def dump_timeloop(data: dict) -> str:
+    """YAML text with TimeloopNode tags (`!Container`, `!Component`)."""
+    import yaml
+
+    class Dumper(yaml.SafeDumper):
+        pass
+
+    Dumper.add_representer(TimeloopNode, lambda d, n: d.represent_mapping(n.tag, dict(n)))
+    return yaml.dump(data, Dumper=Dumper, sort_keys=False)

@@ -23,6 +23,10 @@ _RANGE = re.compile(r"^(?P<name>[^\[\]]+?)\s*\[\s*(?P<lo>\d+)\s*\.\.\s*(?P<hi>\d
 
 
 
+# Timeloop's word size when a storage level names none (model/buffer.hpp kDefaultWordBits)
+DEFAULT_WORD_BITS = 16
+
+
 def split_range(name: str) -> tuple[str, int]:
     """'PE[0..167]' -> ('PE', 168); 'DRAM' -> ('DRAM', 1)."""
     m = _RANGE.match(str(name).strip())
@@ -161,10 +165,14 @@ def _storage(comp: _Component, path: str) -> StorageLevel:
     is_dram = "DRAM" in comp.cls.upper() or str(get(a, "type", "")).upper().startswith("DRAM")
     p = path
 
-    def num(*keys, integer=True):
+    def num(*keys, integer=True, positive=True):
         for k in keys:
             if has(a, k) and get(a, k) is not None:
-                return number(a, k, p, names, integer=integer, positive=True)
+                value = number(a, k, p, names, integer=integer, positive=positive)
+                if value < 0:
+                    raise SpecError("expected a number >= 0", key_path=f"{p}.{k}",
+                                    found=get(a, k), **where(a, k))
+                return value
         return None
 
     if comp.dummy:
@@ -174,11 +182,11 @@ def _storage(comp: _Component, path: str) -> StorageLevel:
                             datawidth=1, block_size=1, is_dummy=True, cls=comp.cls)
     datawidth = num("datawidth", "word_bits", "word_width")
     width = num("width", "memory_width", "data_storage_width")
-    depth = num("depth", "memory_depth", "data_storage_depth", "entries")
+    # depth 0 is legal: v0.3 trees use zero-capacity buffers (DummyBuffer) to host fan-outs
+    depth = num("depth", "memory_depth", "data_storage_depth", "entries", positive=False)
     block = num("block_size", "n_words")
     if datawidth is None:
-        raise SpecError(f"storage level {comp.name} needs a datawidth (bits per word)",
-                        key_path=f"{p}.attributes.datawidth", **where(a))
+        datawidth = DEFAULT_WORD_BITS
     if width is None:
         width = datawidth * (block or 1)
     if block is None:
@@ -209,10 +217,13 @@ def _storage(comp: _Component, path: str) -> StorageLevel:
     )
 
 
-def read_architecture(node: Node, path: str = "architecture") -> tuple[Architecture, dict]:
+def read_architecture(node: Node, path: str = "architecture",
+                      variables: dict | None = None) -> tuple[Architecture, dict]:
     """Build an Architecture from Timeloop v0.3 (`subtree`) or v0.4 (`nodes`) YAML.
 
-    Returns the architecture and per-level architectural keep/bypass constraints (v0.4).
+    `variables` (v0.4 top-level `variables:`, already evaluated) are names that attribute
+    expressions may use. Returns the architecture and per-level architectural keep/bypass
+    constraints (v0.4).
     """
     require_mapping(node, path)
     build = ArchBuild()
@@ -225,7 +236,9 @@ def read_architecture(node: Node, path: str = "architecture") -> tuple[Architect
     else:
         raise SpecError("an architecture needs `nodes:` (v0.4), `subtree:` (v0.3) or `levels:` "
                         "(dse native)", key_path=path, **where(node))
-    comps = build.components
+    comps = build.components if has(node, "nodes") else _compute_last(build.components)
+    for c in comps:
+        resolve_attributes(c.attrs, variables or {})
     if len(comps) < 2:
         raise SpecError("an architecture needs at least one storage level and a compute unit",
                         key_path=path, **where(node))
@@ -256,12 +269,78 @@ def read_architecture(node: Node, path: str = "architecture") -> tuple[Architect
                 cycle = float(to_number(g))
             except ExpressionError:
                 pass
+    for key, value in (variables or {}).items():
+        if key == "technology" and tech is None:
+            tech = str(value)
+        if key == "global_cycle_seconds" and cycle is None and isinstance(value, (int, float)):
+            cycle = float(value)
     arch = Architecture(
         name=str(get(node, "name", "architecture")), levels=tuple(storages), compute=compute,
         clock_hz=(1.0 / cycle) if cycle else None, technology=tech, source=node.file,
     )
     constraints = {c.name: (c.keep, c.bypass) for c in comps if c.keep or c.bypass}
     return arch, constraints
+
+
+def _is_compute(c: _Component) -> bool:
+    cls = c.cls.lower()
+    return any(k in cls for k in ("mac", "compute", "multiplier")) and not c.dummy
+
+
+def _compute_last(comps: list[_Component]) -> list[_Component]:
+    """v0.3 trees may list the compute unit anywhere in the innermost `local:` list (Timeloop
+    takes the arithmetic unit from the innermost subtree whatever its position); move it last."""
+    if not comps or _is_compute(comps[-1]):
+        return comps
+    innermost = [c for c in comps if c.instances == comps[-1].instances]
+    compute = [c for c in innermost if _is_compute(c)]
+    if len(compute) != 1:
+        return comps
+    return [c for c in comps if c is not compute[0]] + compute
+
+
+def evaluate_variables(node: Node, path: str = "variables") -> dict:
+    """v0.4 top-level `variables:` in order; a value may use the ones before it. Text that is
+    not an expression (e.g. "45nm") stays text."""
+    require_mapping(node, path)
+    out: dict = {}
+    for key, value in node.items():
+        if str(key).startswith("_") or key == "version":
+            continue
+        if isinstance(value, str):
+            try:
+                value = to_number(value, out)
+            except ExpressionError as exc:
+                if _looks_like_expression(value, out):
+                    raise SpecError(str(exc), key_path=f"{path}.{key}",
+                                    **where(node, key)) from None
+        out[str(key)] = value
+    return out
+
+
+def _looks_like_expression(text: str, names: dict) -> bool:
+    """True when `text` names a known variable (so a failed evaluation is a real error)."""
+    return any(re.search(rf"\b{re.escape(n)}\b", text) for n in names)
+
+
+def resolve_attributes(attrs: Node, variables: dict) -> None:
+    """Evaluate attribute expressions in place (`datawidth: DATAWIDTH`, `width: datawidth * 3`):
+    names are the variables and the component's other attributes. Text that is no expression
+    (a class, a technology like "45nm") is left as written."""
+    pending = {k: v for k, v in attrs.items() if isinstance(v, str) and not k.startswith("_")}
+    for _ in range(len(pending) + 1):
+        progress = False
+        names = {**variables, **{k: v for k, v in attrs.items() if isinstance(v, (int, float))
+                                 and not isinstance(v, bool)}}
+        for key in list(pending):
+            try:
+                attrs[key] = to_number(pending[key], names)
+            except ExpressionError:
+                continue
+            del pending[key]
+            progress = True
+        if not progress:
+            break
 
 
 # ----------------------------------------------------------------------------- problem
@@ -421,19 +500,24 @@ def parse_factors(value, dims: tuple[str, ...], path: str, node) -> dict[str, in
             raise SpecError(f"factor for unknown dimension '{d}'", key_path=path,
                             expected="one of " + ", ".join(dims), hint=did_you_mean(d, dims),
                             **where(node))
-        if n < 1:
-            raise SpecError(f"factor {tok} must be at least 1 for a mapping", key_path=path,
-                            **where(node))
-        out[d] = n
+        out[d] = n  # 0 = the whole dimension (Timeloop's mapping parser); see full_factors
     return out
+
+
+def full_factors(factors: dict[str, int], bounds: dict[str, int]) -> dict[str, int]:
+    """Timeloop reads `X=0` in a mapping as X's whole bound (src/mapping/parser.cpp: "0 means
+    full problem dimension"); the product check that follows still applies."""
+    return {d: (bounds[d] if n == 0 else n) for d, n in factors.items()}
 
 
 def parse_permutation(value, dims: tuple[str, ...], path: str, node) -> tuple[str, ...]:
     if value is None:
         return ()
     if isinstance(value, str):
-        items = value.split() if " " in value.strip() or "," in value else list(value.strip())
-        items = [i.strip(",") for i in items if i.strip(",")]
+        # Timeloop reads a permutation string one letter at a time, skipping blanks
+        # ("QRSC PNM" = QRSCPNM); words are read as dimensions only if every word is one
+        words = [w for w in re.split(r"[,\s]+", value.strip()) if w]
+        items = words if all(w in dims for w in words) else list("".join(words))
     elif isinstance(value, list):
         items = [str(v) for v in value]
     else:
@@ -481,7 +565,8 @@ def read_mapping(value, arch: Architecture, problem: Problem, path: str = "mappi
                             hint=did_you_mean(target, names), **where(d, "target"))
         kind = str(get(d, "type", "temporal"))
         if kind in ("temporal", "spatial"):
-            factors = parse_factors(get(d, "factors"), problem.dims, f"{dp}.factors", d)
+            factors = full_factors(parse_factors(get(d, "factors"), problem.dims,
+                                                 f"{dp}.factors", d), problem.bounds)
             perm = parse_permutation(get(d, "permutation"), problem.dims, f"{dp}.permutation", d)
             table = temporal if kind == "temporal" else spatial
             if target in table:
@@ -537,7 +622,7 @@ def read_ert(node: Node, source: str, path: str = "ERT") -> dict[str, dict[str, 
         tp = f"{path}.tables[{j}]"
         require_mapping(t, tp)
         full = str(get(t, "name"))
-        comp = split_range(full)[0].split(".")[-1]
+        comp = ert_component_name(full)
         actions: dict[str, Energy] = {}
         for a in require_list(get(t, "actions", []), f"{tp}.actions", t, "actions"):
             aname = str(get(a, "name"))
@@ -547,6 +632,12 @@ def read_ert(node: Node, source: str, path: str = "ERT") -> dict[str, dict[str, 
                 actions[aname] = Energy(energy, f"ert:{source}")
         out[comp] = actions
     return out
+
+
+def ert_component_name(full: str) -> str:
+    """'system.PE[0..15].LMAC[0..15]' -> 'LMAC': the last part of the path, without range."""
+    parts = re.split(r"\.(?![^\[]*\])", full)  # dots outside brackets
+    return split_range(parts[-1])[0]
 
 
 COMPUTE_ALIASES = ("mac_random", "mult_random", "mac", "mult", "compute")
@@ -559,11 +650,16 @@ def apply_ert(arch: Architecture, ert: dict[str, dict[str, Energy]]) -> Architec
     levels = []
     for lv in arch.levels:
         e = dict(lv.energy)
-        for action, en in ert.get(lv.name, {}).items():
+        table = ert.get(lv.name, {})
+        for action, en in table.items():
             e[action] = en
+        if "access" in table:  # v0.3-era components (regfile) have one `access` action
+            for action in ("read", "write", "update"):
+                e.setdefault(action, table["access"])
         levels.append(replace(lv, energy=e))
     ce = dict(arch.compute.energy)
     table = ert.get(arch.compute.name, {})
+    ce.update({a: e for a, e in table.items() if a not in ce})  # all actions: legacy takes max
     for alias in COMPUTE_ALIASES:
         if alias in table:
             ce["compute"] = table[alias]

@@ -40,21 +40,32 @@ class TaggedList(list):
     line: int | None = None
 
 
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
 class _Loader(yaml.SafeLoader):
     source_name: str = "<string>"
 
 
 def _construct_mapping(loader: _Loader, node: yaml.MappingNode, tag: str | None = None) -> Node:
+    own_count = sum(1 for k, _ in node.value if k.tag != _MERGE_TAG)
     loader.flatten_mapping(node)
+    merged_count = len(node.value) - own_count  # `<<:` entries come first after flattening
+    from_merge: set = set()  # keys a merge brought in: the mapping's own keys may override them
     out = Node()
     out.file = loader.source_name
     out.line = node.start_mark.line + 1
-    for key_node, value_node in node.value:
+    for idx, (key_node, value_node) in enumerate(node.value):
         key = loader.construct_object(key_node, deep=True)
         if isinstance(key, list):
             key = tuple(key)
         line = key_node.start_mark.line + 1
-        if key in out:
+        if idx < merged_count:
+            from_merge.add(key)
+        elif key in from_merge:
+            from_merge.discard(key)
+            out.pop(key)
+        if key in out and idx >= merged_count:
             raise SpecError(
                 f"key '{key}' appears twice in one mapping (first at line {out.key_lines[key]})",
                 file=loader.source_name,
@@ -141,8 +152,10 @@ class Document:
         return self.data.file_of(key), self.data.line_of(key)
 
 
-def load_documents(paths: list[str | Path]) -> Document:
-    """Merge YAML files at their top level; a key in a later file replaces the earlier one."""
+def load_documents(paths: list[str | Path], jinja_data: dict | None = None) -> Document:
+    """Merge YAML files at their top level; a key in a later file replaces the earlier one.
+
+    A file with Jinja2 markup is rendered first (dse/spec/jinja.py), with `jinja_data`."""
     merged = Node()
     merged.file = None
     files: list[str] = []
@@ -153,7 +166,13 @@ def load_documents(paths: list[str | Path]) -> Document:
         raw = read_spec_bytes(p)
         hashes[name] = hashlib.sha256(raw).hexdigest()
         files.append(name)
-        data = load_yaml_text(read_spec_text(p, raw), name)
+        text = read_spec_text(p, raw)
+        from dse.spec import jinja
+
+        if jinja.needs_rendering(text):
+            data = jinja.load_rendered(text, name, dict(jinja_data or {}), hashes)
+        else:
+            data = load_yaml_text(text, name)
         if data is None:
             notes.append(f"note: {name} is empty")
             continue

@@ -284,7 +284,9 @@ def lower(net, chip: Chip = MAX78000) -> tuple[list[HwLayer], dict[str, dict], l
     def front_of(v: str, reader: str) -> Front:
         chain = free_chain(v)
         r = resolve(v)
-        if r in stored:
+        if r in fronts and not (is_flatten_fc(reader) and fronts[r].pool is not None):
+            f = fronts[r]  # pooling / add in flight, even when a pass-through also stores it
+        elif r in stored:
             f = Front(r, layers[reader].in_shape)  # as the reader sees it (after reshapes)
         else:
             f = fronts[r]
@@ -393,7 +395,7 @@ def _layer_checks(h: HwLayer, arch, chip: Chip) -> list[str]:
             out.append(f"{label}: pooling {f.shape[0]} channels without a conv; more than 64 "
                        "channels pool only with a fused conv (or to 1x1) — fix: fuse the pool "
                        "into the next conv")
-    if h.op == "conv2d":
+    if h.op == "conv2d" and h.layer.attrs["stride"] == (1, 1):
         a = h.layer.attrs
         hp, wp = _pooled(f)
         for axis, (size, k, o) in enumerate(((hp, a["R"], a["P"]), (wp, a["S"], a["Q"]))):
@@ -643,7 +645,25 @@ def _cycles(h: HwLayer, chip: Chip) -> int:
 
 
 def _refuse(net, chip: Chip, problems: list[str]) -> None:
-    raise SpecError(f"{chip.name} cannot run {net.name}: " + "; ".join(problems),
+    """One error: per kind of problem the first message in full, then the other layers."""
+    import re
+
+    groups: dict[str, list[tuple[str, str]]] = {}
+    for msg in problems:
+        m = re.search(r"layer (\S+?)[:\s]", msg)
+        layer = m.group(1) if m else ""
+        kind = re.sub(r"\d+", "#", msg.replace(layer, "<layer>", 1)) if layer else msg
+        kind = re.sub(r"\bon the [HW] axis\b", "", kind)
+        groups.setdefault(kind, []).append((layer, msg))
+    parts = []
+    for entries in groups.values():
+        first, more = entries[0][1], list(dict.fromkeys(e[0] for e in entries[1:]))
+        more = [x for x in more if x != entries[0][0]]
+        if more:
+            listed = ", ".join(more[:5]) + (", ..." if len(more) > 5 else "")
+            first += f" (and {len(more)} more layer{'s' if len(more) > 1 else ''}: {listed})"
+        parts.append(first)
+    raise SpecError(f"{chip.name} cannot run {net.name}: " + "; ".join(parts),
                     hint="the execution model is described in docs/architectures.md")
 
 

@@ -355,10 +355,18 @@ def lower(net, chip: Chip = MAX78000) -> tuple[list[HwLayer], dict[str, dict], l
 # ----------------------------------------------------------------------------- placement
 
 
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def _ceil_to(a: int, b: int) -> int:
+    return _ceil_div(a, b) * b
+
+
 def _passes(channels: int, chip: Chip) -> tuple[int, int]:
     """(passes, processors per pass): > 64 channels run in passes, each a multiple of 4."""
-    passes = -(-channels // chip.processors)
-    per = channels if passes == 1 else -(-(-(-channels // passes)) // 4) * 4
+    passes = _ceil_div(channels, chip.processors)
+    per = channels if passes == 1 else _ceil_to(_ceil_div(channels, passes), 4)
     return passes, per
 
 
@@ -503,9 +511,9 @@ def _place_data(hw: list[HwLayer], tensors: dict, chip: Chip) -> list[str]:
         s[0] = min(s[0], h.index)
         r = live[h.front.tensor]
         r[1] = max(r[1], h.index)
-    for t, s in live.items():
-        if s[1] < 0:
-            s[1] = n  # a network output stays
+    for span in live.values():
+        if span[1] < 0:
+            span[1] = n  # a network output stays
     streamed_in = {h.front.tensor for h in hw if h.streaming and h.index == 0}
     placed: list[tuple[str, int, int, int, int]] = []  # name, start, end, lo, hi (bytes)
     problems = []

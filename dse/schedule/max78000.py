@@ -201,7 +201,7 @@ class HwLayer:
     extra: dict = field(default_factory=dict)
 
 
-MAC_KINDS = ("conv2d", "pointwise", "fc")
+MAC_KINDS = ("conv2d", "pointwise", "depthwise", "fc")  # depthwise: refused by allow_groups
 FREE_KINDS = ("passthrough", "batchnorm")
 
 

@@ -375,7 +375,7 @@ def _layer_checks(h: HwLayer, arch, chip: Chip) -> list[str]:
 
     out: list[str] = []
     f = h.front
-    label = f"layer {h.layer.name if h.layer is not None else h.name}"
+    label = f"layer {h.layer.name if h.layer is not None else (f.fused or (h.name,))[-1]}"
     if h.layer is not None:
         for rule, msg in _violations(h.layer, arch):
             if rule == "weight_capacity_bytes":
@@ -414,17 +414,10 @@ def _layer_checks(h: HwLayer, arch, chip: Chip) -> list[str]:
                            "on both sides equally")
     if h.op == "fc":
         a = h.layer.attrs
-        if a["H"] * a["W"] > 1:
-            if a["C"] * a["H"] * a["W"] > chip.flatten_max_inputs or \
-                    a["H"] * a["W"] > chip.flatten_max_pixels:
-                out.append(f"{label}: flattens {a['C']}x{a['H']}x{a['W']}; at most C*H*W = "
-                           f"{chip.flatten_max_inputs:,} and H*W = {chip.flatten_max_pixels} "
-                           "— fix: pool before the fully connected layer")
-            if f.pool is not None:
-                out.append(f"{label}: flattening and pooling in one layer are not possible — "
-                           "fix: a separate pooling layer")
-        if a["K"] > chip.max_channels:
-            out.append(f"{label}: {a['K']} outputs; at most {chip.max_channels}")
+        if a["H"] * a["W"] > chip.flatten_max_pixels:  # C*H*W: rule fc_max_inputs
+            out.append(f"{label}: flattens {a['H']}x{a['W']} pixels; at most "
+                       f"{chip.flatten_max_pixels} — fix: pool before the fully connected "
+                       "layer")
     if h.layer is not None and h.layer.biases and h.layer.attrs["K"] > chip.max_bias_channels:
         out.append(f"{label}: bias on {h.layer.attrs['K']} output channels; bias is supported "
                    f"for up to {chip.max_bias_channels} — fix: bias: false")

@@ -278,3 +278,20 @@ def test_totals_have_latency_for_mapped_architectures(tmp_path: Path) -> None:
     (tot,) = csv.DictReader(open(tmp_path / "o" / "totals.csv"))
     assert float(tot["clock_hz"]) == 1e9
     assert float(tot["latency_s"]) == pytest.approx(int(tot["cycles"]) / 1e9)
+
+
+def test_sweep_runs_the_execution_model_and_refuses_parameters(tmp_path: Path) -> None:
+    f = tmp_path / "s.yaml"
+    f.write_text(f"sweep:\n  version: 1\n  name: m\n  architectures: [{MAX}]\n"
+                 "  workloads: [ai85kws20, resnet20]\n")
+    r = CliRunner().invoke(main, ["sweep", str(f), "--out", str(tmp_path / "o"),
+                                  "--store", str(tmp_path / "s.sqlite")])
+    assert r.exit_code == 0, r.output
+    rows_ = list(csv.DictReader(open(tmp_path / "o" / "sweep.csv")))
+    assert [x["network"] for x in rows_] == ["ai85kws20"] and rows_[0]["hw_layers"] == "10"
+    refused = (tmp_path / "o" / "sweep.json").read_text()
+    assert "resnet20" in refused and "stride 2 -> max_pool 2" in refused
+    f.write_text(f.read_text() + "  parameters:\n    data_memory.depth: [4096, 8192]\n")
+    r = CliRunner().invoke(main, ["sweep", str(f), "--out", str(tmp_path / "p"),
+                                  "--store", str(tmp_path / "s.sqlite")])
+    assert "would change nothing" in (tmp_path / "p" / "sweep.json").read_text()

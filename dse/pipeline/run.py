@@ -9,6 +9,7 @@ from pathlib import Path
 from dse import __version__
 from dse.layers import shape_key, strip
 from dse.mapper.search import SearchConfig
+from dse.errors import SpecError
 from dse.network import Network
 from dse.pipeline.executor import run_tasks
 from dse.pipeline.layer import LayerTask, map_layer
@@ -186,6 +187,12 @@ def run_execution(network: Network, arch: ArchInput, out: Path, point: str = "",
     layers.csv row per hardware layer and the totals; no mapping search, nothing stored."""
     from dse.schedule import max78000
 
+    if params or arch.overrides:
+        raise SpecError(f"{arch.name} runs networks with its execution model "
+                        f"({arch.arch.attributes['execution']}), which does not read the "
+                        f"architecture's levels: the parameters "
+                        f"{sorted(set(params or {}) | set(arch.overrides))} would change nothing",
+                        hint="sweep this architecture without parameters")
     chip = max78000.chip_for(arch.arch)
     hw, tensors = max78000.schedule(network, arch.arch, chip)
     rows, tot = max78000.rows(network, arch.arch, hw, tensors, point, chip)

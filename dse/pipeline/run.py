@@ -7,9 +7,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from dse import __version__
+from dse.errors import SpecError
 from dse.layers import shape_key, strip
 from dse.mapper.search import SearchConfig
-from dse.errors import SpecError
 from dse.network import Network
 from dse.pipeline.executor import run_tasks
 from dse.pipeline.layer import LayerTask, map_layer

@@ -295,3 +295,13 @@ def test_sweep_runs_the_execution_model_and_refuses_parameters(tmp_path: Path) -
     r = CliRunner().invoke(main, ["sweep", str(f), "--out", str(tmp_path / "p"),
                                   "--store", str(tmp_path / "s.sqlite")])
     assert "would change nothing" in (tmp_path / "p" / "sweep.json").read_text()
+
+
+def test_the_architecture_rules_set_the_chip_limits(tmp_path: Path) -> None:
+    text = Path(MAX).read_text().replace("max_layers: 32 ", "max_layers: 16 ")
+    (tmp_path / "m.yaml").write_text(text)
+    r = CliRunner().invoke(main, ["run", "--arch", str(tmp_path / "m.yaml"), "--workload",
+                                  "ai85ressimplenet", "--out", str(tmp_path / "o")])
+    assert r.exit_code == 2
+    assert ("rule 'max_layers' of max78000: ai85ressimplenet needs 17 hardware layers "
+            "(3 of them pass-through") in r.output and "at most 16" in r.output

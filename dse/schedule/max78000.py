@@ -745,5 +745,17 @@ def rows(net, arch, hw: list[HwLayer], tensors: dict, point: str = "",
 
 
 def chip_for(arch) -> Chip:
-    """The chip facts for an architecture that declares `execution: max78000`."""
-    return MAX78000
+    """The chip facts for an architecture that declares `execution: max78000`, with the limits
+    its `rules:` give (layers, fc inputs, weight capacity) taking precedence."""
+    from dataclasses import replace
+
+    rules = arch.attributes.get("rules") or {}
+    chip = MAX78000
+    if "max_layers" in rules:
+        chip = replace(chip, max_layers=rules["max_layers"])
+    if "fc_max_inputs" in rules:
+        chip = replace(chip, flatten_max_inputs=rules["fc_max_inputs"])
+    if "weight_capacity_bytes" in rules:
+        row_bytes = chip.processors * chip.weight_row_bits // 8
+        chip = replace(chip, weight_rows=rules["weight_capacity_bytes"] // row_bytes)
+    return chip

@@ -30,7 +30,7 @@ layers before them.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from dse.errors import SpecError
@@ -198,7 +198,6 @@ class HwLayer:
     bias_bytes: int = 0
     bias_memory: int | None = None
     cycles: int = 0
-    extra: dict = field(default_factory=dict)
 
 
 MAC_KINDS = ("conv2d", "pointwise", "depthwise", "fc")  # depthwise: refused by allow_groups
@@ -262,8 +261,7 @@ def lower(net, chip: Chip = MAX78000) -> tuple[list[HwLayer], dict[str, dict], l
             if lay.type == "add":
                 for o in eff_inputs[n]:
                     stored.add(o)  # operands sit in the interleaved region
-                shape = _operand_shape(net, eff_inputs[n][0])
-                fronts[n] = Front(f"{n}.operands", shape, add=lay, fused=(n,))
+                fronts[n] = Front(f"{n}.operands", lay.in_shape, add=lay, fused=(n,))
                 continue
             u = eff_inputs[n][0]  # a pool
             f = (Front(u, lay.in_shape) if u in stored else fronts[u])
@@ -286,10 +284,8 @@ def lower(net, chip: Chip = MAX78000) -> tuple[list[HwLayer], dict[str, dict], l
         r = resolve(v)
         if r in fronts and not (is_flatten_fc(reader) and fronts[r].pool is not None):
             f = fronts[r]  # pooling / add in flight, even when a pass-through also stores it
-        elif r in stored:
+        else:  # stored (a flattening fc's pooled input was made a stored value above)
             f = Front(r, layers[reader].in_shape)  # as the reader sees it (after reshapes)
-        else:
-            f = fronts[r]
         return Front(f.tensor, f.shape, f.pool, f.add, f.pool_first, f.fused + chain)
 
     hw: list[HwLayer] = []
@@ -315,8 +311,7 @@ def lower(net, chip: Chip = MAX78000) -> tuple[list[HwLayer], dict[str, dict], l
             if not lo <= len(ops) <= hi:
                 problems.append(f"layer {n}: element-wise add of {len(ops)} operands; the "
                                 f"engine takes {lo} to {hi}")
-            tensors[f"{n}.operands"] = {"shape": _operand_shape(net, ops[0]),
-                                        "operands": len(ops)}
+            tensors[f"{n}.operands"] = {"shape": lay.in_shape, "operands": len(ops)}
     # route every operand into its add's region
     plain_readers: dict[str, int] = {}
     for h in hw:

@@ -250,7 +250,7 @@ def test_unknown_execution_is_refused(tmp_path: Path) -> None:
 
 def test_dse_run_ai85ressimplenet_end_to_end(tmp_path: Path) -> None:
     for out in ("a", "b"):
-        r = CliRunner().invoke(main, ["run", "--arch", MAX, "--workload", "ai85ressimplenet",
+        r = CliRunner().invoke(main, ["run", "--arch", "max78000", "--workload", "ai85ressimplenet",
                                       "--out", str(tmp_path / out)])
         assert r.exit_code == 0, r.output
     assert "17 hardware layers" in r.output and "ms at 50 MHz" in r.output

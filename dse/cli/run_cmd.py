@@ -11,7 +11,8 @@ from dse.cli.errors import reports_spec_errors
 
 @click.command()
 @click.option("--arch", "arch_file", required=True, type=click.Path(dir_okay=False),
-              help="Architecture YAML; NAME.constraints.yaml beside it is applied too.")
+              help="Architecture YAML or NAME (arch_specs/NAME.yaml); NAME.constraints.yaml "
+                   "beside it is applied too.")
 @click.option("--constraints", "cons_files", multiple=True, type=click.Path(dir_okay=False),
               help="Extra constraint / mapper files (repeatable).")
 @click.option("--workload", required=True, help="Network NAME (workloads/) or YAML file.")
@@ -35,12 +36,14 @@ def run(arch_file, cons_files, workload, out_dir, objective, search, max_evals, 
     bar for the network and, with --jobs 1, one for the layer being searched."""
     from tqdm import tqdm
 
+    from dse.arch_library import resolve
     from dse.mapper.search import SearchConfig
     from dse.pipeline.run import run_network
     from dse.pipeline.spec import load_arch, sibling_constraints
     from dse.pipeline.store import ResultStore
     from dse.workload_library import load_workload
 
+    arch_file = str(resolve(arch_file))  # a file, or NAME of arch_specs/NAME.yaml
     files = [arch_file, *sibling_constraints(arch_file), *cons_files]
     if not quiet and len(files) > 1:
         click.echo("constraints: " + ", ".join(files[1:]), err=True)

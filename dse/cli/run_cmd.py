@@ -56,6 +56,10 @@ def run(arch_ref, cons_files, workload, out_dir, objective, search, max_evals, s
     network = load_workload(workload)
     cfg = SearchConfig(objective=objective, search=search, max_evals=max_evals, seed=seed,
                        generation=generation)
+    out = Path(out_dir)
+    if arch.arch.attributes.get("execution"):
+        _run_execution(network, arch, out, quiet)
+        return
     store = ResultStore(store_path)
     unique = len({s.key for s in network.unique_shapes()})
     bar = tqdm(total=unique, unit="layer", desc=network.name, disable=quiet, position=0)
@@ -77,7 +81,6 @@ def run(arch_ref, cons_files, workload, out_dir, objective, search, max_evals, s
             layer_bar.refresh()
         return update
 
-    out = Path(out_dir)
     rows, tot = run_network(network, arch, cfg, out, store, jobs=jobs, on_layer=on_layer,
                             on_search=on_search)
     layer_bar.close()
@@ -92,3 +95,20 @@ def run(arch_ref, cons_files, workload, out_dir, objective, search, max_evals, s
     if failed:
         click.echo(f"no valid mapping for: {', '.join(failed)}", err=True)
         raise SystemExit(1)
+
+
+def _run_execution(network, arch, out: Path, quiet: bool) -> None:
+    """An architecture with `execution:`: the whole network under the chip's execution model
+    (no mapping search, so no store and no progress bars)."""
+    from dse.pipeline.run import run_execution
+
+    rows, tot = run_execution(network, arch, out)
+    if not quiet:
+        lat = f"{tot['latency_s'] * 1e3:,.3f} ms at {tot['clock_hz'] / 1e6:g} MHz" \
+            if tot["clock_hz"] else "no clock given"
+        click.echo(f"{network.name} on {arch.name} ({tot['execution']} execution model): "
+                   f"{tot['layers']} layers -> {tot['hw_layers']} hardware layers "
+                   f"({tot['passthrough_layers']} pass-through, {tot['streaming_layers']} "
+                   f"streaming), {tot['macs']:,} MACs, {tot['cycles']:,} cycles = {lat}; "
+                   f"weights {tot['weight_bytes']:,} of {tot['weight_capacity_bytes']:,} bytes; "
+                   f"wrote {out}/layers.csv, totals.csv")

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from dse import __version__
+from dse.errors import SpecError
 from dse.layers import shape_key, strip
 from dse.mapper.search import SearchConfig
 from dse.network import Network
@@ -43,9 +44,15 @@ def layer_columns(arch) -> list[str]:
                "tool_version", "layer_key", "energy_sources"])
 
 
+def latency(cycles: int, clock_hz: float | None) -> dict:
+    """clock_hz and latency_s columns; empty when the architecture gives no clock."""
+    return {"clock_hz": clock_hz or "", "latency_s": cycles / clock_hz if clock_hz else ""}
+
+
 def total_columns(arch, params: dict) -> list[str]:
     return (["network", "arch", "point", *[f"param.{k}" for k in params], "layers",
-             "mapped_layers", "macs", "ops", "cycles", "energy_pJ", "pJ_per_mac", "utilization"]
+             "mapped_layers", "macs", "ops", "cycles", "clock_hz", "latency_s", "energy_pJ",
+             "pJ_per_mac", "utilization"]
             + level_columns(arch) + ["seed", "objective", "tool_version", "arch_key"])
 
 
@@ -116,6 +123,7 @@ def totals_row(network: Network, arch: ArchInput, cfg: SearchConfig, rows: list[
            "energy_pJ": sum(r["energy_pJ"] for r in ok),
            "seed": cfg.seed, "objective": cfg.objective, "tool_version": __version__,
            "arch_key": content_key(arch.identity())[:16]}
+    tot.update(latency(tot["cycles"], arch.arch.clock_hz))
     tot["pJ_per_mac"] = tot["energy_pJ"] / tot["macs"] if tot["macs"] else ""
     pes = arch.arch.compute.instances
     tot["utilization"] = tot["ops"] / (pes * tot["cycles"]) if tot["cycles"] else ""
@@ -129,7 +137,10 @@ def run_network(network: Network, arch: ArchInput, cfg: SearchConfig, out: Path,
                 scheduler: str | None = None, point: str = "", params: dict | None = None,
                 on_layer: Callable[[str, bool], None] | None = None,
                 on_search: Callable | None = None) -> tuple[list, dict]:
-    """Map, store, and write layers.csv, totals.csv and one mapping YAML per unique shape."""
+    """Map, store, and write layers.csv, totals.csv and one mapping YAML per unique shape.
+    An architecture with `execution:` runs the network with its execution model instead."""
+    if arch.arch.attributes.get("execution"):
+        return run_execution(network, arch, out, point, params or {})
     tasks, keys = plan(network, arch, cfg)
     results: dict[str, dict] = {}
     todo = []
@@ -169,3 +180,28 @@ def write_results(out: Path, network: Network, arch: ArchInput, cfg: SearchConfi
     atomic_write(out / "totals.csv", csv_text([tot], total_columns(arch.arch, params)))
     return rows, tot
 
+
+
+def run_execution(network: Network, arch: ArchInput, out: Path, point: str = "",
+                  params: dict | None = None) -> tuple[list, dict]:
+    """A whole network under the architecture's execution model (`execution: max78000`): one
+    layers.csv row per hardware layer and the totals; no mapping search, nothing stored."""
+    from dse.schedule import max78000
+
+    if params or arch.overrides:
+        raise SpecError(f"{arch.name} runs networks with its execution model "
+                        f"({arch.arch.attributes['execution']}), which does not read the "
+                        f"architecture's levels: the parameters "
+                        f"{sorted(set(params or {}) | set(arch.overrides))} would change nothing",
+                        hint="sweep this architecture without parameters")
+    chip = max78000.chip_for(arch.arch)
+    hw, tensors = max78000.schedule(network, arch.arch, chip)
+    rows, tot = max78000.rows(network, arch.arch, hw, tensors, point, chip)
+    tot = {**{k: v for k, v in tot.items() if k in ("network", "arch", "point")},
+           **{f"param.{k}": v for k, v in (params or {}).items()}, **tot}
+    cols = max78000.TOTAL_COLUMNS[:3] + [f"param.{k}" for k in (params or {})] + \
+        max78000.TOTAL_COLUMNS[3:]
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write(out / "layers.csv", csv_text(rows, max78000.LAYER_COLUMNS))
+    atomic_write(out / "totals.csv", csv_text([tot], cols))
+    return rows, tot

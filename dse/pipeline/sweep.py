@@ -21,7 +21,7 @@ from dse.mapper.search import OBJECTIVES, SearchConfig
 from dse.network import Network
 from dse.pipeline.executor import run_tasks
 from dse.pipeline.layer import map_layer
-from dse.pipeline.run import plan, write_results
+from dse.pipeline.run import plan, run_execution, write_results
 from dse.pipeline.spec import ArchInput, load_arch, sibling_constraints
 from dse.pipeline.store import ResultStore
 from dse.report_model import atomic_write, csv_text
@@ -185,11 +185,18 @@ def run_sweep(spec: SweepSpec, out: Path, store: ResultStore, jobs: int = 1,
     all_tasks: dict[str, object] = {}
     waiting: dict[str, set[str]] = {}
     refused: dict[str, str] = {}
+    executed: dict[str, dict] = {}
     for p in points:
         arch = load_arch(p.arch_files, p.params, p.arch_name)
         if p.workload not in networks:
             networks[p.workload] = load_workload(p.workload)
         net = networks[p.workload]
+        if arch.arch.attributes.get("execution"):  # a chip's execution model: nothing to map
+            try:
+                executed[p.id] = run_execution(net, arch, out / p.id, p.id, p.params)[1]
+            except SpecError as exc:
+                refused[p.id] = str(exc)
+            continue
         try:
             tasks, keys = plan(net, arch, spec.config)
         except SpecError as exc:  # the hardware cannot run this network: say so, go on
@@ -208,11 +215,11 @@ def run_sweep(spec: SweepSpec, out: Path, store: ResultStore, jobs: int = 1,
         else:
             results[key] = cached
     reused = len(all_tasks) - len(todo)
-    done_points: dict[str, dict] = {}
+    done_points: dict[str, dict] = dict(executed)
 
     def finish_ready() -> None:
         for p in points:
-            if p.id in done_points or not waiting[p.id] <= results.keys():
+            if p.id in done_points or p.id not in waiting or not waiting[p.id] <= results.keys():
                 continue
             arch, net, _, keys = loaded[p.id]
             _, tot = write_results(out / p.id, net, arch, spec.config, keys, results, p.id,

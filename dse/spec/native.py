@@ -22,7 +22,8 @@ INLINE = "spec:inline"
 
 ARCH_KEYS = {"version", "name", "clock_hz", "technology", "levels", "compute",
              # optional architecture-level keys (docs/formats.md "Parameters, rules, energy model")
-             "parameters", "energy_model", "rules", "dimension_granularity", "extends"}
+             "parameters", "energy_model", "rules", "dimension_granularity", "extends",
+             "execution"}
 # `levels:` may appear in an extending file only empty (it marks the section as native for
 # readers that look for `levels:`); the levels come from the base file.
 EXTENDS_KEYS = {"version", "extends", "name", "parameters", "energy_model", "levels"}
@@ -380,6 +381,17 @@ def _arch_attributes(node: Node, path: str, names: dict, energy_model: str | Non
     if get(node, "dimension_granularity") is not None:
         out["dimension_granularity"] = arch_rules.read_granularity(
             get(node, "dimension_granularity"), f"{path}.dimension_granularity", node, names)
+    execution = get(node, "execution")
+    if execution is not None:
+        from dse.schedule import EXECUTIONS
+
+        if execution not in EXECUTIONS:
+            raise SpecError(f"unknown execution model {execution!r}",
+                            key_path=f"{path}.execution",
+                            expected="one of " + ", ".join(EXECUTIONS),
+                            hint=did_you_mean(str(execution), EXECUTIONS),
+                            **where(node, "execution"))
+        out["execution"] = execution
     return out
 
 

@@ -69,6 +69,7 @@ class BatchModel:
         self.cap = np.array([(-1 if x.effective_capacity_words is None
                               else x.effective_capacity_words) for x in lv], dtype=np.int64)
         self.block = np.array([x.block_size for x in lv], dtype=np.int64)
+        self.clusters = np.array([x.instances // x.cluster_size for x in lv], dtype=np.int64)
         self.fanout = np.array([arch.fanout(i) for i in range(self.L)], dtype=np.int64)
 
         def e(x, a):
@@ -293,7 +294,8 @@ class BatchModel:
         dyn = (np.ceil(reads / blk) * self.e_read[None, :, None]
                + np.ceil(fills / blk) * self.e_write[None, :, None]
                + np.ceil(updates / blk) * self.e_update[None, :, None])
-        dyn = np.where(keep, dyn, 0.0).sum(axis=2) * rep
+        # charged per utilized cluster, as StorageLevel.utilized_clusters
+        dyn = np.where(keep, dyn, 0.0).sum(axis=2) * np.minimum(rep, self.clusters[None, :])
         compute_cycles = np.prod(T, axis=(1, 2))
         rd = reads.sum(axis=2) / compute_cycles[:, None]
         wd = (fills + updates).sum(axis=2) / compute_cycles[:, None]

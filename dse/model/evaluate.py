@@ -264,9 +264,11 @@ def _finish(
         lv = arch.levels[arch.index(r.level)]
         block = lv.block_size
         er, ew, eu = _energy(lv, "read"), _energy(lv, "write"), _energy(lv, "update")
-        r.read_energy_pJ = math.ceil(r.reads_per_instance / block) * er * r.utilized_instances
-        r.fill_energy_pJ = math.ceil(r.fills_per_instance / block) * ew * r.utilized_instances
-        r.update_energy_pJ = math.ceil(r.updates_per_instance / block) * eu * r.utilized_instances
+        # one access energy per utilized cluster (= per utilized instance when cluster_size 1)
+        charged = lv.utilized_clusters(r.utilized_instances)
+        r.read_energy_pJ = math.ceil(r.reads_per_instance / block) * er * charged
+        r.fill_energy_pJ = math.ceil(r.fills_per_instance / block) * ew * charged
+        r.update_energy_pJ = math.ceil(r.updates_per_instance / block) * eu * charged
         r.energy_pJ = r.read_energy_pJ + r.fill_energy_pJ + r.update_energy_pJ
         for a in ("read", "write", "update"):
             if a in lv.energy:

@@ -30,7 +30,7 @@ PARAMETER_KEYS = {"value", "min", "max", "source"}
 STORAGE_KEYS = {
     "name", "class", "depth", "width", "datawidth", "block_size", "read_bandwidth",
     "write_bandwidth", "shared_bandwidth", "multiple_buffering", "keep", "bypass", "energy",
-    "meshX", "meshY", "banks",
+    "meshX", "meshY", "banks", "cluster_size",
 }
 FANOUT_KEYS = {"fanout", "meshX", "meshY"}
 COMPUTE_KEYS = {"name", "class", "datawidth", "energy", "meshX", "meshY"}
@@ -199,6 +199,11 @@ def _storage_level(entry: Node, path: str, mesh: tuple[int, int],
                         "unbounded", key_path=p, **where(entry))
     mb = _opt_number(entry, "multiple_buffering", p, names=names)
     banks = _opt_number(entry, "banks", p, integer=True, names=names)
+    cluster = _opt_number(entry, "cluster_size", p, integer=True, positive=True, names=names) or 1
+    if (mesh[0] * mesh[1]) % cluster:
+        raise SpecError(f"cluster_size {cluster} of {name} does not divide its "
+                        f"{mesh[0] * mesh[1]} instances", key_path=f"{p}.cluster_size",
+                        **where(entry, "cluster_size"))
 
     def bw(key: str) -> float | None:
         v = _opt_number(entry, key, p, names=names)
@@ -211,7 +216,7 @@ def _storage_level(entry: Node, path: str, mesh: tuple[int, int],
         read_bandwidth=bw("read_bandwidth"), write_bandwidth=bw("write_bandwidth"),
         shared_bandwidth=bw("shared_bandwidth"),
         energy=_energy(entry, p, STORAGE_ACTIONS, names), cls=cls,
-        attributes={"banks": banks} if banks is not None else {},
+        attributes={"banks": banks} if banks is not None else {}, cluster_size=cluster,
     )
     return level, mesh
 

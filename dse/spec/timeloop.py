@@ -8,6 +8,7 @@ consecutive levels (first listed = outermost).
 
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass, field
 
@@ -29,6 +30,102 @@ def split_range(name: str) -> tuple[str, int]:
     if not m:
         return str(name).strip(), 1
     return m.group("name"), int(m.group("hi")) - int(m.group("lo")) + 1
+
+
+# ----------------------------------------------------------------------------- accepted keys
+# Every key of a Timeloop input is honoured, accepted-but-not-modelled (listed here, and in the
+# table of docs/formats.md), or refused. Attribute keys are open-ended in Timeloop (Accelergy
+# reads any), so an unknown attribute is refused only when it looks like a misspelt known one.
+
+V4_ARCH_KEYS = {"version", "nodes", "name", "energy_model"}
+V3_ARCH_KEYS = {"version", "subtree", "name", "energy_model"}
+V3_NODE_KEYS = {"name", "attributes", "local", "subtree"}
+V3_LOCAL_KEYS = {"name", "class", "subclass", "attributes", "enabled", "required_actions",
+                 "area_share"}
+V4_COMPONENT_KEYS = {"name", "class", "subclass", "attributes", "spatial", "constraints",
+                     "sparse_optimizations", "required_actions", "area_share", "enabled"}
+V4_CONTAINER_KEYS = {"name", "attributes", "spatial", "constraints", "sparse_optimizations",
+                     "networks"}
+V4_BRANCH_KEYS = {"nodes"}
+NODE_CONSTRAINT_KEYS = {"spatial", "temporal", "dataspace", "utilization",
+                        "max_overbooked_proportion"}
+# Attributes dse's model reads (hyphenated spellings are accepted too).
+MODELLED_ATTRIBUTES = {
+    "datawidth", "word_bits", "word_width", "width", "memory_width", "data_storage_width",
+    "depth", "memory_depth", "data_storage_depth", "entries", "sizeKB", "block_size", "n_words",
+    "cluster_size", "read_bandwidth", "write_bandwidth", "shared_bandwidth",
+    "multiple_buffering", "meshX", "meshY", "instances", "energy", "type", "technology",
+    "global_cycle_seconds",
+}
+# Attributes Timeloop or Accelergy read that do not change dse's numbers (energies come from
+# the ERT or inline `energy:`; these describe the circuit the energies were estimated for).
+IGNORED_ATTRIBUTES = {
+    "version", "n_banks", "num_banks", "n_rdwr_ports", "n_rd_ports", "n_wr_ports", "num_ports",
+    "reduction_supported", "has_power_gating", "power_gated_at", "latency", "n_rw_ports",
+    "update_fifo_depth", "multiplier_width", "adder_width", "network_fill_latency",
+    "network_drain_latency", "area_share", "cycle_time", "resolution", "vdd", "voltage",
+}
+# Attributes whose non-default values change the result in ways dse does not model yet.
+UNMODELLED_ATTRIBUTES = {
+    "allow_overbooking": (False, "overbooking (a Sparseloop feature)"),
+    "min_utilization": (0, "a minimum buffer utilization for the mapper"),
+    "metadata_block_size": (None, "sparse metadata"),
+    "metadata_datawidth": (None, "sparse metadata"),
+    "metadata_storage_width": (None, "sparse metadata"),
+    "metadata_storage_depth": (None, "sparse metadata"),
+    "concordant_compressed_tile_traversal": (None, "compressed tiles"),
+    "tile_partition_supported": (None, "compressed tiles"),
+    "decompression_supported": (None, "compression"),
+    "compression_supported": (None, "compression"),
+    "per_dataspace_bandwidth_consumption_scale": ({}, "per-tensor bandwidth scaling"),
+}
+KNOWN_ATTRIBUTES = MODELLED_ATTRIBUTES | IGNORED_ATTRIBUTES | set(UNMODELLED_ATTRIBUTES)
+CHECKED_ATTRIBUTES = MODELLED_ATTRIBUTES | set(UNMODELLED_ATTRIBUTES)
+
+
+def not_modelled(what: str, node, key: str, path: str, hint: str | None = None) -> SpecError:
+    """The error for a valid Timeloop/Sparseloop key whose meaning dse does not model yet."""
+    return SpecError(f"'{key}' ({what}) is not modelled yet",
+                     key_path=f"{path}.{key}" if path else key,
+                     hint=hint or "remove it to evaluate the dense design, or use Timeloop/"
+                     "Sparseloop for this input", **where(node, key))
+
+
+def refuse_sparse(node, key: str, path: str) -> None:
+    """`sparse_optimizations` or tensor `densities` anywhere: refused until sparsity lands."""
+    value = node.get(key) if isinstance(node, dict) else None
+    if value in (None, {}, []):
+        return
+    raise not_modelled("sparsity", node, key, path,
+                       hint="dse models dense tensors only; remove it to evaluate the dense "
+                       "design")
+
+
+def check_attributes(attrs: Node, path: str) -> None:
+    """Refuse misspelt attributes (did-you-mean) and non-default values of unmodelled ones."""
+    from dse.spec.common import norm_key
+
+    known = {norm_key(k) for k in KNOWN_ATTRIBUTES}
+    for key in attrs:
+        k = norm_key(key)
+        if k.startswith("_"):
+            continue
+        if k in UNMODELLED_ATTRIBUTES:
+            default, what = UNMODELLED_ATTRIBUTES[k]
+            value = attrs[key]
+            if value != default and not (default in (0, False) and value in (0, False, None)):
+                raise not_modelled(what, attrs, key, f"{path}.attributes")
+            continue
+        if k in known:
+            continue
+        # only a near-miss of an attribute that changes the numbers is an error: any other
+        # key may be an estimator's own attribute (Accelergy reads attributes freely)
+        close = difflib.get_close_matches(k, sorted(CHECKED_ATTRIBUTES), n=1, cutoff=0.8)
+        if close:
+            raise SpecError(f"unknown attribute '{key}'", key_path=f"{path}.attributes.{key}",
+                            hint=f"did you mean '{close[0]}'?", **where(attrs, key),
+                            expected="an attribute listed in docs/formats.md (other keys pass "
+                            "to estimators, unless they are a near-miss of a modelled one)")
 
 
 # ----------------------------------------------------------------------------- architecture
@@ -53,6 +150,8 @@ class ArchBuild:
     components: list[_Component] = field(default_factory=list)
     technology: str | None = None
     cycle_seconds: float | None = None
+    # (constraint target, key path) from v0.4 nodes' `constraints:` (temporal/spatial/...)
+    node_constraints: list = field(default_factory=list)
 
 
 def _merged_attrs(inherited: dict, node: Node, path: str) -> Node:
@@ -70,17 +169,27 @@ def _merged_attrs(inherited: dict, node: Node, path: str) -> Node:
     return attrs
 
 
+def _check_enabled(node: Node, path: str) -> None:
+    if get(node, "enabled", True) is not True:
+        raise not_modelled("a disabled component", node, "enabled", path,
+                           hint="remove the component from the file instead")
+
+
 def _flatten_v3(nodes: list, mult: int, inherited: dict, build: ArchBuild, path: str) -> None:
     for idx, node in enumerate(nodes):
         p = f"{path}[{idx}]"
         require_mapping(node, p)
+        check_keys(node, V3_NODE_KEYS, p)
         name, count = split_range(get(node, "name", f"node{idx}"))
         attrs = _merged_attrs(inherited, node, p)
         for j, local in enumerate(require_list(get(node, "local", []) or [], f"{p}.local", node)):
             lp = f"{p}.local[{j}]"
             require_mapping(local, lp)
+            check_keys(local, V3_LOCAL_KEYS, lp)
+            _check_enabled(local, lp)
             lname, lcount = split_range(get(local, "name", f"local{j}"))
             lattrs = _merged_attrs(attrs, local, lp)
+            check_attributes(lattrs, lp)
             instances = mult * count * lcount
             build.components.append(
                 _Component(lname, str(get(local, "class", "")), lattrs, instances,
@@ -99,6 +208,68 @@ def _opt_int(attrs: Node, key: str, path: str) -> int | None:
     return number(attrs, key, path + ".attributes", integer=True, positive=True)
 
 
+def _mesh_of(node: Node, path: str) -> tuple[int, int]:
+    spatial = get(node, "spatial")
+    if not spatial:
+        return 1, 1
+    require_mapping(spatial, f"{path}.spatial", node, "spatial")
+    check_keys(spatial, {"meshX", "meshY"}, f"{path}.spatial")
+    mx = number(spatial, "meshX", f"{path}.spatial", integer=True, positive=True) \
+        if has(spatial, "meshX") else 1
+    my = number(spatial, "meshY", f"{path}.spatial", integer=True, positive=True) \
+        if has(spatial, "meshY") else 1
+    return mx, my
+
+
+def _node_constraints(node: Node, target: str, path: str, container: bool,
+                      build: ArchBuild) -> tuple[list | None, list | None]:
+    """A v0.4 node's `constraints:` -> mapspace constraint targets for its level (kept in
+    `build.node_constraints`, read by the mapper like a constraints file) and its keep/bypass."""
+    cons = get(node, "constraints")
+    if cons is None or cons == {}:
+        return None, None
+    cp = f"{path}.constraints"
+    require_mapping(cons, cp, node, "constraints")
+    check_keys(cons, NODE_CONSTRAINT_KEYS, cp)
+    keep = bypass = None
+    for kind in ("temporal", "spatial", "utilization", "max_overbooked_proportion"):
+        body = get(cons, kind)
+        if body is None:
+            continue
+        if kind == "max_overbooked_proportion":
+            raise not_modelled("overbooking, a Sparseloop feature", cons, kind, cp)
+        require_mapping(body, f"{cp}.{kind}", cons, kind)
+        if container and kind == "temporal":
+            raise SpecError("a !Container holds no data, so it has no temporal loops to "
+                            "constrain", key_path=f"{cp}.temporal", **where(cons, kind),
+                            hint="put temporal constraints on a !Component")
+        target_node = Node(body)
+        target_node.file, target_node.line = body.file, body.line
+        target_node.key_lines.update(body.key_lines)
+        target_node.key_files.update(body.key_files)
+        for k, v in (("target", target), ("type", kind)):
+            if k in body:
+                raise SpecError(f"'{k}' is implied by the node a constraint sits on",
+                                key_path=f"{cp}.{kind}.{k}", **where(body, k))
+            target_node[k] = v
+        build.node_constraints.append((target_node, f"{cp}.{kind}"))
+    ds = get(cons, "dataspace")
+    if ds is not None:
+        dp = f"{cp}.dataspace"
+        require_mapping(ds, dp, cons, "dataspace")
+        check_keys(ds, {"keep", "bypass", "no_coalesce"}, dp)
+        if get(ds, "no_coalesce"):
+            raise not_modelled("uncoalesced accesses", ds, "no_coalesce", dp)
+        keep, bypass = get(ds, "keep"), get(ds, "bypass")
+        for key, lst in (("keep", keep), ("bypass", bypass)):
+            if lst is not None:
+                require_list(lst, f"{dp}.{key}", ds, key)
+        if container and keep:
+            raise SpecError("a !Container holds no data: it cannot keep a tensor",
+                            key_path=f"{dp}.keep", **where(ds, "keep"))
+    return keep, bypass
+
+
 def _flatten_v4(nodes: list, mesh: tuple[int, int], inherited: dict, build: ArchBuild,
                 path: str) -> tuple[int, int]:
     for idx, node in enumerate(nodes):
@@ -108,32 +279,45 @@ def _flatten_v4(nodes: list, mesh: tuple[int, int], inherited: dict, build: Arch
         if tag == "!Nothing":
             continue
         if tag in ("!Parallel", "!Hierarchical", "!Pipelined"):
+            check_keys(node, V4_BRANCH_KEYS, p)
             sub = require_list(get(node, "nodes", []), f"{p}.nodes", node)
             mesh = _flatten_v4(sub, mesh, inherited, build, f"{p}.nodes")
             continue
-        name = str(get(node, "name", f"node{idx}"))
-        attrs = _merged_attrs(inherited, node, p)
-        constraints = get(node, "constraints") or {}
-        keep = bypass = None
-        if isinstance(constraints, dict):
-            ds = get(constraints, "dataspace") or {}
-            if isinstance(ds, dict):
-                keep, bypass = get(ds, "keep"), get(ds, "bypass")
-        if tag == "!Container":
-            spatial = get(node, "spatial") or {}
-            mx = int(to_number(get(spatial, "meshX", 1))) if spatial else 1
-            my = int(to_number(get(spatial, "meshY", 1))) if spatial else 1
-            if mx * my > 1:
-                build.components.append(
-                    _Component(f"inter_{name}_spatial", "dummy_storage", Node(), mesh[0] * mesh[1],
-                               mesh[0], mesh[1], node, dummy=True)
-                )
-                mesh = (mesh[0] * mx, mesh[1] * my)
-            inherited = attrs
-            continue
-        if tag != "!Component":
+        if tag not in ("!Container", "!Component"):
             raise SpecError(f"unknown architecture node tag {tag}", key_path=p, **where(node),
                             hint=did_you_mean(tag, ["!Container", "!Component", "!Parallel"]))
+        name = str(get(node, "name", f"node{idx}"))
+        p = f"{p}({name})"
+        check_keys(node, V4_CONTAINER_KEYS if tag == "!Container" else V4_COMPONENT_KEYS, p)
+        refuse_sparse(node, "sparse_optimizations", p)
+        attrs = _merged_attrs(inherited, node, p)
+        mx, my = _mesh_of(node, p)
+        if tag == "!Container":
+            if get(node, "networks"):
+                raise not_modelled("explicit networks", node, "networks", p)
+            if mx * my > 1:
+                level = f"inter_{name}_spatial"
+                build.components.append(
+                    _Component(level, "dummy_storage", Node(), mesh[0] * mesh[1],
+                               mesh[0], mesh[1], node, dummy=True)
+                )
+                _node_constraints(node, level, p, True, build)
+                mesh = (mesh[0] * mx, mesh[1] * my)
+            elif get(node, "constraints"):
+                raise SpecError(f"container {name} has no spatial fan-out (meshX*meshY = 1), "
+                                "so there is no level for its constraints", key_path=f"{p}."
+                                "constraints", **where(node, "constraints"),
+                                hint="give it `spatial: {meshX: N}` or move the constraints")
+            check_attributes(attrs, p)
+            inherited = attrs
+            continue
+        _check_enabled(node, p)
+        if mx * my > 1:
+            raise SpecError(f"component {name} has its own `spatial:` fan-out, which dse does "
+                            "not model", key_path=f"{p}.spatial", **where(node, "spatial"),
+                            hint="put the fan-out on a !Container around it")
+        check_attributes(attrs, p)
+        keep, bypass = _node_constraints(node, name, p, False, build)
         build.components.append(
             _Component(name, str(get(node, "class", "")), attrs, mesh[0] * mesh[1], mesh[0],
                        mesh[1], node, keep=keep, bypass=bypass)
@@ -200,13 +384,29 @@ def _storage(comp: _Component, path: str) -> StorageLevel:
         return None
 
     mb = float(number(a, "multiple_buffering", p, names)) if has(a, "multiple_buffering") else 1.0
+    cluster = num("cluster_size") or 1
+    if comp.instances % cluster:
+        raise SpecError(f"cluster_size {cluster} of {comp.name} does not divide its "
+                        f"{comp.instances} instances", key_path=f"{p}.attributes.cluster_size",
+                        **where(a, "cluster_size"))
+    _check_instances(comp, p)
     return StorageLevel(
         comp.name, comp.instances, mx, my, depth=depth, width=width, datawidth=datawidth,
         block_size=block, is_dram=is_dram, multiple_buffering=mb or 1.0,
         read_bandwidth=bw("read_bandwidth"), write_bandwidth=bw("write_bandwidth"),
         shared_bandwidth=bw("shared_bandwidth"), energy=_energy_from_attrs(a, p), cls=comp.cls,
-        attributes=dict(a),
+        attributes=dict(a), cluster_size=cluster,
     )
+
+
+def _check_instances(comp: _Component, path: str) -> None:
+    """An `instances:` attribute must agree with the count the tree gives (Timeloop asserts)."""
+    if has(comp.attrs, "instances") and get(comp.attrs, "instances") is not None:
+        n = number(comp.attrs, "instances", f"{path}.attributes", integer=True, positive=True)
+        if n != comp.instances:
+            raise SpecError(f"{comp.name} says instances: {n}, but the architecture tree gives "
+                            f"it {comp.instances}", key_path=f"{path}.attributes.instances",
+                            **where(comp.attrs, "instances"))
 
 
 def read_architecture(node: Node, path: str = "architecture") -> tuple[Architecture, dict]:
@@ -215,6 +415,7 @@ def read_architecture(node: Node, path: str = "architecture") -> tuple[Architect
     Returns the architecture and per-level architectural keep/bypass constraints (v0.4).
     """
     require_mapping(node, path)
+    check_keys(node, V4_ARCH_KEYS if has(node, "nodes") else V3_ARCH_KEYS, path)
     build = ArchBuild()
     if has(node, "nodes"):
         _flatten_v4(require_list(get(node, "nodes"), f"{path}.nodes", node, "nodes"), (1, 1), {},
@@ -241,6 +442,7 @@ def read_architecture(node: Node, path: str = "architecture") -> tuple[Architect
     cattrs = compute_c.attrs
     cinst = compute_c.instances
     cmx = compute_c.mesh_x or cinst
+    _check_instances(compute_c, f"{path}.{compute_c.name}")
     compute = ComputeLevel(compute_c.name, cinst, cmx, max(1, cinst // cmx),
                            energy=_energy_from_attrs(cattrs, f"{path}.{compute_c.name}"),
                            cls=compute_c.cls)
@@ -256,12 +458,42 @@ def read_architecture(node: Node, path: str = "architecture") -> tuple[Architect
                 cycle = float(to_number(g))
             except ExpressionError:
                 pass
+    attributes: dict = {}
+    if build.node_constraints:
+        attributes["node_constraints"] = [t for t, _ in build.node_constraints]
     arch = Architecture(
         name=str(get(node, "name", "architecture")), levels=tuple(storages), compute=compute,
         clock_hz=(1.0 / cycle) if cycle else None, technology=tech, source=node.file,
+        attributes=attributes,
     )
+    if get(node, "energy_model") is not None:
+        arch = _apply_energy_model(arch, node, path)
     constraints = {c.name: (c.keep, c.bypass) for c in comps if c.keep or c.bypass}
     return arch, constraints
+
+
+def _apply_energy_model(arch: Architecture, node: Node, path: str) -> Architecture:
+    """`energy_model:` fills the energies the file does not give, as in a native architecture
+    (an ERT passed alongside still replaces them for the components it names)."""
+    from dataclasses import replace
+
+    from dse.energy import MODELS, estimate
+    from dse.energy.tables import parse_technology
+
+    model = get(node, "energy_model")
+    if model not in MODELS:
+        raise SpecError(f"unknown energy model {model!r}", key_path=f"{path}.energy_model",
+                        expected="one of " + ", ".join(MODELS),
+                        hint=did_you_mean(str(model), MODELS), **where(node, "energy_model"))
+    if arch.technology is not None:
+        try:
+            parse_technology(arch.technology)
+        except SpecError as exc:
+            raise SpecError(exc.message, key_path=f"{path}.energy_model", expected=exc.expected,
+                            hint="the energy model scales its 45 nm tables to the `technology` "
+                            "attribute", **where(node, "energy_model")) from None
+    arch = replace(arch, attributes={**arch.attributes, "energy_model": model})
+    return estimate(arch, model)
 
 
 # ----------------------------------------------------------------------------- problem
@@ -360,6 +592,7 @@ def read_problem(node: Node, path: str = "problem") -> Problem:
             # Timeloop ignores extra instance keys (H, W, G...) only when they aren't shape dims
             continue
         if key == "densities":
+            refuse_sparse(inst, "densities", f"{path}.instance")
             continue
         value = number(inst, key, f"{path}.instance", integer=True)
         if key in coefs:

@@ -243,7 +243,8 @@ def _check_capacity(arch: Architecture, mapping: Mapping, rows: list[LevelTensor
             )
 
 
-def _energy(arch_level, action: str) -> float:
+def action_energy(arch_level, action: str) -> float:
+    """pJ per (vector) access of `action`; update falls back to write; missing is an error."""
     e = arch_level.energy
     if action == "update" and "update" not in e:
         action = "write"
@@ -263,7 +264,7 @@ def _finish(
     for r in rows:
         lv = arch.levels[arch.index(r.level)]
         block = lv.block_size
-        er, ew, eu = _energy(lv, "read"), _energy(lv, "write"), _energy(lv, "update")
+        er, ew, eu = (action_energy(lv, a) for a in ("read", "write", "update"))
         # one access energy per utilized cluster (= per utilized instance when cluster_size 1)
         charged = lv.utilized_clusters(r.utilized_instances)
         r.read_energy_pJ = math.ceil(r.reads_per_instance / block) * er * charged
@@ -312,7 +313,7 @@ def _finish(
             s.energy_pJ += s.leakage_pJ
             sources[f"{lv.name}.leak"] = lv.energy["leak"].source
     comp = arch.compute
-    e_compute = _energy(comp, "compute")
+    e_compute = action_energy(comp, "compute")
     sources[f"{comp.name}.compute"] = comp.energy["compute"].source
     compute_energy = problem.macs * e_compute
     total = compute_energy + sum(s.energy_pJ for s in summaries)

@@ -153,6 +153,21 @@ def test_map_on_raw_ex06_satisfies_every_node_constraint(tmp_path: Path) -> None
     assert not {d for d, n in _loops(pe["factors"]) if n > 1} & x_dims - {"N", "P", "Q", "R"}
 
 
+def test_raw_v04_nodes_map_like_timeloops_processed_constraints(tmp_path: Path) -> None:
+    """Timeloop's front end turns the node constraints into `architecture_constraints` (its
+    parsed-processed-input.yaml). Mapping the raw v0.4 files finds exactly the mapping found
+    from the processed file: same mapspace."""
+    processed = EX06_ERT.parent / "parsed-processed-input.yaml"
+    found = {}
+    for label, files in (("raw", [EX06_ARCH, EX06_PROB, EX06_MAPPER, EX06_ERT]),
+                         ("processed", [processed, EX06_ERT])):
+        out = tmp_path / label
+        r = dse("map", *files, "--out", out, "--max-evals", "3000", "--seed", "5", "-q")
+        assert r.exit_code == 0, r.output
+        found[label] = (out / "mapping.yaml").read_text()
+    assert found["raw"] == found["processed"]
+
+
 INLINE_V04 = """\
 architecture:
   version: 0.4

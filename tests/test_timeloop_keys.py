@@ -518,3 +518,35 @@ def _csv(path: Path) -> list[dict]:
 
     with path.open() as fh:
         return list(csv.DictReader(fh))
+
+
+def _cluster_spec(tmp_path: Path, old: str = "", new: str = "") -> Path:
+    text = CLUSTER_ARCH.replace("CLUSTER", "cluster_size: 2,").replace("BOUND", "4")
+    assert old in text
+    f = tmp_path / "spec.yaml"
+    f.write_text(text.replace(old, new, 1))
+    return f
+
+
+@pytest.mark.parametrize("old,new,needles", [
+    ("energy: {read: 1, write: 10, update: 100}", "energy: {read: 1, write: 10, update: 100, "
+     "leek: 1}", ["spec.yaml:15", "leek", "did you mean 'leak'"]),
+    ("cluster_size: 2,", "cluster_size: 3,", ["cluster_size 3", "does not divide"]),
+    ("            - name: Buf\n", "            - name: Buf\n              enabled: false\n",
+     ["enabled", "not modelled yet"]),
+    ("permutation: KM}", "permutation: KM, no_multicast_no_reduction: [W]}",
+     ["no_multicast_no_reduction", "not modelled yet"]),
+    ("{depth: 64,", "{depht: 64, depth: 64,", ["depht", "did you mean 'depth'"]),
+    ("      - {name: W, projection", "      - {name: W, projektion: [], projection",
+     ["projektion", "did you mean 'projection'"]),
+])
+def test_v03_and_mapping_typos_are_refused(tmp_path: Path, old: str, new: str,
+                                           needles: list[str]) -> None:
+    _refused(dse("model", _cluster_spec(tmp_path, old, new), "--out", tmp_path / "o"), *needles)
+
+
+def test_ert_typo_is_refused(tmp_path: Path) -> None:
+    ert = tmp_path / "ert.yaml"
+    ert.write_text(EX06_ERT.read_text().replace("energy:", "energyy:", 1))
+    _refused(dse("map", EX06_ARCH, EX06_PROB, ert, "--out", tmp_path / "o", "--max-evals", "50",
+                 "-q"), "energyy", "did you mean 'energy'")

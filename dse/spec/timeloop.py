@@ -325,11 +325,13 @@ def _flatten_v4(nodes: list, mesh: tuple[int, int], inherited: dict, build: Arch
     return mesh
 
 
-def _energy_from_attrs(attrs: Node, path: str) -> dict[str, Energy]:
+def _energy_from_attrs(attrs: Node, path: str, actions: set[str]) -> dict[str, Energy]:
     """Inline energies (pJ per vector access) given as attributes `energy: {read: ..}`."""
     out: dict[str, Energy] = {}
     e = get(attrs, "energy")
-    if isinstance(e, dict):
+    if e is not None:
+        require_mapping(e, f"{path}.attributes.energy", attrs, "energy")
+        check_keys(e, actions, f"{path}.attributes.energy")
         for action, value in e.items():
             try:
                 out[str(action)] = Energy(float(to_number(value)), "spec:inline")
@@ -394,7 +396,8 @@ def _storage(comp: _Component, path: str) -> StorageLevel:
         comp.name, comp.instances, mx, my, depth=depth, width=width, datawidth=datawidth,
         block_size=block, is_dram=is_dram, multiple_buffering=mb or 1.0,
         read_bandwidth=bw("read_bandwidth"), write_bandwidth=bw("write_bandwidth"),
-        shared_bandwidth=bw("shared_bandwidth"), energy=_energy_from_attrs(a, p), cls=comp.cls,
+        shared_bandwidth=bw("shared_bandwidth"),
+        energy=_energy_from_attrs(a, p, {"read", "write", "update", "leak"}), cls=comp.cls,
         attributes=dict(a), cluster_size=cluster,
     )
 
@@ -444,7 +447,8 @@ def read_architecture(node: Node, path: str = "architecture") -> tuple[Architect
     cmx = compute_c.mesh_x or cinst
     _check_instances(compute_c, f"{path}.{compute_c.name}")
     compute = ComputeLevel(compute_c.name, cinst, cmx, max(1, cinst // cmx),
-                           energy=_energy_from_attrs(cattrs, f"{path}.{compute_c.name}"),
+                           energy=_energy_from_attrs(cattrs, f"{path}.{compute_c.name}",
+                                                    {"compute", "leak"}),
                            cls=compute_c.cls)
     tech = None
     cycle = None
@@ -580,7 +584,10 @@ def read_problem(node: Node, path: str = "problem") -> Problem:
                         key_path=f"{path}.instance", **where(node))
     require_mapping(inst, f"{path}.instance", node, "instance")
     coefs: dict[str, int] = {}
-    for c in get(shape, "coefficients") or []:
+    for j, c in enumerate(require_list(get(shape, "coefficients") or [],
+                                       f"{path}.shape.coefficients", shape, "coefficients")):
+        require_mapping(c, f"{path}.shape.coefficients[{j}]")
+        check_keys(c, {"name", "default"}, f"{path}.shape.coefficients[{j}]")
         cname = str(get(c, "name"))
         coefs[cname] = int(to_number(get(c, "default", 1)))
     bounds: dict[str, int] = {}
@@ -683,6 +690,15 @@ def parse_permutation(value, dims: tuple[str, ...], path: str, node) -> tuple[st
     return tuple(items)
 
 
+# Mapping directive keys that change Timeloop's model of a fixed mapping, not modelled by dse.
+MAPPING_UNMODELLED = {
+    "no_reuse": "disabling reuse of a tensor", "no_temporal_reuse": "disabling temporal reuse",
+    "no_multicast_no_reduction": "disabling multicast and spatial reduction",
+    "no_link_transfer": "disabling link transfers", "rmw_first_update":
+    "read-modify-write on the first update", "no_coalesce": "uncoalesced accesses",
+}
+
+
 def read_mapping(value, arch: Architecture, problem: Problem, path: str = "mapping",
                  constraints: dict | None = None) -> Mapping:
     """Timeloop mapping directives -> Mapping aligned with the architecture's levels."""
@@ -702,6 +718,9 @@ def read_mapping(value, arch: Architecture, problem: Problem, path: str = "mappi
                        "name", "no_reuse", "no_temporal_reuse", "no_multicast_no_reduction",
                        "no_link_transfer", "rmw_first_update", "no_coalesce", "min",
                        "proportion", "level"}, dp)
+        for key, what in MAPPING_UNMODELLED.items():
+            if get(d, key) not in (None, [], "", False):
+                raise not_modelled(what, d, key, dp)
         target = str(get(d, "target", get(d, "level", "")))
         if target not in names and f"inter_{target}_spatial" in names:
             target = f"inter_{target}_spatial"
@@ -764,15 +783,18 @@ def read_mapping(value, arch: Architecture, problem: Problem, path: str = "mappi
 def read_ert(node: Node, source: str, path: str = "ERT") -> dict[str, dict[str, Energy]]:
     """Accelergy energy reference table -> {component: {action: Energy}} (max over arguments)."""
     require_mapping(node, path)
+    check_keys(node, {"version", "tables"}, path)
     tables = require_list(get(node, "tables"), f"{path}.tables", node, "tables")
     out: dict[str, dict[str, Energy]] = {}
     for j, t in enumerate(tables):
         tp = f"{path}.tables[{j}]"
         require_mapping(t, tp)
+        check_keys(t, {"name", "actions"}, tp)
         full = str(get(t, "name"))
         comp = split_range(full)[0].split(".")[-1]
         actions: dict[str, Energy] = {}
         for a in require_list(get(t, "actions", []), f"{tp}.actions", t, "actions"):
+            check_keys(a, {"name", "arguments", "energy"}, f"{tp}.actions")
             aname = str(get(a, "name"))
             energy = float(to_number(get(a, "energy")))
             prev = actions.get(aname)

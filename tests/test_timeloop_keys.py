@@ -321,6 +321,11 @@ def _refused(r: Result, *needles: str) -> str:
      "    networks: [{name: noc, class: XY_NoC}]\n", ["networks", "not modelled yet"]),
     ("      spatial: {permutation: [C, M, N, P, Q, R, S], split: 1,", "      spatial: {split: 1,",
      ["split", "needs a `permutation`"]),
+    ("    class: regfile\n", "    class: regfile\n    spatial: {meshX: 2}\n",
+     ["edited.yaml:29", "own `spatial:` fan-out", "!Container"]),
+    ("      temporal: {factors: [R=3",
+     "      utilization: {min: 1.5}\n      temporal: {factors: [R=3",
+     ["edited.yaml:31", "(RF).constraints.utilization.min", "between 0 and 1"]),
 ])
 def test_misspelt_or_unmodelled_keys_are_refused(tmp_path: Path, inline_arch, old: str,
                                                  new: str, needles: list[str]) -> None:

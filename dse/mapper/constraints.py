@@ -144,6 +144,7 @@ def read_constraints(targets: list, arch: Architecture, problem: Problem, path: 
     for j, t in enumerate(require_list(targets, path)):
         tp = f"{path}[{j}]"
         require_mapping(t, tp)
+        tp = str(t.get("_path", tp))  # a v0.4 node constraint names its node
         target = str(get(t, "target", ""))
         kind = str(get(t, "type", "temporal"))
         if kind not in TARGET_KEYS:

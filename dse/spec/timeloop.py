@@ -252,6 +252,7 @@ def _node_constraints(node: Node, target: str, path: str, container: bool,
                 raise SpecError(f"'{k}' is implied by the node a constraint sits on",
                                 key_path=f"{cp}.{kind}.{k}", **where(body, k))
             target_node[k] = v
+        target_node["_path"] = f"{cp}.{kind}"  # for error messages (keys with _ are skipped)
         build.node_constraints.append((target_node, f"{cp}.{kind}"))
     ds = get(cons, "dataspace")
     if ds is not None:

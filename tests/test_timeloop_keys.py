@@ -555,3 +555,25 @@ def test_ert_typo_is_refused(tmp_path: Path) -> None:
     ert.write_text(EX06_ERT.read_text().replace("energy:", "energyy:", 1))
     _refused(dse("map", EX06_ARCH, EX06_PROB, ert, "--out", tmp_path / "o", "--max-evals", "50",
                  "-q"), "energyy", "did you mean 'energy'")
+
+
+@pytest.mark.parametrize("old,new,where", [
+    ("  N: 1\n", "  N: 1\n  densities: {Weights: 0.5}\n", "prob.yaml:6"),
+])
+def test_native_problem_densities_are_not_modelled_yet(tmp_path: Path, inline_arch, old: str,
+                                                       new: str, where: str) -> None:
+    arch, prob = inline_arch
+    prob.write_text(INLINE_PROBLEM.replace(old, new, 1))
+    _refused(dse("map", arch, prob, "--out", tmp_path / "o", "--max-evals", "50", "-q"),
+             where, "densities", "not modelled yet")
+
+
+def test_native_architecture_sparse_optimizations_not_modelled_yet(tmp_path: Path) -> None:
+    arch = Path(__file__).resolve().parents[1] / "arch_specs" / "eyeriss_like.yaml"
+    text = arch.read_text()
+    assert "  levels:\n" in text
+    edited = tmp_path / "arch.yaml"
+    edited.write_text(text.replace("  levels:\n", "  sparse_optimizations: {targets: []}\n"
+                                   "  levels:\n", 1))
+    _refused(dse("map", edited, RESNET_LAYER, "--out", tmp_path / "o", "--max-evals", "50",
+                 "-q"), "arch.yaml:", "sparse_optimizations", "not modelled yet")

@@ -172,6 +172,9 @@ def _fanout_level(entry: Node, path: str, mesh: tuple[int, int],
 
 def _storage_level(entry: Node, path: str, mesh: tuple[int, int],
                    names: dict | None = None) -> tuple[StorageLevel, tuple]:
+    from dse.spec.timeloop import refuse_sparse
+
+    refuse_sparse(entry, "sparse_optimizations", path)
     check_keys(entry, STORAGE_KEYS, path)
     name = _identifier(get(entry, "name"), f"{path}.name", entry, "name")
     p = f"{path}({name})"
@@ -232,6 +235,9 @@ def read_architecture(node: Node, path: str = "architecture", *,
     require_mapping(node, path)
     if has(node, "extends"):
         return _read_extends(node, path, parameters, energy_model)
+    from dse.spec.timeloop import refuse_sparse
+
+    refuse_sparse(node, "sparse_optimizations", path)
     check_keys(node, ARCH_KEYS, path)
     check_version(node, path)
     names = _parameters(node, path, parameters)
@@ -497,6 +503,10 @@ def _read_tensors(node: Node, dims: dict[str, int], coefs: dict[str, int],
         _identifier(tname, p, tensors, tname)
         read_write, bits = False, None
         if isinstance(value, dict):
+            from dse.spec.timeloop import refuse_sparse
+
+            for key in ("density", "densities"):
+                refuse_sparse(value, key, p)
             check_keys(value, TENSOR_KEYS, p)
             if "ranks" not in value:
                 raise SpecError(f"tensor {tname} needs `ranks:`", key_path=p, **where(value))
@@ -593,6 +603,10 @@ def read_problem(node: Node, path: str = "problem") -> Problem:
     """Native `problem:` (dims + tensors, or a `type:` shorthand) -> Problem."""
     require_mapping(node, path)
     check_version(node, path)
+    from dse.spec.timeloop import refuse_sparse
+
+    for key in ("densities", "density", "sparse_optimizations"):
+        refuse_sparse(node, key, path)
     if has(node, "type"):
         dims, coefs, spaces, default_name = _shorthand(node, path)
     else:

@@ -64,19 +64,15 @@ IGNORED_ATTRIBUTES = {
     "reduction_supported", "has_power_gating", "power_gated_at", "latency", "n_rw_ports",
     "update_fifo_depth", "multiplier_width", "adder_width", "network_fill_latency",
     "network_drain_latency", "area_share", "cycle_time", "resolution", "vdd", "voltage",
+    # sparse-capable hardware: used only with sparse_optimizations, which is refused
+    "metadata_block_size", "metadata_datawidth", "metadata_storage_width",
+    "metadata_storage_depth", "concordant_compressed_tile_traversal", "tile_partition_supported",
+    "decompression_supported", "compression_supported",
 }
 # Attributes whose non-default values change the result in ways dse does not model yet.
 UNMODELLED_ATTRIBUTES = {
     "allow_overbooking": (False, "overbooking (a Sparseloop feature)"),
     "min_utilization": (0, "a minimum buffer utilization for the mapper"),
-    "metadata_block_size": (None, "sparse metadata"),
-    "metadata_datawidth": (None, "sparse metadata"),
-    "metadata_storage_width": (None, "sparse metadata"),
-    "metadata_storage_depth": (None, "sparse metadata"),
-    "concordant_compressed_tile_traversal": (None, "compressed tiles"),
-    "tile_partition_supported": (None, "compressed tiles"),
-    "decompression_supported": (None, "compression"),
-    "compression_supported": (None, "compression"),
     "per_dataspace_bandwidth_consumption_scale": ({}, "per-tensor bandwidth scaling"),
 }
 KNOWN_ATTRIBUTES = MODELLED_ATTRIBUTES | IGNORED_ATTRIBUTES | set(UNMODELLED_ATTRIBUTES)
@@ -120,7 +116,8 @@ def check_attributes(attrs: Node, path: str) -> None:
             continue
         # only a near-miss of an attribute that changes the numbers is an error: any other
         # key may be an estimator's own attribute (Accelergy reads attributes freely)
-        close = difflib.get_close_matches(k, sorted(CHECKED_ATTRIBUTES), n=1, cutoff=0.8)
+        close = [c for c in difflib.get_close_matches(k, sorted(CHECKED_ATTRIBUTES), n=3,
+                                                      cutoff=0.8) if abs(len(c) - len(k)) <= 2]
         if close:
             raise SpecError(f"unknown attribute '{key}'", key_path=f"{path}.attributes.{key}",
                             hint=f"did you mean '{close[0]}'?", **where(attrs, key),
@@ -318,6 +315,13 @@ def _flatten_v4(nodes: list, mesh: tuple[int, int], inherited: dict, build: Arch
                             "not model", key_path=f"{p}.spatial", **where(node, "spatial"),
                             hint="put the fan-out on a !Container around it")
         check_attributes(attrs, p)
+        for key, value in (("meshX", mesh[0]), ("meshY", mesh[1])):
+            given = _opt_int(attrs, key, p)
+            if given is not None and given != value:
+                raise SpecError(f"{name} says {key}: {given}, but its containers give it "
+                                f"{value}", key_path=f"{p}.attributes.{key}",
+                                **where(attrs, key), hint="in v0.4 the mesh comes from the "
+                                "containers' `spatial:`; remove the attribute")
         keep, bypass = _node_constraints(node, name, p, False, build)
         build.components.append(
             _Component(name, str(get(node, "class", "")), attrs, mesh[0] * mesh[1], mesh[0],

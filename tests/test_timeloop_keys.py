@@ -323,6 +323,9 @@ def _refused(r: Result, *needles: str) -> str:
      ["split", "needs a `permutation`"]),
     ("    class: regfile\n", "    class: regfile\n    spatial: {meshX: 2}\n",
      ["edited.yaml:29", "own `spatial:` fan-out", "!Container"]),
+    ("    attributes: {depth: 64, width: 8, datawidth: 8}\n",
+     "    attributes: {depth: 64, width: 8, datawidth: 8, meshX: 2}\n",
+     ["edited.yaml:29", "meshX: 2", "containers give it 4"]),
     ("      temporal: {factors: [R=3",
      "      utilization: {min: 1.5}\n      temporal: {factors: [R=3",
      ["edited.yaml:31", "(RF).constraints.utilization.min", "between 0 and 1"]),
@@ -577,3 +580,14 @@ def test_native_architecture_sparse_optimizations_not_modelled_yet(tmp_path: Pat
                                    "  levels:\n", 1))
     _refused(dse("map", edited, RESNET_LAYER, "--out", tmp_path / "o", "--max-evals", "50",
                  "-q"), "arch.yaml:", "sparse_optimizations", "not modelled yet")
+
+
+def test_estimator_attributes_are_accepted(tmp_path: Path, inline_arch) -> None:
+    """Accelergy reads attributes freely: ones that are not a near-miss of a modelled attribute
+    (`DAC_datawidth` is 4 characters longer than `datawidth`) load, and so do the sparse-capable
+    hardware's metadata attributes when no sparse optimization uses them."""
+    _, prob = inline_arch
+    arch = _edited(tmp_path, "{depth: 2048, width: 64", "{depth: 2048, DAC_datawidth: 4, "
+                   "n_banks: 4, PSUM_DATAWIDTH: 16, metadata_storage_width: 8, width: 64")
+    r = dse("map", arch, prob, "--out", tmp_path / "o", "--max-evals", "200", "-q")
+    assert r.exit_code == 0, r.output

@@ -15,7 +15,16 @@ from dataclasses import dataclass, field
 from dse.arch import Architecture, ComputeLevel, Energy, StorageLevel
 from dse.errors import SpecError, did_you_mean
 from dse.mapping import LevelMapping, Mapping
-from dse.spec.common import check_keys, get, has, number, require_list, require_mapping, where
+from dse.spec.common import (
+    check_keys,
+    get,
+    has,
+    norm_key,
+    number,
+    require_list,
+    require_mapping,
+    where,
+)
 from dse.spec.expr import ExpressionError, to_number
 from dse.spec.yamlload import Node
 from dse.workload import DataSpace, Problem
@@ -99,8 +108,6 @@ def refuse_sparse(node, key: str, path: str) -> None:
 
 def check_attributes(attrs: Node, path: str) -> None:
     """Refuse misspelt attributes (did-you-mean) and non-default values of unmodelled ones."""
-    from dse.spec.common import norm_key
-
     known = {norm_key(k) for k in KNOWN_ATTRIBUTES}
     for key in attrs:
         k = norm_key(key)
@@ -147,7 +154,7 @@ class ArchBuild:
     components: list[_Component] = field(default_factory=list)
     technology: str | None = None
     cycle_seconds: float | None = None
-    # (constraint target, key path) from v0.4 nodes' `constraints:` (temporal/spatial/...)
+    # constraint targets from v0.4 nodes' `constraints:` (temporal/spatial/utilization)
     node_constraints: list = field(default_factory=list)
 
 
@@ -250,7 +257,7 @@ def _node_constraints(node: Node, target: str, path: str, container: bool,
                                 key_path=f"{cp}.{kind}.{k}", **where(body, k))
             target_node[k] = v
         target_node["_path"] = f"{cp}.{kind}"  # for error messages (keys with _ are skipped)
-        build.node_constraints.append((target_node, f"{cp}.{kind}"))
+        build.node_constraints.append(target_node)
     ds = get(cons, "dataspace")
     if ds is not None:
         dp = f"{cp}.dataspace"
@@ -469,7 +476,7 @@ def read_architecture(node: Node, path: str = "architecture") -> tuple[Architect
                 pass
     attributes: dict = {}
     if build.node_constraints:
-        attributes["node_constraints"] = [t for t, _ in build.node_constraints]
+        attributes["node_constraints"] = list(build.node_constraints)
     arch = Architecture(
         name=str(get(node, "name", "architecture")), levels=tuple(storages), compute=compute,
         clock_hz=(1.0 / cycle) if cycle else None, technology=tech, source=node.file,

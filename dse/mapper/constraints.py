@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from dse.arch import Architecture
 from dse.errors import SpecError, did_you_mean
-from dse.spec.common import get, require_list, require_mapping, where
+from dse.spec.common import check_keys, get, number, require_list, require_mapping, where
 from dse.workload import Problem
 
 _FACTOR = re.compile(r"^([A-Za-z_]\w*?)\s*(<=|>=|=)?\s*(\d+)$")
@@ -124,8 +124,6 @@ _UNMODELLED = {
 
 
 def _check_target_keys(t, kind: str, tp: str) -> None:
-    from dse.spec.common import check_keys
-
     check_keys(t, TARGET_KEYS[kind], tp)
     for key, what in _UNMODELLED.items():
         if get(t, key) not in (None, [], ""):
@@ -202,14 +200,10 @@ def read_constraints(targets: list, arch: Architecture, problem: Problem, path: 
 
 
 def _whole(t, key: str, tp: str) -> int:
-    from dse.spec.common import number
-
     return number(t, key, tp, integer=True)
 
 
 def _fraction(t, key: str, tp: str) -> float:
-    from dse.spec.common import number
-
     if get(t, key) is None:
         return 0.0
     v = float(number(t, key, tp))
@@ -228,8 +222,6 @@ def constraint_sections(data) -> list[tuple[str, list]]:
     'constraints' (Timeloop merges them all) and v0.3's `mapspace:` (its mapspace constraints).
     A section's keys are checked: `targets` and `version`; `mapspace.template` other than the
     default `uber` (Ruby's imperfect factorization) is refused as not modelled."""
-    from dse.spec.common import check_keys
-
     out = []
     for key in data:
         name = str(key)

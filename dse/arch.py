@@ -37,6 +37,13 @@ class StorageLevel:
     energy: dict[str, Energy] = field(default_factory=dict)  # read/write/update/leak
     cls: str = ""
     attributes: dict = field(default_factory=dict)
+    # Instances that are accessed together as one (Timeloop's cluster_size): energy is charged
+    # per utilized cluster, not per utilized instance.
+    cluster_size: int = 1
+
+    def utilized_clusters(self, utilized_instances: int) -> int:
+        """Timeloop's count: min(utilized instances, instances / cluster_size)."""
+        return min(utilized_instances, self.instances // self.cluster_size)
 
     @property
     def capacity_words(self) -> int | None:

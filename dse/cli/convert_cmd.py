@@ -55,7 +55,11 @@ def convert(files: tuple[str, ...], out_dir: str, target: str,
         written.append("problem.yaml")
     if "architecture" in doc.data:
         arch, cons = build.read_arch(doc)
-        text = yaml.safe_dump({"architecture": conv.arch_to_native(arch, cons)}, sort_keys=False)
+        sections = {"architecture": conv.arch_to_native(arch, cons)}
+        node_cons = conv.arch_constraints_to_native(arch, doc.data)
+        if node_cons is not None:  # mapspace constraints travel with the architecture
+            sections["constraints"] = node_cons
+        text = yaml.safe_dump(sections, sort_keys=False)
         atomic_write(out / "architecture.yaml", header + text)
         written.append("architecture.yaml")
     if doc.data.get("mapping") and arch is not None and problem is not None:

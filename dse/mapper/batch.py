@@ -17,6 +17,7 @@ import numpy as np
 from dse.arch import Architecture
 from dse.model import generation as generations
 from dse.model.deltas import link_effect, neighbour_diffs
+from dse.model.evaluate import action_energy
 from dse.workload import Problem
 
 
@@ -74,6 +75,7 @@ class BatchModel:
         self.cap = np.array([(-1 if x.effective_capacity_words is None
                               else x.effective_capacity_words) for x in lv], dtype=np.int64)
         self.block = np.array([x.block_size for x in lv], dtype=np.int64)
+        self.clusters = np.array([x.instances // x.cluster_size for x in lv], dtype=np.int64)
         self.fanout = np.array([arch.fanout(i) for i in range(self.L)], dtype=np.int64)
 
         def e(x, a):
@@ -85,7 +87,7 @@ class BatchModel:
         self.e_write = np.array([e(x, "write") for x in lv])
         self.e_update = np.array([e(x, "update") for x in lv])
         self.e_leak = np.array([x.energy["leak"].pJ if "leak" in x.energy else 0.0 for x in lv])
-        self.e_compute = arch.compute.energy["compute"].pJ
+        self.e_compute = action_energy(arch.compute, "compute")
         self.rbw = np.array([np.inf if x.read_bandwidth is None else x.read_bandwidth
                              for x in lv])
         self.wbw = np.array([np.inf if x.write_bandwidth is None else x.write_bandwidth
@@ -299,7 +301,8 @@ class BatchModel:
         dyn = (np.ceil(reads / blk) * self.e_read[None, :, None]
                + np.ceil(fills / blk) * self.e_write[None, :, None]
                + np.ceil(updates / blk) * self.e_update[None, :, None])
-        dyn = np.where(keep, dyn, 0.0).sum(axis=2) * rep
+        # charged per utilized cluster, as StorageLevel.utilized_clusters
+        dyn = np.where(keep, dyn, 0.0).sum(axis=2) * np.minimum(rep, self.clusters[None, :])
         compute_cycles = np.prod(T, axis=(1, 2))
         rd = reads.sum(axis=2) / compute_cycles[:, None]
         wd = (fills + updates).sum(axis=2) / compute_cycles[:, None]

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from dse.arch import Architecture
 from dse.errors import SpecError, did_you_mean
-from dse.spec.common import get, require_list, require_mapping, where
+from dse.spec.common import check_keys, get, number, require_list, require_mapping, where
 from dse.workload import Problem
 
 _FACTOR = re.compile(r"^([A-Za-z_]\w*?)\s*(<=|>=|=)?\s*(\d+)$")
@@ -106,6 +106,37 @@ def _perm(value, problem: Problem, path: str, node, lenient: bool = False
     return split(inner), split(outer)
 
 
+# Keys of a constraint target, per type. Listed-but-unmodelled keys are refused when non-empty.
+_COMMON_KEYS = {"target", "type"}
+TARGET_KEYS = {
+    "temporal": _COMMON_KEYS | {"factors", "permutation", "no_reuse", "rmw_first_update",
+                                "default_max_factor", "default_min_factor", "remainders"},
+    "spatial": _COMMON_KEYS | {"factors", "permutation", "split", "no_reuse",
+                               "no_link_transfer", "default_max_factor", "default_min_factor",
+                               "remainders"},
+    "bypass": _COMMON_KEYS | {"keep", "bypass", "no_coalesce"},
+    "utilization": _COMMON_KEYS | {"min"},
+    "max_overbooked_proportion": _COMMON_KEYS | {"proportion"},
+}
+TARGET_KEYS["datatype"] = TARGET_KEYS["dataspace"] = TARGET_KEYS["bypass"]
+TARGET_KEYS["parallelism"] = TARGET_KEYS["utilization"]
+_UNMODELLED = {
+    "no_reuse": "disabling reuse of a tensor", "rmw_first_update": "read-modify-write on the "
+    "first update", "no_link_transfer": "disabling link transfers", "no_coalesce": "uncoalesced "
+    "accesses", "default_max_factor": "a default maximum factor", "default_min_factor":
+    "a default minimum factor", "remainders": "imperfect factorization (remainders)",
+}
+
+
+def _check_target_keys(t, kind: str, tp: str) -> None:
+    check_keys(t, TARGET_KEYS[kind], tp)
+    for key, what in _UNMODELLED.items():
+        if get(t, key) not in (None, [], ""):
+            raise SpecError(f"'{key}' ({what}) is not modelled yet", key_path=f"{tp}.{key}",
+                            hint="remove it; dse's mapper would otherwise search a different "
+                            "mapspace than Timeloop's", **where(t, key))
+
+
 def read_constraints(targets: list, arch: Architecture, problem: Problem, path: str,
                      into: Constraints | None = None, lenient: bool = False) -> Constraints:
     """Timeloop constraint targets -> Constraints (merged into `into` when given). `lenient`
@@ -116,13 +147,21 @@ def read_constraints(targets: list, arch: Architecture, problem: Problem, path: 
     for j, t in enumerate(require_list(targets, path)):
         tp = f"{path}[{j}]"
         require_mapping(t, tp)
+        tp = str(t.get("_path", tp))  # a v0.4 node constraint names its node
         target = str(get(t, "target", ""))
         kind = str(get(t, "type", "temporal"))
+        if kind not in TARGET_KEYS:
+            raise SpecError(f"unknown constraint type '{kind}'", key_path=f"{tp}.type",
+                            expected="one of " + ", ".join(sorted(TARGET_KEYS)),
+                            hint=did_you_mean(kind, TARGET_KEYS), **where(t, "type"))
+        _check_target_keys(t, kind, tp)
         if kind in ("utilization", "parallelism"):
-            cons.min_utilization = max(cons.min_utilization, float(get(t, "min", 0) or 0))
+            cons.min_utilization = max(cons.min_utilization, _fraction(t, "min", tp))
             continue
         if kind == "max_overbooked_proportion":
-            continue
+            raise SpecError("'max_overbooked_proportion' (overbooking, a Sparseloop feature) is "
+                            "not modelled yet", key_path=f"{tp}.type", **where(t, "type"),
+                            hint="remove it to search dense mappings that fit the buffers")
         if target not in names and f"inter_{target}_spatial" in names:
             target = f"inter_{target}_spatial"
         if target not in names:
@@ -142,8 +181,12 @@ def read_constraints(targets: list, arch: Architecture, problem: Problem, path: 
                 lc.perm_inner, lc.perm_outer = inner, outer
             else:
                 split = get(t, "split")
-                if split is not None and inner:
-                    k = int(split)
+                if split is not None and not inner:
+                    raise SpecError("a spatial `split` needs a `permutation` (the dimensions "
+                                    "before the split go to mesh X)", key_path=f"{tp}.split",
+                                    **where(t, "split"))
+                if split is not None:
+                    k = _whole(t, "split", tp)
                     listed = list(inner)
                     lc.x_only = frozenset(listed[:k])
                     lc.y_only = frozenset(listed[k:])
@@ -159,26 +202,65 @@ def read_constraints(targets: list, arch: Architecture, problem: Problem, path: 
                                     hint=did_you_mean(name, problem.tensor_names), **where(t))
             lc.keep = lc.keep | frozenset(keep)
             lc.bypass = lc.bypass | frozenset(byp)
-        else:
-            raise SpecError(f"unknown constraint type '{kind}'", key_path=f"{tp}.type",
-                            hint=did_you_mean(kind, ["temporal", "spatial", "bypass"]),
-                            **where(t, "type"))
     return cons
+
+
+def _whole(t, key: str, tp: str) -> int:
+    return number(t, key, tp, integer=True)
+
+
+def _fraction(t, key: str, tp: str) -> float:
+    if get(t, key) is None:
+        return 0.0
+    v = float(number(t, key, tp))
+    if not 0.0 <= v <= 1.0:
+        raise SpecError("a utilization is a fraction between 0 and 1", key_path=f"{tp}.{key}",
+                        found=v, **where(t, key))
+    return v
+
+
+SECTION_KEYS = {"version", "targets"}
+MAPSPACE_KEYS = {"version", "targets", "template"}
+
+
+def constraint_sections(data) -> list[tuple[str, list]]:
+    """(section key, targets) of every constraint section of a document: each key containing
+    'constraints' (Timeloop merges them all) and v0.3's `mapspace:` (its mapspace constraints).
+    A section's keys are checked: `targets` and `version`; `mapspace.template` other than the
+    default `uber` (Ruby's imperfect factorization) is refused as not modelled."""
+    out = []
+    for key in data:
+        name = str(key)
+        if "constraints" not in name and name != "mapspace":
+            continue
+        node = data[key]
+        if isinstance(node, dict):
+            check_keys(node, MAPSPACE_KEYS if name == "mapspace" else SECTION_KEYS, name)
+            template = get(node, "template")
+            if template not in (None, "uber"):
+                raise SpecError(f"mapspace template '{template}' (imperfect factorization) is not "
+                                "modelled yet", key_path=f"{name}.template",
+                                expected="uber (perfect factorization)",
+                                **where(node, "template"))
+            targets = get(node, "targets")
+        else:
+            targets = node
+        if targets is not None:
+            out.append((name, targets))
+    return out
 
 
 def constraints_from_document(data, arch: Architecture, problem: Problem,
                               arch_keep: dict, lenient: bool = False) -> Constraints:
-    """Every key containing 'constraints' (Timeloop merges them all) plus architectural keeps."""
+    """The architecture's node constraints, every constraint section, architectural keeps."""
     cons = Constraints({})
-    for key in data:
-        if "constraints" not in str(key):
-            continue
-        node = data[key]
-        targets = get(node, "targets") if isinstance(node, dict) else node
-        if targets is None:
-            continue
-        read_constraints(targets, arch, problem, str(key), cons, lenient)
-        cons.sources.append(str(key))
+    node_targets = arch.attributes.get("node_constraints")
+    if node_targets:  # Timeloop v0.4 `constraints:` written on the architecture's nodes
+        read_constraints(node_targets, arch, problem, "architecture.nodes", cons, lenient)
+        cons.sources.append("architecture.nodes")
+    for key, targets in constraint_sections(data):
+        read_constraints(targets, arch, problem, key, cons, lenient)
+        cons.sources.append(key)
     for level, (keep, bypass) in arch_keep.items():
         if level not in arch.level_names():
             continue

@@ -32,11 +32,31 @@ class MapperDefaults:
     max_evals: int | None = None
 
 
+# Timeloop `mapper:` keys: honoured (objective, algorithm, search size) or accepted because they
+# steer Timeloop's own threads, logging and stopping rules, not which mapping is best.
+MAPPER_HONOURED = {"optimization_metrics", "optimization_metric", "algorithm", "search_size",
+                   "max_temporal_loops_in_a_mapping"}
+MAPPER_IGNORED = {"version", "live_status", "num_threads", "timeout", "victory_condition",
+                  "max_permutations_per_if_visit", "diagnostics", "log_stats", "log_suboptimal",
+                  "log_interval", "log_oaves", "log_oaves_mappings", "log_all",
+                  "penalize_consecutive_bypass_fails", "emit_whoop_nest", "out_prefix",
+                  "filter_revisits", "sync_interval"}
+
+
 def mapper_defaults(spec: Spec) -> MapperDefaults:
     node = spec.document.data.get("mapper")
     out = MapperDefaults()
     if not isinstance(node, dict):
         return out
+    from dse.spec.common import check_keys, where
+
+    check_keys(node, MAPPER_HONOURED | MAPPER_IGNORED, "mapper")
+    loops = get(node, "max_temporal_loops_in_a_mapping")
+    if loops not in (None, -1):
+        raise SpecError("'max_temporal_loops_in_a_mapping' is not modelled yet",
+                        key_path="mapper.max_temporal_loops_in_a_mapping", found=loops,
+                        expected="-1 (no limit)",
+                        **where(node, "max_temporal_loops_in_a_mapping"))
     metrics = get(node, "optimization_metrics") or get(node, "optimization_metric")
     if isinstance(metrics, str):
         metrics = [metrics]
@@ -50,7 +70,12 @@ def mapper_defaults(spec: Spec) -> MapperDefaults:
         out.objective = joined
     algo = get(node, "algorithm")
     if algo is not None:
-        out.search = ALGORITHMS.get(str(algo))
+        if str(algo) not in ALGORITHMS:
+            raise SpecError(f"unknown mapper algorithm '{algo}'", key_path="mapper.algorithm",
+                            expected="one of " + ", ".join(sorted(ALGORITHMS)),
+                            hint=did_you_mean(str(algo), ALGORITHMS),
+                            **where(node, "algorithm"))
+        out.search = ALGORITHMS[str(algo)]
     size = get(node, "search_size")
     if isinstance(size, int) and size > 0:
         out.max_evals = size

@@ -249,7 +249,8 @@ def _check_capacity(arch: Architecture, mapping: Mapping, rows: list[LevelTensor
             )
 
 
-def _energy(arch_level, action: str) -> float:
+def action_energy(arch_level, action: str) -> float:
+    """pJ per (vector) access of `action`; update falls back to write; missing is an error."""
     e = arch_level.energy
     if action == "update" and "update" not in e:
         action = "write"
@@ -269,10 +270,12 @@ def _finish(
     for r in rows:
         lv = arch.levels[arch.index(r.level)]
         block = lv.block_size
-        er, ew, eu = _energy(lv, "read"), _energy(lv, "write"), _energy(lv, "update")
-        r.read_energy_pJ = math.ceil(r.reads_per_instance / block) * er * r.utilized_instances
-        r.fill_energy_pJ = math.ceil(r.fills_per_instance / block) * ew * r.utilized_instances
-        r.update_energy_pJ = math.ceil(r.updates_per_instance / block) * eu * r.utilized_instances
+        er, ew, eu = (action_energy(lv, a) for a in ("read", "write", "update"))
+        # one access energy per utilized cluster (= per utilized instance when cluster_size 1)
+        charged = lv.utilized_clusters(r.utilized_instances)
+        r.read_energy_pJ = math.ceil(r.reads_per_instance / block) * er * charged
+        r.fill_energy_pJ = math.ceil(r.fills_per_instance / block) * ew * charged
+        r.update_energy_pJ = math.ceil(r.updates_per_instance / block) * eu * charged
         r.energy_pJ = r.read_energy_pJ + r.fill_energy_pJ + r.update_energy_pJ
         for a in ("read", "write", "update"):
             if a in lv.energy:
@@ -316,7 +319,7 @@ def _finish(
             s.energy_pJ += s.leakage_pJ
             sources[f"{lv.name}.leak"] = lv.energy["leak"].source
     comp = arch.compute
-    e_compute = _energy(comp, "compute")
+    e_compute = action_energy(comp, "compute")
     sources[f"{comp.name}.compute"] = comp.energy["compute"].source
     compute_energy = problem.macs * e_compute
     total = compute_energy + sum(s.energy_pJ for s in summaries)

@@ -32,9 +32,14 @@ class ArchInput:
 
     def identity(self) -> dict:
         """What a result depends on: the resolved architecture and the constraint sections."""
+        from dse.mapper.constraints import constraint_sections
         from dse.spec.convert import arch_to_native
 
-        cons = {k: _plain(v) for k, v in self.document.data.items() if "constraints" in str(k)}
+        cons = {k: _plain(self.document.data[k]) for k, _ in
+                constraint_sections(self.document.data)}
+        nodes = self.arch.attributes.get("node_constraints")
+        if nodes:
+            cons["architecture.nodes"] = _plain(nodes)
         return {"arch": arch_to_native(self.arch, self.arch_keep), "constraints": cons,
                 "overrides": self.overrides}
 

@@ -53,6 +53,7 @@ def _is_native_mapping(node) -> bool:
 
 
 def check_top_level(doc: Document) -> None:
+    timeloop.refuse_sparse(doc.data, "sparse_optimizations", "")
     for key in doc.data:
         if key not in KNOWN_TOP_LEVEL and not str(key).endswith("constraints"):
             f, line = doc.where(key)

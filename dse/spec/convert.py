@@ -110,6 +110,8 @@ def arch_to_native(arch: Architecture, constraints: dict | None = None) -> dict:
                 entry[key] = _num(getattr(lv, key))
         if lv.multiple_buffering != 1.0:
             entry["multiple_buffering"] = _num(lv.multiple_buffering)
+        if lv.cluster_size != 1:
+            entry["cluster_size"] = lv.cluster_size
         keep, bypass = constraints.get(lv.name, (None, None))
         if keep is not None:
             entry["keep"] = list(keep)
@@ -133,6 +135,28 @@ def arch_to_native(arch: Architecture, constraints: dict | None = None) -> dict:
         compute["energy"] = _energy(c.energy)
     out["compute"] = compute
     return out
+
+
+def _plain(value):
+    """YAML-located nodes -> plain dicts/lists (for safe_dump)."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items() if not str(k).startswith("_")}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def arch_constraints_to_native(arch: Architecture, document: dict | None = None) -> dict | None:
+    """Constraints declared on a Timeloop v0.4 architecture's nodes, plus the document's
+    constraint sections (`constraints`, `architecture_constraints`, ...) -> one `constraints:`
+    section (Timeloop's target list, which the mapper reads from any file), or None.
+    Node keep/bypass are not here: they become the levels' `keep:`/`bypass:`."""
+    from dse.mapper.constraints import constraint_sections
+
+    targets = [_plain(t) for t in arch.attributes.get("node_constraints") or []]
+    for _, listed in constraint_sections(document or {}):
+        targets += [_plain(t) for t in listed]
+    return {"targets": targets} if targets else None
 
 
 def _rank_text(rank) -> str:

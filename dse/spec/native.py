@@ -31,7 +31,7 @@ PARAMETER_KEYS = {"value", "min", "max", "source"}
 STORAGE_KEYS = {
     "name", "class", "depth", "width", "datawidth", "block_size", "read_bandwidth",
     "write_bandwidth", "shared_bandwidth", "multiple_buffering", "keep", "bypass", "energy",
-    "meshX", "meshY", "banks",
+    "meshX", "meshY", "banks", "cluster_size",
 }
 FANOUT_KEYS = {"fanout", "meshX", "meshY"}
 COMPUTE_KEYS = {"name", "class", "datawidth", "energy", "meshX", "meshY"}
@@ -173,6 +173,9 @@ def _fanout_level(entry: Node, path: str, mesh: tuple[int, int],
 
 def _storage_level(entry: Node, path: str, mesh: tuple[int, int],
                    names: dict | None = None) -> tuple[StorageLevel, tuple]:
+    from dse.spec.timeloop import refuse_sparse
+
+    refuse_sparse(entry, "sparse_optimizations", path)
     check_keys(entry, STORAGE_KEYS, path)
     name = _identifier(get(entry, "name"), f"{path}.name", entry, "name")
     p = f"{path}({name})"
@@ -200,6 +203,11 @@ def _storage_level(entry: Node, path: str, mesh: tuple[int, int],
                         "unbounded", key_path=p, **where(entry))
     mb = _opt_number(entry, "multiple_buffering", p, names=names)
     banks = _opt_number(entry, "banks", p, integer=True, names=names)
+    cluster = _opt_number(entry, "cluster_size", p, integer=True, positive=True, names=names) or 1
+    if (mesh[0] * mesh[1]) % cluster:
+        raise SpecError(f"cluster_size {cluster} of {name} does not divide its "
+                        f"{mesh[0] * mesh[1]} instances", key_path=f"{p}.cluster_size",
+                        **where(entry, "cluster_size"))
 
     def bw(key: str) -> float | None:
         v = _opt_number(entry, key, p, names=names)
@@ -212,7 +220,7 @@ def _storage_level(entry: Node, path: str, mesh: tuple[int, int],
         read_bandwidth=bw("read_bandwidth"), write_bandwidth=bw("write_bandwidth"),
         shared_bandwidth=bw("shared_bandwidth"),
         energy=_energy(entry, p, STORAGE_ACTIONS, names), cls=cls,
-        attributes={"banks": banks} if banks is not None else {},
+        attributes={"banks": banks} if banks is not None else {}, cluster_size=cluster,
     )
     return level, mesh
 
@@ -228,6 +236,9 @@ def read_architecture(node: Node, path: str = "architecture", *,
     require_mapping(node, path)
     if has(node, "extends"):
         return _read_extends(node, path, parameters, energy_model)
+    from dse.spec.timeloop import refuse_sparse
+
+    refuse_sparse(node, "sparse_optimizations", path)
     check_keys(node, ARCH_KEYS, path)
     check_version(node, path)
     names = _parameters(node, path, parameters)
@@ -504,6 +515,10 @@ def _read_tensors(node: Node, dims: dict[str, int], coefs: dict[str, int],
         _identifier(tname, p, tensors, tname)
         read_write, bits = False, None
         if isinstance(value, dict):
+            from dse.spec.timeloop import refuse_sparse
+
+            for key in ("density", "densities"):
+                refuse_sparse(value, key, p)
             check_keys(value, TENSOR_KEYS, p)
             if "ranks" not in value:
                 raise SpecError(f"tensor {tname} needs `ranks:`", key_path=p, **where(value))
@@ -600,6 +615,10 @@ def read_problem(node: Node, path: str = "problem") -> Problem:
     """Native `problem:` (dims + tensors, or a `type:` shorthand) -> Problem."""
     require_mapping(node, path)
     check_version(node, path)
+    from dse.spec.timeloop import refuse_sparse
+
+    for key in ("densities", "density", "sparse_optimizations"):
+        refuse_sparse(node, key, path)
     if has(node, "type"):
         dims, coefs, spaces, default_name = _shorthand(node, path)
     else:

@@ -8,13 +8,23 @@ consecutive levels (first listed = outermost).
 
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass, field
 
 from dse.arch import Architecture, ComputeLevel, Energy, StorageLevel
 from dse.errors import SpecError, did_you_mean
 from dse.mapping import LevelMapping, Mapping
-from dse.spec.common import check_keys, get, has, number, require_list, require_mapping, where
+from dse.spec.common import (
+    check_keys,
+    get,
+    has,
+    norm_key,
+    number,
+    require_list,
+    require_mapping,
+    where,
+)
 from dse.spec.expr import ExpressionError, to_number
 from dse.spec.yamlload import Node
 from dse.workload import DataSpace, Problem
@@ -33,6 +43,97 @@ def split_range(name: str) -> tuple[str, int]:
     if not m:
         return str(name).strip(), 1
     return m.group("name"), int(m.group("hi")) - int(m.group("lo")) + 1
+
+
+# ----------------------------------------------------------------------------- accepted keys
+# Every key of a Timeloop input is honoured, accepted-but-not-modelled (listed here, and in the
+# table of docs/formats.md), or refused. Attribute keys are open-ended in Timeloop (Accelergy
+# reads any), so an unknown attribute is refused only when it looks like a misspelt known one.
+
+V4_ARCH_KEYS = {"version", "nodes", "name", "energy_model"}
+V3_ARCH_KEYS = {"version", "subtree", "name", "energy_model"}
+V3_NODE_KEYS = {"name", "attributes", "local", "subtree"}
+V3_LOCAL_KEYS = {"name", "class", "subclass", "attributes", "enabled", "required_actions",
+                 "area_share"}
+V4_COMPONENT_KEYS = {"name", "class", "subclass", "attributes", "spatial", "constraints",
+                     "sparse_optimizations", "required_actions", "area_share", "enabled"}
+V4_CONTAINER_KEYS = {"name", "attributes", "spatial", "constraints", "sparse_optimizations",
+                     "networks"}
+V4_BRANCH_KEYS = {"nodes"}
+NODE_CONSTRAINT_KEYS = {"spatial", "temporal", "dataspace", "utilization",
+                        "max_overbooked_proportion"}
+# Attributes dse's model reads (hyphenated spellings are accepted too).
+MODELLED_ATTRIBUTES = {
+    "datawidth", "word_bits", "word_width", "width", "memory_width", "data_storage_width",
+    "depth", "memory_depth", "data_storage_depth", "entries", "sizeKB", "block_size", "n_words",
+    "cluster_size", "read_bandwidth", "write_bandwidth", "shared_bandwidth",
+    "multiple_buffering", "meshX", "meshY", "instances", "energy", "type", "technology",
+    "global_cycle_seconds",
+}
+# Attributes Timeloop or Accelergy read that do not change dse's numbers (energies come from
+# the ERT or inline `energy:`; these describe the circuit the energies were estimated for).
+IGNORED_ATTRIBUTES = {
+    "version", "n_banks", "num_banks", "n_rdwr_ports", "n_rd_ports", "n_wr_ports", "num_ports",
+    "reduction_supported", "has_power_gating", "power_gated_at", "latency", "n_rw_ports",
+    "update_fifo_depth", "multiplier_width", "adder_width", "network_fill_latency",
+    "network_drain_latency", "area_share", "cycle_time", "resolution", "vdd", "voltage",
+    # sparse-capable hardware: used only with sparse_optimizations, which is refused
+    "metadata_block_size", "metadata_datawidth", "metadata_storage_width",
+    "metadata_storage_depth", "concordant_compressed_tile_traversal", "tile_partition_supported",
+    "decompression_supported", "compression_supported",
+}
+# Attributes whose non-default values change the result in ways dse does not model yet.
+UNMODELLED_ATTRIBUTES = {
+    "allow_overbooking": (False, "overbooking (a Sparseloop feature)"),
+    "min_utilization": (0, "a minimum buffer utilization for the mapper"),
+    "per_dataspace_bandwidth_consumption_scale": ({}, "per-tensor bandwidth scaling"),
+}
+KNOWN_ATTRIBUTES = MODELLED_ATTRIBUTES | IGNORED_ATTRIBUTES | set(UNMODELLED_ATTRIBUTES)
+CHECKED_ATTRIBUTES = MODELLED_ATTRIBUTES | set(UNMODELLED_ATTRIBUTES)
+
+
+def not_modelled(what: str, node, key: str, path: str, hint: str | None = None) -> SpecError:
+    """The error for a valid Timeloop/Sparseloop key whose meaning dse does not model yet."""
+    return SpecError(f"'{key}' ({what}) is not modelled yet",
+                     key_path=f"{path}.{key}" if path else key,
+                     hint=hint or "remove it to evaluate the dense design, or use Timeloop/"
+                     "Sparseloop for this input", **where(node, key))
+
+
+def refuse_sparse(node, key: str, path: str) -> None:
+    """`sparse_optimizations` or tensor `densities` anywhere: refused until sparsity lands."""
+    value = node.get(key) if isinstance(node, dict) else None
+    if value in (None, {}, []):
+        return
+    raise not_modelled("sparsity", node, key, path,
+                       hint="dse models dense tensors only; remove it to evaluate the dense "
+                       "design")
+
+
+def check_attributes(attrs: Node, path: str) -> None:
+    """Refuse misspelt attributes (did-you-mean) and non-default values of unmodelled ones."""
+    known = {norm_key(k) for k in KNOWN_ATTRIBUTES}
+    for key in attrs:
+        k = norm_key(key)
+        if k.startswith("_"):
+            continue
+        if k in UNMODELLED_ATTRIBUTES:
+            default, what = UNMODELLED_ATTRIBUTES[k]
+            value = attrs[key]
+            if value != default and not (default in (0, False) and value in (0, False, None)):
+                raise not_modelled(what, attrs, key, f"{path}.attributes")
+            continue
+        if k in known:
+            continue
+        # only a near-miss of an attribute that changes the numbers is an error: any other
+        # key may be an estimator's own attribute (Accelergy reads attributes freely)
+        close = [c for c in difflib.get_close_matches(k, sorted(CHECKED_ATTRIBUTES), n=3,
+                                                      cutoff=0.8) if abs(len(c) - len(k)) <= 2]
+        if close:
+            raise SpecError(f"unknown attribute '{key}'", key_path=f"{path}.attributes.{key}",
+                            hint=f"did you mean '{close[0]}'?", **where(attrs, key),
+                            expected="an attribute listed in docs/formats.md (other keys pass "
+                            "to estimators, unless they are a near-miss of a modelled one)")
 
 
 # ----------------------------------------------------------------------------- architecture
@@ -57,6 +158,8 @@ class ArchBuild:
     components: list[_Component] = field(default_factory=list)
     technology: str | None = None
     cycle_seconds: float | None = None
+    # constraint targets from v0.4 nodes' `constraints:` (temporal/spatial/utilization)
+    node_constraints: list = field(default_factory=list)
 
 
 def _merged_attrs(inherited: dict, node: Node, path: str) -> Node:
@@ -74,17 +177,27 @@ def _merged_attrs(inherited: dict, node: Node, path: str) -> Node:
     return attrs
 
 
+def _check_enabled(node: Node, path: str) -> None:
+    if get(node, "enabled", True) is not True:
+        raise not_modelled("a disabled component", node, "enabled", path,
+                           hint="remove the component from the file instead")
+
+
 def _flatten_v3(nodes: list, mult: int, inherited: dict, build: ArchBuild, path: str) -> None:
     for idx, node in enumerate(nodes):
         p = f"{path}[{idx}]"
         require_mapping(node, p)
+        check_keys(node, V3_NODE_KEYS, p)
         name, count = split_range(get(node, "name", f"node{idx}"))
         attrs = _merged_attrs(inherited, node, p)
         for j, local in enumerate(require_list(get(node, "local", []) or [], f"{p}.local", node)):
             lp = f"{p}.local[{j}]"
             require_mapping(local, lp)
+            check_keys(local, V3_LOCAL_KEYS, lp)
+            _check_enabled(local, lp)
             lname, lcount = split_range(get(local, "name", f"local{j}"))
             lattrs = _merged_attrs(attrs, local, lp)
+            check_attributes(lattrs, lp)
             instances = mult * count * lcount
             build.components.append(
                 _Component(lname, str(get(local, "class", "")), lattrs, instances,
@@ -103,6 +216,69 @@ def _opt_int(attrs: Node, key: str, path: str) -> int | None:
     return number(attrs, key, path + ".attributes", integer=True, positive=True)
 
 
+def _mesh_of(node: Node, path: str) -> tuple[int, int]:
+    spatial = get(node, "spatial")
+    if not spatial:
+        return 1, 1
+    require_mapping(spatial, f"{path}.spatial", node, "spatial")
+    check_keys(spatial, {"meshX", "meshY"}, f"{path}.spatial")
+    mx = number(spatial, "meshX", f"{path}.spatial", integer=True, positive=True) \
+        if has(spatial, "meshX") else 1
+    my = number(spatial, "meshY", f"{path}.spatial", integer=True, positive=True) \
+        if has(spatial, "meshY") else 1
+    return mx, my
+
+
+def _node_constraints(node: Node, target: str, path: str, container: bool,
+                      build: ArchBuild) -> tuple[list | None, list | None]:
+    """A v0.4 node's `constraints:` -> mapspace constraint targets for its level (kept in
+    `build.node_constraints`, read by the mapper like a constraints file) and its keep/bypass."""
+    cons = get(node, "constraints")
+    if cons is None or cons == {}:
+        return None, None
+    cp = f"{path}.constraints"
+    require_mapping(cons, cp, node, "constraints")
+    check_keys(cons, NODE_CONSTRAINT_KEYS, cp)
+    keep = bypass = None
+    for kind in ("temporal", "spatial", "utilization", "max_overbooked_proportion"):
+        body = get(cons, kind)
+        if body is None:
+            continue
+        if kind == "max_overbooked_proportion":
+            raise not_modelled("overbooking, a Sparseloop feature", cons, kind, cp)
+        require_mapping(body, f"{cp}.{kind}", cons, kind)
+        if container and kind == "temporal":
+            raise SpecError("a !Container holds no data, so it has no temporal loops to "
+                            "constrain", key_path=f"{cp}.temporal", **where(cons, kind),
+                            hint="put temporal constraints on a !Component")
+        target_node = Node(body)
+        target_node.file, target_node.line = body.file, body.line
+        target_node.key_lines.update(body.key_lines)
+        target_node.key_files.update(body.key_files)
+        for k, v in (("target", target), ("type", kind)):
+            if k in body:
+                raise SpecError(f"'{k}' is implied by the node a constraint sits on",
+                                key_path=f"{cp}.{kind}.{k}", **where(body, k))
+            target_node[k] = v
+        target_node["_path"] = f"{cp}.{kind}"  # for error messages (keys with _ are skipped)
+        build.node_constraints.append(target_node)
+    ds = get(cons, "dataspace")
+    if ds is not None:
+        dp = f"{cp}.dataspace"
+        require_mapping(ds, dp, cons, "dataspace")
+        check_keys(ds, {"keep", "bypass", "no_coalesce"}, dp)
+        if get(ds, "no_coalesce"):
+            raise not_modelled("uncoalesced accesses", ds, "no_coalesce", dp)
+        keep, bypass = get(ds, "keep"), get(ds, "bypass")
+        for key, lst in (("keep", keep), ("bypass", bypass)):
+            if lst is not None:
+                require_list(lst, f"{dp}.{key}", ds, key)
+        if container and keep:
+            raise SpecError("a !Container holds no data: it cannot keep a tensor",
+                            key_path=f"{dp}.keep", **where(ds, "keep"))
+    return keep, bypass
+
+
 def _flatten_v4(nodes: list, mesh: tuple[int, int], inherited: dict, build: ArchBuild,
                 path: str) -> tuple[int, int]:
     for idx, node in enumerate(nodes):
@@ -112,32 +288,52 @@ def _flatten_v4(nodes: list, mesh: tuple[int, int], inherited: dict, build: Arch
         if tag == "!Nothing":
             continue
         if tag in ("!Parallel", "!Hierarchical", "!Pipelined"):
+            check_keys(node, V4_BRANCH_KEYS, p)
             sub = require_list(get(node, "nodes", []), f"{p}.nodes", node)
             mesh = _flatten_v4(sub, mesh, inherited, build, f"{p}.nodes")
             continue
-        name = str(get(node, "name", f"node{idx}"))
-        attrs = _merged_attrs(inherited, node, p)
-        constraints = get(node, "constraints") or {}
-        keep = bypass = None
-        if isinstance(constraints, dict):
-            ds = get(constraints, "dataspace") or {}
-            if isinstance(ds, dict):
-                keep, bypass = get(ds, "keep"), get(ds, "bypass")
-        if tag == "!Container":
-            spatial = get(node, "spatial") or {}
-            mx = int(to_number(get(spatial, "meshX", 1))) if spatial else 1
-            my = int(to_number(get(spatial, "meshY", 1))) if spatial else 1
-            if mx * my > 1:
-                build.components.append(
-                    _Component(f"inter_{name}_spatial", "dummy_storage", Node(), mesh[0] * mesh[1],
-                               mesh[0], mesh[1], node, dummy=True)
-                )
-                mesh = (mesh[0] * mx, mesh[1] * my)
-            inherited = attrs
-            continue
-        if tag != "!Component":
+        if tag not in ("!Container", "!Component"):
             raise SpecError(f"unknown architecture node tag {tag}", key_path=p, **where(node),
                             hint=did_you_mean(tag, ["!Container", "!Component", "!Parallel"]))
+        name = str(get(node, "name", f"node{idx}"))
+        p = f"{p}({name})"
+        check_keys(node, V4_CONTAINER_KEYS if tag == "!Container" else V4_COMPONENT_KEYS, p)
+        refuse_sparse(node, "sparse_optimizations", p)
+        attrs = _merged_attrs(inherited, node, p)
+        mx, my = _mesh_of(node, p)
+        if tag == "!Container":
+            if get(node, "networks"):
+                raise not_modelled("explicit networks", node, "networks", p)
+            if mx * my > 1:
+                level = f"inter_{name}_spatial"
+                build.components.append(
+                    _Component(level, "dummy_storage", Node(), mesh[0] * mesh[1],
+                               mesh[0], mesh[1], node, dummy=True)
+                )
+                _node_constraints(node, level, p, True, build)
+                mesh = (mesh[0] * mx, mesh[1] * my)
+            elif get(node, "constraints"):
+                raise SpecError(f"container {name} has no spatial fan-out (meshX*meshY = 1), "
+                                "so there is no level for its constraints", key_path=f"{p}."
+                                "constraints", **where(node, "constraints"),
+                                hint="give it `spatial: {meshX: N}` or move the constraints")
+            check_attributes(attrs, p)
+            inherited = attrs
+            continue
+        _check_enabled(node, p)
+        if mx * my > 1:
+            raise SpecError(f"component {name} has its own `spatial:` fan-out, which dse does "
+                            "not model", key_path=f"{p}.spatial", **where(node, "spatial"),
+                            hint="put the fan-out on a !Container around it")
+        check_attributes(attrs, p)
+        for key, value in (("meshX", mesh[0]), ("meshY", mesh[1])):
+            given = _opt_int(attrs, key, p)
+            if given is not None and given != value:
+                raise SpecError(f"{name} says {key}: {given}, but its containers give it "
+                                f"{value}", key_path=f"{p}.attributes.{key}",
+                                **where(attrs, key), hint="in v0.4 the mesh comes from the "
+                                "containers' `spatial:`; remove the attribute")
+        keep, bypass = _node_constraints(node, name, p, False, build)
         build.components.append(
             _Component(name, str(get(node, "class", "")), attrs, mesh[0] * mesh[1], mesh[0],
                        mesh[1], node, keep=keep, bypass=bypass)
@@ -145,11 +341,13 @@ def _flatten_v4(nodes: list, mesh: tuple[int, int], inherited: dict, build: Arch
     return mesh
 
 
-def _energy_from_attrs(attrs: Node, path: str) -> dict[str, Energy]:
+def _energy_from_attrs(attrs: Node, path: str, actions: set[str]) -> dict[str, Energy]:
     """Inline energies (pJ per vector access) given as attributes `energy: {read: ..}`."""
     out: dict[str, Energy] = {}
     e = get(attrs, "energy")
-    if isinstance(e, dict):
+    if e is not None:
+        require_mapping(e, f"{path}.attributes.energy", attrs, "energy")
+        check_keys(e, actions, f"{path}.attributes.energy")
         for action, value in e.items():
             try:
                 out[str(action)] = Energy(float(to_number(value)), "spec:inline")
@@ -208,13 +406,30 @@ def _storage(comp: _Component, path: str) -> StorageLevel:
         return None
 
     mb = float(number(a, "multiple_buffering", p, names)) if has(a, "multiple_buffering") else 1.0
+    cluster = num("cluster_size") or 1
+    if comp.instances % cluster:
+        raise SpecError(f"cluster_size {cluster} of {comp.name} does not divide its "
+                        f"{comp.instances} instances", key_path=f"{p}.attributes.cluster_size",
+                        **where(a, "cluster_size"))
+    _check_instances(comp, p)
     return StorageLevel(
         comp.name, comp.instances, mx, my, depth=depth, width=width, datawidth=datawidth,
         block_size=block, is_dram=is_dram, multiple_buffering=mb or 1.0,
         read_bandwidth=bw("read_bandwidth"), write_bandwidth=bw("write_bandwidth"),
-        shared_bandwidth=bw("shared_bandwidth"), energy=_energy_from_attrs(a, p), cls=comp.cls,
-        attributes=dict(a),
+        shared_bandwidth=bw("shared_bandwidth"),
+        energy=_energy_from_attrs(a, p, {"read", "write", "update", "leak"}), cls=comp.cls,
+        attributes=dict(a), cluster_size=cluster,
     )
+
+
+def _check_instances(comp: _Component, path: str) -> None:
+    """An `instances:` attribute must agree with the count the tree gives (Timeloop asserts)."""
+    if has(comp.attrs, "instances") and get(comp.attrs, "instances") is not None:
+        n = number(comp.attrs, "instances", f"{path}.attributes", integer=True, positive=True)
+        if n != comp.instances:
+            raise SpecError(f"{comp.name} says instances: {n}, but the architecture tree gives "
+                            f"it {comp.instances}", key_path=f"{path}.attributes.instances",
+                            **where(comp.attrs, "instances"))
 
 
 def read_architecture(node: Node, path: str = "architecture",
@@ -226,6 +441,7 @@ def read_architecture(node: Node, path: str = "architecture",
     constraints (v0.4).
     """
     require_mapping(node, path)
+    check_keys(node, V4_ARCH_KEYS if has(node, "nodes") else V3_ARCH_KEYS, path)
     build = ArchBuild()
     if has(node, "nodes"):
         _flatten_v4(require_list(get(node, "nodes"), f"{path}.nodes", node, "nodes"), (1, 1), {},
@@ -254,8 +470,10 @@ def read_architecture(node: Node, path: str = "architecture",
     cattrs = compute_c.attrs
     cinst = compute_c.instances
     cmx = compute_c.mesh_x or cinst
+    _check_instances(compute_c, f"{path}.{compute_c.name}")
     compute = ComputeLevel(compute_c.name, cinst, cmx, max(1, cinst // cmx),
-                           energy=_energy_from_attrs(cattrs, f"{path}.{compute_c.name}"),
+                           energy=_energy_from_attrs(cattrs, f"{path}.{compute_c.name}",
+                                                    {"compute", "leak"}),
                            cls=compute_c.cls)
     tech = None
     cycle = None
@@ -274,10 +492,16 @@ def read_architecture(node: Node, path: str = "architecture",
             tech = str(value)
         if key == "global_cycle_seconds" and cycle is None and isinstance(value, (int, float)):
             cycle = float(value)
+    attributes: dict = {}
+    if build.node_constraints:
+        attributes["node_constraints"] = list(build.node_constraints)
     arch = Architecture(
         name=str(get(node, "name", "architecture")), levels=tuple(storages), compute=compute,
         clock_hz=(1.0 / cycle) if cycle else None, technology=tech, source=node.file,
+        attributes=attributes,
     )
+    if get(node, "energy_model") is not None:
+        arch = _apply_energy_model(arch, node, path)
     constraints = {c.name: (c.keep, c.bypass) for c in comps if c.keep or c.bypass}
     return arch, constraints
 
@@ -341,6 +565,28 @@ def resolve_attributes(attrs: Node, variables: dict) -> None:
             progress = True
         if not progress:
             break
+def _apply_energy_model(arch: Architecture, node: Node, path: str) -> Architecture:
+    """`energy_model:` fills the energies the file does not give, as in a native architecture
+    (an ERT passed alongside still replaces them for the components it names)."""
+    from dataclasses import replace
+
+    from dse.energy import MODELS, estimate
+    from dse.energy.tables import parse_technology
+
+    model = get(node, "energy_model")
+    if model not in MODELS:
+        raise SpecError(f"unknown energy model {model!r}", key_path=f"{path}.energy_model",
+                        expected="one of " + ", ".join(MODELS),
+                        hint=did_you_mean(str(model), MODELS), **where(node, "energy_model"))
+    if arch.technology is not None:
+        try:
+            parse_technology(arch.technology)
+        except SpecError as exc:
+            raise SpecError(exc.message, key_path=f"{path}.energy_model", expected=exc.expected,
+                            hint="the energy model scales its 45 nm tables to the `technology` "
+                            "attribute", **where(node, "energy_model")) from None
+    arch = replace(arch, attributes={**arch.attributes, "energy_model": model})
+    return estimate(arch, model)
 
 
 # ----------------------------------------------------------------------------- problem
@@ -427,7 +673,10 @@ def read_problem(node: Node, path: str = "problem") -> Problem:
                         key_path=f"{path}.instance", **where(node))
     require_mapping(inst, f"{path}.instance", node, "instance")
     coefs: dict[str, int] = {}
-    for c in get(shape, "coefficients") or []:
+    for j, c in enumerate(require_list(get(shape, "coefficients") or [],
+                                       f"{path}.shape.coefficients", shape, "coefficients")):
+        require_mapping(c, f"{path}.shape.coefficients[{j}]")
+        check_keys(c, {"name", "default"}, f"{path}.shape.coefficients[{j}]")
         cname = str(get(c, "name"))
         coefs[cname] = int(to_number(get(c, "default", 1)))
     bounds: dict[str, int] = {}
@@ -439,6 +688,7 @@ def read_problem(node: Node, path: str = "problem") -> Problem:
             # Timeloop ignores extra instance keys (H, W, G...) only when they aren't shape dims
             continue
         if key == "densities":
+            refuse_sparse(inst, "densities", f"{path}.instance")
             continue
         value = number(inst, key, f"{path}.instance", integer=True)
         if key in coefs:
@@ -534,6 +784,15 @@ def parse_permutation(value, dims: tuple[str, ...], path: str, node) -> tuple[st
     return tuple(items)
 
 
+# Mapping directive keys that change Timeloop's model of a fixed mapping, not modelled by dse.
+MAPPING_UNMODELLED = {
+    "no_reuse": "disabling reuse of a tensor", "no_temporal_reuse": "disabling temporal reuse",
+    "no_multicast_no_reduction": "disabling multicast and spatial reduction",
+    "no_link_transfer": "disabling link transfers", "rmw_first_update":
+    "read-modify-write on the first update", "no_coalesce": "uncoalesced accesses",
+}
+
+
 def read_mapping(value, arch: Architecture, problem: Problem, path: str = "mapping",
                  constraints: dict | None = None) -> Mapping:
     """Timeloop mapping directives -> Mapping aligned with the architecture's levels."""
@@ -553,6 +812,9 @@ def read_mapping(value, arch: Architecture, problem: Problem, path: str = "mappi
                        "name", "no_reuse", "no_temporal_reuse", "no_multicast_no_reduction",
                        "no_link_transfer", "rmw_first_update", "no_coalesce", "min",
                        "proportion", "level"}, dp)
+        for key, what in MAPPING_UNMODELLED.items():
+            if get(d, key) not in (None, [], "", False):
+                raise not_modelled(what, d, key, dp)
         target = str(get(d, "target", get(d, "level", "")))
         if target not in names and f"inter_{target}_spatial" in names:
             target = f"inter_{target}_spatial"
@@ -616,15 +878,18 @@ def read_mapping(value, arch: Architecture, problem: Problem, path: str = "mappi
 def read_ert(node: Node, source: str, path: str = "ERT") -> dict[str, dict[str, Energy]]:
     """Accelergy energy reference table -> {component: {action: Energy}} (max over arguments)."""
     require_mapping(node, path)
+    check_keys(node, {"version", "tables"}, path)
     tables = require_list(get(node, "tables"), f"{path}.tables", node, "tables")
     out: dict[str, dict[str, Energy]] = {}
     for j, t in enumerate(tables):
         tp = f"{path}.tables[{j}]"
         require_mapping(t, tp)
+        check_keys(t, {"name", "actions"}, tp)
         full = str(get(t, "name"))
         comp = ert_component_name(full)
         actions: dict[str, Energy] = {}
         for a in require_list(get(t, "actions", []), f"{tp}.actions", t, "actions"):
+            check_keys(a, {"name", "arguments", "energy"}, f"{tp}.actions")
             aname = str(get(a, "name"))
             energy = float(to_number(get(a, "energy")))
             prev = actions.get(aname)

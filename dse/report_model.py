@@ -19,7 +19,8 @@ from dse.model.evaluate import Evaluation
 LEVEL_COLUMNS = [
     "level", "tensor", "instances", "utilized_instances", "utilized_capacity_words",
     "capacity_words", "reads_per_instance", "fills_per_instance", "updates_per_instance",
-    "partition_size", "temporal_reductions_per_instance", "read_energy_pJ", "fill_energy_pJ",
+    "partition_size", "temporal_reductions_per_instance", "link_transfers_per_instance",
+    "peer_accesses_per_instance", "read_energy_pJ", "fill_energy_pJ",
     "update_energy_pJ", "energy_pJ", "energy_source",
 ]
 
@@ -47,6 +48,8 @@ def level_rows(ev: Evaluation, arch) -> list[dict]:
                 "updates_per_instance": r.updates_per_instance,
                 "partition_size": r.partition_size,
                 "temporal_reductions_per_instance": r.temporal_reductions_per_instance,
+                "link_transfers_per_instance": _f(r.link_transfers),
+                "peer_accesses_per_instance": r.peer_accesses_per_instance,
                 "read_energy_pJ": _f(r.read_energy_pJ), "fill_energy_pJ": _f(r.fill_energy_pJ),
                 "update_energy_pJ": _f(r.update_energy_pJ), "energy_pJ": _f(r.energy_pJ),
                 "energy_source": src,

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from dse.cli.errors import reports_spec_errors
+from dse.cli.options import link_mode, link_transfer_options
 
 
 def parse_duration(text: str | None) -> float | None:
@@ -37,10 +38,11 @@ def parse_duration(text: str | None) -> float | None:
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True)
 @click.option("--set", "settings", multiple=True, metavar="NAME=VALUE",
               help="Override an architecture parameter, e.g. --set columns=3 (repeatable).")
+@link_transfer_options
 @click.option("--quiet", "-q", is_flag=True)
 @reports_spec_errors
 def map_(files, objective, search, max_evals, time_limit, seed, jobs, pareto, out_dir, settings,
-         quiet):
+         link_transfers, no_link_transfers, quiet):
     """Find the best mapping. FILES (architecture, problem, optional constraints, mapper
     settings, ERT) merge as in `dse model`. Writes mapping.yaml (native), map.yaml (Timeloop),
     levels.csv and summary.json for the best mapping, search.json, and pareto.csv."""
@@ -63,6 +65,7 @@ def map_(files, objective, search, max_evals, time_limit, seed, jobs, pareto, ou
         search=search or d.search or "auto",
         max_evals=max_evals if max_evals is not None else d.max_evals,
         time_limit=parse_duration(time_limit), seed=seed, jobs=max(1, jobs), pareto=pareto,
+        link_transfers=link_mode(link_transfers, no_link_transfers),
     )
     spec, searcher = prepare(files, cfg, params)
     for note in spec.notes:
@@ -93,7 +96,7 @@ def map_(files, objective, search, max_evals, time_limit, seed, jobs, pareto, ou
         raise SystemExit(1)
     if not quiet:
         mapping = searcher.mapping_of(result.best)
-        ev = evaluate(spec.problem, spec.arch, mapping)
+        ev = evaluate(spec.problem, spec.arch, mapping, link_transfers=cfg.link_transfers)
         click.echo(terminal_table(ev, level_rows(ev, spec.arch)))
         click.echo(f"searched {result.evaluated:,} mappings ({result.valid:,} valid) in "
                    f"{result.wall_s:.1f} s, {info['evals_per_s']:,.0f}/s; wrote {out}/")

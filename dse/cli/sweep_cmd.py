@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from dse.cli.errors import reports_spec_errors
+from dse.cli.options import link_mode, link_transfer_options
 
 
 @click.command()
@@ -19,9 +20,11 @@ from dse.cli.errors import reports_spec_errors
 @click.option("--scheduler", default=None, help="dask scheduler address, e.g. tcp://HOST:8786.")
 @click.option("--shard", default=None, help="Run only design points i, i+N, ... (i/N).")
 @click.option("--store", "store_path", default="results/store.sqlite", show_default=True)
+@link_transfer_options
 @click.option("--quiet", "-q", is_flag=True)
 @reports_spec_errors
-def sweep(sweep_file, out_dir, jobs, executor, scheduler, shard, store_path, quiet):
+def sweep(sweep_file, out_dir, jobs, executor, scheduler, shard, store_path, link_transfers,
+          no_link_transfers, quiet):
     """Run every design point of SWEEP_FILE; each point's layers.csv/totals.csv go to
     OUT/<point>/, all totals to OUT/sweep.csv. Finished layers are stored as they complete and
     are never recomputed, so an interrupted sweep resumes with the same command."""
@@ -31,6 +34,9 @@ def sweep(sweep_file, out_dir, jobs, executor, scheduler, shard, store_path, qui
     from dse.pipeline.sweep import parse_shard, read_sweep, run_sweep
 
     spec = read_sweep(sweep_file)
+    mode = link_mode(link_transfers, no_link_transfers)
+    if mode is not None:  # the command line overrides the file's `mapper: link_transfers`
+        spec.config.link_transfers = mode
     out = Path(out_dir or f"results/sweep/{spec.name}")
     store = ResultStore(store_path)
     bar = tqdm(unit="layer", desc=spec.name, disable=quiet)

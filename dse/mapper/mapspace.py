@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dse.arch import Architecture
-from dse.mapper.constraints import Constraints, LevelConstraints
+from dse.mapper.constraints import Constraints, LevelConstraints, outermost_bypass_error
 from dse.mapping import LevelMapping, Mapping
 from dse.workload import Problem
 
@@ -182,6 +182,9 @@ class MapSpace:
     def _build_orders_and_bypass(self) -> None:
         self.free_keep: list[tuple[int, int]] = []  # (level, tensor) pairs that are free
         self.forced_keep = np.ones((self.L, len(self.tensors)), dtype=bool)
+        top = self._lc(0).bypass & set(self.tensors)
+        if top:  # every mapping would be invalid: say so now, not after the search
+            raise outermost_bypass_error(self.arch, top)
         for i, lv in enumerate(self.arch.levels):
             lc = self._lc(i)
             for t, name in enumerate(self.tensors):

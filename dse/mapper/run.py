@@ -94,7 +94,7 @@ def write_search_outputs(out: Path, spec: Spec, searcher: Searcher, result: Sear
         atomic_write(out / "search.json", json.dumps(info, indent=2) + "\n")
         return info
     mapping = searcher.mapping_of(result.best)
-    ev = evaluate(spec.problem, spec.arch, mapping)
+    ev = evaluate(spec.problem, spec.arch, mapping, link_transfers=cfg.link_transfers)
     info["best"] = {"energy_pJ": ev.energy_pJ, "cycles": ev.cycles,
                     "edp_pJ_cycles": ev.energy_pJ * ev.cycles}
     native = mapping_to_native(mapping, spec.arch, spec.problem)

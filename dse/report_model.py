@@ -61,6 +61,18 @@ def level_rows(ev: Evaluation, arch) -> list[dict]:
                 "utilized_instances": s.utilized_instances, "energy_pJ": _f(s.leakage_pJ),
                 "energy_source": lv.energy["leak"].source,
             })
+    # fan-outs whose parent holds no copy of the tensor (fan-out levels, bypass): their link
+    # transfers have no tensor row above, so they get one of their own
+    for (name, tensor), (words, used) in ev.link_transfers.items():
+        if name in by_level and any(r.tensor == tensor for r in by_level[name]):
+            continue
+        lv = arch.levels[arch.index(name)]
+        rows.append({
+            "level": name, "tensor": tensor, "instances": lv.instances,
+            "utilized_instances": used, "link_transfers_per_instance": _f(words),
+            "energy_pJ": 0.0, "energy_source": "link transfers only (network energy not "
+            "modelled; peer accesses are charged at the receiving level)",
+        })
     comp = arch.compute
     rows.append({
         "level": comp.name, "tensor": "compute", "instances": comp.instances,

@@ -71,6 +71,10 @@ class Evaluation:
     compute_utilized_instances: int
     compute_energy_pJ: float
     energy_sources: dict[str, str] = field(default_factory=dict)
+    # (level, tensor) -> (words forwarded between the children of one instance of the level,
+    # utilized instances): every fan-out with link transfers, including fan-out levels that
+    # hold no data (dse.model.links)
+    link_transfers: dict[tuple[str, str], tuple[float, int]] = field(default_factory=dict)
 
     @property
     def pJ_per_mac(self) -> float:
@@ -150,6 +154,7 @@ def evaluate(
 
     rows: list[LevelTensorStats] = []
     per_level_tensor: dict[tuple[int, int], LevelTensorStats] = {}
+    link_table: dict[tuple[str, str], tuple[float, int]] = {}
     for t, ds in enumerate(problem.data_spaces):
         size = [ds.size(nest.box(i)) for i in range(n)]
         has_spatial = [bool(nest.spatial_loops(i)) for i in range(n)]
@@ -196,6 +201,9 @@ def evaluate(
         for i in range(n - 1):
             if links[i]:
                 peer[i + 1] += int(links[i]) // replication[i + 1]
+        for i in range(n):
+            if links[i]:
+                link_table[(arch.levels[i].name, ds.name)] = (links[i], replication[i])
         outermost_keeper = min(i for i in range(n) if keeps[i][t])
         for i in range(n):
             if not keeps[i][t]:
@@ -233,7 +241,9 @@ def evaluate(
 
     if check_capacity:
         _check_capacity(problem, arch, mapping, rows)
-    return _finish(problem, arch, mapping, nest, rows)
+    ev = _finish(problem, arch, mapping, nest, rows)
+    ev.link_transfers = link_table
+    return ev
 
 
 def _check_capacity(problem: Problem, arch: Architecture, mapping: Mapping,

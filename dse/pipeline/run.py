@@ -26,7 +26,16 @@ def layer_key(arch: ArchInput, problem, cfg: SearchConfig) -> str:
     settings = {k: getattr(cfg, k) for k in SEARCH_KEYS}
     # the mode actually used, so an explicit default and no option share stored results
     settings["link_transfers"] = resolve_link_mode(arch.arch, cfg.link_transfers)
-    return content_key(arch.identity(), problem_to_native(strip(problem)), settings, __version__)
+    return content_key(arch.identity(), problem_to_native(task_problem(problem)), settings,
+                       __version__)
+
+
+def task_problem(problem):
+    """The problem a layer is mapped as: no name or source (layers of one shape share a task)
+    but with its tensors' bit widths, which the model uses (dse.model.wordbits)."""
+    from dataclasses import replace
+
+    return replace(strip(problem), data_spaces=problem.data_spaces)
 
 
 def shape_id(problem) -> str:
@@ -66,7 +75,7 @@ def plan(network: Network, arch: ArchInput, cfg: SearchConfig) -> tuple[list[Lay
         key = layer_key(arch, problem, cfg)
         keys[layer.name] = key
         if key not in tasks:
-            tasks[key] = LayerTask(key, strip(problem), arch.arch,
+            tasks[key] = LayerTask(key, task_problem(problem), arch.arch,
                                    arch.constraints_for(problem), cfg)
     return list(tasks.values()), keys
 

@@ -215,6 +215,7 @@ def test_cli_link_option_and_levels_csv(tmp_path: Path) -> None:
     s_off, _ = out[("--link-transfers", "off")]
     assert out[("--no-link-transfers",)][0]["energy_pJ"] == s_off["energy_pJ"]
     s_def, rows = out[()]
+    assert s_def["link_transfers"] == "declared" and s_off["link_transfers"] == "off"
     assert s_def["energy_pJ"] == out[("--link-transfers", "declared")][0]["energy_pJ"]
     assert s_def["energy_pJ"] != s_off["energy_pJ"]
     glb = next(r for r in rows if r["level"] == "rf_array" and r["tensor"] == "Inputs")

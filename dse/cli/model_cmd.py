@@ -35,12 +35,15 @@ def model(files: tuple[str, ...], out_dir: str | None, link_transfers: str | Non
     spec.mapping = read_mapping(spec.document, spec.arch, spec.problem, spec.arch_constraints)
     for note in spec.document.notes:
         click.echo(note, err=True)
-    ev = evaluate(spec.problem, spec.arch, spec.mapping,
-                  link_transfers=link_mode(link_transfers, no_link_transfers))
+    from dse.model.links import resolve_link_mode
+
+    mode = resolve_link_mode(spec.arch, link_mode(link_transfers, no_link_transfers))
+    ev = evaluate(spec.problem, spec.arch, spec.mapping, link_transfers=mode)
     rows = level_rows(ev, spec.arch)
     if out_dir:
         write_outputs(Path(out_dir), rows, summary(ev, spec.arch, spec.problem,
-                                                   spec.document.hashes))
+                                                   spec.document.hashes,
+                                                   {"link_transfers": mode}))
     if not quiet:
         click.echo(terminal_table(ev, rows))
         if out_dir:

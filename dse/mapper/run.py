@@ -104,7 +104,10 @@ def write_search_outputs(out: Path, spec: Spec, searcher: Searcher, result: Sear
     atomic_write(out / "map.yaml", "# Found by dse map; Timeloop mapping format\n"
                  + yaml.safe_dump({"mapping": timeloop}, sort_keys=False))
     rows = level_rows(ev, spec.arch)
-    extra = {"search": {k: info[k] for k in ("objective", "search", "seed", "evaluated")}}
+    from dse.model.links import resolve_link_mode
+
+    extra = {"search": {k: info[k] for k in ("objective", "search", "seed", "evaluated")},
+             "link_transfers": resolve_link_mode(spec.arch, cfg.link_transfers)}
     if spec.problem.padded_from:
         from dse.arch_rules import true_macs
 

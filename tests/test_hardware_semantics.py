@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from click.testing import CliRunner
 
 from dse.arch import Architecture
@@ -445,3 +446,27 @@ def test_tensor_bits_batch_equals_scalar() -> None:
         assert float(r.energy_pJ[b]) == pytest.approx(ev.energy_pJ, rel=1e-9)
         valid += 1
     assert valid > 20 and invalid > 0
+
+
+def test_converted_timeloop_architecture_keeps_timeloop_links(tmp_path: Path) -> None:
+    """`dse convert` of a Timeloop architecture says `link_transfers: timeloop`, so the native
+    file gives Timeloop's numbers; `neighbour_links` survives a native round trip."""
+    from dse.spec import native
+    from dse.spec.build import load_spec
+    from dse.spec.convert import arch_to_native
+    from dse.spec.yamlload import load_documents
+    from tests.conftest import TIMELOOP_REFS
+
+    case = TIMELOOP_REFS / "ispass_04_conv1d_oc_3levelspatial_kp" / "inputs"
+    spec = load_spec(sorted(case.glob("*.yaml")), need_mapping=False)
+    assert spec.arch.default_link_transfers == "timeloop"
+    data = arch_to_native(spec.arch)
+    assert data["link_transfers"] == "timeloop"
+    files = native_files(tmp_path, links=True)
+    arch = load_spec(files).arch
+    back = tmp_path / "back.yaml"
+    back.write_text(yaml.safe_dump({"architecture": arch_to_native(arch)}))
+    again, _ = native.read_architecture(load_documents([back]).data["architecture"])
+    assert [lv.neighbour_links for lv in again.levels] == [lv.neighbour_links
+                                                           for lv in arch.levels]
+    assert again.levels[-1].neighbour_links and again.default_link_transfers == "declared"

@@ -232,6 +232,14 @@ class Searcher:
             n = min(n, self.cfg.max_evals - self.result.evaluated)
         return max(n, 0)
 
+    def _seed_size(self) -> int:
+        """auto's random blocks; a budget under two blocks gives each a quarter of it, so the
+        local search gets about half."""
+        n = self._block_size()
+        if self.cfg.max_evals is not None and self.cfg.max_evals < 2 * self.cfg.block:
+            n = min(n, max(1, self.cfg.max_evals // 4))
+        return n
+
     def _tick(self) -> None:
         if self.progress is not None:
             el = max(time.perf_counter() - self._t0, 1e-9)
@@ -405,7 +413,7 @@ class Searcher:
             for _ in range(2):  # a round of random blocks to find starting points
                 if self._out_of_budget():
                     break
-                choice, perm, keep, factors = self.random_block(block_no, self._block_size(),
+                choice, perm, keep, factors = self.random_block(block_no, self._seed_size(),
                                                                 with_factors=True)
                 block_no += 1
                 if not len(choice):

@@ -44,6 +44,9 @@ class StorageLevel:
     def utilized_clusters(self, utilized_instances: int) -> int:
         """Timeloop's count: min(utilized instances, instances / cluster_size)."""
         return min(utilized_instances, self.instances // self.cluster_size)
+    # instances exchange tiles with their mesh neighbours (native `neighbour_links: true`);
+    # used by the `declared` link-transfer mode (dse.model.links)
+    neighbour_links: bool = False
 
     @property
     def capacity_words(self) -> int | None:
@@ -83,6 +86,9 @@ class Architecture:
     # parameters (resolved values), energy_model, rules, dimension_granularity. See
     # dse/arch_rules.py and docs/formats.md.
     attributes: dict = field(default_factory=dict)
+    # link-transfer mode when none is asked for: `timeloop` (Timeloop inputs and hand-built
+    # architectures), `declared` (native architectures). See dse.model.links.
+    default_link_transfers: str = "timeloop"
 
     def level_names(self) -> tuple[str, ...]:
         return tuple(lv.name for lv in self.levels)

@@ -19,7 +19,8 @@ from dse.model.evaluate import Evaluation
 LEVEL_COLUMNS = [
     "level", "tensor", "instances", "utilized_instances", "utilized_capacity_words",
     "capacity_words", "reads_per_instance", "fills_per_instance", "updates_per_instance",
-    "partition_size", "temporal_reductions_per_instance", "read_energy_pJ", "fill_energy_pJ",
+    "partition_size", "temporal_reductions_per_instance", "link_transfers_per_instance",
+    "peer_accesses_per_instance", "read_energy_pJ", "fill_energy_pJ",
     "update_energy_pJ", "energy_pJ", "energy_source",
 ]
 
@@ -47,6 +48,8 @@ def level_rows(ev: Evaluation, arch) -> list[dict]:
                 "updates_per_instance": r.updates_per_instance,
                 "partition_size": r.partition_size,
                 "temporal_reductions_per_instance": r.temporal_reductions_per_instance,
+                "link_transfers_per_instance": _f(r.link_transfers),
+                "peer_accesses_per_instance": r.peer_accesses_per_instance,
                 "read_energy_pJ": _f(r.read_energy_pJ), "fill_energy_pJ": _f(r.fill_energy_pJ),
                 "update_energy_pJ": _f(r.update_energy_pJ), "energy_pJ": _f(r.energy_pJ),
                 "energy_source": src,
@@ -58,6 +61,18 @@ def level_rows(ev: Evaluation, arch) -> list[dict]:
                 "utilized_instances": s.utilized_instances, "energy_pJ": _f(s.leakage_pJ),
                 "energy_source": lv.energy["leak"].source,
             })
+    # fan-outs whose parent holds no copy of the tensor (fan-out levels, bypass): their link
+    # transfers have no tensor row above, so they get one of their own
+    for (name, tensor), (words, used) in ev.link_transfers.items():
+        if name in by_level and any(r.tensor == tensor for r in by_level[name]):
+            continue
+        lv = arch.levels[arch.index(name)]
+        rows.append({
+            "level": name, "tensor": tensor, "instances": lv.instances,
+            "utilized_instances": used, "link_transfers_per_instance": _f(words),
+            "energy_pJ": 0.0, "energy_source": "link transfers only (network energy not "
+            "modelled; peer accesses are charged at the receiving level)",
+        })
     comp = arch.compute
     rows.append({
         "level": comp.name, "tensor": "compute", "instances": comp.instances,

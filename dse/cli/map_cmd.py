@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from dse.cli.errors import reports_spec_errors
+from dse.cli.options import link_mode, link_transfer_options
 
 
 def parse_duration(text: str | None) -> float | None:
@@ -41,10 +42,11 @@ def parse_duration(text: str | None) -> float | None:
               default="2024", show_default=True,
               help="Timeloop build to reproduce: 2024 (current) or legacy (v0.3 era: one energy "
                    "per level, output fills not elided, no leakage). See docs/timeloop.md.")
+@link_transfer_options
 @click.option("--quiet", "-q", is_flag=True)
 @reports_spec_errors
 def map_(files, objective, search, max_evals, time_limit, seed, jobs, pareto, out_dir, settings,
-         generation, quiet):
+         generation, link_transfers, no_link_transfers, quiet):
     """Find the best mapping. FILES (architecture, problem, optional constraints, mapper
     settings, ERT) merge as in `dse model`. Writes mapping.yaml (native), map.yaml (Timeloop),
     levels.csv and summary.json for the best mapping, search.json, and pareto.csv."""
@@ -68,6 +70,7 @@ def map_(files, objective, search, max_evals, time_limit, seed, jobs, pareto, ou
         max_evals=max_evals if max_evals is not None else d.max_evals,
         time_limit=parse_duration(time_limit), seed=seed, jobs=max(1, jobs), pareto=pareto,
         generation=generation,
+        link_transfers=link_mode(link_transfers, no_link_transfers),
     )
     spec, searcher = prepare(files, cfg, params)
     for note in spec.notes:
@@ -98,7 +101,8 @@ def map_(files, objective, search, max_evals, time_limit, seed, jobs, pareto, ou
         raise SystemExit(1)
     if not quiet:
         mapping = searcher.mapping_of(result.best)
-        ev = evaluate(spec.problem, spec.arch, mapping, generation=generation)
+        ev = evaluate(spec.problem, spec.arch, mapping, link_transfers=cfg.link_transfers,
+                      generation=generation)
         click.echo(terminal_table(ev, level_rows(ev, spec.arch)))
         click.echo(f"searched {result.evaluated:,} mappings ({result.valid:,} valid) in "
                    f"{result.wall_s:.1f} s, {info['evals_per_s']:,.0f}/s; wrote {out}/")

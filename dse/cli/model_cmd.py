@@ -7,14 +7,14 @@ from pathlib import Path
 import click
 
 from dse.cli.errors import reports_spec_errors
+from dse.cli.options import link_mode, link_transfer_options
 
 
 @click.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Folder for levels.csv and summary.json (default: print only).")
-@click.option("--no-link-transfers", is_flag=True,
-              help="Do not model neighbour-to-neighbour transfers (Timeloop models them).")
+@link_transfer_options
 @click.option("--set", "settings", multiple=True, metavar="NAME=VALUE",
               help="Override an architecture parameter, e.g. --set columns=3 (repeatable).")
 @click.option("--timeloop-generation", "generation", type=click.Choice(["2024", "legacy"]),
@@ -25,9 +25,9 @@ from dse.cli.errors import reports_spec_errors
               help="Data for Jinja2 templates among FILES (Timeloop's jinja_parse_data).")
 @click.option("--quiet", "-q", is_flag=True, help="Do not print the table.")
 @reports_spec_errors
-def model(files: tuple[str, ...], out_dir: str | None, no_link_transfers: bool,
-          settings: tuple[str, ...], generation: str, jinja_items: tuple[str, ...],
-          quiet: bool) -> None:
+def model(files: tuple[str, ...], out_dir: str | None, link_transfers: str | None,
+          no_link_transfers: bool, settings: tuple[str, ...], generation: str,
+          jinja_items: tuple[str, ...], quiet: bool) -> None:
     """Evaluate ONE mapping. FILES are YAML files merged at their top level (later wins):
     architecture, problem (workload), mapping and optionally an Accelergy ERT."""
     from dse.arch_library import parse_settings
@@ -44,12 +44,16 @@ def model(files: tuple[str, ...], out_dir: str | None, no_link_transfers: bool,
     spec.mapping = read_mapping(spec.document, spec.arch, spec.problem, spec.arch_constraints)
     for note in spec.document.notes:
         click.echo(note, err=True)
-    ev = evaluate(spec.problem, spec.arch, spec.mapping, link_transfers=not no_link_transfers,
+    from dse.model.links import resolve_link_mode
+
+    mode = resolve_link_mode(spec.arch, link_mode(link_transfers, no_link_transfers))
+    ev = evaluate(spec.problem, spec.arch, spec.mapping, link_transfers=mode,
                   generation=generation)
     rows = level_rows(ev, spec.arch)
     if out_dir:
         write_outputs(Path(out_dir), rows, summary(ev, spec.arch, spec.problem,
-                                                   spec.document.hashes))
+                                                   spec.document.hashes,
+                                                   {"link_transfers": mode}))
     if not quiet:
         click.echo(terminal_table(ev, rows))
         if out_dir:

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from dse.cli.errors import reports_spec_errors
+from dse.cli.options import link_mode, link_transfer_options
 
 
 @click.command()
@@ -32,10 +33,11 @@ from dse.cli.errors import reports_spec_errors
               default="2024", show_default=True,
               help="Timeloop build to reproduce: 2024 (current) or legacy (v0.3 era: one energy "
                    "per level, output fills not elided, no leakage). See docs/timeloop.md.")
+@link_transfer_options
 @click.option("--quiet", "-q", is_flag=True)
 @reports_spec_errors
 def run(arch_ref, cons_files, workload, out_dir, objective, search, max_evals, seed, jobs,
-        store_path, generation, quiet):
+        store_path, generation, link_transfers, no_link_transfers, quiet):
     """Map every unique layer of a network and write layers.csv and totals.csv. Progress: one
     bar for the network and, with --jobs 1, one for the layer being searched."""
     from tqdm import tqdm
@@ -55,7 +57,8 @@ def run(arch_ref, cons_files, workload, out_dir, objective, search, max_evals, s
     arch = load_arch(files)
     network = load_workload(workload)
     cfg = SearchConfig(objective=objective, search=search, max_evals=max_evals, seed=seed,
-                       generation=generation)
+                       generation=generation,
+                       link_transfers=link_mode(link_transfers, no_link_transfers))
     out = Path(out_dir)
     if arch.arch.attributes.get("execution"):
         _run_execution(network, arch, out, quiet)
@@ -91,9 +94,15 @@ def run(arch_ref, cons_files, workload, out_dir, objective, search, max_evals, s
                    f"({tot['mapped_layers']} mapped), {tot['macs']:,} MACs, "
                    f"{tot['cycles']:,} cycles, {tot['energy_pJ'] / 1e6:,.3f} uJ, "
                    f"{tot['pJ_per_mac']:.3f} pJ/MAC; wrote {out}/layers.csv, totals.csv")
-    failed = [r["layer"] for r in rows if r.get("status") not in ("ok",) and r.get("ops", 0) != 0]
+    # every layer was written; the ones the search found no mapping for make the run fail
+    failed = [r for r in rows if r.get("status") not in ("ok", None)
+              and not str(r.get("status")).startswith("not mapped")]
+    for r in failed:
+        click.echo(f"layer {r['layer']}: {r['status']} ({r.get('reason') or 'no reason given'})",
+                   err=True)
     if failed:
-        click.echo(f"no valid mapping for: {', '.join(failed)}", err=True)
+        click.echo(f"{len(failed)} of {len(rows)} layers have no valid mapping; see "
+                   f"{out}/layers.csv", err=True)
         raise SystemExit(1)
 
 

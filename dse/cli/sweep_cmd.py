@@ -8,6 +8,7 @@ import click
 
 from dse import install_hint
 from dse.cli.errors import reports_spec_errors
+from dse.cli.options import link_mode, link_transfer_options
 
 
 @click.command()
@@ -24,9 +25,11 @@ from dse.cli.errors import reports_spec_errors
               default=None,
               help="Timeloop build to reproduce: 2024 or legacy (v0.3 era). Default: the sweep "
                    "file's mapper.timeloop_generation, else 2024.")
+@link_transfer_options
 @click.option("--quiet", "-q", is_flag=True)
 @reports_spec_errors
-def sweep(sweep_file, out_dir, jobs, executor, scheduler, shard, store_path, generation, quiet):
+def sweep(sweep_file, out_dir, jobs, executor, scheduler, shard, store_path, generation,
+          link_transfers, no_link_transfers, quiet):
     """Run every design point of SWEEP_FILE; each point's layers.csv/totals.csv go to
     OUT/<point>/, all totals to OUT/sweep.csv. Finished layers are stored as they complete and
     are never recomputed, so an interrupted sweep resumes with the same command."""
@@ -40,6 +43,9 @@ def sweep(sweep_file, out_dir, jobs, executor, scheduler, shard, store_path, gen
         from dataclasses import replace
 
         spec = replace(spec, config=replace(spec.config, generation=generation))
+    mode = link_mode(link_transfers, no_link_transfers)
+    if mode is not None:  # the command line overrides the file's `mapper: link_transfers`
+        spec.config.link_transfers = mode
     out = Path(out_dir or f"results/sweep/{spec.name}")
     store = ResultStore(store_path)
     bar = tqdm(unit="layer", desc=spec.name, disable=quiet)

@@ -18,6 +18,8 @@ from dse.arch import Architecture
 from dse.model import generation as generations
 from dse.model.deltas import link_effect, neighbour_diffs
 from dse.model.evaluate import action_energy
+from dse.model.links import linked_fanouts, resolve_link_mode
+from dse.model.wordbits import bandwidth_scale, tensor_bits, words_per_block
 from dse.workload import Problem
 
 
@@ -35,14 +37,17 @@ class BatchResult:
 class BatchModel:
     """Constants of one (problem, architecture) pair, prepared for fast batch evaluation."""
 
-    def __init__(self, problem: Problem, arch: Architecture, link_transfers: bool = True,
+    def __init__(self, problem: Problem, arch: Architecture,
+                 link_transfers: bool | str | None = None,
                  generation: str = generations.DEFAULT) -> None:
         arch = generations.energies_for(arch, generation)  # the same rule as the scalar model
         self.elide_fills = generations.elides_output_fills(generation)
         self.generation = generation
         self.problem = problem
         self.arch = arch
-        self.link_transfers = link_transfers
+        self.link_mode = resolve_link_mode(arch, link_transfers)
+        self.linked = linked_fanouts(arch, self.link_mode)  # per level's fan-out
+        self.link_transfers = any(self.linked)
         self.dims = problem.dims
         self.D = len(self.dims)
         self.L = len(arch.levels)
@@ -76,12 +81,21 @@ class BatchModel:
                               else x.effective_capacity_words) for x in lv], dtype=np.int64)
         self.block = np.array([x.block_size for x in lv], dtype=np.int64)
         self.clusters = np.array([x.instances // x.cluster_size for x in lv], dtype=np.int64)
+        # per-tensor word widths (dse.model.wordbits): words per row, bits per word, and
+        # datawidth words of bandwidth per word, per (level, tensor)
+        self.has_bits = any(ds.word_bits for ds in self.tensors)
+        self.block_t = np.array([[words_per_block(x, ds) for ds in self.tensors] for x in lv],
+                                dtype=np.int64)
+        self.bits_t = np.array([[tensor_bits(x, ds) for ds in self.tensors] for x in lv],
+                               dtype=np.int64)
+        self.bw_scale = np.array([[bandwidth_scale(x, ds) for ds in self.tensors] for x in lv])
+        self.datawidth = np.array([max(1, x.datawidth) for x in lv], dtype=np.int64)
         self.fanout = np.array([arch.fanout(i) for i in range(self.L)], dtype=np.int64)
 
         def e(x, a):
-            if a == "update" and "update" not in x.energy:
-                a = "write"
-            return x.energy[a].pJ if a in x.energy else np.nan
+            # the scalar model's lookup: a missing energy is the same SpecError here, not a
+            # NaN that would quietly steer the search away from the level
+            return 0.0 if x.is_dummy else action_energy(x, a)
 
         self.e_read = np.array([e(x, "read") for x in lv])
         self.e_write = np.array([e(x, "write") for x in lv])
@@ -129,8 +143,15 @@ class BatchModel:
             box[:, i] = box[:, i + 1] * per_level[:, i]
         size = np.stack([self._tile_size(t, box[:, :L]) for t in range(len(self.tensors))],
                         axis=2)  # (B, L, nT)
-        used = np.where(keep, size, 0).sum(axis=2)
-        overflow = np.where(self.cap[None, :] < 0, 0, np.maximum(used - self.cap[None, :], 0))
+        if self.has_bits:  # capacity in bits; overflow reported in datawidth words
+            used_bits = np.where(keep, size * self.bits_t[None], 0).sum(axis=2)
+            over = np.maximum(used_bits - self.cap[None, :] * self.datawidth[None, :], 0)
+            over = -(-over // self.datawidth[None, :])
+            overflow = np.where(self.cap[None, :] < 0, 0, over)
+        else:
+            used = np.where(keep, size, 0).sum(axis=2)
+            overflow = np.where(self.cap[None, :] < 0, 0,
+                                np.maximum(used - self.cap[None, :], 0))
         cap_ok = (overflow == 0).all(axis=1)
         capacity_ok = cap_ok if check_capacity else np.ones(B, dtype=bool)
         fanout_ok = ((SX.prod(axis=2) <= self.fanout[None, :, 0])
@@ -197,7 +218,7 @@ class BatchModel:
                 # does), unless a sliding-window link transfer could change that ratio
                 needed = keep[:, i, t] | (keep[:, b, t] if b < L else True)
                 if not needed.any() and not (
-                        any_fan and self.link_transfers and K
+                        any_fan and self.linked[i] and K
                         and self._coupled(t, i, b == L, S, T).any()):
                     dsum[:, i, t] = 1.0
                     if any_fan:
@@ -215,7 +236,7 @@ class BatchModel:
                     kind_ok = nonunit
                 elif b == L:
                     dsum[:, i, t] = full * (1 + weight.sum(axis=1))
-                    if any_fan and self.link_transfers:
+                    if any_fan and self.linked[i]:
                         v = np.stack(self._translations(t, sd, ss, nonunit), axis=2)
                     kind_ok = nonunit
                 else:
@@ -237,7 +258,7 @@ class BatchModel:
                     c = np.where(later & differs, fullk, c)
                     dsum[:, i, t] = full + (weight * c).sum(axis=1)
                     v = None
-                    if any_fan and self.link_transfers:
+                    if any_fan and self.linked[i]:
                         # a link needs the previous step's delta to be of the same kind
                         kind = np.where(c == 0, 0, np.where(c == fullk, 2, 1))
                         kfirst = kind[np.arange(B), first]
@@ -247,12 +268,16 @@ class BatchModel:
                                               & ok_first[:, None])
                 if any_fan:
                     groups[:, i, t] = self._groups(t, S[:, i], child_box, SX[:, i], SY[:, i])
-                    if self.link_transfers and K:
+                    if self.linked[i] and K:
                         if v is None:
                             v = np.stack(vs, axis=2)
+                        # `declared`: only between children that keep the tensor
+                        link_rows = (keep[:, b, t] if self.link_mode == "declared"
+                                     else np.ones(B, dtype=bool))
                         self._links(t, i, b == L, v, kind_ok, nonunit, weight, outer_excl, sn,
                                     first, full,
-                                    c if b < L else None, kind if b < L else None, needed,
+                                    c if b < L else None, kind if b < L else None,
+                                    needed, link_rows,
                                     groups, fan, S, T, SX, SY, child_box, zero_words,
                                     zero_links, patches)
 
@@ -297,15 +322,19 @@ class BatchModel:
         fills = np.where(keep, np.where(rw, np.rint(np.where(full_fill, share,
                                                              share - partition)),
                                         np.floor(share)), 0)
-        blk = self.block[None, :, None]
+        blk = self.block_t[None]
         dyn = (np.ceil(reads / blk) * self.e_read[None, :, None]
                + np.ceil(fills / blk) * self.e_write[None, :, None]
                + np.ceil(updates / blk) * self.e_update[None, :, None])
         # charged per utilized cluster, as StorageLevel.utilized_clusters
         dyn = np.where(keep, dyn, 0.0).sum(axis=2) * np.minimum(rep, self.clusters[None, :])
         compute_cycles = np.prod(T, axis=(1, 2))
-        rd = reads.sum(axis=2) / compute_cycles[:, None]
-        wd = (fills + updates).sum(axis=2) / compute_cycles[:, None]
+        if self.has_bits:
+            rd = (reads * self.bw_scale[None]).sum(axis=2) / compute_cycles[:, None]
+            wd = ((fills + updates) * self.bw_scale[None]).sum(axis=2) / compute_cycles[:, None]
+        else:
+            rd = reads.sum(axis=2) / compute_cycles[:, None]
+            wd = (fills + updates).sum(axis=2) / compute_cycles[:, None]
         with np.errstate(divide="ignore", invalid="ignore"):
             slow = np.minimum.reduce([
                 np.ones_like(rd),
@@ -446,8 +475,8 @@ class BatchModel:
         return e
 
     def _links(self, t, i, to_compute, v, kind_ok, nonunit, weight, outer_excl, sn, first, full,
-               c, kind, needed, groups, fan, S, T, SX, SY, child_box, zero_words, zero_links,
-               patches):
+               c, kind, needed, link_rows, groups, fan, S, T, SX, SY, child_box, zero_words,
+               zero_links, patches):
         """Link transfers at level i's fan-out for tensor t: zero-translation steps (a stride
         change moves a whole tile that a neighbour already holds) in closed form per spatial
         structure; rows where a non-zero translation matches a neighbour difference get the
@@ -455,7 +484,7 @@ class BatchModel:
         rows_fan = fan[:, i] > 1
         # links change nothing where neither this level nor its child keeps t and every child
         # holds different data (the reads/fan-out ratio that masking passes upwards stays 1)
-        matters = rows_fan & (needed | (groups[:, i, t] < fan[:, i]))
+        matters = rows_fan & link_rows & (needed | (groups[:, i, t] < fan[:, i]))
         if not matters.any():
             return
         zero = (v == 0).all(axis=2) & kind_ok
@@ -533,22 +562,15 @@ class BatchModel:
         each class's link effect looked up per (spatial structure, translation)."""
         V = v[hr]  # (n, K, R)
         n, K, R = V.shape
-        w = self._hash_weights(R)
-        codes = V @ w
-        pairs = np.stack([np.repeat(su, K), codes.reshape(-1)], axis=1)
-        uniq, first_idx, inv = np.unique(pairs, axis=0, return_index=True, return_inverse=True)
+        uniq, inv = group_translations(np.repeat(su, K), V.reshape(-1, R))
         eff = np.empty((len(uniq), 3), dtype=np.float64)
-        flatV = V.reshape(-1, R)
-        exact_code = np.abs(flatV).max(initial=0) < 500_000  # then a code names one vector
-        for j, (u, code) in enumerate(uniq.tolist()):
-            st = structs[u]
-            key = code if exact_code else tuple(int(x) for x in flatV[first_idx[j]])
-            e = st["by_code"].get(key)
+        for j, row in enumerate(uniq.tolist()):
+            st, tr = structs[row[0]], tuple(row[1:])
+            e = st["by_code"].get(tr)
             if e is None:
-                tr = tuple(int(x) for x in flatV[first_idx[j]])
-                e = st["by_code"][key] = self._effect(st, tr)
+                e = st["by_code"][tr] = self._effect(st, tr)
             eff[j] = e
-        eff = eff[inv.reshape(-1)].reshape(n, K, 3)
+        eff = eff[inv].reshape(n, K, 3)
         nl, gw, nr = eff[..., 0], eff[..., 1], eff[..., 2]
         G = np.array([structs[u]["groups"] for u in su], dtype=np.float64)[:, None]
         fo = np.array([structs[u]["fanout"] for u in su], dtype=np.float64)[:, None]
@@ -604,9 +626,21 @@ class BatchModel:
         patches.append((hr, i, t, total, weighted, links))
 
     def _hash_weights(self, R: int) -> np.ndarray:
-        """Weights that make equal vectors give equal sums (unequal ones rarely collide; a
-        collision only sends a row through the exact per-row walk)."""
-        return np.array([1_000_003 ** k for k in range(R)], dtype=np.int64)
+        """Weights that make equal vectors give equal sums, modulo 2**64 as numpy's int64
+        arithmetic wraps (unequal ones rarely collide; codes only screen rows for the exact
+        walk, which groups translations by their exact values: `group_translations`)."""
+        return np.array([pow(1_000_003, k, 2**64) for k in range(R)],
+                        dtype=np.uint64).view(np.int64)
+
+
+def group_translations(struct_ids: np.ndarray, vectors: np.ndarray
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct (structure id, translation vector) rows, exactly (no hashing, so any number
+    of ranks and any magnitude): (unique rows [id, v...], index of each input row's group)."""
+    pairs = np.concatenate([np.asarray(struct_ids, dtype=np.int64)[:, None],
+                            np.asarray(vectors, dtype=np.int64)], axis=1)
+    uniq, inv = np.unique(pairs, axis=0, return_inverse=True)
+    return uniq, inv.reshape(-1)
 
 
 def rows_from_mappings(model: BatchModel, mappings) -> tuple:

@@ -200,6 +200,9 @@ def read_constraints(targets: list, arch: Architecture, problem: Problem, path: 
                 if name not in problem.tensor_names:
                     raise SpecError(f"unknown tensor '{name}'", key_path=tp,
                                     hint=did_you_mean(name, problem.tensor_names), **where(t))
+            if byp and target == arch.levels[0].name:
+                raise outermost_bypass_error(arch, byp, key_path=f"{tp}.bypass",
+                                             **where(t, "bypass"))
             lc.keep = lc.keep | frozenset(keep)
             lc.bypass = lc.bypass | frozenset(byp)
     return cons
@@ -248,6 +251,11 @@ def constraint_sections(data) -> list[tuple[str, list]]:
         if targets is not None:
             out.append((name, targets))
     return out
+def outermost_bypass_error(arch: Architecture, tensors, **location) -> SpecError:
+    """Refused before any search: the outermost level is the backing store of every tensor."""
+    return SpecError(f"constraints bypass {', '.join(sorted(tensors))} at the outermost level "
+                     f"{arch.levels[0].name}, which must keep every tensor",
+                     hint="bypass at an inner level instead", **location)
 
 
 def constraints_from_document(data, arch: Architecture, problem: Problem,

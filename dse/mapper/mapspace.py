@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dse.arch import Architecture
-from dse.mapper.constraints import Constraints, LevelConstraints
+from dse.mapper.constraints import Constraints, LevelConstraints, outermost_bypass_error
 from dse.mapping import LevelMapping, Mapping
 from dse.workload import Problem
 
@@ -182,6 +182,9 @@ class MapSpace:
     def _build_orders_and_bypass(self) -> None:
         self.free_keep: list[tuple[int, int]] = []  # (level, tensor) pairs that are free
         self.forced_keep = np.ones((self.L, len(self.tensors)), dtype=bool)
+        top = self._lc(0).bypass & set(self.tensors)
+        if top:  # every mapping would be invalid: say so now, not after the search
+            raise outermost_bypass_error(self.arch, top)
         for i, lv in enumerate(self.arch.levels):
             lc = self._lc(i)
             for t, name in enumerate(self.tensors):
@@ -262,16 +265,20 @@ class MapSpace:
         return keys
 
     def canonical_perm(self, T: np.ndarray, perm: np.ndarray) -> np.ndarray:
-        """Non-unit loops keep their order; unit loops follow in dimension order."""
+        """Non-unit loops keep their order, except that the constraint's fixed innermost /
+        outermost loops stay pinned (a factor move can make a pinned unit loop non-unit);
+        unit loops follow in dimension order."""
         B = T.shape[0]
         rows = np.arange(B)[:, None]
+        dims = np.arange(self.D)
         out = np.empty_like(perm)
         for i in range(self.L):
             p = perm[:, i]
-            unit = T[rows, i, p] == 1
-            key = np.where(unit, 1000 + p, np.arange(self.D)[None, :])
-            order = np.argsort(key, axis=1, kind="stable")
-            out[:, i] = np.take_along_axis(p, order, axis=1)
+            position = np.empty((B, self.D), dtype=float)
+            position[rows, p] = dims[None, :]  # per dimension, its place in the order
+            keys = self._constrained_keys(i, position)
+            keys = np.where(T[:, i, :] == 1, 2e6 + dims, keys)
+            out[:, i] = np.argsort(keys, axis=1, kind="stable")
         return out
 
     def keep_random(self, B: int, rng: np.random.Generator) -> np.ndarray:

@@ -119,7 +119,8 @@ def write_search_outputs(out: Path, spec: Spec, searcher: Searcher, result: Sear
         atomic_write(out / "search.json", json.dumps(info, indent=2) + "\n")
         return info
     mapping = searcher.mapping_of(result.best)
-    ev = evaluate(spec.problem, spec.arch, mapping, generation=cfg.generation)
+    ev = evaluate(spec.problem, spec.arch, mapping, link_transfers=cfg.link_transfers,
+                  generation=cfg.generation)
     info["best"] = {"energy_pJ": ev.energy_pJ, "cycles": ev.cycles,
                     "edp_pJ_cycles": ev.energy_pJ * ev.cycles}
     native = mapping_to_native(mapping, spec.arch, spec.problem)
@@ -129,7 +130,10 @@ def write_search_outputs(out: Path, spec: Spec, searcher: Searcher, result: Sear
     atomic_write(out / "map.yaml", "# Found by dse map; Timeloop mapping format\n"
                  + yaml.safe_dump({"mapping": timeloop}, sort_keys=False))
     rows = level_rows(ev, spec.arch)
-    extra = {"search": {k: info[k] for k in ("objective", "search", "seed", "evaluated")}}
+    from dse.model.links import resolve_link_mode
+
+    extra = {"search": {k: info[k] for k in ("objective", "search", "seed", "evaluated")},
+             "link_transfers": resolve_link_mode(spec.arch, cfg.link_transfers)}
     if spec.problem.padded_from:
         from dse.arch_rules import true_macs
 

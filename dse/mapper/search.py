@@ -43,6 +43,8 @@ class SearchConfig:
     pareto: bool = False
     block: int = 8192
     generation: str = "2024"  # Timeloop build to reproduce (dse/model/generation.py)
+    # link-transfer mode (dse.model.links); None = the architecture's default
+    link_transfers: str | None = None
 
 
 @dataclass
@@ -72,10 +74,11 @@ class SearchResult:
 _WORKER: BatchModel | None = None
 
 
-def _init_worker(problem: Problem, arch: Architecture, generation: str) -> None:
+def _init_worker(problem: Problem, arch: Architecture, link_transfers: str | None = None,
+                 generation: str = "2024") -> None:
     global _WORKER
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
-    _WORKER = BatchModel(problem, arch, generation=generation)
+    _WORKER = BatchModel(problem, arch, link_transfers, generation=generation)
 
 
 def _eval_in_worker(arrays):
@@ -91,7 +94,8 @@ class Searcher:
             raise ValueError(f"unknown objective {config.objective}")
         self.problem, self.arch, self.cfg = problem, arch, config
         self.space = MapSpace(problem, arch, constraints)
-        self.model = BatchModel(problem, arch, generation=config.generation)
+        self.model = BatchModel(problem, arch, config.link_transfers,
+                                generation=config.generation)
         self.min_util = constraints.min_utilization
         self.result = SearchResult(None)
         self.pool: ProcessPoolExecutor | None = None
@@ -223,6 +227,21 @@ class Searcher:
             return True
         return False
 
+    def _block_size(self) -> int:
+        """A block, cut to what is left of --max-evals."""
+        n = self.cfg.block
+        if self.cfg.max_evals is not None:
+            n = min(n, self.cfg.max_evals - self.result.evaluated)
+        return max(n, 0)
+
+    def _seed_size(self) -> int:
+        """auto's random blocks; a budget under two blocks gives each a quarter of it, so the
+        local search gets about half."""
+        n = self._block_size()
+        if self.cfg.max_evals is not None and self.cfg.max_evals < 2 * self.cfg.block:
+            n = min(n, max(1, self.cfg.max_evals // 4))
+        return n
+
     def _tick(self) -> None:
         if self.progress is not None:
             el = max(time.perf_counter() - self._t0, 1e-9)
@@ -242,9 +261,7 @@ class Searcher:
     def _run_random(self) -> None:
         block_no = 0
         while not self._out_of_budget():
-            n = self.cfg.block
-            if self.cfg.max_evals is not None:
-                n = min(n, self.cfg.max_evals - self.result.evaluated)
+            n = self._block_size()
             choice, perm, keep, factors = self.random_block(block_no, n, with_factors=True)
             if not len(choice):
                 break
@@ -367,6 +384,8 @@ class Searcher:
             fresh = [j for j, k in enumerate(keys) if k not in seen]
             if not fresh:
                 return
+            if self.cfg.max_evals is not None:  # stay within --max-evals
+                fresh = fresh[:max(self.cfg.max_evals - self.result.evaluated, 0)]
             seen.update(keys[j] for j in fresh)
             ch, pe, ke = ch[fresh], pe[fresh], ke[fresh]
             factors = tuple(f[fresh] for f in factors)
@@ -396,7 +415,7 @@ class Searcher:
             for _ in range(2):  # a round of random blocks to find starting points
                 if self._out_of_budget():
                     break
-                choice, perm, keep, factors = self.random_block(block_no, self.cfg.block,
+                choice, perm, keep, factors = self.random_block(block_no, self._seed_size(),
                                                                 with_factors=True)
                 block_no += 1
                 if not len(choice):
@@ -415,6 +434,7 @@ class Searcher:
         if self.cfg.jobs > 1:
             self.pool = ProcessPoolExecutor(self.cfg.jobs, initializer=_init_worker,
                                             initargs=(self.problem, self.arch,
+                                                      self.cfg.link_transfers,
                                                       self.cfg.generation))
         try:
             if self.cfg.search == "exhaustive":

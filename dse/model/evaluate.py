@@ -16,7 +16,9 @@ from dse.errors import SpecError
 from dse.mapping import Mapping
 from dse.model import generation as generations
 from dse.model.deltas import boundary_steps, fills_per_instance, spatial_stats
+from dse.model.links import linked_fanouts, resolve_link_mode
 from dse.model.nest import Nest, build_nest
+from dse.model.wordbits import bandwidth_scale, tensor_bits, words_per_block
 from dse.workload import Problem
 
 
@@ -36,7 +38,11 @@ class LevelTensorStats:
     read_energy_pJ: float = 0.0
     fill_energy_pJ: float = 0.0
     update_energy_pJ: float = 0.0
+    # words forwarded between the children of one instance over neighbour links (Timeloop's
+    # network "link transfers"); peer accesses: the reads (and as many fills) each instance
+    # makes for its neighbours, already included in reads/fills
     link_transfers: float = 0.0
+    peer_accesses_per_instance: int = 0
 
 
 @dataclass
@@ -66,6 +72,10 @@ class Evaluation:
     compute_utilized_instances: int
     compute_energy_pJ: float
     energy_sources: dict[str, str] = field(default_factory=dict)
+    # (level, tensor) -> (words forwarded between the children of one instance of the level,
+    # utilized instances): every fan-out with link transfers, including fan-out levels that
+    # hold no data (dse.model.links)
+    link_transfers: dict[tuple[str, str], tuple[float, int]] = field(default_factory=dict)
 
     @property
     def pJ_per_mac(self) -> float:
@@ -122,12 +132,16 @@ def evaluate(
     mapping: Mapping,
     *,
     check_capacity: bool = True,
-    link_transfers: bool = True,
+    link_transfers: bool | str | None = None,
     generation: str = generations.DEFAULT,
 ) -> Evaluation:
-    """`generation` picks the Timeloop build to reproduce (dse/model/generation.py)."""
+    """`link_transfers`: a mode of dse.model.links (None = the architecture's default;
+    True/False = `timeloop`/`off`). `generation` picks the Timeloop build to reproduce
+    (dse/model/generation.py)."""
     arch = generations.energies_for(arch, generation)
     elide_fills = generations.elides_output_fills(generation)
+    link_mode = resolve_link_mode(arch, link_transfers)
+    linked = linked_fanouts(arch, link_mode)
     nest = build_nest(problem, mapping)
     check_mapping(problem, arch, mapping, nest)
     n = len(arch.levels)
@@ -145,6 +159,7 @@ def evaluate(
 
     rows: list[LevelTensorStats] = []
     per_level_tensor: dict[tuple[int, int], LevelTensorStats] = {}
+    link_table: dict[tuple[str, str], tuple[float, int]] = {}
     for t, ds in enumerate(problem.data_spaces):
         size = [ds.size(nest.box(i)) for i in range(n)]
         has_spatial = [bool(nest.spatial_loops(i)) for i in range(n)]
@@ -155,7 +170,8 @@ def evaluate(
         for i in range(n):
             steps = boundary_steps(nest, i + 1, ds)
             if has_spatial[i]:
-                st = spatial_stats(steps, nest.spatial_loops(i), ds, link_transfers,
+                use_links = linked[i] and (link_mode == "timeloop" or keeps[i + 1][t])
+                st = spatial_stats(steps, nest.spatial_loops(i), ds, use_links,
                                    mesh=arch.fanout(i))
                 total[i], weighted[i], fanout[i], links[i] = (
                     st.total, st.weighted, st.fanout, st.link_transfers,
@@ -190,6 +206,9 @@ def evaluate(
         for i in range(n - 1):
             if links[i]:
                 peer[i + 1] += int(links[i]) // replication[i + 1]
+        for i in range(n):
+            if links[i]:
+                link_table[(arch.levels[i].name, ds.name)] = (links[i], replication[i])
         outermost_keeper = min(i for i in range(n) if keeps[i][t])
         for i in range(n):
             if not keeps[i][t]:
@@ -218,6 +237,7 @@ def evaluate(
                 partition_size=partition[i],
                 temporal_reductions_per_instance=reductions,
                 link_transfers=links[i],
+                peer_accesses_per_instance=peer[i],
             )
             per_level_tensor[(i, t)] = st
     for i in range(n - 1, -1, -1):
@@ -226,11 +246,17 @@ def evaluate(
                 rows.append(per_level_tensor[(i, t)])
 
     if check_capacity:
-        _check_capacity(arch, mapping, rows)
-    return _finish(problem, arch, mapping, nest, rows)
+        _check_capacity(problem, arch, mapping, rows)
+    ev = _finish(problem, arch, mapping, nest, rows)
+    ev.link_transfers = link_table
+    return ev
 
 
-def _check_capacity(arch: Architecture, mapping: Mapping, rows: list[LevelTensorStats]) -> None:
+def _check_capacity(problem: Problem, arch: Architecture, mapping: Mapping,
+                    rows: list[LevelTensorStats]) -> None:
+    if any(ds.word_bits for ds in problem.data_spaces):
+        _check_capacity_bits(problem, arch, mapping, rows)
+        return
     used: dict[str, int] = {}
     for r in rows:
         used[r.level] = used.get(r.level, 0) + r.utilized_capacity_words
@@ -243,6 +269,31 @@ def _check_capacity(arch: Architecture, mapping: Mapping, rows: list[LevelTensor
             raise MappingError(
                 f"tiles kept at level {lv.name} need {used[lv.name]} words ({parts}) but it "
                 f"holds {cap} words per instance",
+                file=mapping.source, line=mapping.line,
+                key_path=f"mapping.{lv.name}",
+                hint="use smaller factors at or below this level, or bypass a tensor here",
+            )
+
+
+def _check_capacity_bits(problem: Problem, arch: Architecture, mapping: Mapping,
+                         rows: list[LevelTensorStats]) -> None:
+    """Capacity with per-tensor word widths (dse.model.wordbits): counted in bits."""
+    used: dict[str, int] = {}
+    for r in rows:
+        lv = arch.levels[arch.index(r.level)]
+        bits = tensor_bits(lv, problem.data_space(r.tensor))
+        used[r.level] = used.get(r.level, 0) + r.utilized_capacity_words * bits
+    for lv in arch.levels:
+        cap = lv.effective_capacity_words
+        if cap is not None and used.get(lv.name, 0) > cap * lv.datawidth:
+            parts = ", ".join(
+                f"{r.tensor} {r.utilized_capacity_words} x "
+                f"{tensor_bits(lv, problem.data_space(r.tensor))} b"
+                for r in rows if r.level == lv.name
+            )
+            raise MappingError(
+                f"tiles kept at level {lv.name} need {used[lv.name]} bits ({parts}) but it "
+                f"holds {cap * lv.datawidth} bits ({cap} words of {lv.datawidth} b) per instance",
                 file=mapping.source, line=mapping.line,
                 key_path=f"mapping.{lv.name}",
                 hint="use smaller factors at or below this level, or bypass a tensor here",
@@ -269,7 +320,7 @@ def _finish(
     sources: dict[str, str] = {}
     for r in rows:
         lv = arch.levels[arch.index(r.level)]
-        block = lv.block_size
+        block = words_per_block(lv, problem.data_space(r.tensor))
         er, ew, eu = (action_energy(lv, a) for a in ("read", "write", "update"))
         # one access energy per utilized cluster (= per utilized instance when cluster_size 1)
         charged = lv.utilized_clusters(r.utilized_instances)
@@ -288,8 +339,10 @@ def _finish(
         level_rows.setdefault(r.level, []).append(r)
     for lv in arch.levels:
         lr = level_rows.get(lv.name, [])
-        reads = sum(r.reads_per_instance for r in lr)
-        writes = sum(r.fills_per_instance + r.updates_per_instance for r in lr)
+        scale = [bandwidth_scale(lv, problem.data_space(r.tensor)) for r in lr]
+        reads = sum(r.reads_per_instance * k for r, k in zip(lr, scale, strict=True))
+        writes = sum((r.fills_per_instance + r.updates_per_instance) * k
+                     for r, k in zip(lr, scale, strict=True))
         slowdown = 1.0
         rd, wd = reads / compute_cycles, writes / compute_cycles
         if lv.read_bandwidth is not None and lv.read_bandwidth < rd:

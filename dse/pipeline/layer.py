@@ -38,7 +38,8 @@ def map_layer(task: LayerTask, progress=None) -> dict:
                     "smallest_change": result.smallest_change})
         return row
     mapping = searcher.mapping_of(result.best)
-    ev = evaluate(task.problem, task.arch, mapping, generation=cfg.generation)
+    ev = evaluate(task.problem, task.arch, mapping, link_transfers=cfg.link_transfers,
+                  generation=cfg.generation)
     arch = task.arch
     level_energy = {lv.name: s.energy_pJ for lv, s in zip(arch.levels, ev.levels, strict=True)}
     reads = {lv.name: 0 for lv in arch.levels}

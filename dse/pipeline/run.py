@@ -23,8 +23,21 @@ SEARCH_KEYS = ("objective", "search", "max_evals", "time_limit", "seed", "genera
 
 
 def layer_key(arch: ArchInput, problem, cfg: SearchConfig) -> str:
+    from dse.model.links import resolve_link_mode
+
     settings = {k: getattr(cfg, k) for k in SEARCH_KEYS}
-    return content_key(arch.identity(), problem_to_native(strip(problem)), settings, __version__)
+    # the mode actually used, so an explicit default and no option share stored results
+    settings["link_transfers"] = resolve_link_mode(arch.arch, cfg.link_transfers)
+    return content_key(arch.identity(), problem_to_native(task_problem(problem)), settings,
+                       __version__)
+
+
+def task_problem(problem):
+    """The problem a layer is mapped as: no name or source (layers of one shape share a task)
+    but with its tensors' bit widths, which the model uses (dse.model.wordbits)."""
+    from dataclasses import replace
+
+    return replace(strip(problem), data_spaces=problem.data_spaces)
 
 
 def shape_id(problem) -> str:
@@ -40,7 +53,7 @@ def level_columns(arch) -> list[str]:
 def layer_columns(arch) -> list[str]:
     return (["network", "layer", "type", "arch", "point", "shape_id", "macs", "ops", "cycles",
              "energy_pJ", "pJ_per_mac", "utilization"] + level_columns(arch)
-            + ["status", "mapping", "evaluated", "valid", "search_s", "seed", "objective",
+            + ["status", "reason", "mapping", "evaluated", "valid", "search_s", "seed", "objective",
                "tool_version", "layer_key", "energy_sources"])
 
 
@@ -70,7 +83,7 @@ def plan(network: Network, arch: ArchInput, cfg: SearchConfig) -> tuple[list[Lay
         key = layer_key(arch, problem, cfg)
         keys[layer.name] = key
         if key not in tasks:
-            tasks[key] = LayerTask(key, strip(problem), arch.arch,
+            tasks[key] = LayerTask(key, task_problem(problem), arch.arch,
                                    arch.constraints_for(problem), cfg)
     return list(tasks.values()), keys
 
@@ -93,6 +106,8 @@ def layer_rows(network: Network, arch: ArchInput, cfg: SearchConfig, keys: dict,
         sid = shape_id(layer.problem)
         row.update({"shape_id": sid, "layer_key": key, "status": r["status"],
                     "evaluated": r["evaluated"], "valid": r["valid"], "search_s": r["search_s"]})
+        if r["status"] != "ok":
+            row["reason"] = failure_reason(r)
         if r["status"] == "ok":
             row.update({
                 "ops": r["ops"], "cycles": r["cycles"], "energy_pJ": r["energy_pJ"],
@@ -110,6 +125,18 @@ def layer_rows(network: Network, arch: ArchInput, cfg: SearchConfig, keys: dict,
                 row[f"writes_{lv.name}_words"] = r["writes_words"][lv.name]
         rows.append(row)
     return rows
+
+
+def failure_reason(result: dict) -> str:
+    """Why a layer has no mapping: the search's rejection counts and the smallest change."""
+    rejected = ", ".join(f"{k} {v:,}" for k, v in sorted((result.get("rejected") or {}).items())
+                         if v)
+    text = f"{result.get('evaluated', 0):,} mappings evaluated, none valid"
+    if rejected:
+        text += f"; rejected: {rejected}"
+    if result.get("smallest_change"):
+        text += f"; smallest change that admits one: {result['smallest_change']}"
+    return text
 
 
 def totals_row(network: Network, arch: ArchInput, cfg: SearchConfig, rows: list[dict],

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from dse.errors import SpecError, did_you_mean
 from dse.mapper.search import OBJECTIVES, SearchConfig
+from dse.model.links import LINK_MODES
 from dse.network import Network
 from dse.pipeline.executor import run_tasks
 from dse.pipeline.layer import map_layer
@@ -31,7 +32,7 @@ from dse.spec.yamlload import load_documents
 SWEEP_KEYS = {"version", "name", "architectures", "workloads", "parameters", "mapper",
               "description"}
 ARCH_KEYS = {"file", "name", "constraints", "parameters"}
-MAPPER_KEYS = {"objective", "search", "max_evals", "seed", "timeloop_generation"}
+MAPPER_KEYS = {"objective", "search", "max_evals", "seed", "timeloop_generation", "link_transfers"}
 
 
 @dataclass
@@ -95,9 +96,15 @@ def read_sweep(file: str) -> SweepSpec:
     if objective not in OBJECTIVES:
         raise SpecError(f"unknown objective '{objective}'", key_path="sweep.mapper.objective",
                         hint=did_you_mean(objective, OBJECTIVES), **where(mapper, "objective"))
+    links = get(mapper, "link_transfers")
+    if links is not None and links not in LINK_MODES:
+        raise SpecError(f"unknown link-transfer mode {links!r}",
+                        key_path="sweep.mapper.link_transfers", expected=", ".join(LINK_MODES),
+                        hint=did_you_mean(str(links), LINK_MODES),
+                        **where(mapper, "link_transfers"))
     cfg = SearchConfig(objective=objective, search=str(get(mapper, "search", "auto")),
                        max_evals=int(get(mapper, "max_evals", 100_000)),
-                       seed=int(get(mapper, "seed", 0)),
+                       seed=int(get(mapper, "seed", 0)), link_transfers=links,
                        generation=_generation(mapper))
     glob_params = get(node, "parameters") or {}
     require_mapping(glob_params, "sweep.parameters", node, "parameters")
@@ -255,6 +262,7 @@ def run_sweep(spec: SweepSpec, out: Path, store: ResultStore, jobs: int = 1,
         "refused": refused,
         "mapper": {"objective": spec.config.objective, "search": spec.config.search,
                    "max_evals": spec.config.max_evals, "seed": spec.config.seed,
-                   "timeloop_generation": spec.config.generation},
+                   "timeloop_generation": spec.config.generation,
+                   "link_transfers": spec.config.link_transfers},
     }, indent=2) + "\n")
     return SweepResult(len(points), len(todo), reused, ordered, refused)

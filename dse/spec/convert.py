@@ -72,6 +72,8 @@ def arch_to_native(arch: Architecture, constraints: dict | None = None) -> dict:
         out["clock_hz"] = _num(arch.clock_hz)
     if arch.technology is not None:
         out["technology"] = arch.technology
+    if arch.default_link_transfers != "declared":  # e.g. Timeloop's: keep its numbers
+        out["link_transfers"] = arch.default_link_transfers
     levels: list[dict] = []
     mesh = (1, 1)
     for i, lv in enumerate(arch.levels):
@@ -112,6 +114,8 @@ def arch_to_native(arch: Architecture, constraints: dict | None = None) -> dict:
             entry["multiple_buffering"] = _num(lv.multiple_buffering)
         if lv.cluster_size != 1:
             entry["cluster_size"] = lv.cluster_size
+        if lv.neighbour_links:
+            entry["neighbour_links"] = True
         keep, bypass = constraints.get(lv.name, (None, None))
         if keep is not None:
             entry["keep"] = list(keep)

@@ -23,7 +23,7 @@ INLINE = "spec:inline"
 ARCH_KEYS = {"version", "name", "clock_hz", "technology", "levels", "compute",
              # optional architecture-level keys (docs/formats.md "Parameters, rules, energy model")
              "parameters", "energy_model", "rules", "dimension_granularity", "extends",
-             "execution"}
+             "execution", "link_transfers"}
 # `levels:` may appear in an extending file only empty (it marks the section as native for
 # readers that look for `levels:`); the levels come from the base file.
 EXTENDS_KEYS = {"version", "extends", "name", "parameters", "energy_model", "levels"}
@@ -31,7 +31,7 @@ PARAMETER_KEYS = {"value", "min", "max", "source"}
 STORAGE_KEYS = {
     "name", "class", "depth", "width", "datawidth", "block_size", "read_bandwidth",
     "write_bandwidth", "shared_bandwidth", "multiple_buffering", "keep", "bypass", "energy",
-    "meshX", "meshY", "banks", "cluster_size",
+    "meshX", "meshY", "banks", "cluster_size", "neighbour_links",
 }
 FANOUT_KEYS = {"fanout", "meshX", "meshY"}
 COMPUTE_KEYS = {"name", "class", "datawidth", "energy", "meshX", "meshY"}
@@ -208,6 +208,12 @@ def _storage_level(entry: Node, path: str, mesh: tuple[int, int],
         raise SpecError(f"cluster_size {cluster} of {name} does not divide its "
                         f"{mesh[0] * mesh[1]} instances", key_path=f"{p}.cluster_size",
                         **where(entry, "cluster_size"))
+    links = get(entry, "neighbour_links", False)
+    if not isinstance(links, bool):
+        raise SpecError("expected true or false", key_path=f"{p}.neighbour_links", found=links,
+                        **where(entry, "neighbour_links"),
+                        hint="true: instances of this level forward tiles to their mesh "
+                             "neighbours (link transfers)")
 
     def bw(key: str) -> float | None:
         v = _opt_number(entry, key, p, names=names)
@@ -221,6 +227,7 @@ def _storage_level(entry: Node, path: str, mesh: tuple[int, int],
         shared_bandwidth=bw("shared_bandwidth"),
         energy=_energy(entry, p, STORAGE_ACTIONS, names), cls=cls,
         attributes={"banks": banks} if banks is not None else {}, cluster_size=cluster,
+        neighbour_links=links,
     )
     return level, mesh
 
@@ -304,7 +311,7 @@ def read_architecture(node: Node, path: str = "architecture", *,
         name=_string(node, "name", path, "architecture"), levels=tuple(levels), compute=compute,
         clock_hz=float(clock) if clock is not None else None,
         technology=str(tech) if tech is not None else None, source=node.file,
-        attributes=attributes,
+        attributes=attributes, default_link_transfers=_link_default(node, path),
     )
     model = attributes.get("energy_model")
     if model is not None:
@@ -368,6 +375,19 @@ def _parameters(node: Node, path: str, overrides: dict | None) -> dict:
             raise SpecError(f"parameter {k} = {v} is outside its range {lo}..{hi}",
                             key_path=f"{pp}.{k}", **loc)
     return names
+
+
+def _link_default(node: Node, path: str) -> str:
+    """`link_transfers:` (default `declared`): the link-transfer mode when none is asked for."""
+    from dse.model.links import LINK_MODES
+
+    mode = get(node, "link_transfers", "declared")
+    if mode not in LINK_MODES:
+        raise SpecError(f"unknown link-transfer mode {mode!r}",
+                        key_path=f"{path}.link_transfers", expected=", ".join(LINK_MODES),
+                        hint=did_you_mean(str(mode), LINK_MODES),
+                        **where(node, "link_transfers"))
+    return str(mode)
 
 
 def _arch_attributes(node: Node, path: str, names: dict, energy_model: str | None) -> dict:

@@ -1,0 +1,1 @@
+"""Execution models beyond one loop nest per layer: whole-network schedules."""

@@ -1,0 +1,266 @@
+"""Streaming dataflow FPGA designs (NN2FPGA, arXiv:2309.15631): the per-layer cost model, the
+pipeline II/FPS, the allocators and `dse run` on streaming architectures.
+Reference data: tests/data/nn2fpga (README there)."""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import math
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from dse.cli import main
+from dse.network import load_network_text
+from dse.schedule.allocate import allocate_exact, allocate_proportional, candidates
+from dse.schedule.streaming import (
+    Board,
+    Engine,
+    Memory,
+    Par,
+    StreamingArch,
+    build_stages,
+    evaluate,
+)
+from dse.spec.streaming_arch import load_streaming
+from dse.workload_library import load_workload
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO / "tests" / "data" / "nn2fpga"
+ARCHS = {"ultra96v2": "ultra96v2_streaming", "kv260": "kv260_streaming"}
+PREFIX = {"ultra96v2": "u96", "kv260": "kv260"}
+
+
+def _rows(name: str) -> list[dict]:
+    lines = [ln for ln in (DATA / name).read_text().splitlines() if not ln.startswith("#")]
+    return list(csv.DictReader(lines))
+
+
+def published_fps(net: str, board: str) -> float:
+    rows = {r["target_id"]: r for r in _rows("targets.csv")}
+    return float(rows[f"{net}_{board}_fps"]["value"])
+
+
+def reference_ii(net: str, board: str) -> int:
+    rows = {r["target_id"]: r for r in _rows("targets.csv")}
+    return int(rows[f"{net}_{board}_ii_model"]["value"])
+
+
+def dse_name(ref: str) -> str:
+    return ref.replace("layer", "l", 1) if ref.startswith("layer") else ref
+
+
+def reference_plan(net: str, board: str) -> dict[str, Par]:
+    """The derived per-layer plan of the reference table, in dse's layer names; the merged 1x1
+    shortcuts ('ds') run in their host conv's loop, so they must agree with it."""
+    pre = PREFIX[board]
+    plan, ds = {}, {}
+    for r in _rows(f"{net}_layers.csv"):
+        par = Par(int(r[f"{pre}_och_par"]), 1, int(r[f"{pre}_ow_par"]))
+        (ds if r["merged_into_conv1"] == "1" else plan)[dse_name(r["layer"])] = par
+    for name, par in ds.items():
+        assert plan[name.replace(".ds", ".conv1")] == par
+    return plan
+
+
+CASES = [(n, b) for b in ARCHS for n in ("resnet8", "resnet20")]
+
+
+@pytest.mark.parametrize(("net", "board"), CASES)
+def test_reference_plans_give_exact_ii_and_published_fps(net: str, board: str) -> None:
+    arch = load_streaming(REPO / "arch_specs" / f"{ARCHS[board]}.yaml")
+    res = evaluate(load_workload(net), arch, reference_plan(net, board))["totals"]
+    assert res["ii_cycles"] == reference_ii(net, board)
+    assert {16384: 1, 65536: 1, 8192: 1, 32768: 1}.get(res["ii_cycles"])  # the issue's values
+    pub = published_fps(net, board)
+    assert abs(res["fps"] - pub) / pub < 0.05
+    # the model's multipliers match the reference table's count for the same plan
+    pre = PREFIX[board]
+    assert res["multipliers"] == sum(int(r[f"{pre}_multipliers"])
+                                     for r in _rows(f"{net}_layers.csv"))
+
+
+@pytest.mark.parametrize(("net", "board"), CASES)
+def test_exact_allocation_fits_the_board_and_explains(net: str, board: str) -> None:
+    arch = load_streaming(REPO / "arch_specs" / f"{ARCHS[board]}.yaml")
+    network = load_workload(net)
+    alloc = allocate_exact(network, arch)
+    tot = evaluate(network, arch, alloc["plan"])["totals"]
+    assert tot["ii_cycles"] == alloc["ii"]
+    assert tot["dsp_used"] <= arch.board.dsp and tot["bram36_used"] <= arch.board.bram36
+    assert "smallest feasible II" in alloc["why"] and "next faster II" in alloc["why"]
+    pub = published_fps(net, board)
+    if (net, board) == ("resnet20", "kv260"):
+        # Known deviation (docs/streaming.md): with the whole 1,248-DSP budget the exact search
+        # finds II 24,576 (conv1 at och 2, every 3x3 engine at 16 products: 1,242 DSPs), 34 %
+        # faster than the published build, which used II 32,768.
+        assert tot["ii_cycles"] == 24576 and tot["fps"] > pub * 1.15
+    else:
+        assert abs(tot["fps"] - pub) / pub < 0.15
+
+
+def test_exact_search_matches_brute_force_on_a_small_network() -> None:
+    net = load_network_text("""
+network:
+  name: tiny
+  input: {C: 4, H: 8}
+  bits: {weights: 8, activations: 8}
+  layers:
+    - {name: a, type: conv2d, C: 4, K: 8, H: 8, R: 3, pad: 1, P: 8, inputs: [input]}
+    - {name: b, type: conv2d, C: 8, K: 8, H: 8, R: 3, pad: 1, P: 8, inputs: [a]}
+    - {name: c, type: conv2d, C: 8, K: 16, H: 8, R: 3, stride: 2, pad: 1, P: 4, inputs: [b]}
+    - {name: d, type: conv2d, C: 16, K: 4, H: 4, R: 1, P: 4, inputs: [c]}
+""")
+    checked = 0
+    budgets = [(dsp, 8, 36 * 1024) for dsp in (10, 23, 40, 77, 150)]
+    # every memory in BRAM, so the BRAM budget binds too
+    budgets += [(150, bram, 0) for bram in (5, 8, 9, 10, 12, 16)]
+    for dsp, bram, lutram in budgets:
+        arch = StreamingArch("t", Board("t", dsp, bram, 0, 0, 1e8),
+                             Engine(max_och_par=4, max_ich_par=2, max_ow_par=2),
+                             Memory(lutram_max_bits=lutram))
+        stages, _ = build_stages(net, arch.engine)
+        cands = [candidates(s, arch, 8, 8) for s in stages]
+        best = None
+        for combo in itertools.product(*cands):
+            if sum(c.dsp for c in combo) <= dsp and sum(c.bram36 for c in combo) <= bram:
+                key = (max(max(c.cycles for c in combo), 256), sum(c.dsp for c in combo))
+                best = key if best is None else min(best, key)
+        alloc = allocate_exact(net, arch)
+        if best is None:
+            assert alloc["plan"] is None
+            continue
+        tot = evaluate(net, arch, alloc["plan"])["totals"]
+        assert (tot["ii_cycles"], tot["dsp_used"]) == best
+        assert tot["bram36_used"] <= bram
+        checked += 1
+    assert checked >= 8
+
+
+def test_paper_era_allocator_reproduces_its_documented_outcome() -> None:
+    u96 = load_streaming(REPO / "arch_specs" / "ultra96v2_streaming.yaml")
+    outcome = {}
+    for net in ("resnet8", "resnet20"):
+        network = load_workload(net)
+        plain = allocate_proportional(network, u96, num_dsp=400, packing=False)
+        packed = allocate_proportional(network, u96, num_dsp=400, packing=True)
+        outcome[net] = (plain["heavy_par"], packed["heavy_par"])
+        ii = evaluate(network, u96, plain["plan"])["totals"]["ii_cycles"]
+        assert ii == 262144 // plain["heavy_par"]
+    assert outcome == {"resnet8": (8, 16), "resnet20": (2, 4)}
+
+
+def test_skip_forwarding_saves_what_the_model_derives_on_resnet8() -> None:
+    network = load_workload("resnet8")
+    base = load_streaming(REPO / "arch_specs" / "ultra96v2_streaming.yaml")
+    plan = reference_plan("resnet8", "ultra96v2")
+    fwd = evaluate(network, base, plan)["totals"]
+    whole = evaluate(network, StreamingArch(**{**base.__dict__, "skip_forwarding": False}),
+                     plan)["totals"]
+    # (channels, height, width) of ResNet-8's three joins; 3x3 consuming conv; 8-bit
+    joins = [(16, 32, 32), (32, 16, 16), (64, 8, 8)]
+    full = sum(c * h * w * 8 for c, h, w in joins)
+    lag = sum((1 * w + 1 + 1) * c * 8 for c, h, w in joins)  # one row + one pixel + the current
+    assert whole["skip_buffer_bits"] == full == 229376
+    assert fwd["skip_buffer_bits"] == lag == 14080
+    assert whole["skip_buffer_bits"] - fwd["skip_buffer_bits"] == 215296
+    assert fwd["ii_cycles"] == whole["ii_cycles"]  # buffering does not change throughput
+
+
+def test_packing_halves_dsps_and_latency_exceeds_ii() -> None:
+    network = load_workload("resnet8")
+    arch = load_streaming(REPO / "arch_specs" / "kv260_streaming.yaml")
+    plan = reference_plan("resnet8", "kv260")
+    packed = evaluate(network, arch, plan)["totals"]
+    unpacked = evaluate(network, StreamingArch(**{**arch.__dict__, "engine": Engine(
+        dsp_packing=False)}), plan)["totals"]
+    assert unpacked["dsp_used"] == packed["multipliers"] == 1545
+    assert packed["dsp_used"] == sum(math.ceil(m / 2) for m in (72, 288, 288, 144 + 16, 288,
+                                                              144 + 16, 288)) + 1
+    assert packed["ii_cycles"] < packed["latency_cycles"] < 2 * packed["ii_cycles"]
+
+
+def _run(args: list[str]):
+    return CliRunner().invoke(main, args, catch_exceptions=False)
+
+
+def test_dse_run_streaming_writes_layers_and_totals(tmp_path: Path) -> None:
+    out = tmp_path / "r8"
+    res = _run(["run", "--arch", "kv260_streaming", "--workload", "resnet8", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "FPS" in res.output and "bottleneck" in res.output and "allocation:" in res.output
+    tot = next(csv.DictReader((out / "totals.csv").open()))
+    for col in ("fps", "ii_cycles", "clock_hz", "dsp_used", "dsp_budget", "bottleneck_layer"):
+        assert tot[col] != ""
+    assert int(tot["ii_cycles"]) == 8192 and float(tot["clock_hz"]) == 250e6
+    layers = list(csv.DictReader((out / "layers.csv").open()))
+    assert {"och_par", "ich_par", "ow_par", "cycles", "dsp", "bram36"} <= set(layers[0])
+    assert max(int(r["stage_cycles"]) for r in layers) == 8192
+
+
+def test_dse_run_with_a_plan_file(tmp_path: Path) -> None:
+    plan = tmp_path / "plan.csv"
+    rows = ["layer,och_par,ow_par"] + [f"{k},{p.och_par},{p.ow_par}" for k, p in
+                                       reference_plan("resnet20", "ultra96v2").items()]
+    plan.write_text("\n".join(rows) + "\n")
+    out = tmp_path / "o"
+    res = _run(["run", "--arch", "ultra96v2_streaming", "--workload", "resnet20", "--out",
+                str(out), "--plan", str(plan)])
+    assert res.exit_code == 0, res.output
+    tot = next(csv.DictReader((out / "totals.csv").open()))
+    assert int(tot["ii_cycles"]) == 65536 and tot["allocator"] == "plan file"
+    yplan = tmp_path / "plan.yaml"
+    yplan.write_text("plan:\n" + "".join(f"  {k}: {{och_par: {p.och_par}}}\n" for k, p in
+                                         reference_plan("resnet20", "ultra96v2").items()))
+    res = _run(["run", "--arch", "ultra96v2_streaming", "--workload", "resnet20", "--out",
+                str(out), "--plan", str(yplan), "-q"])
+    assert res.exit_code == 0, res.output
+    assert int(next(csv.DictReader((out / "totals.csv").open()))["ii_cycles"]) == 65536
+
+
+def test_bad_plans_and_specs_are_clear_errors(tmp_path: Path) -> None:
+    plan = tmp_path / "plan.csv"
+    plan.write_text("layer,och_par\nl1.0.conv1x,4\n")
+    res = _run(["run", "--arch", "ultra96v2_streaming", "--workload", "resnet8", "--out",
+                str(tmp_path / "o"), "--plan", str(plan)])
+    assert res.exit_code == 2 and "did you mean 'l1.0.conv1'" in res.output
+    plan.write_text("layer,och_pr\nconv1,4\n")
+    res = _run(["run", "--arch", "ultra96v2_streaming", "--workload", "resnet8", "--out",
+                str(tmp_path / "o"), "--plan", str(plan)])
+    assert res.exit_code == 2 and "did you mean 'och_par'" in res.output
+    plan.write_text("layer,och_par\nconv1,3\n")
+    res = _run(["run", "--arch", "ultra96v2_streaming", "--workload", "resnet8", "--out",
+                str(tmp_path / "o"), "--plan", str(plan)])
+    assert res.exit_code == 2 and "no parallelism for" in res.output
+    bad = tmp_path / "bad.yaml"
+    text = (REPO / "arch_specs" / "ultra96v2_streaming.yaml").read_text()
+    bad.write_text(text.replace("dsp_packing:", "dsp_pakcing:"))
+    res = _run(["run", "--arch", str(bad), "--workload", "resnet8", "--out", str(tmp_path / "o")])
+    assert res.exit_code == 2 and "did you mean 'dsp_packing'" in res.output
+    assert "bad.yaml:" in res.output
+
+
+def test_arch_list_shows_streaming_designs() -> None:
+    res = _run(["arch", "list"])
+    assert res.exit_code == 0, res.output
+    for name in ("ultra96v2_streaming", "kv260_streaming", "zcu102_streaming"):
+        assert name in res.output
+    res = _run(["arch", "show", "kv260_streaming"])
+    assert res.exit_code == 0 and "1,248" in res.output and "250" in res.output
+
+
+def test_line_buffer_stage_bounds_a_stride_two_conv() -> None:
+    """With the newer flow's line-buffer bound, the KV260 ResNet-8 plan is held back by the
+    stride-2 conv reading the 32x32 tensor one value per cycle; ich_par 2 there restores it."""
+    network = load_workload("resnet8")
+    arch = load_streaming(REPO / "arch_specs" / "kv260_streaming.yaml")
+    lb = StreamingArch(**{**arch.__dict__, "engine": Engine(line_buffer_stage=True)})
+    plan = reference_plan("resnet8", "kv260")
+    tot = evaluate(network, lb, plan)["totals"]
+    assert (tot["ii_cycles"], tot["bottleneck_layer"]) == (16 * 32 * 32, "l2.0.conv1")
+    plan["l2.0.conv1"] = Par(8, 2, 1)
+    fixed = evaluate(network, lb, plan)["totals"]
+    assert fixed["ii_cycles"] == 8192 and fixed["multipliers"] == tot["multipliers"]
+    assert allocate_exact(network, lb)["ii"] == 8192

@@ -57,8 +57,11 @@ def candidates(stage: Stage, arch: StreamingArch, wbits: int, abits: int) -> lis
 
 def _pareto(cands: list[Candidate], ii: int) -> list[Candidate]:
     """Tuples meeting the II that no other meeting tuple beats on both DSPs and BRAM36."""
+    # ties: the smaller tuple, then och_par and ich_par balanced (as NN2FPGA's last ILP does),
+    # then more output channels in parallel
     ok = sorted((c for c in cands if c.cycles <= ii),
-                key=lambda c: (c.dsp, c.bram36, c.par.product, c.par.och_par, c.par.ow_par))
+                key=lambda c: (c.dsp, c.bram36, c.par.product,
+                               abs(c.par.och_par - c.par.ich_par), -c.par.och_par, c.par.ow_par))
     front: list[Candidate] = []
     best_bram = math.inf
     for c in ok:

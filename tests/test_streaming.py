@@ -264,3 +264,37 @@ def test_line_buffer_stage_bounds_a_stride_two_conv() -> None:
     fixed = evaluate(network, lb, plan)["totals"]
     assert fixed["ii_cycles"] == 8192 and fixed["multipliers"] == tot["multipliers"]
     assert allocate_exact(network, lb)["ii"] == 8192
+
+
+def test_sweep_over_boards_and_bits_and_report_fps(tmp_path: Path) -> None:
+    sweep = tmp_path / "s.yaml"
+    sweep.write_text("""
+sweep:
+  name: s
+  architectures: [ultra96v2_streaming, kv260_streaming]
+  workloads: [resnet8]
+  parameters:
+    bits.weights: [8, 4]
+    bits.activations: [8, 4]
+""")
+    out = tmp_path / "out"
+    res = _run(["sweep", str(sweep), "--out", str(out), "-q", "--store",
+                str(tmp_path / "store.sqlite")])
+    assert res.exit_code == 0, res.output
+    rows = list(csv.DictReader((out / "sweep.csv").open()))
+    assert len(rows) == 8
+    by = {(r["arch"], r["param.bits.weights"], r["param.bits.activations"]): r for r in rows}
+    # four 4-bit products per DSP where two 8-bit ones fit: the Ultra96 budget doubles the rate
+    assert int(by[("ultra96v2_streaming", "8", "8")]["ii_cycles"]) == 16384
+    assert int(by[("ultra96v2_streaming", "4", "4")]["ii_cycles"]) == 8192
+    assert int(by[("ultra96v2_streaming", "4", "8")]["ii_cycles"]) == 16384
+    res = _run(["report", str(out), "--out", str(tmp_path / "rep"), "--no-plots"])
+    assert res.exit_code == 0, res.output
+    md = (tmp_path / "rep" / "report.md").read_text()
+    assert "## Streaming designs" in md and "FPS per DSP" in md and "13,079" in md
+    rep = list(csv.DictReader((tmp_path / "rep" / "report.csv").open()))
+    assert {"fps", "fps_per_dsp"} <= set(rep[0])
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(sweep.read_text().replace("bits.weights", "bits.weigths"))
+    res = _run(["sweep", str(bad), "--out", str(out), "-q"])
+    assert res.exit_code == 2 and "did you mean 'weights'" in res.output

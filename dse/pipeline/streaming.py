@@ -20,11 +20,12 @@ LAYER_COLUMNS = [
     "ih", "iw", "oh", "ow", "kernel", "work", "och_par", "ich_par", "ow_par", "cycles",
     "line_buffer_cycles", "stage_cycles", "bottleneck", "multipliers", "products_per_dsp",
     "dsp", "weight_bits", "weight_memory", "weight_bram36", "line_buffer_bits",
-    "line_buffer_bram36", "fifo_bits", "bram36"]
+    "line_buffer_bram36", "fifo_bits", "bram36", "energy_pJ"]
 SKIP_COLUMNS = ["network", "add", "channels", "height", "width", "full_bits", "forwarded_bits",
                 "used_bits", "saving_bits"]
 TOTAL_COLUMNS = [
-    "network", "arch", "point", "allocator", "fps", "ii_cycles", "clock_hz", "latency_s",
+    "network", "arch", "point", "allocator", "macs", "cycles", "energy_pJ", "pJ_per_mac", "fps",
+    "ii_cycles", "clock_hz", "latency_s",
     "latency_cycles", "bottleneck_layer", "multipliers", "dsp_used", "dsp_budget",
     "bram36_used", "bram36_budget", "uram_used", "uram_budget", "fits", "fps_per_dsp",
     "weight_bits", "line_buffer_bits", "fifo_bits", "skip_buffer_bits",
@@ -149,7 +150,13 @@ def run_streaming(network, arch: StreamingArch, out: Path, plan_file: str | None
            "dsp_packing": int(arch.engine.dsp_packing),
            "weight_bits_per_value": bits_of(network, arch)[0],
            "power_source": arch.power.source if arch.power else "",
-           "explanation": why, "tool_version": __version__}
+           "explanation": why, "tool_version": __version__,
+           # for `dse report`: cycles per image in steady state = II; energy only with power
+           "macs": sum(lay.macs for lay in network.layers),
+           "cycles": result["totals"]["ii_cycles"],
+           "energy_pJ": (result["totals"]["energy_per_image_J"] * 1e12
+                         if "energy_per_image_J" in result["totals"] else "")}
+    tot["pJ_per_mac"] = tot["energy_pJ"] / tot["macs"] if tot["energy_pJ"] != "" else ""
     tot["fits"] = int(tot["fits"])
     out.mkdir(parents=True, exist_ok=True)
     atomic_write(out / "layers.csv", csv_text(rows, LAYER_COLUMNS))

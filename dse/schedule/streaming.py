@@ -212,13 +212,14 @@ def skip_buffers(network, stages: list[Stage], adds: list, abits: int,
 
 
 def products_per_dsp(engine: Engine, bits: int, par: Par) -> int:
-    """Products one DSP computes: packed (two 8-bit, four 4-bit) when the operands that share
-    a value (ow_par share a weight, och_par share an activation) come in pairs."""
-    if not engine.dsp_packing or (par.och_par % 2 and par.ow_par % 2):
+    """Products one DSP computes: packed (up to two 8-bit, four 4-bit) when that many products
+    share an operand (ow_par products share a weight, och_par products an activation): the
+    packing factor must divide och_par*ow_par."""
+    if not engine.dsp_packing:
         return 1
     for max_bits, n in engine.products_per_dsp:
         if bits <= max_bits:
-            return n
+            return math.gcd(n, par.och_par * par.ow_par)
     return 1
 
 

@@ -298,3 +298,31 @@ sweep:
     bad.write_text(sweep.read_text().replace("bits.weights", "bits.weigths"))
     res = _run(["sweep", str(bad), "--out", str(out), "-q"])
     assert res.exit_code == 2 and "did you mean 'weights'" in res.output
+
+
+def test_power_figures_give_energy_and_unknown_kinds_are_refused(tmp_path: Path) -> None:
+    text = (REPO / "arch_specs" / "kv260_streaming.yaml").read_text()
+    arch_file = tmp_path / "p.yaml"
+    arch_file.write_text(text + "  power: {static_W: 1.0, per_dsp_W: 0.001, per_bram36_W: 0.002,"
+                                " source: 'made up for this test'}\n")
+    out = tmp_path / "o"
+    res = _run(["run", "--arch", str(arch_file), "--workload", "resnet8", "--out", str(out),
+                "--plan", str(DATA / "plans" / "resnet8_kv260.csv"), "-q"])
+    assert res.exit_code == 0, res.output
+    tot = next(csv.DictReader((out / "totals.csv").open()))
+    watts = 1.0 + 0.001 * int(tot["dsp_used"]) + 0.002 * int(tot["bram36_used"])
+    assert math.isclose(float(tot["power_W"]), watts)
+    assert math.isclose(float(tot["energy_pJ"]), watts * 8192 / 250e6 * 1e12)
+    arch_file.write_text(text + "  power: {static_W: 1.0}\n")
+    res = _run(["run", "--arch", str(arch_file), "--workload", "resnet8", "--out", str(out)])
+    assert res.exit_code == 2 and "source" in res.output
+    arch_file.write_text(text.replace("kind: streaming", "kind: streeming"))
+    res = _run(["arch", "show", str(arch_file)])
+    assert res.exit_code == 2 and "did you mean 'streaming'" in res.output
+
+
+def test_a_network_too_big_for_the_board_says_what_it_needs(tmp_path: Path) -> None:
+    res = _run(["run", "--arch", "kv260_streaming", "--workload", "mobilenetv2_cifar", "--out",
+                str(tmp_path / "o")])
+    assert res.exit_code == 2
+    assert "does not fit" in res.output and "BRAM36" in res.output and "at least" in res.output

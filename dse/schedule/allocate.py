@@ -116,9 +116,13 @@ def allocate_exact(network, arch: StreamingArch) -> dict:
 
     lo, hi = 0, len(iis) - 1
     if solve(iis[hi]) is None:
+        least_dsp = sum(min(c.dsp for c in cs) for cs in cands)
+        least_bram = sum(min(c.bram36 for c in cs) for cs in cands) + skip_bram
         return {"plan": None, "ii": None, "tried": tried,
                 "why": f"no plan fits {arch.board.dsp} DSPs and {arch.board.bram36} BRAM36 "
-                       "even at parallelism 1"}
+                       f"even at the slowest II: it needs at least {least_dsp} DSPs and "
+                       f"{least_bram} BRAM36 (weights, line buffers and skip buffers on chip; "
+                       "URAM is not used by this model)"}
     while lo < hi:
         mid = (lo + hi) // 2
         if solve(iis[mid]) is None:

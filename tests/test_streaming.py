@@ -326,3 +326,34 @@ def test_a_network_too_big_for_the_board_says_what_it_needs(tmp_path: Path) -> N
                 str(tmp_path / "o")])
     assert res.exit_code == 2
     assert "does not fit" in res.output and "BRAM36" in res.output and "at least" in res.output
+
+
+def test_cli_proportional_allocator_and_merged_names_in_plans(tmp_path: Path) -> None:
+    out = tmp_path / "p"
+    res = _run(["run", "--arch", "ultra96v2_streaming", "--workload", "resnet20", "--out",
+                str(out), "--allocator", "proportional"])
+    assert res.exit_code == 0, res.output
+    tot = next(csv.DictReader((out / "totals.csv").open()))
+    assert int(tot["ii_cycles"]) == 131072 and "och_par 2" in tot["explanation"]
+    layers = {r["layer"]: r for r in csv.DictReader((out / "layers.csv").open())}
+    assert layers["l1.0.conv1"]["och_par"] == "2" and layers["l2.0.conv1"]["och_par"] == "1"
+    plan = tmp_path / "plan.csv"
+    rows = [f"{k},{p.och_par},{p.ow_par}" for k, p in
+            reference_plan("resnet8", "ultra96v2").items()]
+    plan.write_text("layer,och_par,ow_par\n" + "\n".join(rows) + "\nl2.0.ds,8,1\n")
+    res = _run(["run", "--arch", "ultra96v2_streaming", "--workload", "resnet8", "--out",
+                str(out), "--plan", str(plan), "-q"])
+    assert res.exit_code == 0, res.output
+    plan.write_text("layer,och_par,ow_par\n" + "\n".join(rows) + "\nl2.0.ds,4,1\n")
+    res = _run(["run", "--arch", "ultra96v2_streaming", "--workload", "resnet8", "--out",
+                str(out), "--plan", str(plan), "-q"])
+    assert res.exit_code == 2 and "merged shortcut 'l2.0.ds'" in res.output
+
+
+def test_same_inputs_give_identical_files(tmp_path: Path) -> None:
+    for d in ("a", "b"):
+        res = _run(["run", "--arch", "kv260_streaming", "--workload", "resnet20", "--out",
+                    str(tmp_path / d), "-q"])
+        assert res.exit_code == 0, res.output
+    for f in ("layers.csv", "skips.csv", "totals.csv"):
+        assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes()

@@ -46,9 +46,13 @@ def _par_value(value, layer: str, key: str, where: str) -> int:
     return v
 
 
-def load_plan(path: str | Path, layer_names: list[str]) -> dict[str, Par]:
+def load_plan(path: str | Path, layer_names: list[str],
+              merged: dict[str, str] | None = None) -> dict[str, Par]:
     """A plan file: CSV with `layer` and any of och_par/ich_par/ow_par (missing = 1), or YAML
-    `plan: {layer: {och_par: .., ich_par: .., ow_par: ..}}`. Unknown layers/keys are refused."""
+    `plan: {layer: {och_par: .., ich_par: .., ow_par: ..}}`. Unknown layers/keys are refused.
+    A merged 1x1 shortcut (`merged`: its name -> host engine) may be listed if it agrees with
+    its host, whose loop computes it."""
+    merged = merged or {}
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -84,13 +88,24 @@ def load_plan(path: str | Path, layer_names: list[str]) -> dict[str, Par]:
             check_keys(val, set(PAR_KEYS), f"plan.{name}")
             entries[str(name)] = {"_line": where(node, name)["line"], **dict(val)}
     plan: dict[str, Par] = {}
+    shortcuts: dict[str, tuple[Par, str]] = {}
     for name, vals in entries.items():
         at = f"{path}:{vals.pop('_line')}"
+        if name in merged:
+            shortcuts[name] = (Par(*(_par_value(vals.get(k, 1), name, k, at)
+                                     for k in PAR_KEYS)), at)
+            continue
         if name not in layer_names:
             raise SpecError(f"the plan names layer '{name}', which has no engine", file=at,
                             expected="one of " + ", ".join(layer_names),
                             hint=did_you_mean(name, layer_names))
         plan[name] = Par(*(_par_value(vals.get(k, 1), name, k, at) for k in PAR_KEYS))
+    for name, (par, at) in shortcuts.items():
+        host = merged[name]
+        if plan.setdefault(host, par) != par:
+            raise SpecError(f"the plan gives the merged shortcut '{name}' a parallelism "
+                            f"different from '{host}', whose loop computes it", file=at,
+                            expected=str(plan[host]), found=str(par))
     return plan
 
 
@@ -118,12 +133,12 @@ def streaming_rows(network, arch: StreamingArch, result: dict, point: str = ""
             "ich": s.ich, "och": s.och, "ih": s.ih, "iw": s.iw, "oh": s.oh, "ow": s.ow,
             "kernel": f"{s.fh}x{s.fw}", "work": s.work, "och_par": p.och_par,
             "ich_par": p.ich_par, "ow_par": p.ow_par,
-            "bottleneck": int(s.name == tot["bottleneck_layer"]),
+            "bottleneck": int(r["stage_cycles"] == tot["ii_cycles"]),
             **{k: r[k] for k in LAYER_COLUMNS if k in r}})
     for name, cycles in result["fixed"]:
         rows.append({"network": network.name, "layer": name, "type": "fixed stage",
                      "arch": arch.name, "point": point, "cycles": cycles, "stage_cycles": cycles,
-                     "bottleneck": int(name == tot["bottleneck_layer"])})
+                     "bottleneck": int(cycles == tot["ii_cycles"])})
     skips = [{"network": network.name, "add": s.add, "channels": s.channels, "height": s.height,
               "width": s.width, "full_bits": s.full_bits, "forwarded_bits": s.forwarded_bits,
               "used_bits": s.used_bits, "saving_bits": s.full_bits - s.forwarded_bits}
@@ -138,7 +153,8 @@ def run_streaming(network, arch: StreamingArch, out: Path, plan_file: str | None
 
     stages, _ = build_stages(network, arch.engine)
     if plan_file:
-        plan = load_plan(plan_file, [s.name for s in stages])
+        plan = load_plan(plan_file, [s.name for s in stages],
+                         {s.merged: s.name for s in stages if s.merged})
         why = f"per-layer parallelism from {plan_file}"
     else:
         plan, why = allocate(network, arch, allocator)

@@ -151,14 +151,14 @@ def allocate_exact(network, arch: StreamingArch) -> dict:
 
 
 def allocate_proportional(network, arch: StreamingArch, num_dsp: int | None = None,
-                          packing: bool | None = None, clamp: int = 64) -> dict:
+                          packing: bool = False, clamp: int = 64) -> dict:
     """The 2023 NN2FPGA rule: the heaviest layer gets parallelism p, the largest the DSP budget
     allows when every layer gets parallelism in proportion to its work (output channels only);
-    p is rounded to a divisor of that layer's och and the others to the next divisor of theirs."""
+    p is rounded to a divisor of that layer's och and the others to the next divisor of theirs.
+    That flow counted one product per DSP (packing=False); packing=True doubles the budget."""
     stages, _ = build_stages(network, arch.engine)
     budget = arch.board.dsp if num_dsp is None else num_dsp
-    pack = arch.engine.dsp_packing if packing is None else packing
-    if pack:
+    if packing:
         budget *= dict(arch.engine.products_per_dsp).get(8, 2)
     merges = sum(1 for s in stages if s.merged)
     heavy = max(stages, key=lambda s: s.work)
@@ -170,6 +170,8 @@ def allocate_proportional(network, arch: StreamingArch, num_dsp: int | None = No
         want = math.ceil(p_heavy * s.work / heavy.work)
         fits = [d for d in divisors(s.och, s.och) if d >= want]
         plan[s.name] = Par(1 if s.depthwise else (fits[0] if fits else s.och), 1, 1)
-    why = (f"2023 proportional rule: p = floor(({budget} - {merges} merged) x {heavy.work:,} / "
-           f"{total:,}) = {p}; heaviest engine {heavy.name} och_par {p_heavy}")
+    counted = "two products per DSP" if packing else "one product per DSP, as that flow counted"
+    why = (f"2023 proportional rule ({counted}): "
+           f"p = floor(({budget} - {merges} merged) x {heavy.work:,} / {total:,}) = {p}; "
+           f"heaviest engine {heavy.name} och_par {p_heavy}")
     return {"plan": plan, "heavy_layer": heavy.name, "heavy_par": p_heavy, "p": p, "why": why}

@@ -113,30 +113,36 @@ network:
     - {name: c, type: conv2d, C: 8, K: 16, H: 8, R: 3, stride: 2, pad: 1, P: 4, inputs: [b]}
     - {name: d, type: conv2d, C: 16, K: 4, H: 4, R: 1, P: 4, inputs: [c]}
 """)
-    checked = 0
-    budgets = [(dsp, 8, 36 * 1024) for dsp in (10, 23, 40, 77, 150)]
-    # every memory in BRAM, so the BRAM budget binds too
-    budgets += [(150, bram, 0) for bram in (5, 8, 9, 10, 12, 16)]
-    for dsp, bram, lutram in budgets:
-        arch = StreamingArch("t", Board("t", dsp, bram, 0, 0, 1e8),
+    checked = with_uram = 0
+    # (DSP, BRAM36, URAM, LUTRAM bits): DSP binding; every memory in BRAM so BRAM binds too;
+    # with URAM the weights may go to either
+    budgets = [(dsp, 8, 0, 36 * 1024) for dsp in (10, 23, 40, 77, 150)]
+    budgets += [(150, bram, 0, 0) for bram in (5, 8, 9, 10, 12, 16)]
+    budgets += [(150, 5, 2, 0), (60, 6, 1, 0), (150, 4, 4, 0)]
+    for dsp, bram, uram, lutram in budgets:
+        arch = StreamingArch("t", Board("t", dsp, bram, uram, 0, 1e8),
                              Engine(max_och_par=4, max_ich_par=2, max_ow_par=2),
                              Memory(lutram_max_bits=lutram))
         stages, _ = build_stages(net, arch.engine)
         cands = [candidates(s, arch, 8, 8) for s in stages]
         best = None
         for combo in itertools.product(*cands):
-            if sum(c.dsp for c in combo) <= dsp and sum(c.bram36 for c in combo) <= bram:
-                key = (max(max(c.cycles for c in combo), 256), sum(c.dsp for c in combo))
+            b, u = sum(c.bram36 for c in combo), sum(c.uram for c in combo)
+            d = sum(c.dsp for c in combo)
+            if d <= dsp and b <= bram and u <= uram:
+                key = (max(max(c.cycles for c in combo), 256), d, b + u, u)
                 best = key if best is None else min(best, key)
         alloc = allocate_exact(net, arch)
         if best is None:
             assert alloc["plan"] is None
             continue
         tot = evaluate(net, arch, alloc["plan"])["totals"]
-        assert (tot["ii_cycles"], tot["dsp_used"]) == best
-        assert tot["bram36_used"] <= bram
+        got = (tot["ii_cycles"], tot["dsp_used"], tot["bram36_used"] + tot["uram_used"],
+               tot["uram_used"])
+        assert got == best
         checked += 1
-    assert checked >= 8
+        with_uram += tot["uram_used"] > 0
+    assert checked >= 10 and with_uram >= 1
 
 
 def test_paper_era_allocator_reproduces_its_documented_outcome() -> None:
@@ -322,7 +328,7 @@ def test_power_figures_give_energy_and_unknown_kinds_are_refused(tmp_path: Path)
 
 
 def test_a_network_too_big_for_the_board_says_what_it_needs(tmp_path: Path) -> None:
-    res = _run(["run", "--arch", "kv260_streaming", "--workload", "mobilenetv2_cifar", "--out",
+    res = _run(["run", "--arch", "ultra96v2_streaming", "--workload", "mobilenetv2_cifar", "--out",
                 str(tmp_path / "o")])
     assert res.exit_code == 2
     assert "does not fit" in res.output and "BRAM36" in res.output and "at least" in res.output

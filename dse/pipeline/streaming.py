@@ -14,13 +14,14 @@ from dse.schedule.streaming import Par, StreamingArch, build_stages, evaluate
 
 ALLOCATORS = ("exact", "proportional")
 PAR_KEYS = ("och_par", "ich_par", "ow_par")
+PLAN_KEYS = (*PAR_KEYS, "weight_memory")
 
 LAYER_COLUMNS = [
     "network", "layer", "type", "arch", "point", "merged_layer", "absorbs_add", "ich", "och",
     "ih", "iw", "oh", "ow", "kernel", "work", "och_par", "ich_par", "ow_par", "cycles",
     "line_buffer_cycles", "stage_cycles", "bottleneck", "multipliers", "products_per_dsp",
-    "dsp", "weight_bits", "weight_memory", "weight_bram36", "line_buffer_bits",
-    "line_buffer_bram36", "fifo_bits", "bram36", "energy_pJ"]
+    "dsp", "weight_bits", "weight_memory", "weight_bram36", "weight_uram", "line_buffer_bits",
+    "line_buffer_bram36", "fifo_bits", "bram36", "uram", "energy_pJ"]
 SKIP_COLUMNS = ["network", "add", "channels", "height", "width", "full_bits", "forwarded_bits",
                 "used_bits", "saving_bits"]
 TOTAL_COLUMNS = [
@@ -46,6 +47,17 @@ def _par_value(value, layer: str, key: str, where: str) -> int:
     return v
 
 
+def _par(vals: dict, layer: str, where: str) -> Par:
+    from dse.schedule.streaming import WEIGHT_MEMORIES
+
+    mem = str(vals.get("weight_memory", "auto") or "auto")
+    if mem not in WEIGHT_MEMORIES:
+        raise SpecError(f"plan for '{layer}': unknown weight_memory '{mem}'", file=where,
+                        expected=", ".join(WEIGHT_MEMORIES),
+                        hint=did_you_mean(mem, WEIGHT_MEMORIES))
+    return Par(*(_par_value(vals.get(k, 1), layer, k, where) for k in PAR_KEYS), mem)
+
+
 def load_plan(path: str | Path, layer_names: list[str],
               merged: dict[str, str] | None = None) -> dict[str, Par]:
     """A plan file: CSV with `layer` and any of och_par/ich_par/ow_par (missing = 1), or YAML
@@ -66,10 +78,10 @@ def load_plan(path: str | Path, layer_names: list[str],
             raise SpecError("a plan CSV needs a `layer` column", file=str(path), line=1,
                             found=cols)
         for c in cols:
-            if c != "layer" and c not in PAR_KEYS:
+            if c != "layer" and c not in PLAN_KEYS:
                 raise SpecError(f"unknown plan column '{c}'", file=str(path), line=1,
-                                expected="layer, " + ", ".join(PAR_KEYS),
-                                hint=did_you_mean(c, PAR_KEYS))
+                                expected="layer, " + ", ".join(PLAN_KEYS),
+                                hint=did_you_mean(c, PLAN_KEYS))
         for n, row in enumerate(reader, start=2):
             entries[row["layer"]] = {"_line": n, **{k: v for k, v in row.items()
                                                     if k != "layer" and v not in (None, "")}}
@@ -85,21 +97,20 @@ def load_plan(path: str | Path, layer_names: list[str],
         node = require_mapping(doc.get("plan"), "plan", doc, "plan")
         for name, val in node.items():
             val = require_mapping(val, f"plan.{name}", node, name)
-            check_keys(val, set(PAR_KEYS), f"plan.{name}")
+            check_keys(val, set(PLAN_KEYS), f"plan.{name}")
             entries[str(name)] = {"_line": where(node, name)["line"], **dict(val)}
     plan: dict[str, Par] = {}
     shortcuts: dict[str, tuple[Par, str]] = {}
     for name, vals in entries.items():
         at = f"{path}:{vals.pop('_line')}"
         if name in merged:
-            shortcuts[name] = (Par(*(_par_value(vals.get(k, 1), name, k, at)
-                                     for k in PAR_KEYS)), at)
+            shortcuts[name] = (_par(vals, name, at), at)
             continue
         if name not in layer_names:
             raise SpecError(f"the plan names layer '{name}', which has no engine", file=at,
                             expected="one of " + ", ".join(layer_names),
                             hint=did_you_mean(name, layer_names))
-        plan[name] = Par(*(_par_value(vals.get(k, 1), name, k, at) for k in PAR_KEYS))
+        plan[name] = _par(vals, name, at)
     for name, (par, at) in shortcuts.items():
         host = merged[name]
         if plan.setdefault(host, par) != par:
@@ -191,7 +202,8 @@ def summary_text(tot: dict, rows: list[dict]) -> str:
         f"cycles at {tot['clock_hz'] / 1e6:.2f} MHz, bottleneck {tot['bottleneck_layer']}, "
         f"latency {tot['latency_s'] * 1e6:,.1f} us",
         f"resources: {tot['dsp_used']} / {tot['dsp_budget']} DSP, {tot['bram36_used']} / "
-        f"{tot['bram36_budget']} BRAM36, {tot['multipliers']} multipliers"
+        f"{tot['bram36_budget']} BRAM36, {tot['uram_used']} / {tot['uram_budget']} URAM, "
+        f"{tot['multipliers']} multipliers"
         + ("" if tot["fits"] else "  ** exceeds the board **"),
         f"parallelism och/ich/ow: {pars}",
         f"allocation: {tot['explanation']}"])

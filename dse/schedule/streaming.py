@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from dse.errors import SpecError
 
 BRAM36_WIDTHS = (72, 36, 18, 9)  # read widths a BRAM36 block can be configured to (bits)
+URAM_WIDTH, URAM_DEPTH = 72, 4096  # an UltraRAM block: 4K x 72 bits, fixed width
+WEIGHT_MEMORIES = ("auto", "bram", "uram")  # auto: LUTRAM if small enough, else BRAM
 
 
 @dataclass(frozen=True)
@@ -110,6 +112,7 @@ class Par:
     och_par: int = 1
     ich_par: int = 1
     ow_par: int = 1
+    weight_memory: str = "auto"  # where weights too big for LUTRAM go: bram or uram
 
     @property
     def product(self) -> int:
@@ -223,11 +226,17 @@ def products_per_dsp(engine: Engine, bits: int, par: Par) -> int:
     return 1
 
 
-def memory_blocks(bits: int, read_bits: int, mem: Memory) -> tuple[str, int]:
+def memory_blocks(bits: int, read_bits: int, mem: Memory, kind: str = "auto"
+                  ) -> tuple[str, int]:
     """('lutram', 0) if it fits in LUTRAM, else ('bram', BRAM36 blocks): the best aspect ratio
-    giving `read_bits` per cycle (parallel banks, each deep enough for its share)."""
+    giving `read_bits` per cycle (parallel banks, each deep enough for its share), or with
+    kind='uram' ('uram', URAM blocks) of fixed 72-bit width."""
     if bits <= mem.lutram_max_bits:
         return "lutram", 0
+    if kind == "uram":
+        banks = math.ceil(read_bits / URAM_WIDTH)
+        depth = math.ceil(bits / (banks * URAM_WIDTH))
+        return "uram", banks * math.ceil(depth / URAM_DEPTH)
     best = None
     for width in BRAM36_WIDTHS:
         banks = math.ceil(read_bits / width)
@@ -248,7 +257,8 @@ def stage_cost(stage: Stage, par: Par, arch: StreamingArch, wbits: int, abits: i
     dsp = math.ceil(mults / ppd)
     wmem_bits = stage.weights * wbits
     read_bits = par.och_par * par.ich_par * stage.taps * wbits
-    wkind, wbram = memory_blocks(wmem_bits, read_bits, arch.memory)
+    wkind, wblocks = memory_blocks(wmem_bits, read_bits, arch.memory, par.weight_memory)
+    wbram, wuram = (0, wblocks) if wkind == "uram" else (wblocks, 0)
     lb_bits = 0
     if stage.fh > 1 or stage.fw > 1:
         lb_bits = ((stage.fh - 1) * stage.iw + stage.fw) * stage.ich * abits
@@ -257,7 +267,8 @@ def stage_cost(stage: Stage, par: Par, arch: StreamingArch, wbits: int, abits: i
     return {"cycles": cycles, "line_buffer_cycles": lb_cycles,
             "stage_cycles": max(cycles, lb_cycles), "multipliers": mults,
             "products_per_dsp": ppd, "dsp": dsp, "weight_bits": wmem_bits,
-            "weight_memory": wkind, "weight_bram36": wbram, "line_buffer_bits": lb_bits,
+            "weight_memory": wkind, "weight_bram36": wbram, "weight_uram": wuram,
+            "uram": wuram, "line_buffer_bits": lb_bits,
             "line_buffer_bram36": lbram, "fifo_bits": fifo_bits,
             "bram36": wbram + lbram}
 
@@ -312,6 +323,7 @@ def summarize(network, arch: StreamingArch, rows: list[dict], fixed: list[tuple[
     skip_bram = sum(memory_blocks(s.used_bits, abits_of(s), arch.memory)[1] for s in skips)
     dsp = sum(r["dsp"] for r in rows)
     bram = sum(r["bram36"] for r in rows) + skip_bram
+    uram = sum(r["uram"] for r in rows)
     fill = 0.0
     for r in rows:  # pixels each window must collect before its first output, at the II's pace
         s = r["stage"]
@@ -324,7 +336,7 @@ def summarize(network, arch: StreamingArch, rows: list[dict], fixed: list[tuple[
            "multipliers": sum(r["multipliers"] for r in rows),
            "dsp_used": dsp, "dsp_budget": board.dsp,
            "bram36_used": bram, "bram36_budget": board.bram36,
-           "uram_used": 0, "uram_budget": board.uram,
+           "uram_used": uram, "uram_budget": board.uram,
            "weight_bits": sum(r["weight_bits"] for r in rows),
            "line_buffer_bits": sum(r["line_buffer_bits"] for r in rows),
            "fifo_bits": sum(r["fifo_bits"] for r in rows),
@@ -332,7 +344,7 @@ def summarize(network, arch: StreamingArch, rows: list[dict], fixed: list[tuple[
            "skip_buffer_full_bits": sum(s.full_bits for s in skips),
            "skip_buffer_forwarded_bits": sum(s.forwarded_bits for s in skips),
            "skip_bram36": skip_bram,
-           "fits": dsp <= board.dsp and bram <= board.bram36}
+           "fits": dsp <= board.dsp and bram <= board.bram36 and uram <= board.uram}
     tot["fps_per_dsp"] = tot["fps"] / dsp if dsp else ""
     if arch.power is not None:
         pw = arch.power

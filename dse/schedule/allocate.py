@@ -152,7 +152,8 @@ def allocate_exact(network, arch: StreamingArch) -> dict:
     plan = {s.name: c.par for s, c in zip(stages, picks, strict=True)}
     why = [f"exact search over {sum(len(c) for c in cands)} tuples of {len(stages)} engines, "
            f"{tried} II values tested: smallest feasible II {ii:,} cycles uses {dsp} of "
-           f"{arch.board.dsp} DSPs, {bram + skip_bram} of {arch.board.bram36} BRAM36"
+           f"{arch.board.dsp} DSPs" + (", " if arch.board.uram else " and ")
+           + f"{bram + skip_bram} of {arch.board.bram36} BRAM36"
            + (f" and {uram} of {arch.board.uram} URAM" if arch.board.uram else "")]
     if lo > 0:
         faster = iis[lo - 1]

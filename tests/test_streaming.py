@@ -363,3 +363,22 @@ def test_same_inputs_give_identical_files(tmp_path: Path) -> None:
         assert res.exit_code == 0, res.output
     for f in ("layers.csv", "skips.csv", "totals.csv"):
         assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes()
+
+
+def test_output_channel_only_and_a_third_board() -> None:
+    """KV260 ResNet-8 with only output-channel parallelism: the 16-channel layers cap every
+    engine at 16 products, so II = 262,144 / 16. ZCU102 with the 2023 rule: the heavy layers'
+    16 output channels cap p on both networks."""
+    network = load_workload("resnet8")
+    kv = load_streaming(REPO / "arch_specs" / "kv260_streaming.yaml")
+    och_only = StreamingArch(**{**kv.__dict__, "engine": Engine(max_ich_par=1, max_ow_par=1)})
+    alloc = allocate_exact(network, och_only)
+    tot = evaluate(network, och_only, alloc["plan"])["totals"]
+    assert tot["ii_cycles"] == 16384 and round(tot["fps"]) == 15259
+    assert all(p.ich_par == 1 and p.ow_par == 1 for p in alloc["plan"].values())
+    zcu = load_streaming(REPO / "arch_specs" / "zcu102_streaming.yaml")
+    for net in ("resnet8", "resnet20"):
+        res = allocate_proportional(load_workload(net), zcu)
+        assert res["p"] >= 16 and res["heavy_par"] == 16
+        tot = evaluate(load_workload(net), zcu, res["plan"])["totals"]
+        assert tot["ii_cycles"] == 16384 and round(tot["fps"]) == 12207

@@ -354,6 +354,9 @@ def test_cli_proportional_allocator_and_merged_names_in_plans(tmp_path: Path) ->
     res = _run(["run", "--arch", "ultra96v2_streaming", "--workload", "resnet8", "--out",
                 str(out), "--plan", str(plan), "-q"])
     assert res.exit_code == 2 and "merged shortcut 'l2.0.ds'" in res.output
+    res = _run(["run", "--arch", "ultra96v2_streaming", "--workload", "resnet8", "--out",
+                str(out), "--plan", str(plan), "--allocator", "proportional"])
+    assert res.exit_code == 2 and "ignored" in res.output
 
 
 def test_same_inputs_give_identical_files(tmp_path: Path) -> None:

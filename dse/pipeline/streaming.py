@@ -217,6 +217,9 @@ def run_streaming_cli(arch_file: str, workload: str, out: Path, plan_file: str |
     from dse.spec.streaming_arch import load_streaming
     from dse.workload_library import load_workload
 
+    if plan_file and allocator != "exact":
+        raise SpecError(f"--plan fixes the parallelism, so --allocator {allocator} would be "
+                        "ignored", hint="give one of them")
     arch = load_streaming(arch_file)
     network = load_workload(workload)
     start = time.perf_counter()

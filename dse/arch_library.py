@@ -24,8 +24,19 @@ class LoadedArch:
 
 
 def architecture_files(directory: Path = REPO_ARCH_SPECS) -> list[Path]:
-    """YAML files of `directory` that hold an architecture (constraints files excluded)."""
-    return sorted(p for p in directory.glob("*.yaml") if not p.name.endswith(CONSTRAINTS_SUFFIX))
+    """YAML files of `directory` that hold a loop-nest architecture (constraints files and
+    streaming designs excluded)."""
+    from dse.spec.streaming_arch import file_is_streaming
+
+    return sorted(p for p in directory.glob("*.yaml")
+                  if not p.name.endswith(CONSTRAINTS_SUFFIX) and not file_is_streaming(p))
+
+
+def streaming_files(directory: Path = REPO_ARCH_SPECS) -> list[Path]:
+    """YAML files of `directory` that hold a streaming dataflow design (`kind: streaming`)."""
+    from dse.spec.streaming_arch import file_is_streaming
+
+    return sorted(p for p in directory.glob("*.yaml") if file_is_streaming(p))
 
 
 def resolve(ref: str | Path) -> Path:
@@ -36,7 +47,7 @@ def resolve(ref: str | Path) -> Path:
     cand = REPO_ARCH_SPECS / f"{ref}.yaml"
     if cand.is_file():
         return cand
-    names = [f.stem for f in architecture_files()]
+    names = [f.stem for f in architecture_files() + streaming_files()]
     raise SpecError(f"no architecture '{ref}' (not a file, not in {REPO_ARCH_SPECS})",
                     expected="a YAML file or one of " + ", ".join(names),
                     hint=did_you_mean(str(ref), names))
@@ -58,6 +69,14 @@ def load_architecture(ref: str | Path, *, parameters: dict | None = None,
     node = doc.data.get("architecture")
     if node is None:
         raise SpecError("no `architecture:` section", file=str(path))
+    if isinstance(node, dict) and node.get("kind") == "streaming":
+        raise SpecError("a streaming architecture has no loop-nest levels",
+                        file=str(path), hint="use `dse run --arch` with it (docs/streaming.md)")
+    if isinstance(node, dict) and "kind" in node:
+        raise SpecError(f"unknown architecture kind {node['kind']!r}", file=str(path),
+                        key_path="architecture.kind", expected="streaming (or no `kind:` for a "
+                        "loop-nest architecture)",
+                        hint=did_you_mean(str(node["kind"]), ["streaming"]))
     if isinstance(node, dict) and ("levels" in node or "extends" in node):
         arch, keep = native.read_architecture(node, parameters=parameters,
                                               energy_model=energy_model)

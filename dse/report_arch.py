@@ -184,3 +184,41 @@ def list_text(paths) -> str:
     header = ["name", "architecture", "peak MACs/cycle", "clock", "technology", "energies",
               "file"]
     return _table(header, list_rows(paths))
+
+
+def streaming_list_text(paths) -> str:
+    """One row per streaming design: its board's budgets and clock."""
+    from dse.spec.streaming_arch import load_streaming
+
+    rows = []
+    for p in paths:
+        a = load_streaming(p)
+        b = a.board
+        rows.append([p.stem, b.name, f"{b.dsp:,}", f"{b.bram36:,}", f"{b.uram:,}",
+                     _hz(b.clock_hz), display_path(p)])
+    return _table(["name", "board", "DSP", "BRAM36", "URAM", "clock", "file"], rows)
+
+
+def streaming_arch_text(a) -> str:
+    """`dse arch show` for a streaming design: board, engine template, memories."""
+    b, e, m = a.board, a.engine, a.memory
+    packing = ", ".join(f"<= {bits} bit: {n}" for bits, n in e.products_per_dsp)
+    lines = [
+        f"{a.name}: streaming dataflow design, one engine per layer (docs/streaming.md)",
+        f"board: {b.name} ({b.device or 'device not given'}), {b.dsp:,} DSP, {b.bram36:,} "
+        f"BRAM36, {b.uram:,} URAM, {b.lut:,} LUT, clock {_hz(b.clock_hz)}",
+        f"  source: {b.source or '-'}",
+        f"engine: och_par <= {e.max_och_par}, ich_par <= {e.max_ich_par}, ow_par <= "
+        f"{e.max_ow_par}, kernel taps unrolled; DSP packing "
+        + (f"on ({packing} products per DSP)" if e.dsp_packing else "off"),
+        f"  1x1 shortcut merged into its 3x3 conv: {'yes' if e.merge_shortcut else 'no'}; "
+        f"line buffer as a pipeline stage: {'yes' if e.line_buffer_stage else 'no'}",
+        f"memory: LUTRAM up to {m.lutram_max_bits:,} bits, BRAM36 {m.bram36_bits:,} bits, "
+        f"stream FIFO depth {m.fifo_depth}",
+        "skip connections: " + ("forwarded through the first conv" if a.skip_forwarding
+                                else "stored whole"),
+        "power: " + (f"static {a.power.static_W} W, {a.power.per_dsp_W} W/DSP, "
+                     f"{a.power.per_bram36_W} W/BRAM36 ({a.power.source})" if a.power
+                     else "not given (no per-resource figures are published for these designs)"),
+    ]
+    return "\n".join(lines)

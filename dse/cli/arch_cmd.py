@@ -16,10 +16,13 @@ def arch() -> None:
 @reports_spec_errors
 def list_() -> None:
     """List the library: name, peak MACs/cycle, clock, technology, energy source, file."""
-    from dse.arch_library import architecture_files
-    from dse.report_arch import list_text
+    from dse.arch_library import architecture_files, streaming_files
+    from dse.report_arch import list_text, streaming_list_text
 
     click.echo(list_text(architecture_files()))
+    if streaming_files():
+        click.echo("\nstreaming dataflow designs (one engine per layer, docs/streaming.md):")
+        click.echo(streaming_list_text(streaming_files()))
 
 
 @arch.command()
@@ -32,9 +35,17 @@ def list_() -> None:
 @reports_spec_errors
 def show(ref: str, settings: tuple[str, ...], energy_model: str | None) -> None:
     """Print the hierarchy, sizes, fan-outs, peak MACs/cycle, clock and each energy's source."""
-    from dse.arch_library import load_architecture, parse_settings
-    from dse.report_arch import arch_text
+    from pathlib import Path
 
+    from dse.arch_library import load_architecture, parse_settings, resolve
+    from dse.report_arch import arch_text, streaming_arch_text
+    from dse.spec.streaming_arch import file_is_streaming, load_streaming
+
+    if file_is_streaming(Path(resolve(ref))):
+        if settings or energy_model:
+            raise click.UsageError("--set and --energy-model apply to loop-nest architectures")
+        click.echo(streaming_arch_text(load_streaming(resolve(ref))))
+        return
     loaded = load_architecture(ref, parameters=parse_settings(settings) or None,
                                energy_model=energy_model)
     click.echo(arch_text(loaded))

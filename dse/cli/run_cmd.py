@@ -34,10 +34,17 @@ from dse.cli.options import link_mode, link_transfer_options
               help="Timeloop build to reproduce: 2024 (current) or legacy (v0.3 era: one energy "
                    "per level, output fills not elided, no leakage). See docs/timeloop.md.")
 @link_transfer_options
+@click.option("--plan", "plan_file", default=None, type=click.Path(dir_okay=False),
+              help="Streaming architectures: per-layer och_par/ich_par/ow_par (CSV or YAML) "
+                   "instead of allocating.")
+@click.option("--allocator", default="exact", show_default=True,
+              type=click.Choice(["exact", "proportional"]),
+              help="Streaming architectures: exact II-optimal search, or the 2023 NN2FPGA "
+                   "proportional rule.")
 @click.option("--quiet", "-q", is_flag=True)
 @reports_spec_errors
 def run(arch_ref, cons_files, workload, out_dir, objective, search, max_evals, seed, jobs,
-        store_path, generation, link_transfers, no_link_transfers, quiet):
+        store_path, generation, link_transfers, no_link_transfers, plan_file, allocator, quiet):
     """Map every unique layer of a network and write layers.csv and totals.csv. Progress: one
     bar for the network and, with --jobs 1, one for the layer being searched."""
     from tqdm import tqdm
@@ -48,9 +55,19 @@ def run(arch_ref, cons_files, workload, out_dir, objective, search, max_evals, s
     from dse.pipeline.spec import load_arch, sibling_constraints
     from dse.pipeline.store import ResultStore
     from dse.report_arch import display_path
+    from dse.spec.streaming_arch import file_is_streaming
     from dse.workload_library import load_workload
 
     arch_file = str(resolve_arch(arch_ref))
+
+    if file_is_streaming(Path(arch_file)):  # one engine per layer: docs/streaming.md
+        from dse.pipeline.streaming import run_streaming_cli
+
+        run_streaming_cli(arch_file, workload, Path(out_dir), plan_file, allocator, quiet,
+                          click.echo)
+        return
+    if plan_file or allocator != "exact":
+        raise click.UsageError("--plan and --allocator apply to streaming architectures only")
     files = [arch_file, *sibling_constraints(arch_file), *cons_files]
     if not quiet and len(files) > 1:
         click.echo("constraints: " + ", ".join(map(display_path, files[1:])), err=True)

@@ -159,6 +159,30 @@ def _resolve_arch(ref: str, base: Path, key_path: str, at: dict) -> str:
                         **at) from None
 
 
+def _streaming_point(p: Point, out: Path, networks: dict, done: dict, refused: dict) -> bool:
+    """A streaming dataflow design is allocated and evaluated at once (no layer mappings);
+    its `parameters` are dotted overrides of the architecture file (`bits.weights: [8, 4]`,
+    `engine.dsp_packing: [true, false]`). False if the point is a loop-nest architecture."""
+    from dse.pipeline.streaming import run_streaming
+    from dse.spec.streaming_arch import file_is_streaming, load_streaming
+    from dse.workload_library import load_workload
+
+    if not file_is_streaming(Path(p.arch_files[0])):
+        return False
+    arch = load_streaming(p.arch_files[0], p.params)
+    if p.arch_name:
+        arch = type(arch)(**{**arch.__dict__, "name": p.arch_name})
+    if p.workload not in networks:
+        networks[p.workload] = load_workload(p.workload)
+    try:
+        _, tot = run_streaming(networks[p.workload], arch, out / p.id, point=p.id)
+    except SpecError as exc:  # does not fit the board: say so, go on
+        refused[p.id] = str(exc)
+        return True
+    done[p.id] = {**tot, **{f"param.{k}": v for k, v in p.params.items()}}
+    return True
+
+
 def parse_shard(text: str | None) -> tuple[int, int] | None:
     if text is None:
         return None
@@ -192,15 +216,17 @@ def run_sweep(spec: SweepSpec, out: Path, store: ResultStore, jobs: int = 1,
     all_tasks: dict[str, object] = {}
     waiting: dict[str, set[str]] = {}
     refused: dict[str, str] = {}
-    executed: dict[str, dict] = {}
+    done_points: dict[str, dict] = {}
     for p in points:
+        if _streaming_point(p, out, networks, done_points, refused):
+            continue
         arch = load_arch(p.arch_files, p.params, p.arch_name)
         if p.workload not in networks:
             networks[p.workload] = load_workload(p.workload)
         net = networks[p.workload]
         if arch.arch.attributes.get("execution"):  # a chip's execution model: nothing to map
             try:
-                executed[p.id] = run_execution(net, arch, out / p.id, p.id, p.params)[1]
+                done_points[p.id] = run_execution(net, arch, out / p.id, p.id, p.params)[1]
             except SpecError as exc:
                 refused[p.id] = str(exc)
             continue
@@ -222,7 +248,6 @@ def run_sweep(spec: SweepSpec, out: Path, store: ResultStore, jobs: int = 1,
         else:
             results[key] = cached
     reused = len(all_tasks) - len(todo)
-    done_points: dict[str, dict] = dict(executed)
 
     def finish_ready() -> None:
         for p in points:

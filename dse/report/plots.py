@@ -125,7 +125,7 @@ def cycles_per_layer(res: Results, network: str, path: Path) -> None:
 
 def pareto_plot(res: Results, network: str, path: Path) -> None:
     tot = res.totals[res.totals["network"] == network]
-    rows = list(tot.itertuples(index=False))
+    rows = [r for r in tot.itertuples(index=False) if num(r.energy_pJ) is not None]
     pts = [(num(r.cycles), num(r.energy_pJ) / 1e6) for r in rows]
     front = pareto(pts)
     fig = _figure(6.4, 4.6)
@@ -163,13 +163,17 @@ def make_plots(res: Results, out: Path) -> list[str]:
         s = slug(net)
         if (res.layers["network"] == net).any():
             for (a, p), part in _series_names(res, net).items():
+                if not res.level_columns.get((net, a, p)):  # e.g. a streaming design
+                    continue
                 name = f"energy_breakdown_{s}_{part}.png"
                 energy_breakdown(res, net, a, p, out / name)
                 made.append(name)
             name = f"cycles_{s}.png"
             cycles_per_layer(res, net, out / name)
             made.append(name)
-        if (res.totals["network"] == net).sum() > 1:
+        with_energy = [e for n, e in zip(res.totals["network"], res.totals["energy_pJ"],
+                                         strict=True) if n == net and num(e) is not None]
+        if len(with_energy) > 1:
             name = f"pareto_{s}.png"
             pareto_plot(res, net, out / name)
             made.append(name)

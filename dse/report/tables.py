@@ -128,9 +128,18 @@ def baseline_row(totals: pd.DataFrame, base: Baseline, row: pd.Series,
 # report.csv
 
 
+STREAMING_COLUMNS = ["fps", "fps_per_dsp", "ii_cycles", "dsp_used", "dsp_budget",
+                     "bram36_used", "bram36_budget", "bottleneck_layer"]
+
+
+def streaming_columns(totals: pd.DataFrame) -> list[str]:
+    """Columns of streaming dataflow designs (docs/streaming.md), when any row has them."""
+    return [c for c in STREAMING_COLUMNS if c in totals.columns]
+
+
 def report_columns(totals: pd.DataFrame) -> list[str]:
     return [*KEY, *param_columns(totals), "macs", "cycles", "energy_pJ", "pJ_per_mac",
-            "utilization", *RATIO_COLUMNS]
+            "utilization", *streaming_columns(totals), *RATIO_COLUMNS]
 
 
 def report_rows(res: Results, base: Baseline | None) -> tuple[list[dict], list[str]]:
@@ -142,12 +151,13 @@ def report_rows(res: Results, base: Baseline | None) -> tuple[list[dict], list[s
     for _, t in totals.iterrows():
         macs, cycles, energy = num(t["macs"]), num(t["cycles"]), num(t["energy_pJ"])
         pjm = _float(t.get("pJ_per_mac", ""))
-        if "pJ_per_mac" not in totals.columns and macs:
+        if "pJ_per_mac" not in totals.columns and macs and energy is not None:
             pjm = energy / macs
         row = {"network": t["network"], "arch": t["arch"], "point": t["point"],
                **{c: t.get(c, "") for c in pcols},
                "macs": _int(macs), "cycles": _int(cycles), "energy_pJ": _float(energy),
                "pJ_per_mac": pjm, "utilization": _float(t.get("utilization", "")),
+               **{c: t.get(c, "") for c in streaming_columns(totals)},
                "speedup_vs_baseline": "", "energy_ratio_vs_baseline": "", "baseline": ""}
         if base is not None:
             b = baseline_row(totals, base, t, pcols)
@@ -260,6 +270,22 @@ def _md_table(head: list[str], body: list[list[str]], right: set[int]) -> list[s
     return lines
 
 
+def _streaming_md(rows: list[dict]) -> list[str]:
+    """FPS and FPS per DSP of streaming dataflow designs (cycles above = II per image)."""
+    mine = [r for r in rows if num(r.get("fps", "")) is not None]
+    if not mine:
+        return []
+    body = [[r["network"], r["arch"], short_point(r["network"], r["arch"], r["point"]) or "",
+             f"{num(r['fps']):,.0f}", _i(r["ii_cycles"]), r["bottleneck_layer"],
+             f"{_i(r['dsp_used'])} / {_i(r['dsp_budget'])}", _g(r["fps_per_dsp"])]
+            for r in mine]
+    return ["", "## Streaming designs", "",
+            "One engine per layer; cycles = II (cycles per image once the pipeline is full).", ""
+            ] + _md_table(["network", "architecture", "point", "FPS", "II (cycles)",
+                           "bottleneck", "DSP used / budget", "FPS per DSP"], body,
+                          {3, 4, 6, 7})
+
+
 def markdown(res: Results, rows: list[dict], base: Baseline | None, files: list[str],
              plots: list[str], notes: list[str]) -> str:
     pcols = [c for c in param_columns(res.totals) if any(r[c] != "" for r in rows)]
@@ -293,10 +319,13 @@ def markdown(res: Results, rows: list[dict], base: Baseline | None, files: list[
             line += [_x(r["speedup_vs_baseline"]), _x(r["energy_ratio_vs_baseline"])]
         body.append(line)
     out += _md_table(head, body, set(range(head.index("MACs"), len(head))))
+    out += _streaming_md(rows)
     out += ["", "## Best per network", ""]
     best = []
     for net in sorted({r["network"] for r in rows}, key=natural_key):
-        mine = [r for r in rows if r["network"] == net]
+        mine = [r for r in rows if r["network"] == net and num(r["energy_pJ"]) is not None]
+        if not mine:
+            continue
 
         def name(r: dict) -> str:
             return display(r["network"], r["arch"], r["point"])

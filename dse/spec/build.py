@@ -68,6 +68,14 @@ def read_arch(doc: Document, parameters: dict | None = None) -> tuple[Architectu
     if node is None:
         raise SpecError("no `architecture:` section in the input files",
                         hint="pass an architecture YAML (e.g. arch_specs/eyeriss_like.yaml)")
+    if isinstance(node, dict) and "kind" in node:  # only `kind: streaming` exists (own reader)
+        from dse.errors import did_you_mean
+
+        f, line = doc.where("architecture")
+        raise SpecError(f"architecture kind {node['kind']!r} has no loop-nest levels",
+                        file=f, line=line, key_path="architecture.kind",
+                        expected="streaming (read by `dse run`, docs/streaming.md) or no `kind:`",
+                        hint=did_you_mean(str(node["kind"]), ["streaming"]))
     if _is_native_arch(node):
         from dse.spec import native
 

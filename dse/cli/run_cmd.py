@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from dse.cli.errors import reports_spec_errors
+from dse.cli.errors import INTERRUPTED, reports_spec_errors
 
 
 @click.command()
@@ -39,6 +39,7 @@ def run(arch_file, cons_files, workload, out_dir, objective, search, max_evals, 
     from dse.pipeline.run import run_network
     from dse.pipeline.spec import load_arch, sibling_constraints
     from dse.pipeline.store import ResultStore
+    from dse.pipeline.work import Interrupted
     from dse.workload_library import load_workload
 
     files = [arch_file, *sibling_constraints(arch_file), *cons_files]
@@ -69,8 +70,18 @@ def run(arch_file, cons_files, workload, out_dir, objective, search, max_evals, 
         return update
 
     out = Path(out_dir)
-    rows, tot = run_network(network, arch, cfg, out, store, jobs=jobs, on_layer=on_layer,
-                            on_search=on_search)
+    try:
+        rows, tot = run_network(network, arch, cfg, out, store, jobs=jobs, on_layer=on_layer,
+                                on_search=on_search)
+    except Interrupted as exc:
+        layer_bar.close()
+        bar.close()
+        store.close()
+        click.echo(f"interrupted: {len(exc.missing)} layer(s) not mapped yet "
+                   f"({', '.join(exc.missing)}); nothing written to {out}. The "
+                   f"{len(exc.done)} unique layer(s) finished are kept in {store_path}; run "
+                   f"the same command again to finish.", err=True)
+        raise SystemExit(INTERRUPTED) from None
     layer_bar.close()
     bar.close()
     store.close()

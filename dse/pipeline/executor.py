@@ -1,40 +1,106 @@
 """Run independent tasks locally (processes) or on a dask.distributed cluster. Results come
-back as they finish; callers key them, so completion order never shows in the outputs."""
+back as they finish; callers key them, so completion order never shows in the outputs.
+
+Local workers never outlive the run: they ignore SIGINT (the parent handles Ctrl-C and
+terminates them at once, in-flight searches included), and each watches its parent and exits
+when the parent is gone, so `kill -9` of `dse` leaves no worker behind. Tasks are taken from
+the iterable only when a worker is free, so a caller can claim work lazily.
+"""
 
 from __future__ import annotations
 
+import itertools
+import os
+import queue
 import signal
-from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
 
 from dse.errors import SpecError
 
+PARENT_POLL_S = 0.2
 
-def _ignore_sigint() -> None:
+
+def _init_worker(parent: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_watch_parent, args=(parent,), daemon=True,
+                     name="dse-parent-watch").start()
 
 
-def run_tasks(fn: Callable, tasks: list, jobs: int = 1, executor: str = "local",
+def _watch_parent(parent: int) -> None:
+    """Exit when the parent is gone: this worker was re-parented, or the pid of `dse` no
+    longer exists (with a fork server in between, the direct parent is not `dse`)."""
+    first = os.getppid()
+    while os.getppid() == first and _exists(parent):
+        time.sleep(PARENT_POLL_S)
+    os._exit(1)
+
+
+def _exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def run_tasks(fn: Callable, tasks: Iterable, jobs: int = 1, executor: str = "local",
               scheduler: str | None = None, batch: int = 1) -> Iterator[tuple]:
     """Yield (task, result) pairs as tasks finish. `batch` tasks go to a dask worker at a time
     (so each submitted unit is worth scheduling)."""
-    if not tasks:
-        return
     if executor == "dask":
-        yield from _run_dask(fn, tasks, scheduler, max(1, batch))
+        tasks = list(tasks)
+        if tasks:
+            yield from _run_dask(fn, tasks, scheduler, max(1, batch))
         return
-    if jobs <= 1 or len(tasks) == 1:
+    if jobs <= 1:
         for t in tasks:
             yield t, fn(t)
         return
-    with ProcessPoolExecutor(jobs, initializer=_ignore_sigint) as pool:
-        futures = {pool.submit(fn, t): t for t in tasks}
-        try:
-            for fut in as_completed(futures):
-                yield futures[fut], fut.result()
-        except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
+    yield from _run_pool(fn, iter(tasks), jobs)
+
+
+def _run_pool(fn: Callable, tasks: Iterator, jobs: int) -> Iterator[tuple]:
+    import multiprocessing
+
+    first = next(tasks, None)
+    if first is None:
+        return
+    done: queue.SimpleQueue = queue.SimpleQueue()
+    pool = multiprocessing.get_context().Pool(jobs, initializer=_init_worker,
+                                                   initargs=(os.getpid(),))
+    inflight: dict[int, object] = {}
+    ids = itertools.count()
+
+    def submit(task) -> None:
+        i = next(ids)
+        inflight[i] = task
+        pool.apply_async(fn, (task,), callback=lambda r: done.put((i, r, None)),
+                         error_callback=lambda e: done.put((i, None, e)))
+
+    try:
+        submit(first)
+        for task in itertools.islice(tasks, jobs - 1):
+            submit(task)
+        while inflight:
+            try:
+                i, result, error = done.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            task = inflight.pop(i)
+            if error is not None:
+                raise error
+            yield task, result
+            nxt = next(tasks, None)
+            if nxt is not None:
+                submit(nxt)
+        pool.close()
+        pool.join()
+    finally:
+        pool.terminate()  # no-op after join; otherwise stops in-flight work at once
 
 
 def _batch_call(fn: Callable, tasks: list) -> list:

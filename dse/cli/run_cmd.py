@@ -78,8 +78,8 @@ def run(arch_file, cons_files, workload, out_dir, objective, search, max_evals, 
         bar.close()
         store.close()
         click.echo(f"interrupted: {len(exc.missing)} layer(s) not mapped yet "
-                   f"({', '.join(exc.missing)}); nothing written to {out}. The "
-                   f"{len(exc.done)} unique layer(s) finished are kept in {store_path}; run "
+                   f"({', '.join(exc.missing)}); nothing written to {out}. "
+                   f"{len(exc.done)} finished unique layer(s) are kept in {store_path}; run "
                    f"the same command again to finish.", err=True)
         raise SystemExit(INTERRUPTED) from None
     layer_bar.close()

@@ -15,8 +15,9 @@ from dse.pipeline.store import ResultStore
 WAIT_POLL_S = 0.5
 
 
-class Interrupted(Exception):
-    """The run was stopped before every result was in; finished results are stored."""
+class Interrupted(KeyboardInterrupt):
+    """The run was stopped (Ctrl-C) before every result was in; finished results are stored.
+    A KeyboardInterrupt, so callers that do not look for it still treat it as Ctrl-C."""
 
     def __init__(self, done: dict) -> None:
         super().__init__("interrupted")

@@ -283,6 +283,28 @@ def test_two_sweeps_on_one_store_share_the_work(tmp_path: Path) -> None:
     db.close()
 
 
+def test_ctrl_c_in_a_sweep_exits_130_and_names_the_missing_points(tmp_path: Path) -> None:
+    f = tmp_path / "sweep.yaml"
+    f.write_text(SWEEP.format(arch=ARCH).replace("max_evals: 1000", "max_evals: 10000000"))
+    store, out = tmp_path / "s.sqlite", tmp_path / "out"
+    proc = start(["sweep", str(f), "--out", str(out), "--store", str(store), "--jobs", "2",
+                  "-q"])
+    wait_for(lambda: len(children(proc.pid)) >= 2 or proc.poll() is not None, 60,
+             "two workers")
+    time.sleep(0.5)
+    workers = children(proc.pid)
+    os.killpg(proc.pid, signal.SIGINT)
+    try:
+        _, err = proc.communicate(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert "2 design point(s) not finished" in err and "run the same command again" in err
+    assert not (out / "sweep.csv").exists() and stored(store) == {}
+    wait_for(lambda: not any(alive(w) for w in workers), 2, "workers to end")
+
+
 def test_a_claim_of_a_dead_process_is_taken_over(tmp_path: Path) -> None:
     from dse.pipeline.store import ResultStore
 

@@ -207,6 +207,10 @@ class _Guard:
         text = str(exc)
         if isinstance(exc, sqlite3.OperationalError) and "locked" in text:
             hint = "another process holds the store for too long; try again"
+        elif "full" in text:
+            hint = "free some space, or name a store elsewhere with --store PATH"
+        elif "readonly" in text or "read-only" in text:
+            hint = "name a store you can write with --store PATH"
         else:
             hint = _HINT
         raise StoreError(f"cannot use the result store: {text}", file=str(self.path),

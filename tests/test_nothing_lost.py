@@ -226,6 +226,19 @@ def test_kill_9_of_the_parent_leaves_no_worker(tmp_path: Path, tiny: str) -> Non
                 os.kill(w, signal.SIGKILL)
 
 
+def test_a_worker_that_dies_is_a_clear_error_not_a_hang(tmp_path: Path, tiny: str) -> None:
+    proc, workers = _started_pool(tmp_path, tiny)
+    os.kill(workers[0], signal.SIGKILL)
+    try:
+        _, err = proc.communicate(timeout=10)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 2, err
+    assert err.startswith("error: a worker process died") and "Traceback" not in err
+    wait_for(lambda: not any(alive(w) for w in workers), 2, "workers to end")
+
+
 # ------------------------------------------------------------------ reproducible CSVs
 
 

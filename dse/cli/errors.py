@@ -30,7 +30,17 @@ _OS_REASONS = {
     errno.ELOOP: ("the path is a symlink loop (too many levels of symbolic links)",
                   "fix or remove the link"),
     errno.ENOENT: ("no such file or folder", None),
+    errno.ECHILD: ("a worker process died (killed, or out of memory?)",
+                   "run the same command again: finished layers are kept; use fewer --jobs "
+                   "if memory is short"),
 }
+
+
+def listing(names: list[str], most: int = 12) -> str:
+    """Names for a message: all of a few, or the first `most` and how many more."""
+    if len(names) <= most:
+        return ", ".join(names)
+    return ", ".join(names[:most]) + f" and {len(names) - most} more"
 
 
 def os_error(exc: OSError) -> SpecError:

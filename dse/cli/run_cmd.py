@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from dse.cli.errors import INTERRUPTED, reports_spec_errors
+from dse.cli.errors import INTERRUPTED, listing, reports_spec_errors
 
 
 @click.command()
@@ -78,7 +78,7 @@ def run(arch_file, cons_files, workload, out_dir, objective, search, max_evals, 
         bar.close()
         store.close()
         click.echo(f"interrupted: {len(exc.missing)} layer(s) not mapped yet "
-                   f"({', '.join(exc.missing)}); nothing written to {out}. "
+                   f"({listing(exc.missing)}); nothing written to {out}. "
                    f"{len(exc.done)} finished unique layer(s) are kept in {store_path}; run "
                    f"the same command again to finish.", err=True)
         raise SystemExit(INTERRUPTED) from None

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from dse.cli.errors import INTERRUPTED, reports_spec_errors
+from dse.cli.errors import INTERRUPTED, listing, reports_spec_errors
 
 
 @click.command()
@@ -48,7 +48,7 @@ def sweep(sweep_file, out_dir, jobs, executor, scheduler, shard, store_path, qui
         bar.close()
         store.close()
         click.echo(f"interrupted: {len(exc.missing)} design point(s) not finished "
-                   f"({', '.join(exc.missing)}); sweep.csv not written. Finished points are "
+                   f"({listing(exc.missing)}); sweep.csv not written. Finished points are "
                    f"in {out}/ and the {len(exc.done)} layer mapping(s) done are kept in "
                    f"{store_path}; run the same command again to finish.", err=True)
         raise SystemExit(INTERRUPTED) from None

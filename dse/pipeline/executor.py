@@ -9,9 +9,9 @@ the iterable only when a worker is free, so a caller can claim work lazily.
 
 from __future__ import annotations
 
+import errno
 import itertools
 import os
-import queue
 import signal
 import threading
 import time
@@ -64,43 +64,45 @@ def run_tasks(fn: Callable, tasks: Iterable, jobs: int = 1, executor: str = "loc
 
 
 def _run_pool(fn: Callable, tasks: Iterator, jobs: int) -> Iterator[tuple]:
-    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures.process import BrokenProcessPool
 
     first = next(tasks, None)
     if first is None:
         return
-    done: queue.SimpleQueue = queue.SimpleQueue()
-    pool = multiprocessing.get_context().Pool(jobs, initializer=_init_worker,
-                                                   initargs=(os.getpid(),))
-    inflight: dict[int, object] = {}
-    ids = itertools.count()
-
-    def submit(task) -> None:
-        i = next(ids)
-        inflight[i] = task
-        pool.apply_async(fn, (task,), callback=lambda r: done.put((i, r, None)),
-                         error_callback=lambda e: done.put((i, None, e)))
-
+    pool = ProcessPoolExecutor(jobs, initializer=_init_worker, initargs=(os.getpid(),))
+    inflight = {pool.submit(fn, first): first}
+    for task in itertools.islice(tasks, jobs - 1):
+        inflight[pool.submit(fn, task)] = task
     try:
-        submit(first)
-        for task in itertools.islice(tasks, jobs - 1):
-            submit(task)
         while inflight:
-            try:
-                i, result, error = done.get(timeout=0.2)
-            except queue.Empty:
-                continue
-            task = inflight.pop(i)
-            if error is not None:
-                raise error
-            yield task, result
-            nxt = next(tasks, None)
-            if nxt is not None:
-                submit(nxt)
-        pool.close()
-        pool.join()
+            finished, _ = wait(inflight, timeout=0.2, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                task = inflight.pop(fut)
+                try:
+                    result = fut.result()
+                except BrokenProcessPool:
+                    raise OSError(errno.ECHILD, "worker process died") from None
+                yield task, result
+                nxt = next(tasks, None)
+                if nxt is not None:
+                    inflight[pool.submit(fn, nxt)] = nxt
+    except BaseException:
+        _stop_workers(pool)
+        raise
     finally:
-        pool.terminate()  # no-op after join; otherwise stops in-flight work at once
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _stop_workers(pool) -> None:
+    """Stop in-flight work at once (Ctrl-C, an error): shutdown() alone waits for it."""
+    kill = getattr(pool, "kill_workers", None)  # Python >= 3.14
+    if kill is not None:
+        kill()
+        return
+    for proc in list((getattr(pool, "_processes", None) or {}).values()):
+        if proc.is_alive():
+            proc.kill()
 
 
 def _batch_call(fn: Callable, tasks: list) -> list:

@@ -174,16 +174,23 @@ def run_sweep(spec: SweepSpec, out: Path, store: ResultStore, jobs: int = 1,
     done_points: dict[str, dict] = {}
     computed: set[str] = set()
 
-    def finish_ready() -> None:
-        for p in points:
-            if p.id in done_points or not waiting[p.id] <= results.keys():
-                continue
-            arch, net, _, keys = loaded[p.id]
-            _, tot = write_results(out / p.id, net, arch, spec.config, keys, results, p.id,
-                                   p.params, computed=computed)
-            done_points[p.id] = tot
-
     points = [p for p in points if p.id not in refused]
+    users: dict[str, list[str]] = {}  # layer key -> the points that need it
+    for p in points:
+        for key in waiting[p.id]:
+            users.setdefault(key, []).append(p.id)
+    by_id = {p.id: p for p in points}
+
+    def finish(pid: str) -> None:
+        p = by_id[pid]
+        arch, net, _, keys = loaded[pid]
+        _, tot = write_results(out / pid, net, arch, spec.config, keys, results, pid,
+                               p.params, computed=computed)
+        done_points[pid] = tot
+
+    for p in points:
+        if not waiting[p.id]:
+            finish(p.id)
     tasks = list(all_tasks.values())
     if progress:
         progress(0, len(tasks))
@@ -194,7 +201,10 @@ def run_sweep(spec: SweepSpec, out: Path, store: ResultStore, jobs: int = 1,
             computed.add(task.key)
         if progress:
             progress(len(results), len(tasks))
-        finish_ready()
+        for pid in users.get(task.key, []):  # write each point as soon as it is complete
+            waiting[pid].discard(task.key)
+            if not waiting[pid]:
+                finish(pid)
 
     # one layer search evaluates ~40,000 mappings/s: group small searches so that each task
     # sent to a dask worker is worth at least ~0.1 s
@@ -205,7 +215,6 @@ def run_sweep(spec: SweepSpec, out: Path, store: ResultStore, jobs: int = 1,
     except Interrupted as exc:
         exc.missing = [p.id for p in points if p.id not in done_points]
         raise
-    finish_ready()
     reused = len(work.reused)
     ordered = [done_points[p.id] for p in points]
     columns: list[str] = []

@@ -113,17 +113,38 @@ def summary(ev: Evaluation, arch, problem, inputs: dict[str, str], extra: dict |
     return out
 
 
-def atomic_write(path: Path, text: str) -> None:
-    """Write to a temp file in the same folder, then rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+def atomic_write(path: Path, data: str | bytes) -> None:
+    """Write to a temp file in the same folder, then rename: readers never see half a file.
+    The file gets the permissions of a normally created one (0666 less the umask; the temp
+    file would be 0600). A path that exists but is not a regular file (/dev/stdout, a FIFO)
+    is written in place. An OSError always names the path it was about writing."""
     try:
-        with os.fdopen(fd, "w", newline="") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        if path.exists() and not path.is_file():
+            with open(path, "wb" if isinstance(data, bytes) else "w", newline=None
+                      if isinstance(data, bytes) else "") as fh:
+                fh.write(data)
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        try:
+            os.fchmod(fd, 0o666 & ~_umask())
+            with os.fdopen(fd, "wb" if isinstance(data, bytes) else "w",
+                           newline=None if isinstance(data, bytes) else "") as fh:
+                fh.write(data)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except OSError as exc:
+        if exc.filename is None or exc.filename2 is not None:  # not the temp file's name
+            exc.filename, exc.filename2 = str(path), None
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def csv_text(rows: list[dict], columns: list[str]) -> str:

@@ -96,6 +96,7 @@ def export_timeloop(net: Network, out_dir: str | Path, *, unique: bool = False) 
     import yaml
 
     from dse.layers import to_timeloop
+    from dse.report_model import atomic_write
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -114,6 +115,6 @@ def export_timeloop(net: Network, out_dir: str | Path, *, unique: bool = False) 
             header += "\n# bit widths (not part of Timeloop's problem format): " + ", ".join(
                 f"{k} {v}" for k, v in bits.items())
         text = yaml.safe_dump(to_timeloop(problem), sort_keys=False, default_flow_style=None)
-        path.write_text(header + "\n" + text, encoding="utf-8")
+        atomic_write(path, header + "\n" + text)
         written.append(path)
     return written

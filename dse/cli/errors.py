@@ -1,7 +1,9 @@
-"""The CLI's one place for turning bad input into a message and exit code 2."""
+"""The CLI's one place for turning bad input and environment failures into a message and an
+exit code: 2 for bad input, an unusable store or a file-system error, 130 for Ctrl-C."""
 
 from __future__ import annotations
 
+import errno
 import functools
 import sys
 
@@ -9,9 +11,56 @@ import click
 
 from dse.errors import SpecError
 
+INTERRUPTED = 130  # 128 + SIGINT, what shells report for Ctrl-C
+
+_OS_REASONS = {
+    errno.ENOSPC: ("the disk is full (no space left on the device)",
+                   "free some space or write somewhere else"),
+    errno.EDQUOT: ("the disk quota is exceeded", "free some space or write somewhere else"),
+    errno.EROFS: ("the file system is read-only", "choose a writable folder"),
+    errno.EACCES: ("permission denied", "choose a folder you can write to (or fix its mode)"),
+    errno.EPERM: ("operation not permitted", "choose a folder you can write to"),
+    errno.ENOTDIR: ("a part of this path is a regular file, not a folder",
+                    "choose a path whose parents are folders"),
+    errno.EEXIST: ("a file is in the way where a folder is needed",
+                   "choose a path whose parents are folders"),
+    errno.EISDIR: ("this is a folder, not a file", "name a file"),
+    errno.ENAMETOOLONG: ("a name in this path is too long for the file system",
+                         "use a shorter name"),
+    errno.ELOOP: ("the path is a symlink loop (too many levels of symbolic links)",
+                  "fix or remove the link"),
+    errno.ENOENT: ("no such file or folder", None),
+    errno.ECHILD: ("a worker process died (killed, or out of memory?)",
+                   "run the same command again: finished layers are kept; use fewer --jobs "
+                   "if memory is short"),
+}
+
+
+def listing(names: list[str], most: int = 12) -> str:
+    """Names for a message: all of a few, or the first `most` and how many more."""
+    if len(names) <= most:
+        return ", ".join(names)
+    return ", ".join(names[:most]) + f" and {len(names) - most} more"
+
+
+def os_error(exc: OSError) -> SpecError:
+    """An OSError as one paragraph: the path, what went wrong, what to do."""
+    reason, hint = _OS_REASONS.get(exc.errno, (exc.strerror or str(exc), None))
+    path = exc.filename
+    if isinstance(path, bytes):
+        path = path.decode(errors="replace")
+    if path is not None:
+        path = str(path)
+        if len(path) > 160:
+            path = f"{path[:80]}...{path[-40:]} ({len(path)} characters)"
+    found = f"{exc.strerror} (errno {errno.errorcode.get(exc.errno, exc.errno)})" \
+        if exc.strerror else None
+    return SpecError(reason, file=path, found=found, hint=hint)
+
 
 def reports_spec_errors(fn):
-    """Print SpecError as one paragraph on stderr and exit 2, never a traceback."""
+    """Print SpecError (and file-system errors) as one paragraph on stderr and exit 2, never
+    a traceback; Ctrl-C exits 130."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -20,5 +69,11 @@ def reports_spec_errors(fn):
         except SpecError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(2)
+        except OSError as exc:
+            click.echo(f"error: {os_error(exc)}", err=True)
+            sys.exit(2)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(INTERRUPTED)
 
     return wrapper

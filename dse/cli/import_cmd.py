@@ -47,7 +47,8 @@ def import_(sources: tuple[str, ...], out: str, name: str | None, exclude: tuple
         net_name = name or (names[0] if len(names) == 1 else out_path.stem)
         text = network_text_from_problems(problems, net_name, ", ".join(sources), names)
         net = load_network_text(text, out)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    out_path.write_text(text, encoding="utf-8")
+    from dse.report_model import atomic_write
+
+    atomic_write(out_path, text)
     s = net.stats()
     click.echo(f"wrote {out}: {s['layers']} layers, {s['macs']:,} MACs, {s['params']:,} params")

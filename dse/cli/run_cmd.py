@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from dse.cli.errors import reports_spec_errors
+from dse.cli.errors import INTERRUPTED, listing, reports_spec_errors
 from dse.cli.options import link_mode, link_transfer_options
 
 
@@ -54,6 +54,7 @@ def run(arch_ref, cons_files, workload, out_dir, objective, search, max_evals, s
     from dse.pipeline.run import run_network
     from dse.pipeline.spec import load_arch, sibling_constraints
     from dse.pipeline.store import ResultStore
+    from dse.pipeline.work import Interrupted
     from dse.report_arch import display_path
     from dse.spec.streaming_arch import file_is_streaming
     from dse.workload_library import load_workload
@@ -101,8 +102,18 @@ def run(arch_ref, cons_files, workload, out_dir, objective, search, max_evals, s
             layer_bar.refresh()
         return update
 
-    rows, tot = run_network(network, arch, cfg, out, store, jobs=jobs, on_layer=on_layer,
-                            on_search=on_search)
+    try:
+        rows, tot = run_network(network, arch, cfg, out, store, jobs=jobs, on_layer=on_layer,
+                                on_search=on_search)
+    except Interrupted as exc:
+        layer_bar.close()
+        bar.close()
+        store.close()
+        click.echo(f"interrupted: {len(exc.missing)} layer(s) not mapped yet "
+                   f"({listing(exc.missing)}); nothing written to {out}. "
+                   f"{len(exc.done)} finished unique layer(s) are kept in {store_path}; run "
+                   f"the same command again to finish.", err=True)
+        raise SystemExit(INTERRUPTED) from None
     layer_bar.close()
     bar.close()
     store.close()

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from dse import install_hint
-from dse.cli.errors import reports_spec_errors
+from dse.cli.errors import INTERRUPTED, listing, reports_spec_errors
 from dse.cli.options import link_mode, link_transfer_options
 
 
@@ -37,6 +37,7 @@ def sweep(sweep_file, out_dir, jobs, executor, scheduler, shard, store_path, gen
 
     from dse.pipeline.store import ResultStore
     from dse.pipeline.sweep import parse_shard, read_sweep, run_sweep
+    from dse.pipeline.work import Interrupted
 
     spec = read_sweep(sweep_file)
     if generation is not None:
@@ -55,8 +56,17 @@ def sweep(sweep_file, out_dir, jobs, executor, scheduler, shard, store_path, gen
         bar.n = done
         bar.refresh()
 
-    result = run_sweep(spec, out, store, jobs=jobs, executor=executor, scheduler=scheduler,
-                       shard=parse_shard(shard), progress=progress)
+    try:
+        result = run_sweep(spec, out, store, jobs=jobs, executor=executor,
+                           scheduler=scheduler, shard=parse_shard(shard), progress=progress)
+    except Interrupted as exc:
+        bar.close()
+        store.close()
+        click.echo(f"interrupted: {len(exc.missing)} design point(s) not finished "
+                   f"({listing(exc.missing)}); sweep.csv not written. Finished points are "
+                   f"in {out}/ and the {len(exc.done)} layer mapping(s) done are kept in "
+                   f"{store_path}; run the same command again to finish.", err=True)
+        raise SystemExit(INTERRUPTED) from None
     bar.close()
     store.close()
     for pid, why in result.refused.items():

@@ -26,11 +26,14 @@ class LayerTask:
 
 def map_layer(task: LayerTask, progress=None) -> dict:
     """Search, then evaluate the best mapping; everything a per-layer CSV row needs.
-    `progress(result, rate)` is called during the search (in-process runs only)."""
+    `progress(result, rate)` is called during the search (in-process runs only). A search cut
+    short by Ctrl-C gives a row with `interrupted: True`, which is never stored."""
     cfg = SearchConfig(**{**asdict(task.config), "jobs": 1, "pareto": False})
     searcher = Searcher(task.problem, task.arch, task.constraints, cfg)
     searcher.progress = progress
     result = searcher.run()
+    if result.interrupted:
+        return {"interrupted": True, "evaluated": result.evaluated}
     row: dict = {"evaluated": result.evaluated, "valid": result.valid,
                  "search_s": round(result.wall_s, 3), "tool_version": __version__}
     if result.best is None:
@@ -63,3 +66,25 @@ def map_layer(task: LayerTask, progress=None) -> dict:
     })
     return row
 
+
+
+ROW_KEYS = {"status": str, "evaluated": int, "valid": int}
+OK_KEYS = {"cycles": int, "energy_pJ": float, "ops": int, "utilization": float,
+           "energy_compute_pJ": float, "level_energy_pJ": dict, "reads_words": dict,
+           "writes_words": dict, "energy_sources": dict, "mapping": str}
+
+
+def row_problem(row: dict, level_names: list[str]) -> tuple[str, object] | None:
+    """Why a stored row is not one map_layer writes, as (expected, found); None if it is."""
+    keys = {**ROW_KEYS, **(OK_KEYS if row.get("status") == "ok" else {})}
+    for k, kind in keys.items():
+        v = row.get(k)
+        ok = isinstance(v, (int, float)) if kind is float else isinstance(v, kind)
+        if not ok or isinstance(v, bool):
+            return f"'{k}' ({kind.__name__})", (f"keys {sorted(row)}" if k not in row else v)
+    if row["status"] == "ok":
+        for k in ("level_energy_pJ", "reads_words", "writes_words"):
+            missing = [n for n in level_names if n not in row[k]]
+            if missing:
+                return f"'{k}' for every level", f"no {', '.join(missing)}"
+    return None

@@ -1,5 +1,7 @@
 """A whole network on one architecture: map every unique layer once, then write one row per
-layer (layers.csv) and the totals (totals.csv). Finished layers are stored as they complete."""
+layer (layers.csv) and the totals (totals.csv). Finished layers are stored as they complete.
+layers.csv and totals.csv depend only on the inputs and the seed; wall-clock figures go to
+timing.csv."""
 
 from __future__ import annotations
 
@@ -11,10 +13,10 @@ from dse.errors import SpecError
 from dse.layers import shape_key, strip
 from dse.mapper.search import SearchConfig
 from dse.network import Network
-from dse.pipeline.executor import run_tasks
 from dse.pipeline.layer import LayerTask, map_layer
 from dse.pipeline.spec import ArchInput
 from dse.pipeline.store import ResultStore, content_key
+from dse.pipeline.work import Interrupted, gather
 from dse.report_model import atomic_write, csv_text
 from dse.spec.convert import problem_to_native
 
@@ -53,7 +55,7 @@ def level_columns(arch) -> list[str]:
 def layer_columns(arch) -> list[str]:
     return (["network", "layer", "type", "arch", "point", "shape_id", "macs", "ops", "cycles",
              "energy_pJ", "pJ_per_mac", "utilization"] + level_columns(arch)
-            + ["status", "reason", "mapping", "evaluated", "valid", "search_s", "seed", "objective",
+            + ["status", "reason", "mapping", "evaluated", "valid", "seed", "objective",
                "tool_version", "layer_key", "energy_sources"])
 
 
@@ -105,7 +107,7 @@ def layer_rows(network: Network, arch: ArchInput, cfg: SearchConfig, keys: dict,
         r = results[key]
         sid = shape_id(layer.problem)
         row.update({"shape_id": sid, "layer_key": key, "status": r["status"],
-                    "evaluated": r["evaluated"], "valid": r["valid"], "search_s": r["search_s"]})
+                    "evaluated": r["evaluated"], "valid": r["valid"]})
         if r["status"] != "ok":
             row["reason"] = failure_reason(r)
         if r["status"] == "ok":
@@ -164,36 +166,54 @@ def run_network(network: Network, arch: ArchInput, cfg: SearchConfig, out: Path,
                 scheduler: str | None = None, point: str = "", params: dict | None = None,
                 on_layer: Callable[[str, bool], None] | None = None,
                 on_search: Callable | None = None) -> tuple[list, dict]:
-    """Map, store, and write layers.csv, totals.csv and one mapping YAML per unique shape.
+    """Map, store, and write layers.csv, totals.csv, timing.csv and one mapping YAML per
+    unique shape. Ctrl-C raises Interrupted (its `missing`: the layers not mapped yet) and
+    writes nothing; the layers finished so far are stored, so rerunning completes the run.
     An architecture with `execution:` runs the network with its execution model instead."""
     if arch.arch.attributes.get("execution"):
         return run_execution(network, arch, out, point, params or {})
     tasks, keys = plan(network, arch, cfg)
-    results: dict[str, dict] = {}
-    todo = []
-    for t in tasks:
-        cached = store.get(t.key)
-        if cached is not None:
-            results[t.key] = cached
-            if on_layer:
-                on_layer(t.problem.name, True)
-        else:
-            todo.append(t)
-    if jobs <= 1 and executor == "local" and on_search is not None:
-        finished = ((t, map_layer(t, on_search(t))) for t in todo)  # one layer bar per task
-    else:
-        finished = run_tasks(map_layer, todo, jobs, executor, scheduler)
-    for task, res in finished:
-        store.put(task.key, res)
-        results[task.key] = res
+
+    def local_fn(task: LayerTask) -> dict:
+        return map_layer(task, on_search(task) if on_search else None)
+
+    def on_result(task: LayerTask, value: dict, computed: bool) -> None:
         if on_layer:
-            on_layer(task.problem.name, False)
-    return write_results(out, network, arch, cfg, keys, results, point, params or {})
+            on_layer(task.problem.name, not computed)
+
+    try:
+        work = gather(tasks, store, jobs, executor, scheduler, local_fn=local_fn,
+                      on_result=on_result)
+    except Interrupted as exc:
+        exc.missing = [lay.name for lay in network.mappable() if keys[lay.name] not in exc.done]
+        raise
+    return write_results(out, network, arch, cfg, keys, work.results, point, params or {},
+                         computed=work.computed)
+
+
+TIMING_COLUMNS = ["layer", "layer_key", "source", "evaluated", "search_s", "evals_per_s"]
+
+
+def timing_rows(network: Network, keys: dict, results: dict, computed: set) -> list[dict]:
+    """Wall-clock figures per mapped layer; `source` says whether this run computed the layer
+    or took it from the store (where search_s is from the run that computed it)."""
+    rows = []
+    for layer in network.mappable():
+        key = keys[layer.name]
+        r = results[key]
+        s = r.get("search_s")
+        rows.append({"layer": layer.name, "layer_key": key,
+                     "source": "computed" if key in computed else "stored",
+                     "evaluated": r["evaluated"], "search_s": s,
+                     "evals_per_s": round(r["evaluated"] / s) if s else ""})
+    return rows
 
 
 def write_results(out: Path, network: Network, arch: ArchInput, cfg: SearchConfig, keys: dict,
-                  results: dict, point: str, params: dict) -> tuple[list, dict]:
-    """One result folder: a mapping YAML per unique shape, layers.csv and totals.csv."""
+                  results: dict, point: str, params: dict, computed: set | None = None
+                  ) -> tuple[list, dict]:
+    """One result folder: a mapping YAML per unique shape, layers.csv, totals.csv and
+    timing.csv (`computed`: the keys this run computed)."""
     out.mkdir(parents=True, exist_ok=True)
     for layer in network.mappable():
         r = results[keys[layer.name]]
@@ -205,6 +225,8 @@ def write_results(out: Path, network: Network, arch: ArchInput, cfg: SearchConfi
     tot = totals_row(network, arch, cfg, rows, point, params)
     atomic_write(out / "layers.csv", csv_text(rows, layer_columns(arch.arch)))
     atomic_write(out / "totals.csv", csv_text([tot], total_columns(arch.arch, params)))
+    atomic_write(out / "timing.csv", csv_text(timing_rows(network, keys, results,
+                                                          computed or set()), TIMING_COLUMNS))
     return rows, tot
 
 

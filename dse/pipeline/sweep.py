@@ -20,11 +20,10 @@ from dse.errors import SpecError, did_you_mean
 from dse.mapper.search import OBJECTIVES, SearchConfig
 from dse.model.links import LINK_MODES
 from dse.network import Network
-from dse.pipeline.executor import run_tasks
-from dse.pipeline.layer import map_layer
 from dse.pipeline.run import plan, run_execution, write_results
 from dse.pipeline.spec import ArchInput, load_arch, sibling_constraints
 from dse.pipeline.store import ResultStore
+from dse.pipeline.work import Interrupted, gather
 from dse.report_model import atomic_write, csv_text
 from dse.spec.common import check_keys, get, require_list, require_mapping, where
 from dse.spec.yamlload import load_documents
@@ -240,39 +239,50 @@ def run_sweep(spec: SweepSpec, out: Path, store: ResultStore, jobs: int = 1,
         for t in tasks:
             all_tasks.setdefault(t.key, t)
     results: dict[str, dict] = {}
-    todo = []
-    for key, t in all_tasks.items():
-        cached = store.get(key)
-        if cached is None:
-            todo.append(t)
-        else:
-            results[key] = cached
-    reused = len(all_tasks) - len(todo)
-
-    def finish_ready() -> None:
-        for p in points:
-            if p.id in done_points or p.id not in waiting or not waiting[p.id] <= results.keys():
-                continue
-            arch, net, _, keys = loaded[p.id]
-            _, tot = write_results(out / p.id, net, arch, spec.config, keys, results, p.id,
-                                   p.params)
-            done_points[p.id] = tot
+    computed: set[str] = set()
 
     points = [p for p in points if p.id not in refused]
-    finish_ready()
-    done = reused
+    users: dict[str, list[str]] = {}  # layer key -> the points that need it
+    for p in points:
+        for key in waiting.get(p.id, ()):  # streaming and execution-model points map nothing
+            users.setdefault(key, []).append(p.id)
+    by_id = {p.id: p for p in points}
+
+    def finish(pid: str) -> None:
+        p = by_id[pid]
+        arch, net, _, keys = loaded[pid]
+        _, tot = write_results(out / pid, net, arch, spec.config, keys, results, pid,
+                               p.params, computed=computed)
+        done_points[pid] = tot
+
+    for p in points:
+        if p.id in waiting and not waiting[p.id]:
+            finish(p.id)
+    tasks = list(all_tasks.values())
     if progress:
-        progress(done, len(all_tasks))
+        progress(0, len(tasks))
+
+    def on_result(task, value: dict, fresh: bool) -> None:
+        results[task.key] = value
+        if fresh:
+            computed.add(task.key)
+        if progress:
+            progress(len(results), len(tasks))
+        for pid in users.get(task.key, []):  # write each point as soon as it is complete
+            waiting[pid].discard(task.key)
+            if not waiting[pid]:
+                finish(pid)
+
     # one layer search evaluates ~40,000 mappings/s: group small searches so that each task
     # sent to a dask worker is worth at least ~0.1 s
     group = math.ceil(4000 / spec.config.max_evals) if spec.config.max_evals < 4000 else 1
-    for task, res in run_tasks(map_layer, todo, jobs, executor, scheduler, batch=group):
-        store.put(task.key, res)
-        results[task.key] = res
-        done += 1
-        if progress:
-            progress(done, len(all_tasks))
-        finish_ready()
+    try:
+        work = gather(tasks, store, jobs, executor, scheduler, batch=group,
+                      on_result=on_result)
+    except Interrupted as exc:
+        exc.missing = [p.id for p in points if p.id not in done_points]
+        raise
+    reused = len(work.reused)
     ordered = [done_points[p.id] for p in points]
     columns: list[str] = []
     for tot in ordered:
@@ -283,11 +293,11 @@ def run_sweep(spec: SweepSpec, out: Path, store: ResultStore, jobs: int = 1,
     atomic_write(out / "sweep.json", json.dumps({
         "sweep": spec.name, "file": spec.file, "points": [p.id for p in points],
         "shard": None if shard is None else f"{shard[0]}/{shard[1]}",
-        "tasks": len(all_tasks), "computed": len(todo), "reused": reused,
+        "tasks": len(all_tasks), "computed": len(work.computed), "reused": reused,
         "refused": refused,
         "mapper": {"objective": spec.config.objective, "search": spec.config.search,
                    "max_evals": spec.config.max_evals, "seed": spec.config.seed,
                    "timeloop_generation": spec.config.generation,
                    "link_transfers": spec.config.link_transfers},
     }, indent=2) + "\n")
-    return SweepResult(len(points), len(todo), reused, ordered, refused)
+    return SweepResult(len(points), len(work.computed), reused, ordered, refused)

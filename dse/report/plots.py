@@ -5,8 +5,6 @@ global state) and written atomically; PNG metadata is left out so files are repr
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 from pathlib import Path
 
 from dse.report.merge import Results, natural_key
@@ -20,6 +18,7 @@ from dse.report.tables import (
     short_point,
     slug,
 )
+from dse.report_model import atomic_write
 
 MAX_LABELS = 30  # annotate every point of a Pareto plot up to this many, else only the front
 
@@ -44,15 +43,7 @@ def _figure(width: float, height: float):
 def _save(fig, path: Path) -> None:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", metadata={"Software": None})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(buf.getvalue())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, buf.getvalue())
 
 
 def _width(n: int) -> float:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dse.errors import SpecError, did_you_mean
-from dse.spec.expr import ExpressionError, to_number
+from dse.spec.expr import INT_LIMIT, ExpressionError, to_number
 from dse.spec.yamlload import Node
 
 
@@ -53,16 +53,22 @@ def require_list(value, path: str, parent=None, key: str | None = None) -> list:
 def number(node: Node, key: str, path: str, names: dict | None = None, *, integer: bool = False,
            positive: bool = False):
     value = get(node, key)
+    """A finite number (an int within 64-bit range if `integer`), refused here with its key
+    path and file:line otherwise, so no NaN, infinity or huge integer reaches the model."""
     try:
         num = to_number(value, names)
     except ExpressionError as exc:
-        raise SpecError(str(exc), key_path=f"{path}.{key}", **where(node, key)) from None
+        raise SpecError(exc.message, key_path=f"{path}.{key}", **where(node, key)) from None
     if integer:
         if isinstance(num, float):
             if not num.is_integer():
                 raise SpecError("expected a whole number", key_path=f"{path}.{key}",
                                 found=value, **where(node, key))
             num = int(num)
+        if abs(num) > INT_LIMIT:
+            raise SpecError("this whole number is beyond the 64-bit range",
+                            key_path=f"{path}.{key}", expected="|x| < 2**63", found=value,
+                            **where(node, key))
     if positive and num <= 0:
         raise SpecError("expected a positive number", key_path=f"{path}.{key}", found=value,
                         **where(node, key))

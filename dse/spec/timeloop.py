@@ -121,8 +121,9 @@ def _flatten_v4(nodes: list, mesh: tuple[int, int], inherited: dict, build: Arch
                 keep, bypass = get(ds, "keep"), get(ds, "bypass")
         if tag == "!Container":
             spatial = get(node, "spatial") or {}
-            mx = int(to_number(get(spatial, "meshX", 1))) if spatial else 1
-            my = int(to_number(get(spatial, "meshY", 1))) if spatial else 1
+            require_mapping(spatial, f"{p}.spatial", node, "spatial")
+            mx = _mesh(spatial, "meshX", f"{p}.spatial")
+            my = _mesh(spatial, "meshY", f"{p}.spatial")
             if mx * my > 1:
                 build.components.append(
                     _Component(f"inter_{name}_spatial", "dummy_storage", Node(), mesh[0] * mesh[1],
@@ -141,17 +142,19 @@ def _flatten_v4(nodes: list, mesh: tuple[int, int], inherited: dict, build: Arch
     return mesh
 
 
+def _mesh(spatial: Node, key: str, path: str) -> int:
+    """A container's fan-out (meshX/meshY): a positive whole number within 64-bit range."""
+    return number(spatial, key, path, integer=True, positive=True) if has(spatial, key) else 1
+
+
 def _energy_from_attrs(attrs: Node, path: str) -> dict[str, Energy]:
     """Inline energies (pJ per vector access) given as attributes `energy: {read: ..}`."""
     out: dict[str, Energy] = {}
     e = get(attrs, "energy")
     if isinstance(e, dict):
-        for action, value in e.items():
-            try:
-                out[str(action)] = Energy(float(to_number(value)), "spec:inline")
-            except ExpressionError as exc:
-                raise SpecError(str(exc), key_path=f"{path}.energy.{action}",
-                                **where(e, action)) from None
+        for action in e:
+            out[str(action)] = Energy(float(number(e, action, f"{path}.energy")),
+                                      "spec:inline")
     return out
 
 
@@ -252,10 +255,8 @@ def read_architecture(node: Node, path: str = "architecture") -> tuple[Architect
             tech = str(t)
         g = get(c.attrs, "global_cycle_seconds")
         if cycle is None and g is not None:
-            try:
-                cycle = float(to_number(g))
-            except ExpressionError:
-                pass
+            cycle = float(number(c.attrs, "global_cycle_seconds", f"{c.name}.attributes",
+                                 positive=True))
     arch = Architecture(
         name=str(get(node, "name", "architecture")), levels=tuple(storages), compute=compute,
         clock_hz=(1.0 / cycle) if cycle else None, technology=tech, source=node.file,
@@ -348,9 +349,12 @@ def read_problem(node: Node, path: str = "problem") -> Problem:
                         key_path=f"{path}.instance", **where(node))
     require_mapping(inst, f"{path}.instance", node, "instance")
     coefs: dict[str, int] = {}
-    for c in get(shape, "coefficients") or []:
+    for i, c in enumerate(require_list(get(shape, "coefficients") or [],
+                                       f"{path}.shape.coefficients", shape, "coefficients")):
+        cpath = f"{path}.shape.coefficients[{i}]"
+        require_mapping(c, cpath, shape, "coefficients")
         cname = str(get(c, "name"))
-        coefs[cname] = int(to_number(get(c, "default", 1)))
+        coefs[cname] = number(c, "default", cpath, integer=True) if has(c, "default") else 1
     bounds: dict[str, int] = {}
     allowed = set(dims) | set(coefs) | {"densities"}
     for key in inst:
@@ -535,13 +539,15 @@ def read_ert(node: Node, source: str, path: str = "ERT") -> dict[str, dict[str, 
     out: dict[str, dict[str, Energy]] = {}
     for j, t in enumerate(tables):
         tp = f"{path}.tables[{j}]"
-        require_mapping(t, tp)
+        require_mapping(t, tp, node, "tables")
         full = str(get(t, "name"))
         comp = split_range(full)[0].split(".")[-1]
         actions: dict[str, Energy] = {}
-        for a in require_list(get(t, "actions", []), f"{tp}.actions", t, "actions"):
+        for i, a in enumerate(require_list(get(t, "actions", []), f"{tp}.actions", t,
+                                           "actions")):
+            require_mapping(a, f"{tp}.actions[{i}]", t, "actions")
             aname = str(get(a, "name"))
-            energy = float(to_number(get(a, "energy")))
+            energy = float(number(a, "energy", f"{tp}.actions[{i}]"))
             prev = actions.get(aname)
             if prev is None or energy > prev.pJ:
                 actions[aname] = Energy(energy, f"ert:{source}")

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import click
 
+from dse.cli.errors import COUNT, reports_spec_errors
+
 
 @click.command()
-@click.option("--max-evals", type=int, default=50_000, show_default=True,
+@click.option("--max-evals", type=COUNT, default=50_000, show_default=True,
               help="Mappings per mapper case.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--no-network", is_flag=True, help="Skip the ResNet-50 end-to-end case (~30 s).")
+@reports_spec_errors
 def bench(max_evals: int, as_json: bool, no_network: bool) -> None:
     """Evaluated mappings per second (one process) on the Eyeriss-like VGG layer and a
     ResNet-18 3x3 layer, the time of one model evaluation, and ResNet-50 end to end on the

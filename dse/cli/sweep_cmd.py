@@ -6,14 +6,14 @@ from pathlib import Path
 
 import click
 
-from dse.cli.errors import reports_spec_errors
+from dse.cli.errors import JOBS, reports_spec_errors
 
 
 @click.command()
 @click.argument("sweep_file", type=click.Path(dir_okay=False, exists=True))
 @click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False),
               help="Output folder (default: results/sweep/<sweep name>).")
-@click.option("--jobs", type=int, default=1, show_default=True, help="Local processes.")
+@click.option("--jobs", type=JOBS, default=1, show_default=True, help="Local processes.")
 @click.option("--executor", type=click.Choice(["local", "dask"]), default="local",
               show_default=True, help="dask needs the optional extra: pip install 'dse[dask]'.")
 @click.option("--scheduler", default=None, help="dask scheduler address, e.g. tcp://HOST:8786.")

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from dse.arch import Architecture
 from dse.errors import SpecError, did_you_mean
-from dse.spec.common import get, require_list, require_mapping, where
+from dse.spec.common import get, number, require_list, require_mapping, where, whole_number
 from dse.workload import Problem
 
 _FACTOR = re.compile(r"^([A-Za-z_]\w*?)\s*(<=|>=|=)?\s*(\d+)$")
@@ -114,7 +114,8 @@ def read_constraints(targets: list, arch: Architecture, problem: Problem, path: 
         target = str(get(t, "target", ""))
         kind = str(get(t, "type", "temporal"))
         if kind in ("utilization", "parallelism"):
-            cons.min_utilization = max(cons.min_utilization, float(get(t, "min", 0) or 0))
+            low = number(t, "min", tp) if get(t, "min") is not None else 0
+            cons.min_utilization = max(cons.min_utilization, float(low))
             continue
         if kind == "max_overbooked_proportion":
             continue
@@ -137,7 +138,7 @@ def read_constraints(targets: list, arch: Architecture, problem: Problem, path: 
             else:
                 split = get(t, "split")
                 if split is not None and inner:
-                    k = int(split)
+                    k = whole_number(t, "split", tp, 0, minimum=0)
                     listed = list(inner)
                     lc.x_only = frozenset(listed[:k])
                     lc.y_only = frozenset(listed[k:])

@@ -255,6 +255,11 @@ def _energy(arch_level, action: str) -> float:
     return e[action].pJ
 
 
+def compute_energy_pJ(compute) -> float:
+    """Energy of one MAC of `compute`, or a SpecError saying it is missing and how to give it."""
+    return _energy(compute, "compute")
+
+
 def _finish(
     problem: Problem, arch: Architecture, mapping: Mapping, nest: Nest, rows: list[LevelTensorStats]
 ) -> Evaluation:

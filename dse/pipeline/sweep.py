@@ -25,12 +25,20 @@ from dse.pipeline.run import plan, write_results
 from dse.pipeline.spec import ArchInput, load_arch, sibling_constraints
 from dse.pipeline.store import ResultStore
 from dse.report_model import atomic_write, csv_text
-from dse.spec.common import check_keys, get, require_list, require_mapping, where
+from dse.spec.common import (
+    check_keys,
+    get,
+    require_list,
+    require_mapping,
+    where,
+    whole_number,
+)
 from dse.spec.yamlload import load_documents
 
 SWEEP_KEYS = {"version", "name", "architectures", "workloads", "parameters", "mapper",
               "description"}
 ARCH_KEYS = {"file", "name", "constraints", "parameters"}
+SEARCHES = ("auto", "random", "exhaustive")
 MAPPER_KEYS = {"objective", "search", "max_evals", "seed"}
 
 
@@ -84,9 +92,15 @@ def read_sweep(file: str) -> SweepSpec:
     if objective not in OBJECTIVES:
         raise SpecError(f"unknown objective '{objective}'", key_path="sweep.mapper.objective",
                         hint=did_you_mean(objective, OBJECTIVES), **where(mapper, "objective"))
-    cfg = SearchConfig(objective=objective, search=str(get(mapper, "search", "auto")),
-                       max_evals=int(get(mapper, "max_evals", 100_000)),
-                       seed=int(get(mapper, "seed", 0)))
+    search = str(get(mapper, "search", "auto"))
+    if search not in SEARCHES:
+        raise SpecError(f"unknown search '{search[:80]}'", key_path="sweep.mapper.search",
+                        expected="one of " + ", ".join(SEARCHES),
+                        hint=did_you_mean(search, SEARCHES), **where(mapper, "search"))
+    cfg = SearchConfig(objective=objective, search=search,
+                       max_evals=whole_number(mapper, "max_evals", "sweep.mapper", 100_000,
+                                              minimum=1),
+                       seed=whole_number(mapper, "seed", "sweep.mapper", 0, minimum=0))
     glob_params = get(node, "parameters") or {}
     require_mapping(glob_params, "sweep.parameters", node, "parameters")
     workloads = [str(w) for w in require_list(get(node, "workloads"), "sweep.workloads", node,
@@ -101,6 +115,8 @@ def read_sweep(file: str) -> SweepSpec:
         if hasattr(a, "key_lines"):
             check_keys(a, ARCH_KEYS, ap)
         arch_file = _resolve(str(get(a, "file")), base)
+        _require_file(arch_file, f"{ap}.file",
+                      where(a, "file") if hasattr(a, "key_lines") else where(node, "architectures"))
         cons = [_resolve(str(c), base) for c in (get(a, "constraints") or [])]
         files = [arch_file, *(cons or sibling_constraints(arch_file))]
         params = {**glob_params, **(get(a, "parameters") or {})}
@@ -115,6 +131,18 @@ def read_sweep(file: str) -> SweepSpec:
     if dupes:
         raise SpecError(f"design points repeat: {', '.join(sorted(dupes))}", file=file)
     return SweepSpec(name, points, cfg, file, doc.notes)
+
+
+def _require_file(path: str, key_path: str, location: dict) -> None:
+    """An architecture entry must name a readable file (not '.', a folder or nothing)."""
+    try:
+        ok = Path(path).is_file()
+    except (OSError, ValueError):
+        ok = False
+    if not ok:
+        raise SpecError("no such architecture file", key_path=key_path, found=path,
+                        expected="a YAML file (relative to the sweep file or the current folder)",
+                        **location)
 
 
 def _resolve(path: str, base: Path) -> str:

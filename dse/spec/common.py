@@ -75,6 +75,19 @@ def number(node: Node, key: str, path: str, names: dict | None = None, *, intege
     return num
 
 
+def whole_number(node: Node, key: str, path: str, default: int, *, minimum: int) -> int:
+    """A count or seed read from a settings section: a whole number >= `minimum` (within 64-bit
+    range), `default` when the key is absent; an explicit null, text, 1e400 or 0 evals is an error
+    that names the key and file:line."""
+    if not has(node, key):
+        return default
+    value = number(node, key, path, integer=True)
+    if value < minimum:
+        raise SpecError(f"expected a whole number >= {minimum}", key_path=f"{path}.{key}",
+                        found=get(node, key), **where(node, key))
+    return value
+
+
 def check_keys(node: Node, allowed: set[str], path: str, ignore_prefix: str = "_") -> None:
     """Unknown keys are errors, with a 'did you mean' for typos."""
     for key in node:

@@ -81,7 +81,7 @@ class BatchModel:
         self.e_write = np.array([e(x, "write") for x in lv])
         self.e_update = np.array([e(x, "update") for x in lv])
         self.e_leak = np.array([x.energy["leak"].pJ if "leak" in x.energy else 0.0 for x in lv])
-        self.e_compute = compute_energy_pJ(arch.compute)
+        self.e_compute = compute_energy_pJ(arch)
         self.rbw = np.array([np.inf if x.read_bandwidth is None else x.read_bandwidth
                              for x in lv])
         self.wbw = np.array([np.inf if x.write_bandwidth is None else x.write_bandwidth

@@ -255,9 +255,13 @@ def _energy(arch_level, action: str) -> float:
     return e[action].pJ
 
 
-def compute_energy_pJ(compute) -> float:
-    """Energy of one MAC of `compute`, or a SpecError saying it is missing and how to give it."""
-    return _energy(compute, "compute")
+def compute_energy_pJ(arch: Architecture) -> float:
+    """Energy of one MAC, or a SpecError (naming the architecture file) saying how to give it."""
+    try:
+        return _energy(arch.compute, "compute")
+    except SpecError as exc:
+        raise SpecError(exc.message, file=arch.source, line=None,
+                        key_path=f"{arch.compute.name}.energy", hint=exc.hint) from None
 
 
 def _finish(

@@ -223,12 +223,20 @@ def test_mesh_beyond_int64_is_refused(tmp_path: Path) -> None:
                            str(tmp_path / "o")], limit_s=10), "mini.yaml", "meshX", "64-bit")
 
 
-@pytest.mark.parametrize("m, needle", [("2**64", "64-bit"), ("4611686018427387904", "2**40"),
+@pytest.mark.parametrize("m, needle", [("2**64", "64-bit"), ("4611686018427387904", "larger than the mapper"),
                                        ("18446744073709551616", "64-bit")])
 def test_absurd_dimension_is_refused_not_a_hang(tmp_path: Path, m: str, needle: str) -> None:
     result = invoke(["map", arch(tmp_path), layer(tmp_path, m), "--max-evals", "50", "-q",
                      "--out", str(tmp_path / "o")], limit_s=10)
     assert_refused(result, "layer.yaml", needle, line=False)
+
+
+def test_iteration_space_beyond_the_mapper_limit_is_refused(tmp_path: Path) -> None:
+    """2**45 x 4*4*4*3*3 points: each bound is fine, their product would overflow the mapper's
+    int64 access counts, so it is refused up front."""
+    result = invoke(["map", arch(tmp_path), layer(tmp_path, str(2**45)), "--max-evals", "50",
+                     "-q", "--out", str(tmp_path / "o")], limit_s=10)
+    assert_refused(result, "layer.yaml", "iteration space", "2**50", line=False)
 
 
 def test_large_prime_dimension_does_not_hang(tmp_path: Path) -> None:

@@ -30,6 +30,9 @@ from dse.workload import Problem
 
 MAX_DIMENSION = 2**40
 """Largest problem dimension the mapper accepts: finding its divisors stays under ~10^6 steps."""
+MAX_ITERATIONS = 2**50
+"""Largest iteration space (product of all dimension bounds) the mapper accepts: its counts are
+int64 arrays, and accesses (a small multiple of this) must not overflow them."""
 MAX_OPTIONS_PER_DIMENSION = 2_000_000
 """Most ways of splitting one dimension over the loop slots that the mapper enumerates."""
 
@@ -84,6 +87,13 @@ class MapSpace:
             if fx > 1:
                 slots.append(Slot(i, "X"))
         self.slots = slots
+        space = math.prod(problem.bounds[d] for d in self.dims)
+        if space > MAX_ITERATIONS:
+            sizes = " x ".join(str(problem.bounds[d]) for d in self.dims)
+            raise SpecError(
+                f"the problem's iteration space ({sizes} = {space:.3g} points) is larger than "
+                "the mapper supports",
+                file=problem.source, key_path="problem", expected="at most 2**50 (1.1e15)")
         self.options = [self._dim_options(d) for d in self.dims]  # per dim: (n_opt, n_slots)
         self._spatial_cols = [j for j, s in enumerate(slots) if s.kind != "T"]
         self._build_spatial_combos()

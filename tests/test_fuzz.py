@@ -339,6 +339,9 @@ def summary(outcomes: list[Outcome]) -> str:
              f"{counts['memory']} memory blow-ups, {len(bad) - sum(counts.values())} other; "
              f"exit 0/1/2: {exits[0]}/{exits[1]}/{exits[2]}; slowest "
              f"{max((o.seconds for o in outcomes), default=0):.1f} s"]
+    for o in sorted(outcomes, key=lambda o: -o.seconds)[:3]:
+        lines.append(f"slow: case {o.case} {o.target} [{o.mutation}] {o.seconds:.1f} s, "
+                     f"exit {o.exit_code}")
     for o in bad:
         lines.append(f"case {o.case} {o.target} [{o.mutation}]: {o.problem}: "
                      f"{o.output.strip().splitlines()[-1:] if o.output.strip() else ''}")

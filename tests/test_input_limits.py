@@ -304,6 +304,14 @@ def test_sweep_mapper_section_is_checked(tmp_path: Path, mapper: str, needle: st
     assert "sweep.yaml:5" in msg
 
 
+@pytest.mark.parametrize("size", ["abc", "-5", "1e400", "2.5"])
+def test_timeloop_mapper_search_size_is_checked(tmp_path: Path, size: str) -> None:
+    m = write(tmp_path, "mapper.yaml", f"mapper:\n  search-size: {size}\n")
+    result = invoke(["map", arch(tmp_path), layer(tmp_path), m, "-q", "--out",
+                     str(tmp_path / "o")])
+    assert_refused(result, "mapper.yaml", "search_size")
+
+
 @pytest.mark.parametrize("entry", [".", "no_such.yaml", "[]"])
 def test_sweep_architecture_must_be_a_file(tmp_path: Path, entry: str) -> None:
     layer(tmp_path)

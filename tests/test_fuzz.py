@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 TIMELOOP = REPO / "tests" / "data" / "timeloop"
 SHORT_CASES = 100
 LONG_CASES = int(os.environ.get("DSE_FUZZ_CASES", "1500"))
-CASE_SECONDS = 30  # a case running longer than this is a hang
+CASE_SECONDS = 60  # a case running longer than this is a hang (valid sweeps take ~25 s under load)
 MEMORY_HEADROOM = 3 << 30  # bytes of address space a case may add before it is a blow-up
 EVALS = "20"
 

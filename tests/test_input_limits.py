@@ -223,7 +223,8 @@ def test_mesh_beyond_int64_is_refused(tmp_path: Path) -> None:
                            str(tmp_path / "o")], limit_s=10), "mini.yaml", "meshX", "64-bit")
 
 
-@pytest.mark.parametrize("m, needle", [("2**64", "64-bit"), ("4611686018427387904", "larger than the mapper"),
+@pytest.mark.parametrize("m, needle", [("2**64", "64-bit"),
+                                       ("4611686018427387904", "larger than the mapper"),
                                        ("18446744073709551616", "64-bit")])
 def test_absurd_dimension_is_refused_not_a_hang(tmp_path: Path, m: str, needle: str) -> None:
     result = invoke(["map", arch(tmp_path), layer(tmp_path, m), "--max-evals", "50", "-q",

@@ -389,3 +389,54 @@ def test_fuzz_long(tmp_path: Path) -> None:
     report = summary(outcomes)
     print(report)
     assert all(o.problem is None for o in outcomes), report
+
+
+def _onnx_bytes() -> bytes:
+    onnx = pytest.importorskip("onnx")
+    np = pytest.importorskip("numpy")
+    from onnx import TensorProto, helper, numpy_helper
+
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="/conv/Conv", kernel_shape=[3, 3],
+                              pads=[1, 1, 1, 1], strides=[2, 2], group=1),
+             helper.make_node("Relu", ["c"], ["r"], name="/relu/Relu"),
+             helper.make_node("MaxPool", ["r"], ["y"], name="/pool/MaxPool",
+                              kernel_shape=[2, 2], strides=[2, 2])]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 16, 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8, 4, 4])],
+        [numpy_helper.from_array(np.zeros([8, 3, 3, 3], dtype=np.float32), "w")])
+    return onnx.helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 14)]).SerializeToString()
+
+
+def test_onnx_byte_mutations_import_cleanly(tmp_path: Path) -> None:
+    """Truncated, bit-flipped and spliced ONNX files: `dse import` exits 0 or 2, no traceback."""
+    seed = _onnx_bytes()
+    (tmp_path / "ok.onnx").write_bytes(seed)
+    ok = CliRunner().invoke(main, ["import", str(tmp_path / "ok.onnx"), "-o",
+                                   str(tmp_path / "ok.yaml")])
+    assert ok.exit_code == 0, ok.output
+    rng = random.Random(7)
+    bad = []
+    codes = set()
+    for i in range(int(os.environ.get("DSE_FUZZ_ONNX_CASES", "60"))):
+        data = bytearray(seed)
+        op = i % 3
+        if op == 0:
+            data = data[:rng.randrange(len(data))]
+        elif op == 1:
+            for _ in range(rng.randint(1, 4)):
+                data[rng.randrange(len(data))] ^= 1 << rng.randrange(8)
+        else:
+            pos = rng.randrange(len(data))
+            data[pos:pos] = bytes(rng.randrange(256) for _ in range(rng.randint(1, 8)))
+        path = tmp_path / f"m{i}.onnx"
+        path.write_bytes(bytes(data))
+        result = CliRunner().invoke(main, ["import", str(path), "-o", str(tmp_path / f"m{i}.yaml")])
+        codes.add(result.exit_code)
+        if result.exit_code not in (0, 2) or "Traceback" in result.output or (
+                result.exception is not None and not isinstance(result.exception, SystemExit)):
+            bad.append(f"case {i} (op {op}): exit {result.exit_code}: {result.output[-300:]} "
+                       f"{result.exception!r}")
+    assert not bad, "\n".join(bad)
+    assert 2 in codes, codes

@@ -305,6 +305,15 @@ def test_sweep_mapper_section_is_checked(tmp_path: Path, mapper: str, needle: st
     assert "sweep.yaml:5" in msg
 
 
+@pytest.mark.parametrize("version", ["-0.5", "2", "null", "[1]"])
+def test_sweep_version_is_checked(tmp_path: Path, version: str) -> None:
+    s = write(tmp_path, "sweep.yaml", f"sweep:\n  version: {version}\n  name: s\n"
+              "  architectures: [mini.yaml]\n  workloads: [layer.yaml]\n")
+    msg = assert_refused(invoke(["sweep", s, "--out", str(tmp_path / "o"), "--store",
+                                 str(tmp_path / "s.sqlite"), "-q"]), "sweep.yaml", "version")
+    assert "sweep.yaml:2" in msg
+
+
 @pytest.mark.parametrize("size", ["abc", "-5", "1e400", "2.5"])
 def test_timeloop_mapper_search_size_is_checked(tmp_path: Path, size: str) -> None:
     m = write(tmp_path, "mapper.yaml", f"mapper:\n  search-size: {size}\n")

@@ -83,6 +83,10 @@ def read_sweep(file: str) -> SweepSpec:
         raise SpecError("a sweep file needs a top-level `sweep:` section", file=file, line=1)
     require_mapping(node, "sweep")
     check_keys(node, SWEEP_KEYS, "sweep")
+    version = get(node, "version", 1)
+    if isinstance(version, bool) or str(version).strip() != "1":
+        raise SpecError("unsupported sweep format version", key_path="sweep.version",
+                        expected="version: 1", found=version, **where(node, "version"))
     base = Path(file).parent
     name = str(get(node, "name", Path(file).stem))
     mapper = get(node, "mapper") or {}

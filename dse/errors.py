@@ -41,13 +41,31 @@ class SpecError(Exception):
         if self.expected is not None:
             parts.append(f"expected {self.expected}")
         if self.found is not None:
-            parts.append(f"found {self.found!r}")
+            parts.append(f"found {short_repr(self.found)}")
         if self.hint:
             parts.append(self.hint)
         return "; ".join(parts) + ("" if parts[-1].endswith(".") else ".")
 
     def __str__(self) -> str:  # keep rendering in sync if fields were changed after init
         return self.render()
+
+
+MAX_SHOWN_CHARS = 80
+
+
+def short_repr(value: object, limit: int = MAX_SHOWN_CHARS) -> str:
+    """A value as shown in a message: at most `limit` characters, huge integers by size only.
+
+    Messages must stay one readable paragraph even for an alias-expanded value or an integer
+    with thousands of digits (whose repr would itself fail past Python's 4300-digit limit).
+    """
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 200:
+        return f"<an integer of about {int(value.bit_length() * 0.30103) + 1} digits>"
+    try:
+        text = repr(value)
+    except (ValueError, RecursionError):
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str | None:

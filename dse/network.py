@@ -204,12 +204,17 @@ def _int(node: Any, key: str, path: str, *, minimum: int = 1) -> int:
         try:
             value = to_number(value)
         except ExpressionError as exc:
-            raise SpecError(str(exc), key_path=f"{path}.{key}", **_where(node, key)) from None
+            raise SpecError(exc.message, key_path=f"{path}.{key}", **_where(node, key)) from None
     if isinstance(value, float):
         if not value.is_integer():
             raise SpecError("expected a whole number", key_path=f"{path}.{key}", found=value,
                             **_where(node, key))
         value = int(value)
+    from dse.spec.expr import INT_LIMIT
+
+    if value > INT_LIMIT:
+        raise SpecError("this whole number is beyond the 64-bit range", key_path=f"{path}.{key}",
+                        expected="|x| < 2**63", found=value, **_where(node, key))
     if value < minimum:
         raise SpecError(f"expected a whole number >= {minimum}", key_path=f"{path}.{key}",
                         found=value, **_where(node, key))

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from dse import install_hint
-from dse.errors import SpecError
+from dse.errors import SpecError, short_repr
 from dse.network import Network, dump_network, load_network_text
 
 FUSED = {"Relu", "Clip", "LeakyRelu", "Identity", "Dropout"}
@@ -85,6 +85,30 @@ def require_onnx() -> Any:
     return onnx
 
 
+def _text(value: Any) -> str:
+    """A protobuf string field as text (an invalid UTF-8 name comes back as bytes)."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return str(value)
+
+
+def _check_names(graph: Any, path: str | None) -> None:
+    """Every node, tensor and op name must be UTF-8 text; say which node if one is not."""
+    for i, node in enumerate(graph.node):
+        fields = [("name", node.name), ("op_type", node.op_type)]
+        fields += [("input", t) for t in node.input] + [("output", t) for t in node.output]
+        for what, value in fields:
+            if not isinstance(value, str):
+                raise SpecError(f"the node's {what} is not UTF-8 text", file=path,
+                                key_path=f"graph.node[{i}] ({_text(node.op_type)})",
+                                found=value)
+    for group in (graph.input, graph.output, graph.initializer, graph.value_info):
+        for item in group:
+            if not isinstance(item.name, str):
+                raise SpecError("a graph tensor name is not UTF-8 text", file=path,
+                                key_path="graph", found=item.name)
+
+
 def _clean(name: str) -> str:
     s = re.sub(r"[^A-Za-z0-9_.\-/]+", "_", name).strip("_/")
     s = s.lstrip("/").replace("/", ".")
@@ -117,9 +141,12 @@ def _chw(dims: list[int]) -> tuple[int, int, int, int]:
 
 
 class _Importer:
-    def __init__(self, model: Any, exclude: tuple[str, ...], report: ImportReport) -> None:
+    def __init__(self, model: Any, exclude: tuple[str, ...], report: ImportReport,
+                 path: str | None = None) -> None:
         import onnx
 
+        self.path = path
+        _check_names(model.graph, path)
         self.onnx = onnx
         self.graph = model.graph
         self.report = report
@@ -165,6 +192,46 @@ class _Importer:
                 return self.onnx.helper.get_attribute_value(a)
         return default
 
+    def int_attr(self, node: Any, name: str, default: int, *, minimum: int | None = None) -> int:
+        """An INT attribute, checked: a string or float where ONNX wants an int is an error."""
+        return self.ints_attr(node, name, [default], minimum=minimum, scalar=True)[0]
+
+    def ints_attr(self, node: Any, name: str, default: list[int] | None, *,
+                  minimum: int | None = None, scalar: bool = False) -> list[int]:
+        """An INTS (or INT when `scalar`) attribute as a list, each value checked."""
+        want = self.onnx.AttributeProto.INT if scalar else self.onnx.AttributeProto.INTS
+        for a in node.attribute:
+            if a.name != name:
+                continue
+            if a.type != want:
+                found = self.onnx.AttributeProto.AttributeType.Name(a.type)
+                raise self._node_error(
+                    node, f"attribute '{name}' must be {'an INT' if scalar else 'INTS'}, not "
+                          f"{found}", found=self.onnx.helper.get_attribute_value(a))
+            values = [int(a.i)] if scalar else [int(v) for v in a.ints]
+            break
+        else:
+            if default is None:
+                raise self._node_error(node, f"attribute '{name}' is required")
+            values = list(default)
+        if minimum is not None and any(v < minimum for v in values):
+            raise self._node_error(node, f"attribute '{name}' must be >= {minimum}",
+                                   found=values if not scalar else values[0])
+        return values
+
+    def _node_error(self, node: Any, message: str, found: Any = None) -> SpecError:
+        return SpecError(message, file=self.path,
+                         key_path=f"node {_text(node.name) or '?'} ({_text(node.op_type)})",
+                         found=found)
+
+    def source_of(self, node: Any, tensor: str) -> str:
+        """The layer (or network input) that produces `tensor`, or an error naming the node."""
+        if tensor not in self.src:
+            raise self._node_error(
+                node, f"reads tensor '{short_repr(tensor)[1:-1]}', which no graph input or "
+                      "earlier node produces", found=None)
+        return self.src[tensor]
+
     def unique(self, base: str) -> str:
         name, k = _clean(base), 2
         stem = name
@@ -174,7 +241,7 @@ class _Importer:
         return name
 
     def add_layer(self, node: Any, entry: dict, inputs: list[str]) -> dict:
-        entry["inputs"] = [self.src[t] for t in inputs]
+        entry["inputs"] = [self.source_of(node, t) for t in inputs]
         self.layers.append(entry)
         self.by_name[entry["name"]] = entry
         for out in node.output:
@@ -182,8 +249,9 @@ class _Importer:
         return entry
 
     def alias(self, node: Any, tensor: str) -> None:
+        held = self.source_of(node, tensor)
         for out in node.output:
-            self.src[out] = self.src[tensor]
+            self.src[out] = held
 
     def data_inputs(self, node: Any) -> list[str]:
         return [t for t in node.input if t and t not in self.const]
@@ -204,18 +272,28 @@ class _Importer:
         dropped: set[str] = set()
         for i, node in enumerate(g.node):
             label = _label(node, i)
-            excluded = any(fnmatch.fnmatchcase(label, p) or
-                           any(fnmatch.fnmatchcase(o, p) for o in node.output)
-                           for p in self.exclude)
-            if excluded or any(t in dropped for t in node.input if t):
-                dropped.update(node.output)
-                self.report.excluded.append(label)
-                continue
-            if node.op_type == "Constant" or (node.op_type == "Shape") or (
-                    node.input and all((not t) or t in self.const for t in node.input)):
-                self.const.update(node.output)
-                continue
-            self.convert(node, label)
+            try:
+                self.visit(node, label, dropped)
+            except SpecError:
+                raise
+            except (IndexError, KeyError, ValueError, TypeError, ZeroDivisionError) as exc:
+                raise self._node_error(
+                    node, f"cannot import this node ({type(exc).__name__}: "
+                          f"{short_repr(str(exc))[1:-1]}); the graph is malformed") from None
+
+    def visit(self, node: Any, label: str, dropped: set[str]) -> None:
+        excluded = any(fnmatch.fnmatchcase(label, p) or
+                       any(fnmatch.fnmatchcase(o, p) for o in node.output)
+                       for p in self.exclude)
+        if excluded or any(t in dropped for t in node.input if t):
+            dropped.update(node.output)
+            self.report.excluded.append(label)
+            return
+        if node.op_type == "Constant" or (node.op_type == "Shape") or (
+                node.input and all((not t) or t in self.const for t in node.input)):
+            self.const.update(node.output)
+            return
+        self.convert(node, label)
 
     def convert(self, node: Any, label: str) -> None:
         op = node.op_type
@@ -245,12 +323,14 @@ class _Importer:
         x, wname = node.input[0], node.input[1]
         n, c, h, w = _chw(self.shape(x))
         wshape = self.shape(wname)
-        groups = int(self.attr(node, "group", 1))
-        kernel = list(self.attr(node, "kernel_shape", wshape[2:]))
+        groups = self.int_attr(node, "group", 1, minimum=1)
+        kernel = self.ints_attr(node, "kernel_shape", wshape[2:], minimum=1)
+        if not kernel:
+            raise self._node_error(node, "the kernel has no spatial dimensions")
         if len(kernel) == 1:
             kernel = kernel + [1]
-        strides = list(self.attr(node, "strides", [1] * len(kernel))) + [1]
-        dil = list(self.attr(node, "dilations", [1] * len(kernel))) + [1]
+        strides = self.ints_attr(node, "strides", [1] * len(kernel), minimum=1) + [1]
+        dil = self.ints_attr(node, "dilations", [1] * len(kernel), minimum=1) + [1]
         _, k, p, q = _chw(self.shape(node.output[0]))
         entry: dict = {"name": self.unique(label), "type": "conv2d", "C": c, "K": k, "H": h}
         if w != h:
@@ -262,9 +342,8 @@ class _Importer:
             entry["stride"] = strides[0] if strides[0] == strides[1] else strides[:2]
         if dil[:2] != [1, 1]:
             entry["dilation"] = dil[0] if dil[0] == dil[1] else dil[:2]
-        pads = self.attr(node, "pads")
+        pads = self.ints_attr(node, "pads", [], minimum=0)
         if pads and self.attr(node, "auto_pad", b"NOTSET") in (b"NOTSET", "NOTSET"):
-            pads = list(pads)
             if len(pads) == 2:  # 1-D conv
                 pads = [pads[0], 0, pads[1], 0]
             if any(pads):
@@ -279,9 +358,9 @@ class _Importer:
         ashape, bshape = self.shape(a), self.shape(b)
         out = self.shape(node.output[0])
         if node.op_type == "Gemm":
-            if self.attr(node, "transA", 0):
+            if self.int_attr(node, "transA", 0):
                 ashape = ashape[::-1]
-            if self.attr(node, "transB", 0):
+            if self.int_attr(node, "transB", 0):
                 bshape = bshape[::-1]
         b_const = b in self.const
         bias = node.op_type == "Gemm" and len(node.input) > 2 and bool(node.input[2])
@@ -309,7 +388,7 @@ class _Importer:
 
     def add(self, node: Any, label: str, data: list[str]) -> None:
         if len(data) == 1:
-            prod = self.by_name.get(self.src[data[0]])
+            prod = self.by_name.get(self.source_of(node, data[0]))
             if prod is not None and prod["type"] in ("conv2d", "fc", "matmul") and \
                     not prod.get("bias") and self.consumers.get(data[0], 0) == 1:
                 prod["bias"] = True
@@ -339,19 +418,19 @@ class _Importer:
         if node.op_type.startswith("Global"):
             entry["global"] = True
         else:
-            kernel = list(self.attr(node, "kernel_shape")) + [1]
-            strides = list(self.attr(node, "strides", [1, 1])) + [1]
+            kernel = self.ints_attr(node, "kernel_shape", None, minimum=1) + [1]
+            strides = self.ints_attr(node, "strides", [1, 1], minimum=1) + [1]
             entry["R"] = kernel[0]
             if kernel[1] != kernel[0]:
                 entry["S"] = kernel[1]
             entry["stride"] = strides[0] if strides[0] == strides[1] else strides[:2]
-            pads = list(self.attr(node, "pads", []) or [])
+            pads = self.ints_attr(node, "pads", [], minimum=0)
             if any(pads) and self.attr(node, "auto_pad", b"NOTSET") in (b"NOTSET", "NOTSET"):
                 if len(pads) == 2:
                     pads = [pads[0], 0, pads[1], 0]
                 entry["pad"] = (pads[0] if len(set(pads)) == 1 else
                                 [pads[0], pads[1]] if pads[:2] == pads[2:] else pads)
-            if self.attr(node, "ceil_mode", 0):
+            if self.int_attr(node, "ceil_mode", 0):
                 entry["ceil"] = True
             entry["P"] = p
             if q != p:
@@ -379,7 +458,7 @@ class _Importer:
         self.add_layer(node, entry, [x])
 
     def concat(self, node: Any, label: str, data: list[str]) -> None:
-        axis = int(self.attr(node, "axis", 1))
+        axis = self.int_attr(node, "axis", 1)
         rank = len(self.shape(node.output[0]))
         if axis % max(rank, 1) != 1:
             self.passthrough(node, label, data, "Concat")
@@ -425,7 +504,7 @@ def import_onnx(model: Any, *, name: str | None = None, exclude: tuple[str, ...]
         model = onnx.shape_inference.infer_shapes(model)
     except Exception as exc:  # noqa: BLE001
         report.notes.append(f"shape inference failed ({exc}); using the shapes in the file")
-    imp = _Importer(model, tuple(exclude), report)
+    imp = _Importer(model, tuple(exclude), report, path)
     imp.run()
     if not imp.layers:
         raise SpecError("the ONNX graph has no layers to import", file=path)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import click
 
-from dse.cli.errors import reports_spec_errors
+from dse.cli.errors import COUNT, reports_spec_errors
 
 
 @click.command()
-@click.option("--max-evals", type=int, default=50_000, show_default=True,
+@click.option("--max-evals", type=COUNT, default=50_000, show_default=True,
               help="Mappings per mapper case.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--no-network", is_flag=True, help="Skip the ResNet-50 end-to-end case (~30 s).")

@@ -7,18 +7,27 @@ from pathlib import Path
 
 import click
 
-from dse.cli.errors import reports_spec_errors
+from dse.cli.errors import COUNT, JOBS, SEED, reports_spec_errors
 from dse.cli.options import link_mode, link_transfer_options
 
 
 def parse_duration(text: str | None) -> float | None:
+    """Seconds from '60s', '2m', '90' (seconds); a zero or unreadable duration is a usage error."""
     if text is None:
         return None
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*", text)
+    m = re.fullmatch(r"\s*(\d{1,12}(?:\.\d{1,12})?)\s*(ms|s|m|h)?\s*", text)
     if not m:
-        raise click.BadParameter(f"'{text}' is not a duration like 60s, 2m or 90")
+        raise click.BadParameter(f"'{text[:80]}' is not a duration like 60s, 2m or 90")
     value, unit = float(m.group(1)), m.group(2) or "s"
-    return value * {"ms": 1e-3, "s": 1, "m": 60, "h": 3600}[unit]
+    seconds = value * {"ms": 1e-3, "s": 1, "m": 60, "h": 3600}[unit]
+    if seconds <= 0:
+        raise click.BadParameter(f"'{text}' is not a positive duration")
+    return seconds
+
+
+def _duration_option(ctx: click.Context, param: click.Parameter, value: str | None):
+    parse_duration(value)  # validated while parsing options: a usage error before any work
+    return value
 
 
 @click.command(name="map")
@@ -29,10 +38,11 @@ def parse_duration(text: str | None) -> float | None:
 @click.option("--search", "search", default=None,
               type=click.Choice(["exhaustive", "random", "auto"]),
               help="Search strategy (default: auto).")
-@click.option("--max-evals", type=int, default=None, help="Stop after this many mappings.")
-@click.option("--time-limit", default=None, help="Stop after this long, e.g. 60s or 2m.")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--jobs", type=int, default=1, show_default=True,
+@click.option("--max-evals", type=COUNT, default=None, help="Stop after this many mappings.")
+@click.option("--time-limit", default=None, callback=_duration_option,
+              help="Stop after this long, e.g. 60s or 2m.")
+@click.option("--seed", type=SEED, default=0, show_default=True)
+@click.option("--jobs", type=JOBS, default=1, show_default=True,
               help="Processes evaluating batches (results do not depend on it).")
 @click.option("--pareto", is_flag=True, help="Also write the energy/cycles Pareto set.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True)

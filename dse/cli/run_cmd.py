@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from dse.cli.errors import INTERRUPTED, listing, reports_spec_errors
+from dse.cli.errors import COUNT, INTERRUPTED, JOBS, SEED, listing, reports_spec_errors
 from dse.cli.options import link_mode, link_transfer_options
 
 
@@ -22,10 +22,10 @@ from dse.cli.options import link_mode, link_transfer_options
               type=click.Choice(["edp", "energy", "delay", "delay,energy", "energy,delay"]))
 @click.option("--search", default="auto", show_default=True,
               type=click.Choice(["exhaustive", "random", "auto"]))
-@click.option("--max-evals", type=int, default=100_000, show_default=True,
+@click.option("--max-evals", type=COUNT, default=100_000, show_default=True,
               help="Mappings evaluated per unique layer.")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--jobs", type=int, default=1, show_default=True,
+@click.option("--seed", type=SEED, default=0, show_default=True)
+@click.option("--jobs", type=JOBS, default=1, show_default=True,
               help="Processes mapping layers in parallel (results do not depend on it).")
 @click.option("--store", "store_path", default="results/store.sqlite", show_default=True,
               help="Result store: finished layers are reused, never recomputed.")

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from dse import install_hint
-from dse.cli.errors import INTERRUPTED, listing, reports_spec_errors
+from dse.cli.errors import INTERRUPTED, JOBS, listing, reports_spec_errors
 from dse.cli.options import link_mode, link_transfer_options
 
 
@@ -15,7 +15,7 @@ from dse.cli.options import link_mode, link_transfer_options
 @click.argument("sweep_file", type=click.Path(dir_okay=False, exists=True))
 @click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False),
               help="Output folder (default: results/sweep/<sweep name>).")
-@click.option("--jobs", type=int, default=1, show_default=True, help="Local processes.")
+@click.option("--jobs", type=JOBS, default=1, show_default=True, help="Local processes.")
 @click.option("--executor", type=click.Choice(["local", "dask"]), default="local",
               show_default=True, help=f"dask needs the optional extra: {install_hint('dask')}.")
 @click.option("--scheduler", default=None, help="dask scheduler address, e.g. tcp://HOST:8786.")

@@ -17,7 +17,7 @@ import numpy as np
 from dse.arch import Architecture
 from dse.model import generation as generations
 from dse.model.deltas import link_effect, neighbour_diffs
-from dse.model.evaluate import action_energy
+from dse.model.evaluate import action_energy, compute_energy_pJ
 from dse.model.links import linked_fanouts, resolve_link_mode
 from dse.model.wordbits import bandwidth_scale, tensor_bits, words_per_block
 from dse.workload import Problem
@@ -101,7 +101,7 @@ class BatchModel:
         self.e_write = np.array([e(x, "write") for x in lv])
         self.e_update = np.array([e(x, "update") for x in lv])
         self.e_leak = np.array([x.energy["leak"].pJ if "leak" in x.energy else 0.0 for x in lv])
-        self.e_compute = action_energy(arch.compute, "compute")
+        self.e_compute = compute_energy_pJ(arch)
         self.rbw = np.array([np.inf if x.read_bandwidth is None else x.read_bandwidth
                              for x in lv])
         self.wbw = np.array([np.inf if x.write_bandwidth is None else x.write_bandwidth

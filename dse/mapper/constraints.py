@@ -13,7 +13,15 @@ from dataclasses import dataclass, field
 
 from dse.arch import Architecture
 from dse.errors import SpecError, did_you_mean
-from dse.spec.common import check_keys, get, number, require_list, require_mapping, where
+from dse.spec.common import (
+    check_keys,
+    get,
+    number,
+    require_list,
+    require_mapping,
+    where,
+    whole_number,
+)
 from dse.workload import Problem
 
 _FACTOR = re.compile(r"^([A-Za-z_]\w*?)\s*(<=|>=|=)?\s*(\d+)$")
@@ -186,7 +194,7 @@ def read_constraints(targets: list, arch: Architecture, problem: Problem, path: 
                                     "before the split go to mesh X)", key_path=f"{tp}.split",
                                     **where(t, "split"))
                 if split is not None:
-                    k = _whole(t, "split", tp)
+                    k = whole_number(t, "split", tp, 0, minimum=0)
                     listed = list(inner)
                     lc.x_only = frozenset(listed[:k])
                     lc.y_only = frozenset(listed[k:])
@@ -206,10 +214,6 @@ def read_constraints(targets: list, arch: Architecture, problem: Problem, path: 
             lc.keep = lc.keep | frozenset(keep)
             lc.bypass = lc.bypass | frozenset(byp)
     return cons
-
-
-def _whole(t, key: str, tp: str) -> int:
-    return number(t, key, tp, integer=True)
 
 
 def _fraction(t, key: str, tp: str) -> float:

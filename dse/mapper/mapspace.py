@@ -15,6 +15,7 @@ order is irrelevant when it feeds a single compute unit per instance, so it is f
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from dataclasses import dataclass
@@ -22,13 +23,25 @@ from dataclasses import dataclass
 import numpy as np
 
 from dse.arch import Architecture
+from dse.errors import SpecError
 from dse.mapper.constraints import Constraints, LevelConstraints, outermost_bypass_error
 from dse.mapping import LevelMapping, Mapping
 from dse.workload import Problem
 
+MAX_DIMENSION = 2**40
+"""Largest problem dimension the mapper accepts: finding its divisors stays under ~10^6 steps."""
+MAX_ITERATIONS = 2**50
+"""Largest iteration space (product of all dimension bounds) the mapper accepts: its counts are
+int64 arrays, and accesses (a small multiple of this) must not overflow them."""
+MAX_OPTIONS_PER_DIMENSION = 2_000_000
+"""Most ways of splitting one dimension over the loop slots that the mapper enumerates."""
 
+
+@functools.lru_cache(maxsize=4096)
 def divisors(n: int) -> list[int]:
-    return [d for d in range(1, n + 1) if n % d == 0]
+    """Divisors of n in increasing order, in O(sqrt(n)) steps."""
+    small = [d for d in range(1, math.isqrt(n) + 1) if n % d == 0]
+    return small + [n // d for d in reversed(small) if d * d != n]
 
 
 def ordered_factorizations(n: int, k: int) -> int:
@@ -74,6 +87,13 @@ class MapSpace:
             if fx > 1:
                 slots.append(Slot(i, "X"))
         self.slots = slots
+        space = math.prod(problem.bounds[d] for d in self.dims)
+        if space > MAX_ITERATIONS:
+            sizes = " x ".join(str(problem.bounds[d]) for d in self.dims)
+            raise SpecError(
+                f"the problem's iteration space ({sizes} = {space:.3g} points) is larger than "
+                "the mapper supports",
+                file=problem.source, key_path="problem", expected="at most 2**50 (1.1e15)")
         self.options = [self._dim_options(d) for d in self.dims]  # per dim: (n_opt, n_slots)
         self._spatial_cols = [j for j, s in enumerate(slots) if s.kind != "T"]
         self._build_spatial_combos()
@@ -118,7 +138,18 @@ class MapSpace:
                 acc.append(f)
                 rec(j + 1, remaining // f, acc)
                 acc.pop()
+                if len(out) > MAX_OPTIONS_PER_DIMENSION:
+                    raise SpecError(
+                        f"dimension {d} = {bound:,} splits over the {len(self.slots)} loop "
+                        f"slots in more than {MAX_OPTIONS_PER_DIMENSION:,} ways",
+                        file=self.problem.source, key_path=f"problem.{d}",
+                        hint="constrain its factors (constraints: factors) or use a smaller "
+                             "dimension")
 
+        if bound > MAX_DIMENSION:
+            raise SpecError(f"dimension {d} = {bound:,} is larger than the mapper supports",
+                            file=self.problem.source, key_path=f"problem.{d}",
+                            expected=f"at most 2**40 ({MAX_DIMENSION:,})")
         rec(0, bound, [])
         arr = np.array(out, dtype=np.int64).reshape(-1, len(self.slots))
         for i in range(self.L):

@@ -15,7 +15,7 @@ from dse.mapper.search import OBJECTIVES, SearchConfig, Searcher, SearchResult
 from dse.model import evaluate
 from dse.report_model import atomic_write, csv_text, level_rows, summary, write_outputs
 from dse.spec.build import Spec, load_spec
-from dse.spec.common import get
+from dse.spec.common import get, whole_number
 from dse.spec.convert import mapping_to_native, mapping_to_timeloop
 
 ALGORITHMS = {"exhaustive": "exhaustive", "linear_pruned": "exhaustive",
@@ -76,9 +76,10 @@ def mapper_defaults(spec: Spec) -> MapperDefaults:
                             hint=did_you_mean(str(algo), ALGORITHMS),
                             **where(node, "algorithm"))
         out.search = ALGORITHMS[str(algo)]
-    size = get(node, "search_size")
-    if isinstance(size, int) and size > 0:
-        out.max_evals = size
+    if get(node, "search_size") is not None:  # 0 = no limit given (Timeloop's default)
+        size = whole_number(node, "search_size", "mapper", 0, minimum=0)
+        if size > 0:
+            out.max_evals = size
     return out
 
 

@@ -313,6 +313,15 @@ def action_energy(arch_level, action: str) -> float:
     return e[action].pJ
 
 
+def compute_energy_pJ(arch: Architecture) -> float:
+    """Energy of one MAC, or a SpecError (naming the architecture file) saying how to give it."""
+    try:
+        return action_energy(arch.compute, "compute")
+    except SpecError as exc:
+        raise SpecError(exc.message, file=arch.source, line=None,
+                        key_path=f"{arch.compute.name}.energy", hint=exc.hint) from None
+
+
 def _finish(
     problem: Problem, arch: Architecture, mapping: Mapping, nest: Nest, rows: list[LevelTensorStats]
 ) -> Evaluation:

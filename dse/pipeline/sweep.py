@@ -25,12 +25,20 @@ from dse.pipeline.spec import ArchInput, load_arch, sibling_constraints
 from dse.pipeline.store import ResultStore
 from dse.pipeline.work import Interrupted, gather
 from dse.report_model import atomic_write, csv_text
-from dse.spec.common import check_keys, get, require_list, require_mapping, where
+from dse.spec.common import (
+    check_keys,
+    get,
+    require_list,
+    require_mapping,
+    where,
+    whole_number,
+)
 from dse.spec.yamlload import load_documents
 
 SWEEP_KEYS = {"version", "name", "architectures", "workloads", "parameters", "mapper",
               "description"}
 ARCH_KEYS = {"file", "name", "constraints", "parameters"}
+SEARCHES = ("auto", "random", "exhaustive")
 MAPPER_KEYS = {"objective", "search", "max_evals", "seed", "timeloop_generation", "link_transfers"}
 
 
@@ -86,6 +94,10 @@ def read_sweep(file: str) -> SweepSpec:
         raise SpecError("a sweep file needs a top-level `sweep:` section", file=file, line=1)
     require_mapping(node, "sweep")
     check_keys(node, SWEEP_KEYS, "sweep")
+    version = get(node, "version", 1)
+    if isinstance(version, bool) or str(version).strip() != "1":
+        raise SpecError("unsupported sweep format version", key_path="sweep.version",
+                        expected="version: 1", found=version, **where(node, "version"))
     base = Path(file).parent
     name = str(get(node, "name", Path(file).stem))
     mapper = get(node, "mapper") or {}
@@ -101,10 +113,16 @@ def read_sweep(file: str) -> SweepSpec:
                         key_path="sweep.mapper.link_transfers", expected=", ".join(LINK_MODES),
                         hint=did_you_mean(str(links), LINK_MODES),
                         **where(mapper, "link_transfers"))
-    cfg = SearchConfig(objective=objective, search=str(get(mapper, "search", "auto")),
-                       max_evals=int(get(mapper, "max_evals", 100_000)),
-                       seed=int(get(mapper, "seed", 0)), link_transfers=links,
-                       generation=_generation(mapper))
+    search = str(get(mapper, "search", "auto"))
+    if search not in SEARCHES:
+        raise SpecError(f"unknown search '{search[:80]}'", key_path="sweep.mapper.search",
+                        expected="one of " + ", ".join(SEARCHES),
+                        hint=did_you_mean(search, SEARCHES), **where(mapper, "search"))
+    cfg = SearchConfig(objective=objective, search=search,
+                       max_evals=whole_number(mapper, "max_evals", "sweep.mapper", 100_000,
+                                              minimum=1),
+                       seed=whole_number(mapper, "seed", "sweep.mapper", 0, minimum=0),
+                       link_transfers=links, generation=_generation(mapper))
     glob_params = get(node, "parameters") or {}
     require_mapping(glob_params, "sweep.parameters", node, "parameters")
     workloads = [str(w) for w in require_list(get(node, "workloads"), "sweep.workloads", node,
@@ -149,8 +167,11 @@ def _resolve_arch(ref: str, base: Path, key_path: str, at: dict) -> str:
     from dse.arch_library import resolve
 
     path = _resolve(ref, base)
-    if Path(path).is_file():
-        return path
+    try:
+        if Path(path).is_file():
+            return path
+    except (OSError, ValueError):  # a name too long or with a NUL byte: no such file
+        pass
     try:
         return str(resolve(ref))
     except SpecError as exc:

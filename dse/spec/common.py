@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dse.errors import SpecError, did_you_mean
-from dse.spec.expr import ExpressionError, to_number
+from dse.spec.expr import INT_LIMIT, ExpressionError, to_number
 from dse.spec.yamlload import Node
 
 
@@ -53,20 +53,39 @@ def require_list(value, path: str, parent=None, key: str | None = None) -> list:
 def number(node: Node, key: str, path: str, names: dict | None = None, *, integer: bool = False,
            positive: bool = False):
     value = get(node, key)
+    """A finite number (an int within 64-bit range if `integer`), refused here with its key
+    path and file:line otherwise, so no NaN, infinity or huge integer reaches the model."""
     try:
         num = to_number(value, names)
     except ExpressionError as exc:
-        raise SpecError(str(exc), key_path=f"{path}.{key}", **where(node, key)) from None
+        raise SpecError(exc.message, key_path=f"{path}.{key}", **where(node, key)) from None
     if integer:
         if isinstance(num, float):
             if not num.is_integer():
                 raise SpecError("expected a whole number", key_path=f"{path}.{key}",
                                 found=value, **where(node, key))
             num = int(num)
+        if abs(num) > INT_LIMIT:
+            raise SpecError("this whole number is beyond the 64-bit range",
+                            key_path=f"{path}.{key}", expected="|x| < 2**63", found=value,
+                            **where(node, key))
     if positive and num <= 0:
         raise SpecError("expected a positive number", key_path=f"{path}.{key}", found=value,
                         **where(node, key))
     return num
+
+
+def whole_number(node: Node, key: str, path: str, default: int, *, minimum: int) -> int:
+    """A count or seed read from a settings section: a whole number >= `minimum` (within 64-bit
+    range), `default` when the key is absent; an explicit null, text, 1e400 or 0 evals is an error
+    that names the key and file:line."""
+    if not has(node, key):
+        return default
+    value = number(node, key, path, integer=True)
+    if value < minimum:
+        raise SpecError(f"expected a whole number >= {minimum}", key_path=f"{path}.{key}",
+                        found=get(node, key), **where(node, key))
+    return value
 
 
 def check_keys(node: Node, allowed: set[str], path: str, ignore_prefix: str = "_") -> None:

@@ -348,12 +348,9 @@ def _energy_from_attrs(attrs: Node, path: str, actions: set[str]) -> dict[str, E
     if e is not None:
         require_mapping(e, f"{path}.attributes.energy", attrs, "energy")
         check_keys(e, actions, f"{path}.attributes.energy")
-        for action, value in e.items():
-            try:
-                out[str(action)] = Energy(float(to_number(value)), "spec:inline")
-            except ExpressionError as exc:
-                raise SpecError(str(exc), key_path=f"{path}.energy.{action}",
-                                **where(e, action)) from None
+        for action in e:
+            out[str(action)] = Energy(float(number(e, action, f"{path}.energy")),
+                                      "spec:inline")
     return out
 
 
@@ -483,10 +480,15 @@ def read_architecture(node: Node, path: str = "architecture",
             tech = str(t)
         g = get(c.attrs, "global_cycle_seconds")
         if cycle is None and g is not None:
+            gp = f"{c.name}.attributes.global_cycle_seconds"
             try:
-                cycle = float(to_number(g))
-            except ExpressionError:
-                pass
+                cycle = float(to_number(g, variables or {}))
+            except ExpressionError as exc:
+                raise SpecError(str(exc), key_path=gp,
+                                **where(c.attrs, "global_cycle_seconds")) from None
+            if not cycle > 0:
+                raise SpecError("a cycle time must be positive", key_path=gp, found=g,
+                                **where(c.attrs, "global_cycle_seconds"))
     for key, value in (variables or {}).items():
         if key == "technology" and tech is None:
             tech = str(value)
@@ -673,12 +675,13 @@ def read_problem(node: Node, path: str = "problem") -> Problem:
                         key_path=f"{path}.instance", **where(node))
     require_mapping(inst, f"{path}.instance", node, "instance")
     coefs: dict[str, int] = {}
-    for j, c in enumerate(require_list(get(shape, "coefficients") or [],
+    for i, c in enumerate(require_list(get(shape, "coefficients") or [],
                                        f"{path}.shape.coefficients", shape, "coefficients")):
-        require_mapping(c, f"{path}.shape.coefficients[{j}]")
-        check_keys(c, {"name", "default"}, f"{path}.shape.coefficients[{j}]")
+        cpath = f"{path}.shape.coefficients[{i}]"
+        require_mapping(c, cpath, shape, "coefficients")
+        check_keys(c, {"name", "default"}, cpath)
         cname = str(get(c, "name"))
-        coefs[cname] = int(to_number(get(c, "default", 1)))
+        coefs[cname] = number(c, "default", cpath, integer=True) if has(c, "default") else 1
     bounds: dict[str, int] = {}
     allowed = set(dims) | set(coefs) | {"densities"}
     for key in inst:
@@ -883,15 +886,17 @@ def read_ert(node: Node, source: str, path: str = "ERT") -> dict[str, dict[str, 
     out: dict[str, dict[str, Energy]] = {}
     for j, t in enumerate(tables):
         tp = f"{path}.tables[{j}]"
-        require_mapping(t, tp)
+        require_mapping(t, tp, node, "tables")
         check_keys(t, {"name", "actions"}, tp)
         full = str(get(t, "name"))
         comp = ert_component_name(full)
         actions: dict[str, Energy] = {}
-        for a in require_list(get(t, "actions", []), f"{tp}.actions", t, "actions"):
-            check_keys(a, {"name", "arguments", "energy"}, f"{tp}.actions")
+        for i, a in enumerate(require_list(get(t, "actions", []), f"{tp}.actions", t,
+                                           "actions")):
+            require_mapping(a, f"{tp}.actions[{i}]", t, "actions")
+            check_keys(a, {"name", "arguments", "energy"}, f"{tp}.actions[{i}]")
             aname = str(get(a, "name"))
-            energy = float(to_number(get(a, "energy")))
+            energy = float(number(a, "energy", f"{tp}.actions[{i}]"))
             prev = actions.get(aname)
             if prev is None or energy > prev.pJ:
                 actions[aname] = Energy(energy, f"ert:{source}")

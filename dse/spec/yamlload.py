@@ -3,11 +3,14 @@
 Mappings load as `Node` (a dict) carrying `file`, `line` and per-key lines, so any later check
 can point at file:line. Tags such as Timeloop v0.4's `!Container` are kept under `_tag`.
 Several files merge at their top level; a later file wins and the merge says so.
+libyaml parses; our own pass builds the values and bounds nesting depth and alias expansion,
+so a hostile file gets a located error instead of a hang or a RecursionError.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,71 +43,160 @@ class TaggedList(list):
     line: int | None = None
 
 
+MAX_DEPTH = 100
+"""Deepest nesting of lists/mappings accepted; real specs stay below 10."""
+MAX_ALIAS_COPIES = 100_000
+"""Most values an input may create by repeating anchors (`*name`): bounds alias bombs."""
+
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+_MAP_TAG = "tag:yaml.org,2002:map"
+_SEQ_TAG = "tag:yaml.org,2002:seq"
+# Characters YAML forbids in a stream (C0/C1 controls except tab, LF, CR, NEL; surrogates).
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x84\x86-\x9f\ud800-\udfff\ufffe\uffff]")
+_SCALARS = yaml.constructor.SafeConstructor.yaml_constructors
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the C parser when PyYAML has it
 
 
-class _Loader(yaml.SafeLoader):
-    source_name: str = "<string>"
+class _Builder:
+    """Turns composed YAML nodes into Node/list/scalars, keeping each mapping's line numbers.
 
+    Parsing and composing run in libyaml (fast, nesting-limited); this pass is ours so that
+    depth, alias expansion and merge keys (`<<: *base` then overriding keys) are checked here.
+    """
 
-def _construct_mapping(loader: _Loader, node: yaml.MappingNode, tag: str | None = None) -> Node:
-    own_count = sum(1 for k, _ in node.value if k.tag != _MERGE_TAG)
-    loader.flatten_mapping(node)
-    merged_count = len(node.value) - own_count  # `<<:` entries come first after flattening
-    from_merge: set = set()  # keys a merge brought in: the mapping's own keys may override them
-    out = Node()
-    out.file = loader.source_name
-    out.line = node.start_mark.line + 1
-    for idx, (key_node, value_node) in enumerate(node.value):
-        key = loader.construct_object(key_node, deep=True)
+    def __init__(self, source_name: str) -> None:
+        self.source_name = source_name
+        self.scalars = yaml.constructor.SafeConstructor()
+        self.seen: set[int] = set()
+        self.copies = 0
+
+    def error(self, message: str, node: yaml.Node, **kw) -> SpecError:
+        return SpecError(message, file=self.source_name, line=node.start_mark.line + 1, **kw)
+
+    def build(self, node: yaml.Node, depth: int = 0):
+        if depth > MAX_DEPTH:
+            raise self.error(f"nesting is deeper than {MAX_DEPTH} levels", node,
+                             hint="a spec nests a few levels; an anchor that contains itself "
+                                  "(&a [*a]) also ends here")
+        if id(node) in self.seen:
+            self.copies += 1
+            if self.copies > MAX_ALIAS_COPIES:
+                raise self.error(
+                    f"aliases (*name) expand to more than {MAX_ALIAS_COPIES:,} values", node,
+                    hint="an anchor repeated inside anchors grows exponentially "
+                         "(a 'billion laughs' input); write the values out instead")
+        else:
+            self.seen.add(id(node))
+        tag = node.tag
+        custom = tag.startswith("!")
+        if isinstance(node, yaml.MappingNode):
+            return self.mapping(node, depth, tag if custom else None)
+        if isinstance(node, yaml.SequenceNode):
+            items = [self.build(child, depth + 1) for child in node.value]
+            if not custom:
+                return items
+            seq = TaggedList(items)
+            seq.tag, seq.file, seq.line = tag, self.source_name, node.start_mark.line + 1
+            return seq
+        if custom:
+            value = node.value
+            return Node({"_tag": tag, "_value": value}) if value not in ("", None) else Node(
+                {"_tag": tag})
+        constructor = _SCALARS.get(tag)
+        if constructor is None or tag in (_MAP_TAG, _SEQ_TAG, _MERGE_TAG):
+            raise self.error("unsupported YAML tag", node, found=tag,
+                             expected="plain values, lists and mappings")
+        try:
+            return constructor(self.scalars, node)
+        except (yaml.YAMLError, ValueError, OverflowError) as exc:
+            raise self.error(f"cannot read this {tag.rsplit(':', 1)[-1]} value ({exc})", node,
+                             found=node.value) from None
+
+    def key(self, key_node: yaml.Node, depth: int):
+        key = self.build(key_node, depth + 1)
         if isinstance(key, list):
             key = tuple(key)
-        line = key_node.start_mark.line + 1
-        if idx < merged_count:
-            from_merge.add(key)
-        elif key in from_merge:
-            from_merge.discard(key)
-            out.pop(key)
-        if key in out and idx >= merged_count:
-            raise SpecError(
-                f"key '{key}' appears twice in one mapping (first at line {out.key_lines[key]})",
-                file=loader.source_name,
-                line=line,
-                hint="remove one of them; a key may be repeated only across files",
-            )
-        out[key] = loader.construct_object(value_node, deep=True)
-        out.key_lines[key] = line
-        out.key_files[key] = loader.source_name
-    if tag:
-        out["_tag"] = tag
-    return out
+        try:
+            hash(key)
+        except TypeError:
+            raise self.error("a mapping key must be a plain value, not a mapping", key_node,
+                             found=key) from None
+        return key
+
+    def mapping(self, node: yaml.MappingNode, depth: int, tag: str | None) -> Node:
+        own = Node()
+        merged: list[Node] = []
+        for key_node, value_node in node.value:
+            if key_node.tag == _MERGE_TAG:
+                merged.extend(self.merge_sources(value_node, depth))
+                continue
+            key = self.key(key_node, depth)
+            line = key_node.start_mark.line + 1
+            if key in own:
+                raise self.error(
+                    f"key '{key}' appears twice in one mapping (first at line "
+                    f"{own.key_lines[key]})", key_node,
+                    hint="remove one of them; a key may be repeated only across files, or "
+                         "override a key merged in with '<<'")
+            own[key] = self.build(value_node, depth + 1)
+            own.key_lines[key] = line
+            own.key_files[key] = self.source_name
+        out = own
+        if merged:  # YAML merge keys: explicit keys win, then earlier merged mappings
+            out = Node()
+            for source in merged:
+                for key, value in source.items():
+                    if key not in out:
+                        from_own = key in own
+                        out[key] = own[key] if from_own else value
+                        out.key_lines[key] = (own if from_own else source).line_of(key)
+                        out.key_files[key] = self.source_name
+            for key, value in own.items():
+                if key not in out:
+                    out[key] = value
+                    out.key_lines[key] = own.key_lines[key]
+                    out.key_files[key] = self.source_name
+        out.file = self.source_name
+        out.line = node.start_mark.line + 1
+        if tag:
+            out["_tag"] = tag
+        return out
+
+    def merge_sources(self, value_node: yaml.Node, depth: int) -> list[Node]:
+        is_list = isinstance(value_node, yaml.SequenceNode)
+        nodes = value_node.value if is_list else [value_node]
+        out = []
+        for child in nodes:
+            value = self.build(child, depth + 1)
+            if not isinstance(value, Node):
+                raise self.error("a merge key '<<' takes a mapping or a list of mappings",
+                                 child, found=value)
+            out.append(value)
+        return out
 
 
-def _construct_tagged(loader: _Loader, tag_suffix: str, node: yaml.Node):
-    tag = "!" + tag_suffix
-    if isinstance(node, yaml.MappingNode):
-        return _construct_mapping(loader, node, tag)
-    if isinstance(node, yaml.SequenceNode):
-        seq = TaggedList(loader.construct_sequence(node, deep=True))
-        seq.tag = tag
-        seq.file = loader.source_name
-        seq.line = node.start_mark.line + 1
-        return seq
-    value = loader.construct_scalar(node)
-    return Node({"_tag": tag, "_value": value}) if value not in ("", None) else Node({"_tag": tag})
-
-
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-_Loader.add_multi_constructor("!", _construct_tagged)
+def _control_character_error(text: str, source_name: str) -> SpecError | None:
+    match = _CONTROL.search(text)
+    if match is None:
+        return None
+    pos = match.start()
+    line = text.count("\n", 0, pos) + 1
+    column = pos - (text.rfind("\n", 0, pos) + 1) + 1
+    return SpecError(
+        f"control character U+{ord(match.group()):04X} at column {column} is not allowed in "
+        "YAML", file=source_name, line=line,
+        hint="remove it (a binary or corrupted file?); use an escape such as \"\\t\" inside "
+             "a double-quoted string")
 
 
 def load_yaml_text(text: str, source_name: str = "<string>"):
+    """Parse one YAML document into Node/TaggedList/scalars, or raise a located SpecError."""
+    bad = _control_character_error(text, source_name)
+    if bad is not None:
+        raise bad
     loader = _Loader(text)
-    loader.source_name = source_name
     try:
-        return loader.get_single_data()
-    except SpecError:
-        raise
+        root = loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
@@ -119,6 +211,7 @@ def load_yaml_text(text: str, source_name: str = "<string>"):
         raise SpecError(f"this is not valid YAML: {exc}", file=source_name) from None
     finally:
         loader.dispose()
+    return None if root is None else _Builder(source_name).build(root)
 
 
 def read_spec_bytes(path: str | Path) -> bytes:

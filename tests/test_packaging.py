@@ -118,7 +118,8 @@ def test_messages_name_the_index_distribution() -> None:
 
 
 def test_nothing_reads_the_reference_shelf() -> None:
-    """The project stands alone: code, tests, docs and build files never point at ../shared."""
+    """The project stands alone: code, tests, docs and build files never point at the reference
+    shelf beside the checkout (the data they need is copied into tests/data)."""
     texts = [p for d in ("dse", "tests", "docs", ".ci") for p in (REPO_ROOT / d).rglob("*")
              if p.is_file() and p.suffix in (".py", ".md", ".yaml", "") and "data" not in
              p.relative_to(REPO_ROOT).parts]

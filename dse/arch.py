@@ -37,6 +37,8 @@ class StorageLevel:
     energy: dict[str, Energy] = field(default_factory=dict)  # read/write/update/leak
     cls: str = ""
     attributes: dict = field(default_factory=dict)
+    area_um2: float | None = None  # per instance; None = not yet estimated (dse/energy/area.py)
+    area_source: str = ""
 
     @property
     def capacity_words(self) -> int | None:
@@ -62,6 +64,8 @@ class ComputeLevel:
     energy: dict[str, Energy] = field(default_factory=dict)  # compute, leak
     cls: str = ""
     datawidth: int | None = None
+    area_um2: float | None = None  # per instance
+    area_source: str = ""
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ def sweep(sweep_file, out_dir, jobs, executor, scheduler, shard, store_path, qui
     from tqdm import tqdm
 
     from dse.pipeline.store import ResultStore
-    from dse.pipeline.sweep import parse_shard, read_sweep, run_sweep
+    from dse.pipeline.sweep import parse_shard, pinned_warning, read_sweep, run_sweep
 
     spec = read_sweep(sweep_file)
     out = Path(out_dir or f"results/sweep/{spec.name}")
@@ -44,6 +44,8 @@ def sweep(sweep_file, out_dir, jobs, executor, scheduler, shard, store_path, qui
                        shard=parse_shard(shard), progress=progress)
     bar.close()
     store.close()
+    for pid, levels in result.pinned.items():
+        click.echo(pinned_warning(pid, levels), err=True)
     for pid, why in result.refused.items():
         click.echo(f"refused {pid}: {why}", err=True)
     if not quiet:

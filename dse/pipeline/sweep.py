@@ -140,6 +140,14 @@ class SweepResult:
     reused: int
     rows: list[dict]
     refused: dict = field(default_factory=dict)
+    pinned: dict = field(default_factory=dict)  # point id -> levels whose costs did not follow
+
+
+def pinned_warning(point: str, levels: list[str]) -> str:
+    return (f"WARNING {point}: the sweep resizes {', '.join(levels)} but their energy per "
+            "action / area are pinned in the spec, so they do NOT follow the new size "
+            "(energy_pinned=True); set `energy_model:` and drop the fixed energies to have them "
+            "re-estimated")
 
 
 def run_sweep(spec: SweepSpec, out: Path, store: ResultStore, jobs: int = 1,
@@ -157,8 +165,11 @@ def run_sweep(spec: SweepSpec, out: Path, store: ResultStore, jobs: int = 1,
     all_tasks: dict[str, object] = {}
     waiting: dict[str, set[str]] = {}
     refused: dict[str, str] = {}
+    pinned: dict[str, list[str]] = {}
     for p in points:
         arch = load_arch(p.arch_files, p.params, p.arch_name)
+        if arch.pinned():
+            pinned[p.id] = arch.pinned()
         if p.workload not in networks:
             networks[p.workload] = load_workload(p.workload)
         net = networks[p.workload]
@@ -218,7 +229,8 @@ def run_sweep(spec: SweepSpec, out: Path, store: ResultStore, jobs: int = 1,
         "shard": None if shard is None else f"{shard[0]}/{shard[1]}",
         "tasks": len(all_tasks), "computed": len(todo), "reused": reused,
         "refused": refused,
+        "energy_pinned": pinned,
         "mapper": {"objective": spec.config.objective, "search": spec.config.search,
                    "max_evals": spec.config.max_evals, "seed": spec.config.seed},
     }, indent=2) + "\n")
-    return SweepResult(len(points), len(todo), reused, ordered, refused)
+    return SweepResult(len(points), len(todo), reused, ordered, refused, pinned)

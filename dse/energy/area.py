@@ -10,8 +10,11 @@ Tables (dse/energy/data/area_45nm.csv, compute_area_45nm.csv; docs/energy.md):
 * DRAM: off chip, 0 (as Accelergy's CactiDRAM reports);
 * fan-out (network) levels: 0 (dse models no wires), unless an ART gives them an area.
 
-The 45 nm areas scale with the node as (node / 45 nm)^2 (ideal shrink; Accelergy's CACTI SRAMs
-scale exactly so between 45 and 32 nm). Areas are in um^2 per instance; reports use mm^2.
+The 45 nm areas scale with the node by the ratio of published 6T SRAM bit-cell areas
+(area_scaling.csv: node -> um^2, 90 to 5 nm; a power law in the node between table rows, the
+nearest end row outside them), applied to logic too. Node names below ~20 nm no longer measure
+a length, so (node/45)^2 would shrink a 4 nm design 8x too far; the bit cells do not. Areas are
+in um^2 per instance; reports use mm^2.
 """
 
 from __future__ import annotations
@@ -43,13 +46,27 @@ def area_tables() -> tuple[dict[str, list[tuple[float, float]]], dict[str, list]
     return storage, compute
 
 
+@functools.cache
+def bitcells() -> list[tuple[float, float]]:
+    """(node nm, 6T SRAM bit-cell um^2), largest node first."""
+    return sorted(((float(r["node_nm"]), float(r["sram_bitcell_um2"]))
+                   for r in _rows("area_scaling.csv")), reverse=True)
+
+
 def area_factor(technology) -> tuple[float, str]:
-    """(node / 45 nm)^2 and a note; no technology = the tables' 45 nm, said in the note."""
+    """Bit-cell area at the node / at 45 nm, and a note; no technology = the tables' 45 nm."""
     if technology is None:
         return 1.0, "45 nm (no technology given)"
     node, _ = parse_technology(technology)
-    f = (node / BASE_NODE_NM) ** 2
-    return f, f"x{f:.3g} = ({node:g}/45)^2 for {technology}"
+    cells = bitcells()
+    base = dict(cells)[BASE_NODE_NM]
+    lo_node, hi_node = cells[-1][0], cells[0][0]
+    clamped = min(max(node, lo_node), hi_node)
+    f = power_law(cells, clamped) / base
+    note = f"x{f:.3g} SRAM bit-cell area {technology} / 45 nm"
+    if clamped != node:
+        note += f" (outside the table: scaled as {clamped:g} nm)"
+    return f, note
 
 
 def storage_area(lv: StorageLevel, factor: float, note: str) -> tuple[float, str]:

@@ -123,7 +123,7 @@ def energy_breakdown(res: Results, network: str, arch: str, point: str, out: Pat
                color=cmap(j / max(1, len(cols) - 1)), edgecolor="white", linewidth=0.3)
         bottom = [b + v for b, v in zip(bottom, vals, strict=True)]
     _layer_axis(ax, names)
-    ax.set_ylabel("energy per layer (uJ)", fontsize=FONT)
+    ax.set_ylabel("energy per layer (µJ)", fontsize=FONT)
     ax.set_title(f"{network} on {display(network, arch, point)}: energy by level",
                  fontsize=FONT + 1)
     fig.legend(loc="outside right upper", fontsize=FONT - 1, title="level",
@@ -164,29 +164,49 @@ def latency_per_layer(res: Results, network: str, out: Path, stem: str) -> str:
     return _save(fig, out, stem)
 
 
-AXES = {"energy": ("energy_pJ", 1e-6, "energy per inference (uJ)"),
+AXES = {"energy": ("energy_pJ", 1e-6, "energy per inference (µJ)"),
         "area": ("area_mm2", 1.0, "area (mm$^2$)")}
 
 
 def _place_labels(fig, ax, pts: list[tuple[float, float]], texts: list[str], colour: list[str]
                   ) -> None:
-    """Annotate points, each label at the first of 8 offsets where it overlaps no label placed
-    before it, no point and stays inside the axes (else the least bad offset)."""
+    """Annotate points with leader lines. Points closer than 6 px share one label (one line
+    each); every label goes to the first of 14 offsets where its text overlaps no label placed
+    before it and no other point and stays inside the axes (else the least bad offset)."""
+    from matplotlib.text import Text
+
     renderer = fig.canvas.get_renderer()
     fig.draw_without_rendering()
     axbox = ax.get_window_extent(renderer)
     marks = [ax.transData.transform(p) for p in pts]
+    groups: list[list[int]] = []
+    for i, m in enumerate(marks):
+        near = next((g for g in groups if abs(marks[g[0]][0] - m[0]) < 6
+                     and abs(marks[g[0]][1] - m[1]) < 6), None)
+        if near is None:
+            groups.append([i])
+        else:
+            near.append(i)
     placed = []
-    offsets = [(6, 4), (6, -10), (-6, 4), (-6, -10), (0, 10), (0, -14), (12, 14), (-12, -18)]
-    for xy, text, c in zip(pts, texts, colour, strict=True):
+    offsets = [(7, 5), (7, -11), (-7, 5), (-7, -11), (0, 14), (0, -18), (16, 18), (-16, -22),
+               (16, -22), (-16, 18), (30, 0), (-30, 0), (24, 34), (-24, -38)]
+    for g in groups:
+        xy = pts[g[0]]
+        names = list(dict.fromkeys(texts[i] for i in g))
+        text = "\n".join(names[:4] + ([f"+{len(names) - 4} more"] if len(names) > 4 else []))
+        others = [m for j, m in enumerate(marks) if j not in g]
+        c = colour[g[0]] if len({colour[i] for i in g}) == 1 else "0.2"
         best, best_bad = None, None
         for dx, dy in offsets:
             ann = ax.annotate(text, xy, xytext=(dx, dy), textcoords="offset points",
-                              fontsize=FONT - 2, color=c,
-                              ha="left" if dx > 0 else "right" if dx < 0 else "center")
-            box = ann.get_window_extent(renderer).expanded(1.05, 1.1)
+                              fontsize=FONT - 2, color=c, va="center",
+                              ha="left" if dx > 0 else "right" if dx < 0 else "center",
+                              arrowprops={"arrowstyle": "-", "color": c, "lw": 0.5,
+                                          "shrinkA": 1, "shrinkB": 3})
+            ann.update_positions(renderer)  # move the text to its offset before measuring
+            box = Text.get_window_extent(ann, renderer).expanded(1.08, 1.2)  # text only
             bad = sum(box.overlaps(b) for b in placed) * 10
-            bad += sum(box.contains(*m) for m in marks) * 3
+            bad += sum(box.contains(*m) for m in others) * 3
             bad += 0 if (axbox.contains(box.x0, box.y0) and axbox.contains(box.x1, box.y1)) \
                 else 5
             if best_bad is None or bad < best_bad:

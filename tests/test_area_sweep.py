@@ -222,3 +222,18 @@ def test_report_html_renders_with_every_plot_and_table(shipped_sweep, tmp_path: 
     assert body.count("<tr>") == 1 + 4  # header + one row per design point
     text = page.read_text()  # self-contained: nothing loaded from elsewhere
     assert not re.search(r'<link|<img|src="|href="(?!#|[\w-]+\.(pdf|png)")', text)
+
+
+def test_model_summary_reports_area_latency_and_power(tmp_path: Path) -> None:
+    art = next(EX06.glob("ref/*.ART.yaml"))
+    r = CliRunner().invoke(main, ["model", *map(str, case_inputs(EX06)), str(art), "--out",
+                                  str(tmp_path), "-q"])
+    assert r.exit_code == 0, r.output
+    import json
+
+    s = json.loads((tmp_path / "summary.json").read_text())
+    assert s["area_mm2"] == pytest.approx(art_totals(art)[0] / 1e6, rel=1e-9)
+    assert s["level_area_mm2"]["mac"] == pytest.approx(168 * 191.82e-6)
+    assert s["provenance"]["area_sources"]["shared_glb"].startswith("art:")
+    assert s["latency_s"] == pytest.approx(s["cycles"] / 1e9)
+    assert s["power_W"] == pytest.approx(s["energy_pJ"] * 1e-12 / s["latency_s"])

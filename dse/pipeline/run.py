@@ -37,7 +37,7 @@ def level_columns(arch) -> list[str]:
 
 def layer_columns(arch) -> list[str]:
     return (["network", "layer", "type", "arch", "point", "shape_id", "macs", "ops", "cycles",
-             "energy_pJ", "pJ_per_mac", "utilization"] + level_columns(arch)
+             "energy_pJ", "pJ_per_mac", "utilization", "area_mm2"] + level_columns(arch)
             + ["status", "mapping", "evaluated", "valid", "search_s", "seed", "objective",
                "tool_version", "layer_key", "energy_sources"])
 
@@ -98,11 +98,15 @@ def plan(network: Network, arch: ArchInput, cfg: SearchConfig) -> tuple[list[Lay
 
 def layer_rows(network: Network, arch: ArchInput, cfg: SearchConfig, keys: dict,
                results: dict, point: str, mapping_dir: str) -> list[dict]:
+    from dse.energy.area import total_area_mm2
+
     cols = level_columns(arch.arch)
+    area = total_area_mm2(arch.arch)  # the design's, on every row (per level: totals.csv)
     rows = []
     for layer in network.layers:
         row = {"network": network.name, "layer": layer.name, "type": layer.type,
-               "arch": arch.name, "point": point, "macs": layer.macs, "seed": cfg.seed,
+               "arch": arch.name, "point": point, "macs": layer.macs, "area_mm2": area,
+               "seed": cfg.seed,
                "objective": cfg.objective, "tool_version": __version__}
         if layer.problem is None:
             row.update({"status": "not mapped (no data movement modelled)", "ops": 0,

@@ -9,7 +9,23 @@ import re
 from pathlib import Path
 
 from dse import __version__
-from dse.report.tables import num
+from dse.report.tables import num, short_point
+
+FIRST = ["network", "arch", "point", "latency_s", "energy_pJ", "power_W", "area_mm2",
+         "speedup_vs_baseline", "energy_ratio_vs_baseline", "area_ratio_vs_baseline",
+         "energy_pinned"]
+
+
+def _readable(rows: list[dict], columns: list[str]) -> tuple[list[dict], list[str]]:
+    """Rows with the point id shortened (no arch/network parts) and the columns that answer
+    the design question first."""
+    out = [{**r, "point": short_point(r["network"], r["arch"], r["point"])} for r in rows]
+    head = [c for c in FIRST if c in columns]
+    return out, head + [c for c in columns if c not in head]
+
+
+def _plot_order(stem: str) -> tuple[int, str]:
+    return (0 if stem.startswith("pareto") else 1 if stem.startswith("latency") else 2, "")
 
 CSS = """
 body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0 auto;
@@ -80,6 +96,9 @@ def _sha(path: str) -> str:
 def page(out: Path, rows: list[dict], columns: list[str], pareto: list[dict],
          pareto_cols: list[str], plots: list[str], inputs: list[str], files: list[str],
          notes: list[str], baseline: str | None) -> str:
+    rows, columns = _readable(rows, columns)
+    pareto, pareto_cols = _readable(pareto, pareto_cols)
+    plots = sorted(plots, key=_plot_order)  # stable: fronts first, then latency, breakdowns
     parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
              '<meta name="viewport" content="width=device-width,initial-scale=1">',
              "<title>dse report</title>", f"<style>{CSS}</style></head><body>",

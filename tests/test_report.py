@@ -136,7 +136,10 @@ def test_same_inputs_give_identical_files(runs, report, tmp_path) -> None:
     r = invoke("report", runs / "b", runs / "a", runs / "a", "--baseline",
                "eyeriss_like", "--out", tmp_path)
     assert r.exit_code == 0, r.output
-    for name in ("report.csv", "layers_side_by_side.csv", "report.md", "pareto.csv"):
+    names = sorted(p.name for p in report.iterdir() if p.is_file())  # plots and report.html too
+    assert {"report.csv", "layers_side_by_side.csv", "report.md", "pareto.csv",
+            "report.html"} <= set(names)
+    for name in names:
         assert (tmp_path / name).read_bytes() == (report / name).read_bytes(), name
 
 

@@ -47,6 +47,8 @@ class StorageLevel:
     # instances exchange tiles with their mesh neighbours (native `neighbour_links: true`);
     # used by the `declared` link-transfer mode (dse.model.links)
     neighbour_links: bool = False
+    area_um2: float | None = None  # per instance; None = not yet estimated (dse/energy/area.py)
+    area_source: str = ""
 
     @property
     def capacity_words(self) -> int | None:
@@ -72,6 +74,8 @@ class ComputeLevel:
     energy: dict[str, Energy] = field(default_factory=dict)  # compute, leak
     cls: str = ""
     datawidth: int | None = None
+    area_um2: float | None = None  # per instance
+    area_source: str = ""
 
 
 @dataclass(frozen=True)

@@ -108,6 +108,20 @@ def energy_rows(arch: Architecture) -> list[tuple[str, float, str]]:
     return rows
 
 
+def area_lines(arch: Architecture) -> list[str]:
+    """Area per level (all instances) and in total, each with its source."""
+    from dse.energy.area import level_areas_mm2, with_area
+
+    arch = with_area(arch)
+    areas = level_areas_mm2(arch)
+    src = {lv.name: lv.area_source for lv in arch.levels}
+    src[arch.compute.name] = arch.compute.area_source
+    w = max(len(n) for n in areas)
+    lines = [f"area (mm^2, all instances): total {sum(areas.values()):.4f}"]
+    lines += [f"  {n:<{w}}  {a:>10.4f}  {src[n]}" for n, a in areas.items()]
+    return lines
+
+
 def arch_text(loaded: LoadedArch) -> str:
     arch = loaded.arch
     a = arch.attributes
@@ -146,6 +160,7 @@ def arch_text(loaded: LoadedArch) -> str:
         missing.append(f"{arch.compute.name}.compute")
     if missing:
         lines.append("  missing (the model will stop if it needs them): " + ", ".join(missing))
+    lines += ["", *area_lines(arch)]
     if a.get("rules"):
         lines.append("")
         lines.append("rules (checked before mapping, dse/arch_rules.py):")

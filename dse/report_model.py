@@ -108,6 +108,18 @@ def summary(ev: Evaluation, arch, problem, inputs: dict[str, str], extra: dict |
             "energy_sources": dict(sorted(ev.energy_sources.items())),
         },
     }
+    from dse.energy.area import level_areas_mm2
+
+    areas = level_areas_mm2(arch)
+    out["area_mm2"] = sum(areas.values())
+    out["level_area_mm2"] = areas
+    out["clock_hz"] = arch.clock_hz
+    if arch.clock_hz:  # without a clock the result is in cycles only
+        out["latency_s"] = ev.cycles / arch.clock_hz
+        out["power_W"] = ev.energy_pJ * 1e-12 / out["latency_s"] if ev.cycles else None
+    out["provenance"]["area_sources"] = {
+        **{lv.name: lv.area_source for lv in arch.levels if lv.name in areas},
+        arch.compute.name: arch.compute.area_source}
     if extra:
         out.update(extra)
     return out

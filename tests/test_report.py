@@ -96,15 +96,21 @@ def test_markdown_names_inputs_archs_and_numbers(runs, report) -> None:
     assert f"{cycles:,}" in md
 
 
-def test_plots_are_png(report) -> None:
+def test_plots_are_svg_pdf_and_200dpi_png(report) -> None:
     pytest.importorskip("matplotlib")
-    names = ["cycles_resnet8.png", "pareto_resnet8.png",
-             "energy_breakdown_resnet8_eyeriss_like.png",
-             "energy_breakdown_resnet8_eyeriss_small.png"]
+    stems = ["latency_resnet8", "pareto_resnet8_energy_latency", "pareto_resnet8_energy_area",
+             "energy_breakdown_resnet8_eyeriss_like", "energy_breakdown_resnet8_eyeriss_small"]
     md = (report / "report.md").read_text()
-    for n in names:
-        assert (report / n).read_bytes()[:8] == PNG, n
-        assert n in md
+    for n in stems:
+        png = (report / f"{n}.png").read_bytes()
+        assert png[:8] == PNG, n
+        width = int.from_bytes(png[16:20], "big")  # IHDR width in pixels
+        assert width >= 4.8 * 200, (n, width)  # 200 dpi at >= 4.8 in
+        assert (report / f"{n}.pdf").read_bytes()[:5] == b"%PDF-", n
+        assert "<svg" in (report / f"{n}.svg").read_text(), n
+        assert f"{n}.png" in md
+    # file names carry no dots but the extension's
+    assert all(p.name.count(".") == 1 for p in report.iterdir() if p.is_file())
 
 
 def test_without_matplotlib_a_note_and_no_plots(runs, tmp_path, monkeypatch) -> None:
@@ -130,7 +136,10 @@ def test_same_inputs_give_identical_files(runs, report, tmp_path) -> None:
     r = invoke("report", runs / "b", runs / "a", runs / "a", "--baseline",
                "eyeriss_like", "--out", tmp_path)
     assert r.exit_code == 0, r.output
-    for name in ("report.csv", "layers_side_by_side.csv", "report.md"):
+    names = sorted(p.name for p in report.iterdir() if p.is_file())  # plots and report.html too
+    assert {"report.csv", "layers_side_by_side.csv", "report.md", "pareto.csv",
+            "report.html"} <= set(names)
+    for name in names:
         assert (tmp_path / name).read_bytes() == (report / name).read_bytes(), name
 
 

@@ -153,4 +153,5 @@ def test_sweep_file_and_cli_choose_the_generation(tmp_path) -> None:
     bad.write_text(text.replace("seed: 0}", "seed: 0, timeloop_generation: 2020}"))
     with pytest.raises(SpecError) as err:
         read_sweep(str(bad))
-    assert err.value.line == 11 and "2024 or legacy" in str(err.value)
+    mapper_line = next(i for i, line in enumerate(text.splitlines(), 1) if "seed: 0}" in line)
+    assert err.value.line == mapper_line and "2024 or legacy" in str(err.value)

@@ -29,7 +29,8 @@ def model(files: tuple[str, ...], out_dir: str | None, link_transfers: str | Non
           no_link_transfers: bool, settings: tuple[str, ...], generation: str,
           jinja_items: tuple[str, ...], quiet: bool) -> None:
     """Evaluate ONE mapping. FILES are YAML files merged at their top level (later wins):
-    architecture, problem (workload), mapping and optionally an Accelergy ERT."""
+    architecture, problem (workload), mapping and optionally an Accelergy ERT (energies) and
+    ART (areas)."""
     from dse.arch_library import parse_settings
     from dse.arch_rules import check_layer
     from dse.model import evaluate

@@ -36,7 +36,7 @@ def sweep(sweep_file, out_dir, jobs, executor, scheduler, shard, store_path, gen
     from tqdm import tqdm
 
     from dse.pipeline.store import ResultStore
-    from dse.pipeline.sweep import parse_shard, read_sweep, run_sweep
+    from dse.pipeline.sweep import parse_shard, pinned_warning, read_sweep, run_sweep
     from dse.pipeline.work import Interrupted
 
     spec = read_sweep(sweep_file)
@@ -69,6 +69,8 @@ def sweep(sweep_file, out_dir, jobs, executor, scheduler, shard, store_path, gen
         raise SystemExit(INTERRUPTED) from None
     bar.close()
     store.close()
+    for pid, levels in result.pinned.items():
+        click.echo(pinned_warning(pid, levels), err=True)
     for pid, why in result.refused.items():
         click.echo(f"refused {pid}: {why}", err=True)
     if not quiet:

@@ -54,21 +54,44 @@ def level_columns(arch) -> list[str]:
 
 def layer_columns(arch) -> list[str]:
     return (["network", "layer", "type", "arch", "point", "shape_id", "macs", "ops", "cycles",
-             "energy_pJ", "pJ_per_mac", "utilization"] + level_columns(arch)
+             "energy_pJ", "pJ_per_mac", "utilization", "area_mm2"] + level_columns(arch)
             + ["status", "reason", "mapping", "evaluated", "valid", "seed", "objective",
                "tool_version", "layer_key", "energy_sources"])
 
 
-def latency(cycles: int, clock_hz: float | None) -> dict:
-    """clock_hz and latency_s columns; empty when the architecture gives no clock."""
-    return {"clock_hz": clock_hz or "", "latency_s": cycles / clock_hz if clock_hz else ""}
+def area_columns(arch) -> list[str]:
+    from dse.energy.area import level_areas_mm2
+
+    return ["area_mm2"] + [f"area_{n}_mm2" for n in level_areas_mm2(arch)]
+
+
+TIME_COLUMNS = ["clock_hz", "latency_s", "throughput_inf_per_s", "power_W"]
+BUDGET_COLUMNS = ["search", "max_evals", "time_limit_s", "seed", "objective"]
 
 
 def total_columns(arch, params: dict) -> list[str]:
     return (["network", "arch", "point", *[f"param.{k}" for k in params], "layers",
-             "mapped_layers", "macs", "ops", "cycles", "clock_hz", "latency_s", "energy_pJ",
-             "pJ_per_mac", "utilization"]
-            + level_columns(arch) + ["seed", "objective", "tool_version", "arch_key"])
+             "mapped_layers", "macs", "ops", "cycles", "energy_pJ", "pJ_per_mac", "utilization",
+             *TIME_COLUMNS, *area_columns(arch), "energy_pinned", "energy_pinned_levels"]
+            + level_columns(arch) + [*BUDGET_COLUMNS, "tool_version", "arch_key"])
+
+
+def time_and_area(arch, cycles: float, energy_pJ: float) -> dict:
+    """Seconds, inferences/s and watts from the clock (empty without one: cycles only), and the
+    area per level and in total (mm^2)."""
+    from dse.energy.area import level_areas_mm2
+
+    out: dict = {c: "" for c in TIME_COLUMNS}
+    if arch.clock_hz:
+        out["clock_hz"] = arch.clock_hz
+        if cycles:
+            latency = cycles / arch.clock_hz
+            out.update(latency_s=latency, throughput_inf_per_s=1.0 / latency,
+                       power_W=energy_pJ * 1e-12 / latency)
+    areas = level_areas_mm2(arch)
+    out["area_mm2"] = sum(areas.values())
+    out.update({f"area_{n}_mm2": a for n, a in areas.items()})
+    return out
 
 
 def plan(network: Network, arch: ArchInput, cfg: SearchConfig) -> tuple[list[LayerTask], dict]:
@@ -92,11 +115,15 @@ def plan(network: Network, arch: ArchInput, cfg: SearchConfig) -> tuple[list[Lay
 
 def layer_rows(network: Network, arch: ArchInput, cfg: SearchConfig, keys: dict,
                results: dict, point: str, mapping_dir: str) -> list[dict]:
+    from dse.energy.area import total_area_mm2
+
     cols = level_columns(arch.arch)
+    area = total_area_mm2(arch.arch)  # the design's, on every row (per level: totals.csv)
     rows = []
     for layer in network.layers:
         row = {"network": network.name, "layer": layer.name, "type": layer.type,
-               "arch": arch.name, "point": point, "macs": layer.macs, "seed": cfg.seed,
+               "arch": arch.name, "point": point, "macs": layer.macs, "area_mm2": area,
+               "seed": cfg.seed,
                "objective": cfg.objective, "tool_version": __version__}
         if layer.problem is None:
             row.update({"status": "not mapped (no data movement modelled)", "ops": 0,
@@ -150,15 +177,20 @@ def totals_row(network: Network, arch: ArchInput, cfg: SearchConfig, rows: list[
            "macs": sum(r["macs"] for r in rows), "ops": sum(r["ops"] for r in ok),
            "cycles": sum(r["cycles"] for r in ok),
            "energy_pJ": sum(r["energy_pJ"] for r in ok),
+           "search": cfg.search, "max_evals": "" if cfg.max_evals is None else cfg.max_evals,
+           "time_limit_s": "" if cfg.time_limit is None else cfg.time_limit,
            "seed": cfg.seed, "objective": cfg.objective, "tool_version": __version__,
            "arch_key": content_key(arch.identity())[:16]}
-    tot.update(latency(tot["cycles"], arch.arch.clock_hz))
+    pinned = arch.pinned()
+    tot["energy_pinned"] = bool(pinned)
+    tot["energy_pinned_levels"] = "; ".join(pinned)
     tot["pJ_per_mac"] = tot["energy_pJ"] / tot["macs"] if tot["macs"] else ""
     pes = arch.arch.compute.instances
     tot["utilization"] = tot["ops"] / (pes * tot["cycles"]) if tot["cycles"] else ""
     for c in level_columns(arch.arch):
         tot[c] = sum(r.get(c, 0) or 0 for r in ok)
-    return tot
+    tot.update(time_and_area(arch.arch, tot["cycles"], tot["energy_pJ"]))
+    return {c: tot.get(c, "") for c in total_columns(arch.arch, params)}
 
 
 def run_network(network: Network, arch: ArchInput, cfg: SearchConfig, out: Path,

@@ -30,6 +30,11 @@ class ArchInput:
         return constraints_from_document(self.document.data, self.arch, problem, self.arch_keep,
                                          lenient=True)
 
+    def pinned(self) -> list[str]:
+        """Overridden levels whose energy per action or area was pinned (inline, ERT, ART) and so
+        did not follow the override: `shared_glb (energy spec:inline; area table)`."""
+        return pinned_levels(self.arch, self.overrides)
+
     def identity(self) -> dict:
         """What a result depends on: the resolved architecture and the constraint sections."""
         from dse.mapper.constraints import constraint_sections
@@ -53,6 +58,37 @@ def sibling_constraints(arch_file: str) -> list[str]:
     p = Path(arch_file)
     c = p.with_name(p.stem + ".constraints.yaml")
     return [str(c)] if c.exists() and not p.name.endswith(".constraints.yaml") else []
+
+
+# keys that change what a level costs per access and its area (size, row width, word width)
+COST_KEYS = {"depth", "width", "datawidth", "block_size", "banks", "class"}
+PINNED_PREFIXES = ("spec:inline", "ert:", "art:")
+
+
+def pinned_levels(arch: Architecture, overrides: dict) -> list[str]:
+    """Levels (or compute) an override resized whose energies or area were given, not estimated:
+    those numbers stay what the file said, whatever the new size."""
+    out = []
+    for path in overrides:
+        level, _, key = str(path).partition(".")
+        if key not in COST_KEYS:
+            continue
+        if level == "compute":
+            comp = arch.compute
+            sources = [e.source for a, e in comp.energy.items() if a != "leak"]
+            area = comp.area_source
+        else:
+            lv = next((x for x in arch.levels if x.name == level), None)
+            if lv is None:
+                continue
+            sources = [e.source for a, e in lv.energy.items() if a != "leak"]
+            area = lv.area_source
+        what = sorted({s.split(" ")[0] for s in sources if s.startswith(PINNED_PREFIXES)})
+        if area.startswith("art:"):
+            what.append("area " + area.split(" ")[0])
+        if what and level not in [o.split(" ")[0] for o in out]:
+            out.append(f"{level} ({', '.join(what)})")
+    return out
 
 
 def apply_overrides(data: Node, overrides: dict, where: str) -> None:

@@ -219,6 +219,14 @@ class SweepResult:
     reused: int
     rows: list[dict]
     refused: dict = field(default_factory=dict)
+    pinned: dict = field(default_factory=dict)  # point id -> levels whose costs did not follow
+
+
+def pinned_warning(point: str, levels: list[str]) -> str:
+    return (f"WARNING {point}: the sweep resizes {', '.join(levels)} but their energy per "
+            "action / area are pinned in the spec, so they do NOT follow the new size "
+            "(energy_pinned=True); set `energy_model:` and drop the fixed energies to have them "
+            "re-estimated")
 
 
 def run_sweep(spec: SweepSpec, out: Path, store: ResultStore, jobs: int = 1,
@@ -237,10 +245,13 @@ def run_sweep(spec: SweepSpec, out: Path, store: ResultStore, jobs: int = 1,
     waiting: dict[str, set[str]] = {}
     refused: dict[str, str] = {}
     done_points: dict[str, dict] = {}
+    pinned: dict[str, list[str]] = {}
     for p in points:
         if _streaming_point(p, out, networks, done_points, refused):
             continue
         arch = load_arch(p.arch_files, p.params, p.arch_name)
+        if arch.pinned():
+            pinned[p.id] = arch.pinned()
         if p.workload not in networks:
             networks[p.workload] = load_workload(p.workload)
         net = networks[p.workload]
@@ -316,9 +327,10 @@ def run_sweep(spec: SweepSpec, out: Path, store: ResultStore, jobs: int = 1,
         "shard": None if shard is None else f"{shard[0]}/{shard[1]}",
         "tasks": len(all_tasks), "computed": len(work.computed), "reused": reused,
         "refused": refused,
+        "energy_pinned": pinned,
         "mapper": {"objective": spec.config.objective, "search": spec.config.search,
                    "max_evals": spec.config.max_evals, "seed": spec.config.seed,
                    "timeloop_generation": spec.config.generation,
                    "link_transfers": spec.config.link_transfers},
     }, indent=2) + "\n")
-    return SweepResult(len(points), len(work.computed), reused, ordered, refused)
+    return SweepResult(len(points), len(work.computed), reused, ordered, refused, pinned)

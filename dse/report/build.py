@@ -11,6 +11,8 @@ from dse.report.merge import load
 from dse.report.tables import (
     failed_layers,
     markdown,
+    pareto_columns,
+    pareto_rows,
     report_columns,
     report_rows,
     resolve_baseline,
@@ -33,10 +35,12 @@ class Written:
 
 
 def write_report(paths: list[str], out: Path, baseline: str | None = None,
-                 plots: bool = True) -> Written:
+                 plots: bool = True, mixed_budgets: bool = False) -> Written:
+    from dse.report import html
+
     res = load(list(paths))
     base = resolve_baseline(res.totals, baseline)
-    rows, notes = report_rows(res, base)
+    rows, notes = report_rows(res, base, mixed_budgets)
     notes = [*res.notes, *notes]
     failed = failed_layers(res)
     if failed:
@@ -44,7 +48,9 @@ def write_report(paths: list[str], out: Path, baseline: str | None = None,
     side, side_cols = side_by_side(res)
     atomic_write(out / "report.csv", csv_text(rows, report_columns(res.totals)))
     atomic_write(out / "layers_side_by_side.csv", csv_text(side, side_cols))
-    files = ["report.csv", "layers_side_by_side.csv"]
+    front = pareto_rows(rows)
+    atomic_write(out / "pareto.csv", csv_text(front, pareto_columns()))
+    files = ["report.csv", "layers_side_by_side.csv", "pareto.csv"]
     made: list[str] = []
     skipped = None
     if plots:
@@ -52,5 +58,10 @@ def write_report(paths: list[str], out: Path, baseline: str | None = None,
             made = plotting.make_plots(res, out)
         else:
             skipped = PLOT_NOTE
-    atomic_write(out / "report.md", markdown(res, rows, base, files, made, notes))
-    return Written(out, len(rows), len(side), [*files, "report.md"], made, notes, skipped)
+    md = markdown(res, rows, base, [*files, "report.html"], made, notes)
+    atomic_write(out / "report.md", md)
+    atomic_write(out / "report.html", html.page(
+        out, rows, report_columns(res.totals), front, pareto_columns(), made, res.inputs,
+        res.files, notes, base.name if base else None))
+    return Written(out, len(rows), len(side), [*files, "report.md", "report.html"], made, notes,
+                   skipped)

@@ -12,7 +12,27 @@ import pandas as pd
 from dse.errors import SpecError, did_you_mean
 from dse.report.merge import KEY, Results, natural_key
 
-RATIO_COLUMNS = ["speedup_vs_baseline", "energy_ratio_vs_baseline", "baseline"]
+RATIO_COLUMNS = ["speedup_vs_baseline", "speedup_basis", "energy_ratio_vs_baseline",
+                 "area_ratio_vs_baseline", "baseline"]
+TIME_AREA = ["clock_hz", "latency_s", "throughput_inf_per_s", "power_W", "area_mm2"]
+BUDGET = ["search", "max_evals", "time_limit_s", "objective", "seed"]
+
+
+def budget(row) -> str:
+    """The mapper budget a result was searched with, as one text ('' parts when unknown)."""
+    return " ".join(f"{k}={row.get(k, '')}" for k in BUDGET if str(row.get(k, "")) != "")
+
+
+def latency(row) -> tuple[float | None, str]:
+    """(latency, unit): seconds when the design has a clock, else cycles."""
+    sec = num(row.get("latency_s", ""))
+    if sec is not None:
+        return sec, "s"
+    clock = num(row.get("clock_hz", ""))
+    cycles = num(row.get("cycles", ""))
+    if clock and cycles is not None:
+        return cycles / clock, "s"
+    return cycles, "cycles"
 
 
 def label(arch: str, point: str) -> str:
@@ -139,15 +159,27 @@ def streaming_columns(totals: pd.DataFrame) -> list[str]:
 
 def report_columns(totals: pd.DataFrame) -> list[str]:
     return [*KEY, *param_columns(totals), "macs", "cycles", "energy_pJ", "pJ_per_mac",
-            "utilization", *streaming_columns(totals), *RATIO_COLUMNS]
+            "utilization", *TIME_AREA, "energy_pinned", "budget",
+            *[c for c in streaming_columns(totals) if c not in TIME_AREA], *RATIO_COLUMNS]
 
 
-def report_rows(res: Results, base: Baseline | None) -> tuple[list[dict], list[str]]:
-    """One row per (network, arch, point), in sorted order, plus notes."""
+def report_rows(res: Results, base: Baseline | None,
+                mixed_budgets: bool = False) -> tuple[list[dict], list[str]]:
+    """One row per (network, arch, point), in sorted order, plus notes.
+
+    Speed-up compares seconds when both designs have a clock, cycles when neither has; a timed
+    and an untimed design are not compared (empty ratio, a note). A result and its baseline
+    searched with different mapper budgets are refused unless `mixed_budgets`."""
     totals = res.totals
     pcols = param_columns(totals)
     rows, notes = [], []
     no_base: list[str] = []
+    untimed: list[str] = []
+    budgets = sorted({budget(t) for _, t in totals.iterrows()})
+    if len(budgets) > 1:
+        notes.append("results were searched with different mapper budgets ("
+                     + "; ".join(b or "unknown" for b in budgets) + "): rankings across them "
+                     "compare searches as well as designs")
     for _, t in totals.iterrows():
         macs, cycles, energy = num(t["macs"]), num(t["cycles"]), num(t["energy_pJ"])
         pjm = _float(t.get("pJ_per_mac", ""))
@@ -157,21 +189,47 @@ def report_rows(res: Results, base: Baseline | None) -> tuple[list[dict], list[s
                **{c: t.get(c, "") for c in pcols},
                "macs": _int(macs), "cycles": _int(cycles), "energy_pJ": _float(energy),
                "pJ_per_mac": pjm, "utilization": _float(t.get("utilization", "")),
-               **{c: t.get(c, "") for c in streaming_columns(totals)},
-               "speedup_vs_baseline": "", "energy_ratio_vs_baseline": "", "baseline": ""}
+               **{c: _float(t.get(c, "")) for c in TIME_AREA},
+               "energy_pinned": t.get("energy_pinned", ""), "budget": budget(t),
+               **{c: t.get(c, "") for c in streaming_columns(totals) if c not in TIME_AREA},
+               **{c: "" for c in RATIO_COLUMNS}}
+        lat, unit = latency(t)
+        if unit == "s":
+            row["latency_s"] = lat
         if base is not None:
             b = baseline_row(totals, base, t, pcols)
             if b is None:
                 if t["network"] not in no_base:
                     no_base.append(t["network"])
             else:
-                bc, be = num(b["cycles"]), num(b["energy_pJ"])
-                row["speedup_vs_baseline"] = bc / cycles if cycles else ""
+                if budget(b) != budget(t) and not mixed_budgets:
+                    unknown = "budget unknown"
+                    raise SpecError(
+                        f"{label(t['arch'], t['point'])} ({budget(t) or unknown}) and its "
+                        f"baseline {label(b['arch'], b['point'])} ({budget(b) or unknown}) "
+                        "were searched with different mapper budgets",
+                        key_path="--baseline", hint="rerun with the same mapper settings, or "
+                        "pass --mixed-budgets to compare them anyway (the report says so)")
+                blat, bunit = latency(b)
+                be, ba = num(b["energy_pJ"]), num(b.get("area_mm2", ""))
+                if unit == bunit and lat:
+                    row["speedup_vs_baseline"] = blat / lat
+                    row["speedup_basis"] = "seconds" if unit == "s" else "cycles"
+                elif unit != bunit:
+                    untimed.append(f"{label(t['arch'], t['point'])} vs "
+                                   f"{label(b['arch'], b['point'])}")
                 row["energy_ratio_vs_baseline"] = energy / be if be else ""
+                area = num(row["area_mm2"])
+                row["area_ratio_vs_baseline"] = area / ba if ba and area is not None else ""
                 row["baseline"] = label(b["arch"], b["point"])
         rows.append(row)
     for n in no_base:
         notes.append(f"no {base.name} result for network {n}: its ratios are empty")
+    if untimed:
+        notes.append("no speed-up where one design has a clock and the other has not (cycles "
+                     "and seconds are not mixed): " + "; ".join(untimed))
+    if mixed_budgets and base is not None and len(budgets) > 1:
+        notes.append("--mixed-budgets: ratios compare results searched with different budgets")
     return rows, notes
 
 
@@ -241,6 +299,57 @@ def pareto(points: list[tuple[float, float]]) -> list[int]:
     return sorted(front)
 
 
+def pareto_front(points: list[list[float]]) -> list[int]:
+    """Indices of the points no other point dominates (no worse in every objective, better in
+    one; lower is better); identical points are all kept. Any number of objectives."""
+    def dominates(a, b) -> bool:
+        return all(x <= y for x, y in zip(a, b, strict=True)) and a != b
+
+    return [i for i, p in enumerate(points)
+            if not any(dominates(q, p) for j, q in enumerate(points) if j != i)]
+
+
+PARETO_SETS = {"energy_latency": ("energy_pJ", "latency"),
+               "energy_area": ("energy_pJ", "area_mm2"),
+               "latency_area": ("latency", "area_mm2"),
+               "energy_latency_area": ("energy_pJ", "latency", "area_mm2")}
+
+
+def pareto_columns() -> list[str]:
+    return ["network", "arch", "point", "energy_pJ", "latency", "latency_unit", "area_mm2",
+            "edp_J_x_latency", "edap_J_x_latency_mm2", *[f"front_{k}" for k in PARETO_SETS]]
+
+
+def pareto_rows(rows: list[dict]) -> list[dict]:
+    """Per network, every result with its energy, latency (seconds when every result of the
+    network has a clock, else cycles), area, EDP and EDAP, and whether it is on each front."""
+    out = []
+    for net in sorted({r["network"] for r in rows}, key=natural_key):
+        mine = [r for r in rows if r["network"] == net]
+        timed = all(num(r["latency_s"]) is not None for r in mine)
+        table = []
+        for r in mine:
+            lat = num(r["latency_s"]) if timed else num(r["cycles"])
+            e, a = num(r["energy_pJ"]), num(r["area_mm2"])
+            # a design without an energy (streaming FPGAs without power figures) or without
+            # a latency has no EDP and stays off the fronts that need the missing value
+            edp = None if e is None or lat is None else e * 1e-12 * lat
+            table.append({"network": net, "arch": r["arch"], "point": r["point"],
+                          "energy_pJ": "" if e is None else e,
+                          "latency": "" if lat is None else lat,
+                          "latency_unit": "s" if timed else "cycles",
+                          "area_mm2": "" if a is None else a,
+                          "edp_J_x_latency": "" if edp is None else edp,
+                          "edap_J_x_latency_mm2": "" if a is None or edp is None else edp * a})
+        for name, objs in PARETO_SETS.items():
+            usable = [i for i, t in enumerate(table) if all(t[o] != "" for o in objs)]
+            front = set(pareto_front([[table[i][o] for o in objs] for i in usable]))
+            for k, i in enumerate(usable):
+                table[i][f"front_{name}"] = k in front
+        out += table
+    return out
+
+
 def _g(v, digits: int = 3) -> str:
     f = num(v)
     return "" if f is None else f"{f:,.{digits}f}"
@@ -298,29 +407,39 @@ def markdown(res: Results, rows: list[dict], base: Baseline | None, files: list[
             f"{plural(nets, 'network')}, {plural(archs, 'architecture')}"
             + (f", {plural(points, 'design point')} in all" if has_point else "") + ".", ""]
     if base is not None:
-        out += [f"Baseline: `{base.name}`. Speed-up = baseline cycles / cycles; "
+        out += [f"Baseline: `{base.name}`. Speed-up = baseline latency / latency (seconds; "
+                "cycles only when neither design has a clock); "
                 "energy ratio = energy / baseline energy (below 1 is better).", ""]
     out += ["## Totals", ""]
     head = ["network", "architecture"] + (["point"] if has_point else []) + \
         [c.removeprefix("param.") for c in pcols] + \
-        ["MACs", "cycles", "energy (uJ)", "pJ/MAC", "utilization"]
+        ["MACs", "cycles", "clock (MHz)", "latency (ms)", "energy (uJ)", "pJ/MAC", "power (mW)",
+         "area (mm2)", "utilization"]
     if base is not None:
-        head += ["speed-up", "energy ratio"]
+        head += ["speed-up", "energy ratio", "area ratio"]
     body = []
     for r in rows:
         line = [r["network"], r["arch"]]
         if has_point:
             line.append(short_point(r["network"], r["arch"], r["point"]) or r["point"])
         line += [str(r[c]) for c in pcols]
-        e = num(r["energy_pJ"])
-        line += [_i(r["macs"]), _i(r["cycles"]), "" if e is None else _g(e / 1e6),
-                 _g(r["pJ_per_mac"]), _g(r["utilization"])]
+        e, lat = num(r["energy_pJ"]), num(r["latency_s"])
+        clock, power = num(r["clock_hz"]), num(r["power_W"])
+        line += [_i(r["macs"]), _i(r["cycles"]), "" if clock is None else f"{clock / 1e6:g}",
+                 "" if lat is None else f"{lat * 1e3:.4g}", "" if e is None else _g(e / 1e6),
+                 _g(r["pJ_per_mac"]), "" if power is None else f"{power * 1e3:.4g}",
+                 _g(r["area_mm2"]), _g(r["utilization"])]
+        if r.get("energy_pinned") in ("True", True):
+            line[0] += " (energy pinned)"
         if base is not None:
-            line += [_x(r["speedup_vs_baseline"]), _x(r["energy_ratio_vs_baseline"])]
+            sp = _x(r["speedup_vs_baseline"])
+            line += [sp + (" (cycles)" if r["speedup_basis"] == "cycles" else ""),
+                     _x(r["energy_ratio_vs_baseline"]), _x(r["area_ratio_vs_baseline"])]
         body.append(line)
     out += _md_table(head, body, set(range(head.index("MACs"), len(head))))
     out += _streaming_md(rows)
-    out += ["", "## Best per network", ""]
+    out += ["", "Latency = cycles / clock; a design without a clock has no latency, power or "
+            "seconds-based speed-up (cycles only).", "", "## Best per network", ""]
     best = []
     for net in sorted({r["network"] for r in rows}, key=natural_key):
         mine = [r for r in rows if r["network"] == net and num(r["energy_pJ"]) is not None]
@@ -330,23 +449,32 @@ def markdown(res: Results, rows: list[dict], base: Baseline | None, files: list[
         def name(r: dict) -> str:
             return display(r["network"], r["arch"], r["point"])
 
+        timed = all(num(r["latency_s"]) is not None for r in mine)
+        key = "latency_s" if timed else "cycles"
         lo_e = min(mine, key=lambda r: (num(r["energy_pJ"]), name(r)))
-        lo_c = min(mine, key=lambda r: (num(r["cycles"]), name(r)))
-        lo_d = min(mine, key=lambda r: (num(r["energy_pJ"]) * num(r["cycles"]), name(r)))
-        front = pareto([(num(r["cycles"]), num(r["energy_pJ"])) for r in mine])
+        lo_c = min(mine, key=lambda r: (num(r[key]), name(r)))
+        lo_d = min(mine, key=lambda r: (num(r["energy_pJ"]) * num(r[key]), name(r)))
+        front = pareto([(num(r[key]), num(r["energy_pJ"])) for r in mine])
+        fast = (f"{num(lo_c['latency_s']) * 1e3:.4g} ms" if timed else
+                f"{_i(lo_c['cycles'])} cycles")
+        edp = num(lo_d["energy_pJ"]) * num(lo_d[key])
         best.append([net, f"{name(lo_e)} ({_g(num(lo_e['energy_pJ']) / 1e6)} uJ)",
-                     f"{name(lo_c)} ({_i(lo_c['cycles'])})",
-                     f"{name(lo_d)} ({num(lo_d['energy_pJ']) * num(lo_d['cycles']) / 1e6:.4g}"
-                     " uJ*cycles)",
+                     f"{name(lo_c)} ({fast})",
+                     f"{name(lo_d)} ({edp * 1e-12:.4g} J*s)" if timed else
+                     f"{name(lo_d)} ({edp / 1e6:.4g} uJ*cycles)",
                      ", ".join(name(mine[i]) for i in front)])
-    out += _md_table(["network", "lowest energy", "fewest cycles", "lowest energy x delay",
-                      "Pareto-optimal (energy, cycles)"], best, set())
+        if not timed:
+            notes.append(f"{net}: ranked by cycles, because "
+                         + ", ".join(name(r) for r in mine if num(r["latency_s"]) is None)
+                         + " has no clock")
+    out += _md_table(["network", "lowest energy", "fastest", "lowest energy x delay",
+                      "Pareto-optimal (energy, latency)"], best, set())
     out += ["", "## Files", ""]
     out += [f"- `{f}`" for f in files]
     if plots:
         out += ["", "## Plots", ""]
         for p in plots:
-            out += [f"![{p}]({p})", ""]
+            out += [f"![{p}]({p}.png)", ""]
         out.pop()
     if notes:
         out += ["", "## Notes", ""]

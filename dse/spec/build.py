@@ -104,7 +104,15 @@ def read_arch(doc: Document, parameters: dict | None = None) -> tuple[Architectu
     ert = doc.data.get("ERT")
     if ert is not None:
         arch = timeloop.apply_ert(arch, timeloop.read_ert(ert, doc.data.file_of("ERT") or "ERT"))
-    return arch, cons
+    for key in ("ART", "ART_summary"):  # an ART wins over its summary (same numbers)
+        art = doc.data.get(key)
+        if art is not None:
+            src = doc.data.file_of(key) or key
+            arch = timeloop.apply_art(arch, timeloop.read_art(art, src, key), src)
+            break
+    from dse.energy.area import with_area
+
+    return with_area(arch), cons
 
 
 def read_variables(doc: Document) -> dict:

@@ -467,11 +467,13 @@ def read_architecture(node: Node, path: str = "architecture",
     cattrs = compute_c.attrs
     cinst = compute_c.instances
     cmx = compute_c.mesh_x or cinst
-    _check_instances(compute_c, f"{path}.{compute_c.name}")
+    cpath = f"{path}.{compute_c.name}"
+    _check_instances(compute_c, cpath)
+    # operand width: Accelergy's intmac names it multiplier_width; other classes datawidth
+    cbits = _opt_int(cattrs, "multiplier_width", cpath) or _opt_int(cattrs, "datawidth", cpath)
     compute = ComputeLevel(compute_c.name, cinst, cmx, max(1, cinst // cmx),
-                           energy=_energy_from_attrs(cattrs, f"{path}.{compute_c.name}",
-                                                    {"compute", "leak"}),
-                           cls=compute_c.cls)
+                           energy=_energy_from_attrs(cattrs, cpath, {"compute", "leak"}),
+                           cls=compute_c.cls, datawidth=cbits)
     tech = None
     cycle = None
     for c in comps:
@@ -938,3 +940,38 @@ def apply_ert(arch: Architecture, ert: dict[str, dict[str, Energy]]) -> Architec
         ce["leak"] = table["leak"]
     return replace(arch, levels=tuple(levels), compute=replace(arch.compute, energy=ce))
 
+
+
+# ----------------------------------------------------------------------------- ART
+
+
+def read_art(node: Node, source: str, path: str = "ART") -> dict[str, float]:
+    """Accelergy area reference table (`ART: {tables: [{name, area}]}` or an ART_summary's
+    `table_summary:`) -> {component: um^2 per instance}."""
+    require_mapping(node, path)
+    key = "tables" if has(node, "tables") or not has(node, "table_summary") else "table_summary"
+    tables = require_list(get(node, key), f"{path}.{key}", node, key)
+    out: dict[str, float] = {}
+    for j, t in enumerate(tables):
+        tp = f"{path}.{key}[{j}]"
+        require_mapping(t, tp)
+        if not has(t, "area"):
+            raise SpecError("an ART entry needs `area:` (um^2 per instance)", key_path=tp,
+                            **where(t))
+        comp = split_range(str(get(t, "name")))[0].split(".")[-1]
+        out[comp] = float(to_number(get(t, "area")))
+    return out
+
+
+def apply_art(arch: Architecture, art: dict[str, float], source: str) -> Architecture:
+    """Areas from an ART for the components it names (per instance); the others are estimated
+    from the tables later (dse/energy/area.py), and their source says so."""
+    from dataclasses import replace
+
+    src = f"art:{source}"
+    levels = tuple(replace(lv, area_um2=art[lv.name], area_source=src) if lv.name in art else lv
+                   for lv in arch.levels)
+    comp = arch.compute
+    if comp.name in art:
+        comp = replace(comp, area_um2=art[comp.name], area_source=src)
+    return replace(arch, levels=levels, compute=comp)

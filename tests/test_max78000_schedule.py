@@ -263,6 +263,13 @@ def test_dse_run_ai85ressimplenet_end_to_end(tmp_path: Path) -> None:
     assert len(lrows) == 17
     assert {"processors", "passes", "data_mem_offset", "data_mem_bytes", "weight_mem_bytes",
             "cycles", "latency_s"} <= set(lrows[0])
+    # ... and the report takes it: latency, no energy (not modelled for whole networks)
+    r = CliRunner().invoke(main, ["report", str(tmp_path / "a"), "--out", str(tmp_path / "rep"),
+                                  "--no-plots"])
+    assert r.exit_code == 0, r.output
+    (rep,) = csv.DictReader(open(tmp_path / "rep" / "report.csv"))
+    assert rep["network"] == "ai85ressimplenet" and rep["energy_pJ"] == ""
+    assert float(rep["latency_s"]) == pytest.approx(float(tot["latency_s"]))
     r = CliRunner().invoke(main, ["run", "--arch", MAX, "--workload", "resnet20",
                                   "--out", str(tmp_path / "c")])
     assert r.exit_code == 2 and "Traceback" not in r.output

@@ -124,10 +124,11 @@ def read_csv(path: Path, required: list[str], kind: str) -> tuple[pd.DataFrame, 
     for c in [*NUMERIC, *(c for c in df.columns if is_level_energy(c))]:
         if c in df.columns:
             df[c] = [_number(v, c, path, i) for i, v in enumerate(df[c])]
-    # a streaming design has no energy unless its architecture gives power figures
-    streaming = "fps" in df.columns
+    # a streaming design has no energy unless its architecture gives power figures, and a
+    # chip's execution model (MAX78000) states energy as not modelled: latency only
+    energy_optional = "fps" in df.columns or "execution" in df.columns
     for c in ("macs", "cycles", "energy_pJ") if kind != "layers" else ():
-        if streaming and c == "energy_pJ":
+        if energy_optional and c == "energy_pJ":
             continue
         empty = [i for i, v in enumerate(df[c]) if math.isnan(v)]
         if empty:

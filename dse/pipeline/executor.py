@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Iterator
 
 from dse import install_hint
 from dse.errors import SpecError
+from dse.pipeline.store import process_exists
 
 PARENT_POLL_S = 0.2
 
@@ -33,19 +34,9 @@ def _watch_parent(parent: int) -> None:
     """Exit when the parent is gone: this worker was re-parented, or the pid of `dse` no
     longer exists (with a fork server in between, the direct parent is not `dse`)."""
     first = os.getppid()
-    while os.getppid() == first and _exists(parent):
+    while os.getppid() == first and process_exists(parent):
         time.sleep(PARENT_POLL_S)
     os._exit(1)
-
-
-def _exists(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def run_tasks(fn: Callable, tasks: Iterable, jobs: int = 1, executor: str = "local",

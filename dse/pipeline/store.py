@@ -181,8 +181,12 @@ def _alive(host: str, pid: int, heartbeat: float, now: float, this_host: str) ->
     recently); another host: it beat within STALE_S seconds."""
     if now - heartbeat > STALE_S:
         return False
-    if host != this_host:
-        return True
+    return host != this_host or process_exists(pid)
+
+
+def process_exists(pid: int) -> bool:
+    """True if a process with this id exists on this machine (signal 0 probes without
+    sending anything; a process of another user answers with PermissionError)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -1,0 +1,121 @@
+"""Fused segments (dse.schedule.fused) against the point-by-point walker (tests/oracle_fused.py)."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from dse.errors import SpecError
+from dse.network import load_network_text
+from dse.schedule.fused import FusedModel, Segment
+from dse.workload_graph import tensor_graph
+from tests.oracle_fused import walk
+
+HEAD = """
+network:
+  version: 1
+  name: {name}
+  input: {{C: 2, H: {H}, W: 5}}
+  bits: {{weights: 8, activations: 8}}
+  layers:
+"""
+
+CHAINS = {
+    # two 3x3 convs, same size
+    "conv2": ["{name: a, type: conv2d, C: 2, K: 3, H: 8, W: 5, R: 3, pad: 1, inputs: [input]}",
+              "{name: b, type: conv2d, C: 3, K: 2, H: 8, W: 5, R: 3, pad: 1, inputs: [a]}"],
+    # strided conv, a max pool with padding, a strided 1x1 conv (reads every other row)
+    "strided": ["{name: a, type: conv2d, C: 2, K: 2, H: 9, W: 5, R: 3, stride: 2, pad: 1, "
+                "inputs: [input]}",
+                "{name: b, type: maxpool, C: 2, H: 5, W: 3, R: 3, stride: 1, pad: 1, inputs: [a]}",
+                "{name: c, type: conv2d, C: 2, K: 3, H: 5, W: 3, R: 1, stride: 2, inputs: [b]}"],
+    # a residual block: conv, conv, add(conv2, conv0)
+    "residual": ["{name: a, type: conv2d, C: 2, K: 2, H: 7, W: 5, R: 3, pad: 1, inputs: [input]}",
+                 "{name: b, type: conv2d, C: 2, K: 2, H: 7, W: 5, R: 3, pad: 1, inputs: [a]}",
+                 "{name: c, type: depthwise, C: 2, H: 7, W: 5, R: 3, pad: 1, inputs: [b]}",
+                 "{name: d, type: add, C: 2, H: 7, W: 5, inputs: [c, a]}"],
+    # the skip tensor is the segment input (read from DRAM by conv and add)
+    "skip_input": ["{name: a, type: conv2d, C: 2, K: 2, H: 6, W: 5, R: 3, pad: 1, "
+                   "inputs: [input]}",
+                   "{name: b, type: conv2d, C: 2, K: 2, H: 6, W: 5, R: 5, pad: 2, inputs: [a]}",
+                   "{name: c, type: add, C: 2, H: 6, W: 5, inputs: [b, input]}"],
+}
+HEIGHT = {"conv2": 8, "strided": 9, "residual": 7, "skip_input": 6}
+
+
+def network(kind: str):
+    text = HEAD.format(name=kind, H=HEIGHT[kind]) + "".join(f"    - {x}\n" for x in CHAINS[kind])
+    return load_network_text(text)
+
+
+def compare(kind: str, tile_rows: int, modes: dict[str, str], capacity_bits: int | None):
+    net = network(kind)
+    names = [lay.name for lay in net.layers]
+    model = FusedModel(net, default_bits=8)
+    seg = Segment(tuple(names), tile_rows, "retain", modes, "buf")
+    got = model.counts(seg, capacity_bits)
+    every = {t: modes.get(t, "retain") for t in ["input", *names]}
+    ref = walk(net, names, tile_rows, every, got.weights_resident)
+    assert got.dram_read_bits - got.weight_read_bits == 8 * ref.dram_read_elements
+    assert got.weight_read_bits == 8 * ref.dram_weight_elements
+    assert got.dram_write_bits == 8 * ref.dram_write_elements
+    assert got.buffer_peak_bits == 8 * ref.peak_elements
+    assert got.ops == ref.ops
+    assert got.recomputed_ops == ref.recomputed_ops
+    return got
+
+
+def mode_sets(kind: str):
+    names = [x.split(",")[0].split(": ")[1] for x in CHAINS[kind]]
+    tensors = ["input", *names[:-1]]
+    yield {}
+    yield {t: "recompute" for t in tensors}
+    yield {tensors[-1]: "recompute"}
+    yield {tensors[0]: "recompute"}
+
+
+@pytest.mark.parametrize("kind", sorted(CHAINS))
+def test_model_equals_walker_every_tile_height_and_halo_mode(kind):
+    for th, modes, cap in itertools.product(range(1, HEIGHT[kind] + 1), list(mode_sets(kind)),
+                                            (None, 1)):
+        compare(kind, th, modes, cap)
+
+
+def test_recomputation_recomputes_and_retention_does_not():
+    retain = compare("conv2", 2, {}, None)
+    recompute = compare("conv2", 2, {"input": "recompute", "a": "recompute"}, None)
+    assert retain.recomputed_macs == 0
+    assert recompute.recomputed_macs > 0
+    # recomputation re-reads the input halo from DRAM, retention reads each row once
+    assert recompute.dram_read_bits > retain.dram_read_bits
+    assert retain.dram_read_bits - retain.weight_read_bits == 8 * 2 * 8 * 5
+
+
+def test_weights_per_tile_when_they_do_not_fit():
+    fits = compare("conv2", 2, {}, None)
+    tight = compare("conv2", 2, {}, fits.activation_peak_bits)  # room for activations only
+    assert fits.weights_resident and not tight.weights_resident
+    assert tight.weight_read_bits == fits.weight_bits * fits.tiles
+
+
+def test_segment_rules_are_enforced():
+    net = network("residual")
+    model = FusedModel(net, 8)
+    with pytest.raises(SpecError, match="read outside the segment"):
+        model.counts(Segment(("a", "b"), 1, "retain", {}, "buf"), None)
+    with pytest.raises(SpecError, match="consecutive"):
+        model.counts(Segment(("a", "c"), 1, "retain", {}, "buf"), None)
+    with pytest.raises(SpecError, match="no layer 'bb'"):
+        model.counts(Segment(("a", "bb"), 1, "retain", {}, "buf"), None)
+    with pytest.raises(SpecError, match="halo mode"):
+        model.counts(Segment(("a", "b", "c", "d"), 1, "keep", {}, "buf"), None)
+
+
+def test_tensor_graph_binds_residual_joins():
+    g = tensor_graph(network("residual"))
+    assert g.bindings["d"] == {"Inputs": "c", "Inputs2": "a", "Outputs": "d"}
+    assert g.bindings["a"]["Weights"] == "a.weights"
+    assert g.tensors["a"].consumers == ("b", "d")
+    assert g.tensors["input"].producer is None and g.tensors["input"].consumers == ("a",)
+    assert g.tensors["d"].shape == (2, 7, 5)

@@ -130,7 +130,7 @@ def walk(network: Network, layers: list[str], tile_rows: int, mode: dict[str, st
     # occupancy from the touch record
     for k in range(tiles):
         occ = 0
-        for (t, h), ts in touched.items():
+        for (t, _h), ts in touched.items():
             row = shape(t)[0] * shape(t)[2]
             if t == final or mode[t] == "recompute":
                 occ += row if k in ts else 0

@@ -363,16 +363,47 @@ def max_fitting_tile(model: FusedModel, seg: Segment, capacity_bits: int) -> int
     return lo
 
 
+def best_tile(model: FusedModel, seg: Segment, capacity_bits: int
+              ) -> tuple[int, int] | None:
+    """(DRAM bits, tile_rows) of the tile height with the least DRAM traffic among those that
+    fit (ties: the taller tile), or None when not even one row fits."""
+    from dataclasses import replace
+
+    top = max_fitting_tile(model, seg, capacity_bits)
+    if top is None:
+        return None
+    best = None
+    for th in range(top, 0, -1):
+        c = model.counts(replace(seg, tile_rows=th), capacity_bits)
+        bits = c.dram_read_bits + c.dram_write_bits
+        if best is None or bits < best[0]:
+            best = (bits, th)
+    return best
+
+
 def greedy_segments(model: FusedModel, level: str, capacity_bits: int, halo: str = "retain"
                     ) -> list[Segment]:
-    """Default segmentation: from each fusable layer, the longest run of following fusable
-    layers that is a valid segment and fits the level with some tile height (the largest tile
-    that fits is used); a layer that starts no segment of two or more runs layerwise."""
+    """Default segmentation, in network order: a segment starting at a fusable layer is
+    extended over the following fusable layers while it is a valid segment that fits the level
+    and its DRAM traffic (at its best tile height) is no more than that of the segment so far
+    plus the added layers each run alone (the model's one-layer segments); a layer that starts
+    no segment of two or more layers runs layerwise."""
     layers = model.network.layers
     n = len(layers)
 
     def fusable(i: int) -> bool:
         return layers[i].type in FUSABLE_TYPES and layers[i].problem is not None
+
+    def seg_of(i: int, end: int) -> Segment:
+        return Segment(tuple(lay.name for lay in layers[i:end + 1]), 1, halo, {}, level)
+
+    alone: dict[int, int] = {}
+
+    def alone_bits(j: int) -> int:
+        if j not in alone:
+            b = best_tile(model, seg_of(j, j), capacity_bits)
+            alone[j] = b[0] if b else 2 ** 62
+        return alone[j]
 
     segs: list[Segment] = []
     i = 0
@@ -380,24 +411,27 @@ def greedy_segments(model: FusedModel, level: str, capacity_bits: int, halo: str
         if not fusable(i):
             i += 1
             continue
-        best: tuple[int, int] | None = None
+        best: tuple[int, int, int] | None = None  # (end, dram bits, tile rows)
         end = i + 1
         while end < n and fusable(end):
-            seg = Segment(tuple(lay.name for lay in layers[i:end + 1]), 1, halo, {}, level)
+            seg = seg_of(i, end)
             try:
                 model.check(seg, "segment")
             except SpecError:
                 end += 1
                 continue
-            th = max_fitting_tile(model, seg, capacity_bits)
-            if th is None:
+            found = best_tile(model, seg, capacity_bits)
+            if found is None:
                 break
-            best = (end, th)
+            base_end, base_bits = (best[0], best[1]) if best else (i, alone_bits(i))
+            budget = base_bits + sum(alone_bits(j) for j in range(base_end + 1, end + 1))
+            if found[0] <= budget:
+                best = (end, found[0], found[1])
             end += 1
         if best is None:
             i += 1
             continue
-        end, th = best
+        end, _bits, th = best
         segs.append(Segment(tuple(lay.name for lay in layers[i:end + 1]), th, halo, {}, level))
         i = end + 1
     return segs

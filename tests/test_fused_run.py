@@ -53,6 +53,14 @@ def test_fused_run_writes_segments_and_reads_its_schedule_back(tmp_path):
     assert r.exit_code == 0, r.output
     for name in ("segments.csv", "totals.csv", "schedule.yaml", "layers.csv"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    # the report shows the DRAM traffic saved against layerwise
+    r = CliRunner().invoke(main, ["report", str(tmp_path / "a"), "--out", str(tmp_path / "r"),
+                                  "--no-plots"])
+    assert r.exit_code == 0, r.output
+    md = (tmp_path / "r" / "report.md").read_text()
+    lw, fu = int(tot["layerwise_dram_bytes"]), int(tot["dram_bytes"])
+    assert "## Fused schedules" in md
+    assert f"| {lw:,} | {fu:,} | {(lw - fu) / lw:.1%} |" in md
 
 
 def test_layerwise_default_writes_no_segments(tmp_path):

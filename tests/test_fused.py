@@ -40,8 +40,13 @@ CHAINS = {
                    "inputs: [input]}",
                    "{name: b, type: conv2d, C: 2, K: 2, H: 6, W: 5, R: 5, pad: 2, inputs: [a]}",
                    "{name: c, type: add, C: 2, H: 6, W: 5, inputs: [b, input]}"],
+    # a dilated conv (rows 2 apart) then an avg pool with asymmetric padding
+    "dilated": ["{name: a, type: conv2d, C: 2, K: 2, H: 9, W: 5, R: 3, dilation: 2, pad: 2, "
+                "inputs: [input]}",
+                "{name: b, type: avgpool, C: 2, H: 9, W: 5, R: 2, stride: 2, pad: [1, 0, 0, 1], "
+                "inputs: [a]}"],
 }
-HEIGHT = {"conv2": 8, "strided": 9, "residual": 7, "skip_input": 6}
+HEIGHT = {"conv2": 8, "strided": 9, "residual": 7, "skip_input": 6, "dilated": 9}
 
 
 def network(kind: str):

@@ -124,3 +124,16 @@ def test_tensor_graph_binds_residual_joins():
     assert g.tensors["a"].consumers == ("b", "d")
     assert g.tensors["input"].producer is None and g.tensors["input"].consumers == ("a",)
     assert g.tensors["d"].shape == (2, 7, 5)
+
+
+def test_tensors_move_at_the_widths_the_layerwise_model_uses():
+    """Outputs at the accumulator width (as layerwise writes them), inputs at the readers'."""
+    text = HEAD.format(name="w", H=8).replace("{weights: 8, activations: 8}",
+                                             "{weights: 8, activations: 4, accumulator: 32}")
+    net = load_network_text(text + "".join(f"    - {x}\n" for x in CHAINS["conv2"]))
+    model = FusedModel(net, default_bits=8)
+    got = model.counts(Segment(("a", "b"), 3, "retain", {}, "buf"), None)
+    ref = walk(net, ["a", "b"], 3, {"input": "retain", "a": "retain"}, True)
+    assert got.dram_read_bits - got.weight_read_bits == 4 * ref.dram_read_elements
+    assert got.dram_write_bits == 32 * ref.dram_write_elements
+    assert got.weight_bits == 8 * ref.dram_weight_elements

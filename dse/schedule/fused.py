@@ -138,17 +138,31 @@ class FusedModel:
         self.order = {lay.name: i for i, lay in enumerate(network.layers)}
 
     # -- tensors
-    def activation_bits(self, tensor: str) -> int:
-        """Element width of an activation tensor: its producer's activations width (network
-        inputs: the network's), else the architecture's DRAM word width."""
+    def activation_bits(self, tensor: str, readers: tuple[str, ...] = ()) -> int:
+        """Element width of an activation tensor, as the layerwise model moves it: a tensor
+        made by a layer at that layer's Outputs width (the accumulator width of a conv when
+        the network sets one); a tensor a segment reads from DRAM at the widest Inputs width
+        of the segment layers reading it; else the architecture's DRAM word width."""
         t = self.graph.tensors[tensor]
-        bits = (self.network.layer(t.producer).bits if t.producer else self.network.bits)
-        return bits.activations or self.default_bits
+        if readers:
+            widths = []
+            for name in readers:
+                lay = self.network.layer(name)
+                for ds_name, tid in self.graph.bindings[name].items():
+                    if tid == tensor:
+                        widths.append(lay.problem.data_space(ds_name).word_bits
+                                      or self.default_bits)
+            return max(widths)
+        if t.producer is not None:
+            p = self.network.layer(t.producer).problem
+            if p is not None:
+                return p.data_space("Outputs").word_bits or self.default_bits
+        return self.network.bits.activations or self.default_bits
 
-    def row_bits(self, tensor: str) -> int:
+    def row_bits(self, tensor: str, readers: tuple[str, ...] = ()) -> int:
         t = self.graph.tensors[tensor]
         c, _h, w = t.shape
-        return t.batch * c * w * self.activation_bits(tensor)
+        return t.batch * c * w * self.activation_bits(tensor, readers)
 
     def rows(self, tensor: str) -> int:
         return self.graph.tensors[tensor].shape[1]
@@ -232,6 +246,10 @@ class FusedModel:
         final = seg.layers[-1]
         tensors = self.segment_tensors(seg)
         inputs = [t for t in tensors if t not in inside]
+        row_bits = {t: self.row_bits(t) for t in seg.layers}
+        row_bits.update({t: self.row_bits(t, tuple(n for n in seg.layers
+                                                   if t in self.graph.inputs_of(n)))
+                         for t in inputs})
         out_rows = self.rows(final)
         tiles = -(-out_rows // seg.tile_rows)
         # pass 1: rows needed and computed per tile
@@ -272,7 +290,7 @@ class FusedModel:
             for t in inputs:
                 rows = need.get(t, set())
                 fresh = rows if seg.mode(t) == "recompute" else rows - have[t]
-                read_bits += len(fresh) * self.row_bits(t)
+                read_bits += len(fresh) * row_bits[t]
                 for r in rows - have[t]:
                     first[t][r] = k
                 have[t] |= rows
@@ -284,7 +302,7 @@ class FusedModel:
                 re_ops[lr.name] += len(rows & have[lr.output]) * lr.ops_per_row
                 new = rows - have[lr.output]
                 if lr.output == final:
-                    write_bits += len(new) * self.row_bits(lr.output)
+                    write_bits += len(new) * row_bits[lr.output]
                 for r in new:
                     first[lr.output][r] = k
                 have[lr.output] |= rows
@@ -298,7 +316,7 @@ class FusedModel:
                 else:
                     held = sum(1 for r, f in first[t].items()
                                if f <= k <= last_need[t].get(r, -1))
-                occ += held * self.row_bits(t)
+                occ += held * row_bits[t]
             peak = max(peak, occ)
         resident = capacity_bits is None or peak + weight_bits <= capacity_bits
         wread = weight_bits if resident else tile_weight_bits

@@ -47,6 +47,8 @@ def test_fused_run_writes_segments_and_reads_its_schedule_back(tmp_path):
     assert sum(int(s["dram_bytes"]) for s in segs) <= int(tot["dram_bytes"])
     for s in segs:
         assert int(s["buffer_peak_bytes"]) <= int(s["capacity_bytes"])
+        # the automatic segmentation keeps only segments that beat their layers layerwise
+        assert int(s["dram_bytes"]) <= int(s["layerwise_dram_bytes"])
         assert s["level"] == "shared_glb"
     # the written schedule, given back, reproduces the run byte for byte
     r = run(tmp_path, "b", "--schedule", str(tmp_path / "a" / "schedule.yaml"))

@@ -155,13 +155,15 @@ def schedule_yaml(network: Network, segments: list[Segment]) -> str:
             + yaml.safe_dump(doc, sort_keys=False, default_flow_style=None))
 
 
-def resolve_segments(spec: ScheduleSpec, model: FusedModel, arch) -> list[Segment]:
-    """The segments to run: the file's (level defaulted) or the greedy default; each is
-    checked against the model's rules and its level's capacity."""
+def resolve_segments(spec: ScheduleSpec, model: FusedModel, arch, layerwise_bits: dict
+                     ) -> list[Segment]:
+    """The segments to run: the file's (level defaulted) or the greedy default, which compares
+    against the layers' layerwise DRAM bits (so it never picks a segment that moves more)."""
     default_level = spec.level or outermost_buffer(arch)
     if spec.segments is None:
         cap = level_capacity_bits(arch, default_level, "schedule.level")
-        return greedy_segments(model, default_level, cap, spec.halo)
+        return greedy_segments(model, default_level, cap, spec.halo,
+                               alone=lambda name: layerwise_bits.get(name, 2 ** 62))
     from dataclasses import replace
 
     segs = [replace(s, level=s.level or default_level) for s in spec.segments]
@@ -220,7 +222,6 @@ def fused_run(network: Network, arch_input, cfg, spec: ScheduleSpec, keys: dict,
     arch = arch_input.arch
     dram = dram_level(arch)
     model = FusedModel(network, dram.datawidth)
-    segments = resolve_segments(spec, model, arch)
     by_name = {r["layer"]: r for r in layer_rows}
     lw_bits: dict[str, int] = {}
     for lay in network.mappable():
@@ -228,6 +229,7 @@ def fused_run(network: Network, arch_input, cfg, spec: ScheduleSpec, keys: dict,
         if r.get("status") == "ok":
             problem = task_problem(prepare_problem(lay.problem, arch)[0])
             lw_bits[lay.name] = layerwise_dram_bits(problem, arch, r["mapping"], cfg)
+    segments = resolve_segments(spec, model, arch, lw_bits)
     rows = []
     fused_layers: set[str] = set()
     seg_cycles = seg_energy = 0.0

@@ -33,6 +33,7 @@ and must agree on every count.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from dse.errors import SpecError, did_you_mean
@@ -399,13 +400,14 @@ def best_tile(model: FusedModel, seg: Segment, capacity_bits: int
     return best
 
 
-def greedy_segments(model: FusedModel, level: str, capacity_bits: int, halo: str = "retain"
-                    ) -> list[Segment]:
+def greedy_segments(model: FusedModel, level: str, capacity_bits: int, halo: str = "retain",
+                    alone: Callable[[str], int] | None = None) -> list[Segment]:
     """Default segmentation, in network order: a segment starting at a fusable layer is
     extended over the following fusable layers while it is a valid segment that fits the level
     and its DRAM traffic (at its best tile height) is no more than that of the segment so far
-    plus the added layers each run alone (the model's one-layer segments); a layer that starts
-    no segment of two or more layers runs layerwise."""
+    plus the added layers each run alone. `alone(layer)` gives a layer's DRAM bits when it runs
+    alone (its layerwise mapping's); without it, the model's one-layer segment is used. A layer
+    that starts no segment of two or more layers runs layerwise."""
     layers = model.network.layers
     n = len(layers)
 
@@ -415,13 +417,16 @@ def greedy_segments(model: FusedModel, level: str, capacity_bits: int, halo: str
     def seg_of(i: int, end: int) -> Segment:
         return Segment(tuple(lay.name for lay in layers[i:end + 1]), 1, halo, {}, level)
 
-    alone: dict[int, int] = {}
+    cache: dict[int, int] = {}
 
     def alone_bits(j: int) -> int:
-        if j not in alone:
-            b = best_tile(model, seg_of(j, j), capacity_bits)
-            alone[j] = b[0] if b else 2 ** 62
-        return alone[j]
+        if j not in cache:
+            if alone is not None:
+                cache[j] = alone(layers[j].name)
+            else:
+                b = best_tile(model, seg_of(j, j), capacity_bits)
+                cache[j] = b[0] if b else 2 ** 62
+        return cache[j]
 
     segs: list[Segment] = []
     i = 0

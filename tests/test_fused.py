@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 
 import pytest
 
@@ -137,3 +138,29 @@ def test_tensors_move_at_the_widths_the_layerwise_model_uses():
     assert got.dram_read_bits - got.weight_read_bits == 4 * ref.dram_read_elements
     assert got.dram_write_bits == 32 * ref.dram_write_elements
     assert got.weight_bits == 8 * ref.dram_weight_elements
+
+
+def test_resnet18_graph_and_greedy_segments_are_valid_and_fit():
+    from dse.schedule.fused import check_fits, greedy_segments
+    from dse.workload_library import load_workload
+
+    net = load_workload("resnet18")
+    g = tensor_graph(net)
+    assert g.bindings["add2_1"] == {"Inputs": "conv2_1b", "Inputs2": "pool1",
+                                    "Outputs": "add2_1"}
+    assert set(g.tensors["add2_2"].consumers) == {"conv3_1a", "conv3_1_ds"}
+    model = FusedModel(net, 8)
+    cap = 131072 * 8
+    segs = greedy_segments(model, "shared_glb", cap)
+    assert segs and all(len(s.layers) >= 2 for s in segs)
+    covered = [n for s in segs for n in s.layers]
+    assert len(covered) == len(set(covered))
+    for s in segs:
+        c = model.counts(s, cap)
+        check_fits(s, c, cap, "segment")
+        # the chosen tile height: a taller one does not fit or moves more DRAM bytes
+        if s.tile_rows < model.rows(s.layers[-1]):
+            bigger = model.counts(replace(s, tile_rows=s.tile_rows + 1), cap)
+            assert (bigger.activation_peak_bits > cap
+                    or bigger.dram_read_bits + bigger.dram_write_bits
+                    > c.dram_read_bits + c.dram_write_bits)

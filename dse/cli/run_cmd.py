@@ -139,8 +139,12 @@ def run(arch_ref, cons_files, workload, out_dir, objective, search, max_evals, s
                                               rows, tot)
     finally:
         store.close()
+    if schedule_spec.kind == "fused" and seg_rows is None:
+        click.echo("fused schedule not evaluated: it needs every layer's layerwise mapping",
+                   err=True)
     if not quiet:
-        click.echo(f"{network.name} on {arch.name}: {tot['layers']} layers "
+        click.echo(f"{network.name} on {arch.name}"
+                   f"{' (layerwise)' if seg_rows is not None else ''}: {tot['layers']} layers "
                    f"({tot['mapped_layers']} mapped), {tot['macs']:,} MACs, "
                    f"{tot['cycles']:,} cycles, {tot['energy_pJ'] / 1e6:,.3f} uJ, "
                    f"{tot['pJ_per_mac']:.3f} pJ/MAC; wrote {out}/layers.csv, totals.csv")

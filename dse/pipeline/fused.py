@@ -148,9 +148,7 @@ def schedule_yaml(network: Network, segments: list[Segment]) -> str:
             entry["halo_of"] = dict(s.halo_of)
         entry["level"] = s.level
         segs.append(entry)
-    doc = {"schedule": {"version": 1, "kind": "fused", "network": network.name,
-                        "segments": segs}}
-    doc["schedule"].pop("network")
+    doc = {"schedule": {"version": 1, "kind": "fused", "segments": segs}}
     return (f"# fused schedule of {network.name}; give it back with --schedule FILE\n"
             + yaml.safe_dump(doc, sort_keys=False, default_flow_style=None))
 

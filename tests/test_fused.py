@@ -6,6 +6,8 @@ import itertools
 from dataclasses import replace
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from dse.errors import SpecError
 from dse.network import load_network_text
@@ -164,3 +166,46 @@ def test_resnet18_graph_and_greedy_segments_are_valid_and_fit():
             assert (bigger.activation_peak_bits > cap
                     or bigger.dram_read_bits + bigger.dram_write_bits
                     > c.dram_read_bits + c.dram_write_bits)
+
+
+# random tiny chains: kernel, stride, padding and halo modes drawn by hypothesis
+
+RANDOM_LAYER = st.tuples(st.sampled_from(["conv2d", "depthwise", "maxpool"]), st.integers(1, 2),
+                         st.integers(1, 4), st.integers(1, 3), st.integers(0, 2),
+                         st.sampled_from(["retain", "recompute"]))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck),
+          derandomize=True)
+@given(st.lists(RANDOM_LAYER, min_size=1, max_size=3), st.integers(5, 10), st.integers(1, 4),
+       st.sampled_from(["retain", "recompute"]), st.booleans())
+def test_model_equals_walker_on_random_chains(layers, H, tile_rows, input_mode, tight):
+    lines, prev, c, h, w = [], "input", 2, H, 4
+    modes = {"input": input_mode}
+    for i, (typ, k, r, s, pad, mode) in enumerate(layers):
+        pad = min(pad, r - 1)
+        if (h + 2 * pad - r) < 0 or (w + 2 * pad - r) < 0:
+            break
+        k = c if typ != "conv2d" else k
+        extra = "" if typ == "maxpool" else f", K: {k}"
+        lines.append(f"{{name: l{i}, type: {typ}, C: {c}{extra}, H: {h}, W: {w}, R: {r}, "
+                     f"stride: {s}, pad: {pad}, inputs: [{prev}]}}")
+        modes[f"l{i}"] = mode
+        prev, c = f"l{i}", k
+        h, w = (h + 2 * pad - r) // s + 1, (w + 2 * pad - r) // s + 1
+    if not lines:
+        return
+    text = HEAD.format(name="rand", H=H).replace("W: 5", "W: 4")
+    net = load_network_text(text + "".join(f"    - {x}\n" for x in lines))
+    names = [lay.name for lay in net.layers]
+    model = FusedModel(net, 8)
+    seg = Segment(tuple(names), tile_rows, "retain", {t: modes[t] for t in ["input", *names[:-1]]},
+                  "buf")
+    free = model.counts(seg, None)
+    got = model.counts(seg, free.activation_peak_bits if tight else None)
+    ref = walk(net, names, tile_rows, modes, got.weights_resident)
+    assert got.dram_read_bits - got.weight_read_bits == 8 * ref.dram_read_elements
+    assert got.weight_read_bits == 8 * ref.dram_weight_elements
+    assert got.dram_write_bits == 8 * ref.dram_write_elements
+    assert got.buffer_peak_bits == 8 * ref.peak_elements
+    assert got.ops == ref.ops and got.recomputed_ops == ref.recomputed_ops

@@ -28,6 +28,8 @@ class WalkResult:
     peak_elements: int  # activations + resident weights
     ops: dict[str, int]
     recomputed_ops: dict[str, int]
+    onchip_write_elements: int  # into the buffer: DRAM reads and computed rows
+    onchip_read_elements: int  # out of it: (tile, reader, row) once each, and the write-out
 
 
 def walk(network: Network, layers: list[str], tile_rows: int, mode: dict[str, str],
@@ -44,7 +46,8 @@ def walk(network: Network, layers: list[str], tile_rows: int, mode: dict[str, st
     computed_once: set[tuple[str, int, int, int]] = set()  # elements computed in any tile
     touched: dict[tuple[str, int], list[int]] = {}  # (tensor, row) -> tiles it was touched in
     weights_seen: set[tuple] = set()
-    counts = {"read": 0, "wread": 0, "write": 0}
+    counts = {"read": 0, "wread": 0, "write": 0, "computed": 0}
+    reads_seen: set[tuple] = set()  # (tile, reading layer, tensor, row)
     ops = {n: 0 for n in layers}
     re_ops = {n: 0 for n in layers}
     tile = 0
@@ -60,8 +63,10 @@ def walk(network: Network, layers: list[str], tile_rows: int, mode: dict[str, st
             weights_seen.add(key)
             counts["wread"] += 1
 
-    def get(t: str, c: int, h: int, w: int) -> None:
-        """Demand one element of tensor t (in range)."""
+    def get(t: str, c: int, h: int, w: int, reader: str | None = None) -> None:
+        """Demand one element of tensor t (in range) for layer `reader`."""
+        if reader is not None:
+            reads_seen.add((tile, reader, t, h))
         if (t, h) not in buffer:
             if t in inside:
                 compute_row(t, h)
@@ -80,6 +85,7 @@ def walk(network: Network, layers: list[str], tile_rows: int, mode: dict[str, st
                 if (name, m, h, q) in computed_once:
                     re_ops[name] += n_ops
                 computed_once.add((name, m, h, q))
+        counts["computed"] += K * Q
         buffer.add((name, h))
 
     def compute_element(layer, m: int, p: int, q: int) -> int:
@@ -87,7 +93,7 @@ def walk(network: Network, layers: list[str], tile_rows: int, mode: dict[str, st
         a = layer.attrs
         if layer.type in ("add", "batchnorm"):
             for t in ins:
-                get(t, m, p, q)
+                get(t, m, p, q, layer.name)
             if layer.type == "batchnorm":
                 weight(layer.name, m)
             return 1
@@ -113,7 +119,7 @@ def walk(network: Network, layers: list[str], tile_rows: int, mode: dict[str, st
                         weight(layer.name, m, c, i, j)
                     x, y = p * sh - ph + i * dh, q * sw - pw + j * dw
                     if 0 <= x < H and 0 <= y < W:
-                        get(ins[0], c, x, y)
+                        get(ins[0], c, x, y, layer.name)
         return n
 
     out_c, out_h, out_w = shape(final)
@@ -139,4 +145,6 @@ def walk(network: Network, layers: list[str], tile_rows: int, mode: dict[str, st
         peak = max(peak, occ)
     if weights_resident:
         peak += len({w for w in weights_seen})
-    return WalkResult(counts["read"], counts["wread"], counts["write"], peak, ops, re_ops)
+    onchip_reads = sum(shape(t)[0] * shape(t)[2] for (_k, _r, t, _h) in reads_seen)
+    return WalkResult(counts["read"], counts["wread"], counts["write"], peak, ops, re_ops,
+                      counts["read"] + counts["computed"], onchip_reads + counts["write"])

@@ -71,6 +71,8 @@ def compare(kind: str, tile_rows: int, modes: dict[str, str], capacity_bits: int
     assert got.buffer_peak_bits == 8 * ref.peak_elements
     assert got.ops == ref.ops
     assert got.recomputed_ops == ref.recomputed_ops
+    assert got.onchip_write_bits == 8 * ref.onchip_write_elements
+    assert got.onchip_read_bits == 8 * ref.onchip_read_elements
     return got
 
 
@@ -209,3 +211,5 @@ def test_model_equals_walker_on_random_chains(layers, H, tile_rows, input_mode, 
     assert got.dram_write_bits == 8 * ref.dram_write_elements
     assert got.buffer_peak_bits == 8 * ref.peak_elements
     assert got.ops == ref.ops and got.recomputed_ops == ref.recomputed_ops
+    assert got.onchip_write_bits == 8 * ref.onchip_write_elements
+    assert got.onchip_read_bits == 8 * ref.onchip_read_elements

@@ -32,7 +32,8 @@ NOT_YET = ("pipeline", "auto")
 SEGMENT_KEYS = {"layers", "tile_rows", "halo", "halo_of", "level"}
 SEGMENT_COLUMNS = ["network", "arch", "point", "segment", "layers", "level", "tile_rows", "tiles",
                    "halo", "weights", "dram_read_bytes", "dram_write_bytes", "dram_bytes",
-                   "layerwise_dram_bytes", "buffer_peak_bytes", "capacity_bytes", "macs",
+                   "layerwise_dram_bytes", "onchip_read_bytes", "onchip_write_bytes",
+                   "buffer_peak_bytes", "capacity_bytes", "macs",
                    "recomputed_macs", "ops", "cycles", "energy_pJ", "layerwise_cycles",
                    "layerwise_energy_pJ"]
 FUSED_TOTAL_EXTRA = ["schedule", "segments", "fused_layers", "dram_bytes", "layerwise_dram_bytes",
@@ -273,6 +274,8 @@ def fused_run(network: Network, arch_input, cfg, spec: ScheduleSpec, keys: dict,
             "dram_write_bytes": _bytes(counts.dram_write_bits),
             "dram_bytes": _bytes(counts.dram_read_bits + counts.dram_write_bits),
             "layerwise_dram_bytes": _bytes(lw_seg_bits),
+            "onchip_read_bytes": _bytes(counts.onchip_read_bits),
+            "onchip_write_bytes": _bytes(counts.onchip_write_bits),
             "buffer_peak_bytes": _bytes(counts.buffer_peak_bits), "capacity_bytes": cap // 8,
             "macs": counts.macs, "recomputed_macs": counts.recomputed_macs,
             "ops": sum(counts.ops.values()), "cycles": round(cycles),

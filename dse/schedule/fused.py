@@ -112,6 +112,11 @@ class SegmentCounts:
     recomputed_ops: dict[str, int]
     macs: int
     recomputed_macs: int
+    # activation traffic of the segment's level: rows written into it (DRAM reads, every row
+    # computed) and rows read from it (each consumer reads the rows it needs once per tile;
+    # the output is read once to go to DRAM)
+    onchip_write_bits: int = 0
+    onchip_read_bits: int = 0
 
 
 @dataclass(frozen=True)
@@ -257,6 +262,7 @@ class FusedModel:
         needs: list[dict[str, set[int]]] = []
         computes: list[dict[str, set[int]]] = []
         done: dict[str, set[int]] = {t: set() for t in seg.layers}
+        onchip_read = onchip_write = 0
         for k in range(tiles):
             need = {final: set(range(k * seg.tile_rows, min(out_rows, (k + 1) * seg.tile_rows)))}
             comp: dict[str, set[int]] = {}
@@ -268,7 +274,9 @@ class FusedModel:
                     continue
                 comp[lr.name] = rows
                 for t in lr.inputs:
-                    need.setdefault(t, set()).update(lr.window.project(rows, self.rows(t)))
+                    read = lr.window.project(rows, self.rows(t))
+                    onchip_read += len(read) * row_bits[t]
+                    need.setdefault(t, set()).update(read)
             for name, rows in comp.items():
                 done[name] |= rows
             needs.append(need)
@@ -300,6 +308,7 @@ class FusedModel:
                 if not rows:
                     continue
                 ops[lr.name] += len(rows) * lr.ops_per_row
+                onchip_write += len(rows) * row_bits[lr.output]
                 re_ops[lr.name] += len(rows & have[lr.output]) * lr.ops_per_row
                 new = rows - have[lr.output]
                 if lr.output == final:
@@ -325,7 +334,8 @@ class FusedModel:
         re_macs = sum(re_ops[lr.name] for lr in layers if lr.is_mac)
         return SegmentCounts(tiles, read_bits + wread, write_bits, wread, peak, weight_bits,
                              resident, peak + (weight_bits if resident else 0), ops, re_ops,
-                             macs, re_macs)
+                             macs, re_macs, onchip_write + read_bits,
+                             onchip_read + write_bits)
 
 
 def level_capacity_bits(arch, level: str, where: str) -> int:

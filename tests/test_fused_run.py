@@ -85,6 +85,9 @@ def test_layerwise_default_writes_no_segments(tmp_path):
     ("schedule:\n  segments:\n    - {layers: [conv1, pool1], level: DRAM}\n",
      "not an on-chip buffer"),
     ("schedule:\n  segments:\n    - {layers: [conv1, pol1]}\n", "did you mean 'pool1'"),
+    ("schedule:\n  level: glb\n", "no storage level 'glb' in eyeriss_like"),
+    ("schedule:\n  segments:\n    - {layers: [conv1, pool1]}\n    - {layers: [pool1]}\n",
+     "layer 'pool1' is in segments 0 and 1"),
 ])
 def test_bad_schedules_are_refused_with_file_and_line(tmp_path, text, message):
     f = tmp_path / "s.yaml"

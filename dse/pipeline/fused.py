@@ -160,7 +160,11 @@ def resolve_segments(spec: ScheduleSpec, model: FusedModel, arch, layerwise_bits
     against the layers' layerwise DRAM bits (so it never picks a segment that moves more)."""
     default_level = spec.level or outermost_buffer(arch)
     if spec.segments is None:
-        cap = level_capacity_bits(arch, default_level, "schedule.level")
+        try:
+            cap = level_capacity_bits(arch, default_level, "schedule")
+        except SpecError as exc:
+            exc.file = exc.file or spec.file
+            raise
         return greedy_segments(model, default_level, cap, spec.halo,
                                alone=lambda name: layerwise_bits.get(name, 2 ** 62))
     from dataclasses import replace

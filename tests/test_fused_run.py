@@ -86,6 +86,7 @@ def test_layerwise_default_writes_no_segments(tmp_path):
      "not an on-chip buffer"),
     ("schedule:\n  segments:\n    - {layers: [conv1, pol1]}\n", "did you mean 'pool1'"),
     ("schedule:\n  level: glb\n", "no storage level 'glb' in eyeriss_like"),
+    ("schedule:\n  kind: layerwise\n  segments: []\n", "a layerwise schedule has no segments"),
     ("schedule:\n  segments:\n    - {layers: [conv1, pool1]}\n    - {layers: [pool1]}\n",
      "layer 'pool1' is in segments 0 and 1"),
 ])

@@ -98,6 +98,10 @@ def load_schedule(path: Path) -> ScheduleSpec:
     if kind not in SCHEDULE_KINDS:
         raise SpecError("unknown schedule kind", key_path="schedule.kind", found=kind,
                         expected=" or ".join(SCHEDULE_KINDS), **where(node, "kind"))
+    if kind == "layerwise" and set(node) & {"segments", "level", "halo"}:
+        raise SpecError("a layerwise schedule has no segments, level or halo",
+                        key_path="schedule.kind", found=kind, **where(node, "kind"),
+                        hint="use kind: fused, or drop the fused keys")
     level = node.get("level")
     halo = _halo(node.get("halo", "retain"), "schedule.halo", node, "halo")
     if "segments" not in node:

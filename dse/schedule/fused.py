@@ -32,7 +32,6 @@ and must agree on every count.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -468,15 +467,3 @@ def greedy_segments(model: FusedModel, level: str, capacity_bits: int, halo: str
         segs.append(Segment(tuple(lay.name for lay in layers[i:end + 1]), th, halo, {}, level))
         i = end + 1
     return segs
-
-
-def ceil_div(a: int, b: int) -> int:
-    return -(-a // b)
-
-
-def bits_to_bytes(bits: int) -> int:
-    return _bytes(bits)
-
-
-__all__ = ["FusedModel", "Segment", "SegmentCounts", "RowWindow", "greedy_segments",
-           "check_fits", "level_capacity_bits", "dram_level", "math"]

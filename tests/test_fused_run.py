@@ -50,6 +50,16 @@ def test_fused_run_writes_segments_and_reads_its_schedule_back(tmp_path):
         # the automatic segmentation keeps only segments that beat their layers layerwise
         assert int(s["dram_bytes"]) <= int(s["layerwise_dram_bytes"])
         assert s["level"] == "shared_glb"
+    # cycles and energy: each layer's layerwise figures (no recomputation here), with the DRAM
+    # energy of the segment's own traffic (eyeriss_like DRAM: 512 pJ per 64-bit access)
+    layers = {r["layer"]: r for r in read(tmp_path / "a" / "layers.csv")}
+    for s in segs:
+        names = s["layers"].split()
+        assert int(s["recomputed_macs"]) == 0
+        assert int(s["cycles"]) == sum(int(layers[n]["cycles"]) for n in names)
+        onchip = sum(float(layers[n]["energy_pJ"]) - float(layers[n]["energy_DRAM_pJ"])
+                     for n in names)
+        assert float(s["energy_pJ"]) == pytest.approx(onchip + int(s["dram_bytes"]) * 8 * 512 / 64)
     # the written schedule, given back, reproduces the run byte for byte
     r = run(tmp_path, "b", "--schedule", str(tmp_path / "a" / "schedule.yaml"))
     assert r.exit_code == 0, r.output

@@ -41,16 +41,22 @@ from dse.cli.options import link_mode, link_transfer_options
               type=click.Choice(["exact", "proportional"]),
               help="Streaming architectures: exact II-optimal search, or the 2023 NN2FPGA "
                    "proportional rule.")
+@click.option("--schedule", "schedule", default="layerwise", show_default=True,
+              metavar="layerwise|fused|FILE",
+              help="How layers run: one by one (layerwise), in fused segments chosen greedily "
+                   "(fused), or the segments of a schedule YAML (docs/fusion.md).")
 @click.option("--quiet", "-q", is_flag=True)
 @reports_spec_errors
 def run(arch_ref, cons_files, workload, out_dir, objective, search, max_evals, seed, jobs,
-        store_path, generation, link_transfers, no_link_transfers, plan_file, allocator, quiet):
+        store_path, generation, link_transfers, no_link_transfers, plan_file, allocator, schedule,
+        quiet):
     """Map every unique layer of a network and write layers.csv and totals.csv. Progress: one
     bar for the network and, with --jobs 1, one for the layer being searched."""
     from tqdm import tqdm
 
     from dse.arch_library import resolve as resolve_arch
     from dse.mapper.search import SearchConfig
+    from dse.pipeline.fused import parse_schedule_option
     from dse.pipeline.run import run_network
     from dse.pipeline.spec import load_arch, sibling_constraints
     from dse.pipeline.store import ResultStore
@@ -60,7 +66,12 @@ def run(arch_ref, cons_files, workload, out_dir, objective, search, max_evals, s
     from dse.workload_library import load_workload
 
     arch_file = str(resolve_arch(arch_ref))
+    schedule_spec = parse_schedule_option(schedule)
 
+    if schedule_spec.kind != "layerwise" and (
+            file_is_streaming(Path(arch_file))):
+        raise click.UsageError("--schedule applies to loop-nest architectures only (a "
+                               "streaming architecture runs every layer on its own engine)")
     if file_is_streaming(Path(arch_file)):  # one engine per layer: docs/streaming.md
         from dse.pipeline.streaming import run_streaming_cli
 
@@ -79,6 +90,9 @@ def run(arch_ref, cons_files, workload, out_dir, objective, search, max_evals, s
                        link_transfers=link_mode(link_transfers, no_link_transfers))
     out = Path(out_dir)
     if arch.arch.attributes.get("execution"):
+        if schedule_spec.kind != "layerwise":
+            raise click.UsageError("--schedule applies to loop-nest architectures only; "
+                                   f"{arch.name} runs networks with its execution model")
         _run_execution(network, arch, out, quiet)
         return
     store = ResultStore(store_path)
@@ -116,15 +130,34 @@ def run(arch_ref, cons_files, workload, out_dir, objective, search, max_evals, s
         raise SystemExit(INTERRUPTED) from None
     layer_bar.close()
     bar.close()
-    store.close()
+    seg_rows = None
+    try:
+        if schedule_spec.kind == "fused" and not _failed(rows):
+            from dse.pipeline.fused import write_fused
+
+            seg_rows, fused_tot = write_fused(out, network, arch, cfg, schedule_spec, store,
+                                              rows, tot)
+    finally:
+        store.close()
+    if schedule_spec.kind == "fused" and seg_rows is None:
+        click.echo("fused schedule not evaluated: it needs every layer's layerwise mapping",
+                   err=True)
     if not quiet:
-        click.echo(f"{network.name} on {arch.name}: {tot['layers']} layers "
+        click.echo(f"{network.name} on {arch.name}"
+                   f"{' (layerwise)' if seg_rows is not None else ''}: {tot['layers']} layers "
                    f"({tot['mapped_layers']} mapped), {tot['macs']:,} MACs, "
                    f"{tot['cycles']:,} cycles, {tot['energy_pJ'] / 1e6:,.3f} uJ, "
                    f"{tot['pJ_per_mac']:.3f} pJ/MAC; wrote {out}/layers.csv, totals.csv")
+        if seg_rows is not None:
+            ft = fused_tot
+            saved = ft["layerwise_dram_bytes"] - ft["dram_bytes"]
+            click.echo(f"fused: {len(seg_rows)} segment(s) over {ft['fused_layers']} layers; "
+                       f"DRAM {ft['dram_bytes']:,} bytes vs {ft['layerwise_dram_bytes']:,} "
+                       f"layerwise ({saved:,} saved); {ft['cycles']:,} cycles vs "
+                       f"{ft['layerwise_cycles']:,}, {ft['energy_pJ'] / 1e6:,.3f} uJ; "
+                       f"wrote {out}/segments.csv, schedule.yaml")
     # every layer was written; the ones the search found no mapping for make the run fail
-    failed = [r for r in rows if r.get("status") not in ("ok", None)
-              and not str(r.get("status")).startswith("not mapped")]
+    failed = _failed(rows)
     for r in failed:
         click.echo(f"layer {r['layer']}: {r['status']} ({r.get('reason') or 'no reason given'})",
                    err=True)
@@ -132,6 +165,11 @@ def run(arch_ref, cons_files, workload, out_dir, objective, search, max_evals, s
         click.echo(f"{len(failed)} of {len(rows)} layers have no valid mapping; see "
                    f"{out}/layers.csv", err=True)
         raise SystemExit(1)
+
+
+def _failed(rows: list[dict]) -> list[dict]:
+    return [r for r in rows if r.get("status") not in ("ok", None)
+            and not str(r.get("status")).startswith("not mapped")]
 
 
 def _run_execution(network, arch, out: Path, quiet: bool) -> None:

@@ -152,6 +152,15 @@ STREAMING_COLUMNS = ["fps", "fps_per_dsp", "ii_cycles", "dsp_used", "dsp_budget"
                      "bram36_used", "bram36_budget", "bottleneck_layer"]
 
 
+# fused schedules (docs/fusion.md): the schedule's DRAM bytes beside the layerwise run's
+FUSED_COLUMNS = ["schedule", "dram_bytes", "layerwise_dram_bytes", "layerwise_cycles",
+                 "layerwise_energy_pJ"]
+
+
+def fused_columns(totals: pd.DataFrame) -> list[str]:
+    return [c for c in FUSED_COLUMNS if c in totals.columns]
+
+
 def streaming_columns(totals: pd.DataFrame) -> list[str]:
     """Columns of streaming dataflow designs (docs/streaming.md), when any row has them."""
     return [c for c in STREAMING_COLUMNS if c in totals.columns]
@@ -160,7 +169,8 @@ def streaming_columns(totals: pd.DataFrame) -> list[str]:
 def report_columns(totals: pd.DataFrame) -> list[str]:
     return [*KEY, *param_columns(totals), "macs", "cycles", "energy_pJ", "pJ_per_mac",
             "utilization", *TIME_AREA, "energy_pinned", "budget",
-            *[c for c in streaming_columns(totals) if c not in TIME_AREA], *RATIO_COLUMNS]
+            *[c for c in streaming_columns(totals) if c not in TIME_AREA],
+            *[c for c in fused_columns(totals) if c not in TIME_AREA], *RATIO_COLUMNS]
 
 
 def report_rows(res: Results, base: Baseline | None,
@@ -192,6 +202,7 @@ def report_rows(res: Results, base: Baseline | None,
                **{c: _float(t.get(c, "")) for c in TIME_AREA},
                "energy_pinned": t.get("energy_pinned", ""), "budget": budget(t),
                **{c: t.get(c, "") for c in streaming_columns(totals) if c not in TIME_AREA},
+               **{c: t.get(c, "") for c in fused_columns(totals) if c not in TIME_AREA},
                **{c: "" for c in RATIO_COLUMNS}}
         lat, unit = latency(t)
         if unit == "s":
@@ -395,6 +406,27 @@ def _streaming_md(rows: list[dict]) -> list[str]:
                           {3, 4, 6, 7})
 
 
+def _fused_md(rows: list[dict]) -> list[str]:
+    """DRAM traffic saved and speed-up of fused schedules against the same layers layerwise."""
+    mine = [r for r in rows if r.get("schedule") == "fused"
+            and num(r.get("layerwise_dram_bytes", "")) is not None]
+    if not mine:
+        return []
+    body = []
+    for r in mine:
+        lw, fu = num(r["layerwise_dram_bytes"]), num(r["dram_bytes"])
+        cyc, lwc = num(r["cycles"]), num(r["layerwise_cycles"])
+        e, lwe = num(r["energy_pJ"]), num(r["layerwise_energy_pJ"])
+        body.append([r["network"], r["arch"], _i(lw), _i(fu),
+                     f"{(lw - fu) / lw:.1%}" if lw else "", _x(lwc / cyc if cyc else ""),
+                     _x(e / lwe if lwe else "")])
+    return ["", "## Fused schedules", "",
+            "DRAM bytes of the fused schedule against the same layers run layerwise with the "
+            "same mappings; speed-up = layerwise cycles / fused cycles (docs/fusion.md).", ""
+            ] + _md_table(["network", "architecture", "layerwise DRAM bytes", "fused DRAM bytes",
+                           "DRAM saved", "speed-up", "energy ratio"], body, {2, 3, 4, 5, 6})
+
+
 def markdown(res: Results, rows: list[dict], base: Baseline | None, files: list[str],
              plots: list[str], notes: list[str]) -> str:
     pcols = [c for c in param_columns(res.totals) if any(r[c] != "" for r in rows)]
@@ -438,6 +470,7 @@ def markdown(res: Results, rows: list[dict], base: Baseline | None, files: list[
         body.append(line)
     out += _md_table(head, body, set(range(head.index("MACs"), len(head))))
     out += _streaming_md(rows)
+    out += _fused_md(rows)
     out += ["", "Latency = cycles / clock; a design without a clock has no latency, power or "
             "seconds-based speed-up (cycles only).", "", "## Best per network", ""]
     best = []

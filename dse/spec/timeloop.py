@@ -687,8 +687,7 @@ def read_problem(node: Node, path: str = "problem") -> Problem:
         if key not in allowed:
             # Timeloop ignores extra instance keys (H, W, G...) only when they aren't shape dims
             continue
-        if key == "densities":
-            refuse_sparse(inst, "densities", f"{path}.instance")
+        if key == "densities":  # read by dse.spec.sparse (Sparseloop densities)
             continue
         value = number(inst, key, f"{path}.instance", integer=True)
         if key in coefs:

@@ -30,10 +30,6 @@ COUNTS = [
     "metadata_capacity_units", "data_tile_shape_words",
 ]
 XFAIL: dict[str, str] = {
-    "sparseloop_03_2_1_conv1d": "BackingStorage/Weights energy 3.04 vs 7.85 pJ: the "
-    "VectorWidthCoefficientTable correction for compressed tiles at block 4 is not modelled",
-    "sparseloop_03_2_2_conv1d_oc": "BackingStorage/Weights energy 191.4 vs 203.8 pJ: the "
-    "VectorWidthCoefficientTable correction for compressed tiles at block 4 is not modelled",
     "sparseloop_04_2_1_eyeriss_like_gating": "DRAM Inputs/Outputs metadata (UOP-RLE with "
     "flattened_rankIDs over all dimensions): 3.9e9 vs 380,551 metadata reads; rank shapes of "
     "flattened ranks are not derived like Timeloop's",

@@ -47,6 +47,23 @@ class DensityModel:
     def expected_occupancy(self, tile: int) -> float:
         return tile * self.density
 
+    def occupancy_pmf(self, tile: int) -> dict[int, float]:
+        """P(the tile holds exactly k nonzeros), for the k with nonzero probability."""
+        if self.density >= 1.0:
+            return {tile: 1.0}
+        if self.distribution == "hypergeometric":
+            n = self.tensor_size
+            nnz = math.ceil(n * self.density)
+            total = math.comb(n, tile)
+            return {k: math.comb(nnz, k) * math.comb(n - nnz, tile - k) / total
+                    for k in range(max(0, tile - (n - nnz)), min(tile, nnz) + 1)}
+        mean = tile * self.density
+        lo = math.floor(mean + _EPS)
+        frac = mean - lo
+        if frac <= _EPS:
+            return {lo: 1.0}
+        return {lo: 1.0 - frac, lo + 1: frac}
+
     def max_occupancy(self, tile: int) -> int:
         """Words a compressed tile needs at most (the ceiling of S d; floating-point products
         such as 230400 x 0.275 land just above the integer, as in Timeloop)."""

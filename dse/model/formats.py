@@ -56,6 +56,12 @@ def rank_units(formats: list[RankFormat], shapes: list[int], density: DensityMod
                 else density.expected_occupancy(shape)
         innermost = r == last
         f = fmt.format
+        if worst_case and below == 1 and f in ("CP", "RLE"):
+            # the ceiling of the whole rank's nonzeros, not of each fiber's
+            md = float(min(round(fibers) * shape, density.max_occupancy(round(fibers) * shape)))
+            out.append(RankUnits(md, 0.0 if innermost else md))
+            fibers = fibers * sub_nonempty
+            continue
         if f == "UOP":
             md, pl = 0.0, fibers * (shape + 1)
         elif f in ("CP", "RLE"):

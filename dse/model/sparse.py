@@ -131,24 +131,22 @@ def _ceil(x: float) -> int:
     return math.ceil(x - 1e-9)
 
 
-def rank_shapes(formats: tuple[RankFormat, ...], tensor_dims: set[str], loops) -> list[int]:
-    """Fiber shape of each rank (outermost first): ranks take the tile's loops over the
-    tensor's dimensions from the innermost out; the outermost rank takes what is left;
-    `flattened_rankIDs` names a rank's dimensions explicitly."""
+def rank_shapes(formats: tuple[RankFormat, ...], tensor_dims: set[str], loops,
+                tile: int, child_tile: int) -> list[int]:
+    """Fiber shape of each rank (outermost first).
+
+    Without `flattened_rankIDs` the ranks take the tile's loops over the tensor's dimensions
+    from the innermost out, one loop each; the outermost rank takes what is left. With them,
+    the innermost rank is the whole tile of the next inner level keeping the tensor and the
+    rank above it this level's own loops (as Sparseloop's reference outputs show)."""
     n = len(formats)
+    shapes = [1] * n
     if any(f.dims for f in formats):
-        shapes = []
-        used: set[int] = set()
-        for f in formats:
-            s = 1
-            for idx, lp in enumerate(loops):
-                if lp.dim in f.dims and idx not in used:
-                    s *= lp.bound
-                    used.add(idx)
-            shapes.append(s)
+        shapes[-1] = child_tile
+        if n > 1:
+            shapes[-2] = max(tile // max(child_tile, 1), 1)
         return shapes
     bounds = [lp.bound for lp in loops if lp.dim in tensor_dims and lp.bound > 1]
-    shapes = [1] * n
     r = n - 1
     for b in reversed(bounds):
         shapes[max(r, 0)] *= b
@@ -212,7 +210,9 @@ def sparse_evaluate(problem: Problem, arch: Architecture, mapping: Mapping, ev: 
                 data[k] = c
             tile = d.utilized_capacity_words
             tile_loops = [lp for lp in nest.loops if lp.level >= i]
-            shapes = rank_shapes(fmts, set(ds.dims()), tile_loops) if fmts else []
+            child_tile = ds.size(nest.box(child)) if child < n else 1
+            shapes = rank_shapes(fmts, set(ds.dims()), tile_loops, tile, child_tile) \
+                if fmts else []
             md: dict[str, list[tuple[RankUnits, RankUnits, RankUnits]]] = {k: [] for k in KINDS}
             cap_ranks: list[RankUnits] = []
             if fmts:

@@ -1,0 +1,75 @@
+"""`dse model` on Sparseloop inputs writes the sparse columns and totals; searches refuse them;
+bad sparse input gets a clear error."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from dse.cli import main
+from tests.conftest import SPARSELOOP_REFS
+
+SUDU = SPARSELOOP_REFS / "sparseloop_01_2_2_sudu_dot_product" / "inputs"
+FILES = [SUDU / "parsed-processed-input.yaml", SUDU / "timeloop-mapper.map.yaml",
+         SUDU / "timeloop-mapper.ERT.yaml"]
+
+
+def dse(*args):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def test_model_writes_sparse_columns_and_totals(tmp_path: Path) -> None:
+    r = dse("model", *FILES, "--out", tmp_path)
+    assert r.exit_code == 0, r.output
+    rows = {(x["level"], x["tensor"]): x for x in csv.DictReader(open(tmp_path / "levels.csv"))}
+    b = rows[("Buffer", "B")]
+    assert (b["reads_per_instance"], b["algorithmic_reads_per_instance"],
+            b["gated_reads_per_instance"], b["skipped_reads_per_instance"]) == ("4", "16", "12",
+                                                                                "0")
+    comp = rows[("mac", "compute")]
+    assert (comp["computes"], comp["algorithmic_computes"]) == ("4", "16")
+    summ = json.loads((tmp_path / "summary.json").read_text())
+    assert summ["actual_computes"] == 4 and summ["macs"] == 16 and summ["cycles"] == 16
+    assert summ["energy_pJ"] == pytest.approx(53.8658, rel=1e-3)
+    assert summ["dense_energy_pJ"] == pytest.approx(127.27, rel=1e-3)
+    assert "computes: actual 4" in r.output
+
+
+def test_map_refuses_sparse_inputs(tmp_path: Path) -> None:
+    r = dse("map", *FILES[:1], FILES[2], "--out", tmp_path / "o", "--max-evals", "10", "-q")
+    assert r.exit_code == 2, r.output
+    assert "sparse search is not modelled yet" in r.output
+    assert "use `dse model`" in r.output
+    assert "parsed-processed-input.yaml:" in r.output
+
+
+@pytest.mark.parametrize("old,new,needles", [
+    ("distribution: fixed_structured", "distribution: fixed_structure",
+     ["did you mean 'fixed_structured'", "densities.A.distribution"]),
+    ("distribution: fixed_structured", "distribution: banded", ["banded", "not modelled yet"]),
+    ("density: 0.25", "density: 1.5", ["a density is a number in (0, 1]"]),
+    ("target: B\n", "target: Q\n", ["unknown tensor 'Q'", "options[0].target"]),
+    ("type: gating", "type: gateing", ["did you mean 'gating'"]),
+    ("name: Buffer\n", "name: Bufer\n", ["unknown level 'Bufer'", "did you mean 'Buffer'"]),
+])
+def test_bad_sparse_input_is_a_clear_error(tmp_path: Path, old: str, new: str,
+                                           needles: list[str]) -> None:
+    # edits inside the problem's densities or the sparse_optimizations section
+    head, tail = FILES[0].read_text().split("sparse_optimizations:", 1)
+    if old.startswith(("distribution", "density")):
+        head = head.replace(old, new, 1)
+    else:
+        assert old in tail
+        tail = tail.replace(old, new, 1)
+    edited = tmp_path / "spec.yaml"
+    edited.write_text(head + "sparse_optimizations:" + tail)
+    r = dse("model", edited, *FILES[1:])
+    assert r.exit_code == 2, r.output
+    assert "Traceback" not in r.output
+    for n in needles:
+        assert n in r.output, r.output
+    assert "spec.yaml:" in r.output

@@ -73,3 +73,24 @@ def test_bad_sparse_input_is_a_clear_error(tmp_path: Path, old: str, new: str,
     for n in needles:
         assert n in r.output, r.output
     assert "spec.yaml:" in r.output
+
+
+def test_compressed_tiles_are_checked_against_metadata_storage(tmp_path: Path) -> None:
+    """SCDU keeps A in CP at a Buffer with 32 x 4 bits of metadata storage; 1 x 4 is too few."""
+    scdu = SPARSELOOP_REFS / "sparseloop_01_2_3_scdu_dot_product" / "inputs"
+    text = (scdu / "parsed-processed-input.yaml").read_text()
+    assert "metadata_storage_depth: 32" in text
+    edited = tmp_path / "spec.yaml"
+    edited.write_text(text.replace("metadata_storage_depth: 32", "metadata_storage_depth: 1"))
+    r = dse("model", edited, scdu / "timeloop-mapper.map.yaml", scdu / "timeloop-mapper.ERT.yaml")
+    assert r.exit_code == 2, r.output
+    assert "metadata at level Buffer need 16 bits" in r.output
+    ok = dse("model", scdu / "parsed-processed-input.yaml", scdu / "timeloop-mapper.map.yaml",
+             scdu / "timeloop-mapper.ERT.yaml")
+    assert ok.exit_code == 0, ok.output
+
+
+def test_legacy_generation_is_refused_for_sparse_designs() -> None:
+    r = dse("model", *FILES, "--timeloop-generation", "legacy")
+    assert r.exit_code == 2, r.output
+    assert "2024 Timeloop (Sparseloop) build only" in r.output

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from dse.model import evaluate
-from dse.model.sparse import SparseSpec, sparse_columns, sparse_evaluate
+from dse.model.sparse import SparseSpec, check_sparse_capacity, sparse_columns, sparse_evaluate
 from dse.spec.build import load_spec
 from tests.conftest import SPARSELOOP_REFS
 
@@ -42,6 +42,7 @@ def load_case(name: str):
     spec = load_spec([case / "inputs" / f for f in meta["inputs"]], allow_sparse=True)
     ev = evaluate(spec.problem, spec.arch, spec.mapping)
     sev = sparse_evaluate(spec.problem, spec.arch, spec.mapping, ev, spec.sparse or SparseSpec())
+    check_sparse_capacity(spec.arch, spec.mapping, sev)
     return case, spec, sev
 
 

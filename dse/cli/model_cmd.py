@@ -47,11 +47,18 @@ def model(files: tuple[str, ...], out_dir: str | None, link_transfers: str | Non
     from dse.model.links import resolve_link_mode
 
     mode = resolve_link_mode(spec.arch, link_mode(link_transfers, no_link_transfers))
+    if spec.sparse is not None and generation != "2024":
+        from dse.errors import SpecError
+
+        raise SpecError("sparse designs are modelled as the 2024 Timeloop (Sparseloop) build "
+                        "only", key_path="--timeloop-generation", found=generation,
+                        hint="drop --timeloop-generation legacy")
+    # a sparse design's tiles are checked once compressed (dse.model.sparse)
     ev = evaluate(spec.problem, spec.arch, spec.mapping, link_transfers=mode,
-                  generation=generation)
+                  generation=generation, check_capacity=spec.sparse is None)
     extra = {"link_transfers": mode}
     if spec.sparse is not None:
-        from dse.model.sparse import sparse_evaluate
+        from dse.model.sparse import check_sparse_capacity, sparse_evaluate
         from dse.report_model import (
             LEVEL_COLUMNS,
             SPARSE_COLUMNS,
@@ -60,6 +67,7 @@ def model(files: tuple[str, ...], out_dir: str | None, link_transfers: str | Non
         )
 
         shown = sparse_evaluate(spec.problem, spec.arch, spec.mapping, ev, spec.sparse)
+        check_sparse_capacity(spec.arch, spec.mapping, shown)
         rows = sparse_level_rows(shown, spec.arch)
         summ = sparse_summary(shown, spec.arch, spec.problem, spec.document.hashes, extra)
         columns = LEVEL_COLUMNS + SPARSE_COLUMNS

@@ -289,9 +289,9 @@ def _md_bits(lv: StorageLevel, fmt: RankFormat) -> tuple[int, int]:
     return mdb, plb
 
 
-def _attr(lv: StorageLevel, key: str, default):
+def _attr(lv: StorageLevel, key: str, default: int) -> int:
     v = lv.attributes.get(key, lv.attributes.get(key.replace("_", "-")))
-    return default if v is None else type(default)(v) if default is not None else v
+    return default if v is None else int(v)
 
 
 def _metadata_bits(lv: StorageLevel, row: SparseRow, kind: str, which: int) -> int:
@@ -441,3 +441,39 @@ def sparse_columns(row: SparseRow) -> dict[str, object]:
     out["decompressions_per_instance"] = row.decompressions
     out["compressions_per_instance"] = row.compressions
     return out
+
+
+def check_sparse_capacity(arch: Architecture, mapping: Mapping, sev: SparseEvaluation) -> None:
+    """Compressed tiles must fit each level's data storage, and their formats its metadata
+    storage (metadata_storage_depth x metadata_storage_width bits, when given)."""
+    from dse.model.evaluate import MappingError
+
+    by_level: dict[str, list[SparseRow]] = {}
+    for r in sev.rows:
+        by_level.setdefault(r.level, []).append(r)
+    for name, rows in by_level.items():
+        lv = arch.levels[arch.index(name)]
+        cap = lv.effective_capacity_words
+        used = sum(r.utilized_capacity_words for r in rows)
+        if cap is not None and used > cap:
+            parts = ", ".join(f"{r.tensor} {r.utilized_capacity_words}" for r in rows)
+            raise MappingError(
+                f"compressed tiles kept at level {name} need {used} words ({parts}) but it "
+                f"holds {cap} words per instance", file=mapping.source, line=mapping.line,
+                key_path=f"mapping.{name}",
+                hint="use smaller factors at or below this level, or bypass a tensor here")
+        depth = _attr(lv, "metadata_storage_depth", 0)
+        width = _attr(lv, "metadata_storage_width", 0)
+        if not (depth and width):
+            continue
+        bits = 0.0
+        for r in rows:
+            for fmt, u in zip(r.formats, r.capacity_ranks, strict=True):
+                mdb, plb = _md_bits(lv, fmt)
+                bits += mdb * u.metadata + plb * u.payload
+        if bits > depth * width:
+            raise MappingError(
+                f"the formats' metadata at level {name} need {round(bits)} bits but its "
+                f"metadata storage holds {depth * width} ({depth} x {width} bits)",
+                file=mapping.source, line=mapping.line, key_path=f"mapping.{name}",
+                hint="use smaller tiles at this level or a more compact format")

@@ -240,6 +240,11 @@ def terminal_table(ev, rows: list[dict]) -> str:
             _n(r["utilized_capacity_words"]), _n(r["reads_per_instance"]),
             _n(r["fills_per_instance"]), _n(r["updates_per_instance"]), _e(r["energy_pJ"]),
         ])
+    if rows and "gated_reads_per_instance" in rows[0]:  # sparse: where the rest went
+        head.insert(5, "gated/skipped reads")
+        for b, r in zip(body, rows, strict=True):
+            g, k = r["gated_reads_per_instance"], r["skipped_reads_per_instance"]
+            b.insert(5, f"{g:,}/{k:,}" if isinstance(g, int) else "")
     widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(head)]
     lines = ["  ".join(h.ljust(w) if i < 2 else h.rjust(w) for i, (h, w) in
                        enumerate(zip(head, widths, strict=True)))]
@@ -250,13 +255,18 @@ def terminal_table(ev, rows: list[dict]) -> str:
     lines.append("")
     lines.append(
         f"MACs {ev.macs:,}   cycles {ev.cycles:,}   utilization {ev.utilization:.3f}   "
-        f"energy {ev.energy_pJ / 1e6:,.3f} uJ   {ev.pJ_per_mac:.4f} pJ/MAC"
+        f"energy {_energy_text(ev.energy_pJ)}   {ev.pJ_per_mac:.4f} pJ/MAC"
     )
     if "actual_computes" in dir(ev):
         lines.append(f"computes: actual {ev.actual_computes:,}   gated {ev.gated_computes:,}   "
                      f"skipped {ev.skipped_computes:,}   (dense model: "
                      f"{ev.dense.energy_pJ:,.2f} pJ, {ev.dense.cycles:,} cycles)")
     return "\n".join(lines)
+
+
+def _energy_text(pJ: float) -> str:
+    """uJ, or pJ for designs too small to show in uJ."""
+    return f"{pJ / 1e6:,.3f} uJ" if pJ >= 1e3 else f"{pJ:,.2f} pJ"
 
 
 def _n(x) -> str:

@@ -94,3 +94,20 @@ def test_legacy_generation_is_refused_for_sparse_designs() -> None:
     r = dse("model", *FILES, "--timeloop-generation", "legacy")
     assert r.exit_code == 2, r.output
     assert "2024 Timeloop (Sparseloop) build only" in r.output
+
+
+def test_hypergeometric_density_is_read(tmp_path: Path) -> None:
+    """Gating on single A elements: a hypergeometric A with ceil(16 x 0.25) = 4 nonzeros of 16
+    makes an element empty with p = 0.75, as the fixed-structured model does."""
+    text = FILES[0].read_text()
+    edited = tmp_path / "spec.yaml"
+    edited.write_text(text.replace("distribution: fixed_structured",
+                                   "distribution: hypergeometric", 1))
+    r = dse("model", edited, *FILES[1:], "--out", tmp_path / "o")
+    assert r.exit_code == 0, r.output
+    rows = list(csv.DictReader(open(tmp_path / "o" / "levels.csv")))
+    a = next(x for x in rows if x["tensor"] == "A")
+    assert a["density_distribution"] == "hypergeometric"
+    summ = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert summ["actual_computes"] == 4 and summ["cycles"] == 16
+    assert summ["energy_pJ"] == pytest.approx(53.8658, rel=1e-3)

@@ -139,3 +139,11 @@ def test_density_models_are_distributions(dist: str, tile: int) -> None:
     assert m.prob_empty(tile) == pytest.approx(pmf.get(0, 0.0))
     assert max(pmf) <= m.max_occupancy(tile)
 
+
+
+def test_hypergeometric_empty_tiles_are_likelier_than_structured_ones() -> None:
+    """16 elements, 4 nonzeros: a 2-element tile is empty with C(12,2)/C(16,2) = 66/120; a
+    fixed-structured tile of mean 0.5 nonzeros with 0.5."""
+    assert DensityModel("hypergeometric", 0.25, 16).prob_empty(2) == pytest.approx(66 / 120)
+    assert DensityModel("fixed_structured", 0.25).prob_empty(2) == pytest.approx(0.5)
+    assert DensityModel("hypergeometric", 0.25, 16).prob_empty(13) == 0.0

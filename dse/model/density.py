@@ -54,9 +54,10 @@ class DensityModel:
         if self.distribution == "hypergeometric":
             n = self.tensor_size
             nnz = math.ceil(n * self.density)
-            total = math.comb(n, tile)
-            return {k: math.comb(nnz, k) * math.comb(n - nnz, tile - k) / total
-                    for k in range(max(0, tile - (n - nnz)), min(tile, nnz) + 1)}
+            total = _log_comb(n, tile)  # logs: exact big-integer binomials are too slow
+            pmf = {k: math.exp(_log_comb(nnz, k) + _log_comb(n - nnz, tile - k) - total)
+                   for k in range(max(0, tile - (n - nnz)), min(tile, nnz) + 1)}
+            return {k: p for k, p in pmf.items() if p > 0.0}
         mean = tile * self.density
         lo = math.floor(mean + _EPS)
         frac = mean - lo
@@ -72,6 +73,10 @@ class DensityModel:
         if self.distribution == "hypergeometric":
             return min(tile, math.ceil(self.tensor_size * self.density))
         return math.ceil(tile * self.density)
+
+
+def _log_comb(n: int, k: int) -> float:
+    return math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)
 
 
 DENSE = DensityModel("fixed_structured", 1.0)

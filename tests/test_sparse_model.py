@@ -147,3 +147,45 @@ def test_hypergeometric_empty_tiles_are_likelier_than_structured_ones() -> None:
     assert DensityModel("hypergeometric", 0.25, 16).prob_empty(2) == pytest.approx(66 / 120)
     assert DensityModel("fixed_structured", 0.25).prob_empty(2) == pytest.approx(0.5)
     assert DensityModel("hypergeometric", 0.25, 16).prob_empty(13) == 0.0
+
+
+def _dot(d_a: float, d_b: float, formats: dict, gate: bool = False, skip: bool = False):
+    spec = _load(SPARSELOOP_REFS, "sparseloop_01_2_1_dudu_dot_product")
+    dens = {"A": DensityModel("fixed_structured", d_a), "B": DensityModel("fixed_structured", d_b)}
+    return _run(spec, SparseSpec(dens, formats, (), gate, skip))
+
+
+def test_compute_classification_without_storage_optimizations() -> None:
+    """Dot product, 16 MACs, A at 0.25 and B at 0.5 compressed (CP) at the Buffer: a compute
+    whose two operands are both absent (p 0.75 x 0.5) never exists; with one absent an
+    aligning unit skips it; with stored zeros (uncompressed) a gating unit gates it."""
+    cp = (RankFormat("CP"),)
+    both = {("Buffer", "A"): cp, ("Buffer", "B"): cp}
+    _, plain = _dot(0.25, 0.5, both)
+    assert (plain.actual_computes, plain.gated_computes, plain.skipped_computes) == (10, 0, 0)
+    _, skipping = _dot(0.25, 0.5, both, skip=True)
+    # actual = 16 x 0.25 x 0.5 = 2; skipped = floor(16 x (0.25 x 0.5 + 0.75 x 0.5)) = 8
+    assert (skipping.actual_computes, skipping.gated_computes,
+            skipping.skipped_computes) == (2, 0, 8)
+    # skipped computes take no compute cycle (the Buffer's bandwidth still bounds the total)
+    assert (skipping.compute_cycles, plain.compute_cycles) == (2, 10)
+    _, gating = _dot(0.25, 0.5, {}, gate=True)  # zeros stored: 14 of 16 computes gated
+    assert (gating.actual_computes, gating.gated_computes, gating.skipped_computes) == (2, 14, 0)
+    assert gating.compute_cycles == 16  # gated computes still take their cycle
+
+
+def test_compute_optimization_is_read_and_checked(tmp_path) -> None:
+    from dse.errors import SpecError
+
+    case = SPARSELOOP_REFS / "sparseloop_01_2_1_dudu_dot_product" / "inputs"
+    extra = tmp_path / "so.yaml"
+    extra.write_text("sparse_optimizations:\n  targets:\n  - name: mac\n"
+                     "    compute_optimization: [{type: gate_on_zero_operand}]\n")
+    spec = load_spec([case / "parsed-processed-input.yaml", case / "timeloop-mapper.map.yaml",
+                      case / "timeloop-mapper.ERT.yaml", extra], allow_sparse=True)
+    assert spec.sparse.compute_gating and not spec.sparse.compute_skipping
+    extra.write_text("sparse_optimizations:\n  targets:\n  - name: mac\n"
+                     "    compute_optimization: [{type: gate_on_zero_operands}]\n")
+    with pytest.raises(SpecError, match="did you mean 'gate_on_zero_operand'"):
+        load_spec([case / "parsed-processed-input.yaml", case / "timeloop-mapper.map.yaml",
+                   case / "timeloop-mapper.ERT.yaml", extra], allow_sparse=True)

@@ -9,6 +9,7 @@ bandwidth, skipped ones do not) and energy (per action, from the ERT). See docs/
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
 
@@ -40,6 +41,10 @@ class SparseSpec:
     densities: dict[str, DensityModel] = field(default_factory=dict)
     formats: dict[tuple[str, str], tuple[RankFormat, ...]] = field(default_factory=dict)
     actions: tuple[ActionOptimization, ...] = ()
+    # compute-level optimizations (Sparseloop's gate_on_zero_operand /
+    # skip_on_not_aligned_operands)
+    compute_gating: bool = False
+    compute_skipping: bool = False
 
     def density(self, tensor: str) -> DensityModel:
         return self.densities.get(tensor, DENSE)
@@ -47,7 +52,7 @@ class SparseSpec:
     @property
     def is_dense(self) -> bool:
         return (all(d.dense for d in self.densities.values()) and not self.formats
-                and not self.actions)
+                and not self.actions and not self.compute_gating and not self.compute_skipping)
 
 
 @dataclass
@@ -162,6 +167,9 @@ def sparse_evaluate(problem: Problem, arch: Architecture, mapping: Mapping, ev: 
     by_key = {(r.level, r.tensor): r for r in ev.stats}
     rows: dict[tuple[str, str], SparseRow] = {}
     computes = ev.macs
+    operand_saf = False
+    # per operand at its innermost keeper: (density, stored with metadata)
+    operand_state: list[tuple[float, bool]] = []
     for ds in problem.data_spaces:
         t = ds.name
         dens = spec.density(t)
@@ -249,13 +257,50 @@ def sparse_evaluate(problem: Problem, arch: Architecture, mapping: Mapping, ev: 
             parent_compressed = compressed
             if p_own is not None:
                 p_above = p_own
+        if not ds.read_write:
+            inner = arch.levels[keepers[-1]].name
+            operand_state.append((dens.density, bool(spec.formats.get((inner, t)))
+                                  and not dens.dense))
         if not ds.read_write and own:
+            operand_saf = True
             innermost = max(own)
             child = next((k for k in keepers if k > innermost), n)
             p = _prob_ineffectual(own[innermost], problem, nest, spec, arch, innermost, ds, child)
             computes -= _floor(computes * p)
+    gated = skipped = 0
+    if not operand_saf:
+        computes, gated, skipped = classify_computes(ev.macs, operand_state,
+                                                     spec.compute_gating, spec.compute_skipping)
     ordered = [rows[(r.level, r.tensor)] for r in ev.stats]
-    return _micro_architecture(problem, arch, ev, ordered, computes)
+    return _micro_architecture(problem, arch, ev, ordered, computes, gated, skipped)
+
+
+def classify_computes(total: int, operands: list[tuple[float, bool]], gate: bool, skip: bool
+                      ) -> tuple[int, int, int]:
+    """(actual, gated, skipped) computes when no storage optimization removed any: each
+    operand is nonzero (d), a stored zero (1 - d, uncompressed) or absent (1 - d, compressed).
+    All absent: the compute never exists. Some absent: skipped by an aligning unit
+    (`skip`), else gated (`gate`), else performed. Zeros present, none absent: gated (`gate`)
+    or performed."""
+    p_gate = p_skip = p_none = 0.0
+    for states in itertools.product(range(3), repeat=len(operands)):  # 0 nonzero, 1 zero, 2 absent
+        p = 1.0
+        for state, (d, compressed) in zip(states, operands, strict=True):
+            p *= (d, 0.0 if compressed else 1.0 - d, 1.0 - d if compressed else 0.0)[state]
+        if not p:
+            continue
+        absent = sum(1 for x in states if x == 2)
+        if absent == len(operands) and operands:
+            p_none += p
+        elif absent:
+            if skip:
+                p_skip += p
+            elif gate:
+                p_gate += p
+        elif any(x == 1 for x in states) and gate:
+            p_gate += p
+    skipped, gated, none = _floor(total * p_skip), _floor(total * p_gate), _floor(total * p_none)
+    return total - skipped - gated - none, gated, skipped
 
 
 def _prob_ineffectual(opts: list[ActionOptimization], problem: Problem, nest, spec: SparseSpec,
@@ -347,7 +392,8 @@ MD_ACTIONS = {"reads": "metadata_read", "fills": "metadata_write", "updates": "m
 
 
 def _micro_architecture(problem: Problem, arch: Architecture, ev: Evaluation,
-                        rows: list[SparseRow], computes: int) -> SparseEvaluation:
+                        rows: list[SparseRow], computes: int, gated_computes: int = 0,
+                        skipped_computes: int = 0) -> SparseEvaluation:
     """Energy per action from the ERT; bandwidth demand (actual + gated) -> cycles."""
     for r in rows:
         lv = arch.levels[arch.index(r.level)]
@@ -375,7 +421,7 @@ def _micro_architecture(problem: Problem, arch: Architecture, ev: Evaluation,
         e += r.compressions * _energy(lv, "compression_count")
         r.energy_pJ = e * lv.utilized_clusters(r.dense.utilized_instances)
     used = max(ev.compute_utilized_instances, 1)
-    compute_cycles = math.ceil(computes / used)
+    compute_cycles = math.ceil((computes + gated_computes) / used)
     cycles = compute_cycles
     summaries: list[LevelSummary] = []
     by_level: dict[str, list[SparseRow]] = {}
@@ -413,12 +459,19 @@ def _micro_architecture(problem: Problem, arch: Architecture, ev: Evaluation,
             s.leakage_pJ = lv.energy["leak"].pJ * cycles * s.utilized_instances
             s.energy_pJ += s.leakage_pJ
     comp = arch.compute
-    compute_energy = computes * action_energy(comp, "compute")
+    e_compute = action_energy(comp, "compute")
+    ce = comp.energy
+    e_gated = next((ce[a].pJ for a in ("gated_compute", "compute_gated") if a in ce), e_compute)
+    e_skipped = next((ce[a].pJ for a in ("skipped_compute", "compute_skipped") if a in ce),
+                     e_gated)
+    compute_energy = (computes * e_compute + gated_computes * e_gated
+                      + skipped_computes * e_skipped)
     total = compute_energy + sum(s.energy_pJ for s in summaries)
     return SparseEvaluation(
-        dense=ev, rows=rows, macs=ev.macs, actual_computes=computes, gated_computes=0,
-        skipped_computes=0, compute_cycles=compute_cycles, cycles=cycles,
-        utilization=computes / (comp.instances * cycles) if cycles else 0.0,
+        dense=ev, rows=rows, macs=ev.macs, actual_computes=computes,
+        gated_computes=gated_computes, skipped_computes=skipped_computes,
+        compute_cycles=compute_cycles, cycles=cycles,
+        utilization=(computes + gated_computes) / (comp.instances * cycles) if cycles else 0.0,
         compute_energy_pJ=compute_energy, levels=summaries, energy_pJ=total)
 
 

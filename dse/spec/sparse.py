@@ -51,6 +51,8 @@ def read_sparse(data, problem: Problem, arch: Architecture) -> SparseSpec:
     so = data.get("sparse_optimizations")
     formats: dict[tuple[str, str], tuple[RankFormat, ...]] = {}
     actions: list[ActionOptimization] = []
+    compute_node = None
+    compute_flags = (False, False)
     if so:
         path = "sparse_optimizations"
         require_mapping(so, path, data, "sparse_optimizations")
@@ -62,13 +64,20 @@ def read_sparse(data, problem: Problem, arch: Architecture) -> SparseSpec:
             require_mapping(tgt, tp)
             check_keys(tgt, TARGET_KEYS, tp)
             level = str(get(tgt, "name"))
+            if level == arch.compute.name:
+                check_keys(tgt, {"name", "compute_optimization"}, tp)
+                compute_flags = _compute_optimization(tgt, tp)
+                compute_node = tgt
+                continue
             if level not in levels:
                 raise SpecError(f"sparse optimization for unknown level '{level}'",
                                 key_path=f"{tp}.name", expected=f"one of {', '.join(levels)}",
                                 hint=did_you_mean(level, levels), **where(tgt, "name"))
             if get(tgt, "compute_optimization"):
-                raise not_modelled("compute-level gating/skipping", tgt, "compute_optimization",
-                                   tp)
+                raise SpecError(f"compute_optimization belongs to the compute level "
+                                f"{arch.compute.name}, not to storage level {level}",
+                                key_path=f"{tp}.compute_optimization",
+                                **where(tgt, "compute_optimization"))
             rf = get(tgt, "representation_format")
             if rf:
                 _formats(rf, f"{tp}.representation_format", tgt, level, tensors, formats)
@@ -76,7 +85,37 @@ def read_sparse(data, problem: Problem, arch: Architecture) -> SparseSpec:
                                                 f"{tp}.action_optimization", tgt,
                                                 "action_optimization")):
                 actions.extend(_action(ao, f"{tp}.action_optimization[{k}]", level, tensors))
-    return SparseSpec(densities, formats, tuple(actions))
+    gating = skipping = False
+    if compute_node is not None:
+        gating, skipping = compute_flags
+        operand_saf = [a for a in actions if not problem.data_space(a.target).read_write]
+        if (gating or skipping) and operand_saf:
+            raise not_modelled(
+                "compute-level optimization together with storage gating/skipping of an "
+                f"operand ({operand_saf[0].target} at {operand_saf[0].level})", compute_node,
+                "compute_optimization", "sparse_optimizations.targets")
+    return SparseSpec(densities, formats, tuple(actions), gating, skipping)
+
+
+COMPUTE_TYPES = {"gate_on_zero_operand": "gating", "gating": "gating",
+                 "skip_on_not_aligned_operands": "skipping", "skipping": "skipping"}
+
+
+def _compute_optimization(tgt, path: str) -> tuple[bool, bool]:
+    kinds = set()
+    for j, opt in enumerate(require_list(get(tgt, "compute_optimization") or [],
+                                         f"{path}.compute_optimization", tgt,
+                                         "compute_optimization")):
+        op = f"{path}.compute_optimization[{j}]"
+        require_mapping(opt, op)
+        check_keys(opt, {"type"}, op)
+        kind = str(get(opt, "type")).replace("-", "_")
+        if kind not in COMPUTE_TYPES:
+            raise SpecError(f"unknown compute optimization '{kind}'", key_path=f"{op}.type",
+                            expected=" or ".join(sorted(COMPUTE_TYPES)),
+                            hint=did_you_mean(kind, COMPUTE_TYPES), **where(opt, "type"))
+        kinds.add(COMPUTE_TYPES[kind])
+    return "gating" in kinds, "skipping" in kinds
 
 
 def _density(node, path: str, parent, key, tensor_size: int) -> DensityModel:

@@ -133,3 +133,18 @@ def check_ranks(case, got) -> list[str]:
 ])
 def test_sparseloop_case(name: str) -> None:
     check_case(name)
+
+
+def test_decompression_and_compression_counts() -> None:
+    """Eyeriss-like: DRAM keeps Inputs and Outputs compressed, shared_glb uncompressed. The
+    glb decompresses each of its 1,382,400 Inputs fills and compresses what becomes DRAM's
+    104,613 actual Outputs updates; with those counts both energies agree to the print
+    resolution (0.01 pJ), tighter than the 1 % the case test allows."""
+    case, _, sev = load_case("sparseloop_04_2_1_eyeriss_like_gating")
+    glb = {r.tensor: r for r in sev.rows if r.level == "shared_glb"}
+    assert glb["Inputs"].decompressions == 1_382_400 and glb["Inputs"].compressions == 0
+    assert glb["Outputs"].compressions == 104_613 and glb["Outputs"].decompressions == 0
+    want = {(r["level"], r["tensor"]): float(r["energy_pJ"])
+            for r in csv.DictReader(open(case / "expected.csv"))}
+    for t in ("Inputs", "Outputs"):
+        assert glb[t].energy_pJ == pytest.approx(want[("shared_glb", t)], abs=0.011)

@@ -185,6 +185,7 @@ def sparse_evaluate(problem: Problem, arch: Architecture, mapping: Mapping, ev: 
                 own.setdefault(holder, []).append(ao)
         p_above = 0.0
         parent_compressed = False
+        parent_row: SparseRow | None = None
         for pos, i in enumerate(keepers):
             lv = arch.levels[i]
             d = by_key[(lv.name, t)]
@@ -249,12 +250,15 @@ def sparse_evaluate(problem: Problem, arch: Architecture, mapping: Mapping, ev: 
                 utilized_capacity_words=dens.max_occupancy(tile) if compressed else tile,
                 density=dens, temporal_reductions=reductions,
             )
-            if pos > 0 and parent_compressed and not compressed:
+            if parent_row is not None and parent_compressed and not compressed:
+                # every fill arrives compressed; what goes up is compressed into the
+                # parent's (compressed) updates
                 row.decompressions = data["fills"].actual
                 if ds.read_write:
-                    row.compressions = data["updates"].actual
+                    row.compressions = parent_row.data["updates"].actual
             rows[(lv.name, t)] = row
             parent_compressed = compressed
+            parent_row = row
             if p_own is not None:
                 p_above = p_own
         if not ds.read_write:

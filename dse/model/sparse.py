@@ -232,7 +232,7 @@ def sparse_evaluate(problem: Problem, arch: Architecture, mapping: Mapping, ev: 
                     for u in per_tile:
                         triple = []
                         for units in (u.metadata, u.payload):
-                            x = _ceil(units * alg / tile) if tile else 0
+                            x = math.ceil(units * alg / tile) if tile else 0  # raw, as Timeloop
                             x -= _floor(x * p_above)
                             off = _floor(x * p_cond) if (p_own is not None and k != "fills") else 0
                             triple.append((x - off, off))

@@ -438,10 +438,10 @@ def _micro_architecture(problem: Problem, arch: Architecture, ev: Evaluation,
             k = bandwidth_scale(lv, problem.data_space(r.tensor))
             rd += (r.data["reads"].actual + r.data["reads"].gated) * k
             wr += sum(r.data[x].actual + r.data[x].gated for x in ("fills", "updates")) * k
-            if r.formats:
-                rd += sum(_metadata_bits(lv, r, "reads", w) for w in (0, 1)) / lv.datawidth
+            if r.formats:  # whole data words of metadata (Timeloop divides integers)
+                rd += sum(_metadata_bits(lv, r, "reads", w) for w in (0, 1)) // lv.datawidth
                 wr += sum(_metadata_bits(lv, r, x, w) for x in ("fills", "updates")
-                          for w in (0, 1)) / lv.datawidth
+                          for w in (0, 1)) // lv.datawidth
         slowdown = 1.0
         if compute_cycles:
             rd, wr = rd / compute_cycles, wr / compute_cycles

@@ -111,3 +111,19 @@ def test_hypergeometric_density_is_read(tmp_path: Path) -> None:
     summ = json.loads((tmp_path / "o" / "summary.json").read_text())
     assert summ["actual_computes"] == 4 and summ["cycles"] == 16
     assert summ["energy_pJ"] == pytest.approx(53.8658, rel=1e-3)
+
+
+def test_decompression_needs_support(tmp_path: Path) -> None:
+    """Eyeriss-like: shared_glb keeps Inputs/Outputs uncompressed below a compressed DRAM; it
+    must say it can decompress them."""
+    case = SPARSELOOP_REFS / "sparseloop_04_2_1_eyeriss_like_gating" / "inputs"
+    text = (case / "parsed-processed-input.yaml").read_text()
+    assert text.count("decompression_supported: true") == 1
+    edited = tmp_path / "spec.yaml"
+    edited.write_text(text.replace("decompression_supported: true",
+                                   "decompression_supported: false"))
+    r = dse("model", edited, case / "timeloop-mapper.map.yaml", case / "timeloop-mapper.ERT.yaml",
+            "-q")
+    assert r.exit_code == 2, r.output
+    assert "level shared_glb keeps Inputs uncompressed" in r.output
+    assert "decompression_supported" in r.output

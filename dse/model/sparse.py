@@ -519,6 +519,18 @@ def check_sparse_capacity(arch: Architecture, mapping: Mapping, sev: SparseEvalu
                 f"holds {cap} words per instance", file=mapping.source, line=mapping.line,
                 key_path=f"mapping.{name}",
                 hint="use smaller factors at or below this level, or bypass a tensor here")
+        for r in rows:
+            for count, attr, what in (
+                    (r.decompressions, "decompression_supported", "decompress its fills"),
+                    (r.compressions, "compression_supported", "compress its updates")):
+                if count and str(lv.attributes.get(attr, False)).lower() != "true":
+                    raise MappingError(
+                        f"level {name} keeps {r.tensor} uncompressed below a level that "
+                        f"keeps it compressed, so it must {what}, but its `{attr}` is not "
+                        "true", file=mapping.source, line=mapping.line,
+                        key_path=f"architecture.{name}.attributes.{attr}",
+                        hint=f"set {attr}: true, give {name} a compressed format for "
+                        f"{r.tensor}, or bypass {r.tensor} at {name}")
         depth = _attr(lv, "metadata_storage_depth", 0)
         width = _attr(lv, "metadata_storage_width", 0)
         if not (depth and width):

@@ -106,9 +106,10 @@ def refuse_sparse(node, key: str, path: str) -> None:
     value = node.get(key) if isinstance(node, dict) else None
     if value in (None, {}, []):
         return
-    raise not_modelled("sparsity", node, key, path,
-                       hint="dse models dense tensors only; remove it to evaluate the dense "
-                       "design")
+    raise not_modelled("sparsity given here", node, key, path,
+                       hint="`dse model` reads Sparseloop's top-level form (`sparse_optimizations:"
+                       " {targets: [{name: LEVEL, ...}]}`, `problem.instance.densities`); see "
+                       "docs/sparse.md")
 
 
 def check_attributes(attrs: Node, path: str) -> None:

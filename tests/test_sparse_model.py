@@ -189,3 +189,16 @@ def test_compute_optimization_is_read_and_checked(tmp_path) -> None:
     with pytest.raises(SpecError, match="did you mean 'gate_on_zero_operand'"):
         load_spec([case / "parsed-processed-input.yaml", case / "timeloop-mapper.map.yaml",
                    case / "timeloop-mapper.ERT.yaml", extra], allow_sparse=True)
+
+
+def test_unused_formats_and_relocated_optimizations_are_noted() -> None:
+    """spMspM: the mapper bypassed A at Buffer, so Buffer's format for A is unused and A's
+    skipping acts at BackingStorage; both are said, not silently applied or dropped."""
+    spec = _spmspm()
+    _, sev = _run(spec, spec.sparse)
+    assert any("Buffer has a representation format for A but does not keep A" in n
+               for n in sev.notes)
+    assert any("skipping of A declared at Buffer acts at BackingStorage" in n for n in sev.notes)
+    _, dense = _run(_load(SPARSELOOP_REFS, "sparseloop_01_2_2_sudu_dot_product"),
+                    _load(SPARSELOOP_REFS, "sparseloop_01_2_2_sudu_dot_product").sparse)
+    assert dense.notes == []

@@ -68,6 +68,8 @@ def model(files: tuple[str, ...], out_dir: str | None, link_transfers: str | Non
 
         shown = sparse_evaluate(spec.problem, spec.arch, spec.mapping, ev, spec.sparse)
         check_sparse_capacity(spec.arch, spec.mapping, shown)
+        for note in shown.notes:
+            click.echo(note, err=True)
         rows = sparse_level_rows(shown, spec.arch)
         summ = sparse_summary(shown, spec.arch, spec.problem, spec.document.hashes, extra)
         columns = LEVEL_COLUMNS + SPARSE_COLUMNS

@@ -115,6 +115,8 @@ class SparseEvaluation:
     compute_energy_pJ: float
     levels: list[LevelSummary]
     energy_pJ: float
+    # what the mapping made of the sparse inputs (relocated or unused optimizations)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def pJ_per_mac(self) -> float:
@@ -167,6 +169,9 @@ def sparse_evaluate(problem: Problem, arch: Architecture, mapping: Mapping, ev: 
     by_key = {(r.level, r.tensor): r for r in ev.stats}
     rows: dict[tuple[str, str], SparseRow] = {}
     computes = ev.macs
+    notes = [f"note: {lv} has a representation format for {t} but does not keep {t} under "
+             "this mapping; the format is unused (as in Sparseloop)"
+             for lv, t in spec.formats if (lv, t) not in by_key]
     operand_saf = False
     # per operand at its innermost keeper: (density, stored with metadata)
     operand_state: list[tuple[float, bool]] = []
@@ -183,6 +188,10 @@ def sparse_evaluate(problem: Problem, arch: Architecture, mapping: Mapping, ev: 
             holder = max((i for i in keepers if i <= li), default=None)
             if holder is not None:
                 own.setdefault(holder, []).append(ao)
+                if holder != li:
+                    notes.append(f"note: the {ao.kind} of {t} declared at {ao.level} acts at "
+                                 f"{arch.levels[holder].name}, the nearest outer level "
+                                 f"keeping {t}")
         p_above = 0.0
         parent_compressed = False
         parent_row: SparseRow | None = None
@@ -276,7 +285,9 @@ def sparse_evaluate(problem: Problem, arch: Architecture, mapping: Mapping, ev: 
         computes, gated, skipped = classify_computes(ev.macs, operand_state,
                                                      spec.compute_gating, spec.compute_skipping)
     ordered = [rows[(r.level, r.tensor)] for r in ev.stats]
-    return _micro_architecture(problem, arch, ev, ordered, computes, gated, skipped)
+    sev = _micro_architecture(problem, arch, ev, ordered, computes, gated, skipped)
+    sev.notes = notes
+    return sev
 
 
 def classify_computes(total: int, operands: list[tuple[float, bool]], gate: bool, skip: bool

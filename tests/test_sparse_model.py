@@ -199,6 +199,6 @@ def test_unused_formats_and_relocated_optimizations_are_noted() -> None:
     assert any("Buffer has a representation format for A but does not keep A" in n
                for n in sev.notes)
     assert any("skipping of A declared at Buffer acts at BackingStorage" in n for n in sev.notes)
-    _, dense = _run(_load(SPARSELOOP_REFS, "sparseloop_01_2_2_sudu_dot_product"),
+    _, sudu = _run(_load(SPARSELOOP_REFS, "sparseloop_01_2_2_sudu_dot_product"),
                     _load(SPARSELOOP_REFS, "sparseloop_01_2_2_sudu_dot_product").sparse)
-    assert dense.notes == []
+    assert sudu.notes == []

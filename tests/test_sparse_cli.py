@@ -127,3 +127,36 @@ def test_decompression_needs_support(tmp_path: Path) -> None:
     assert r.exit_code == 2, r.output
     assert "level shared_glb keeps Inputs uncompressed" in r.output
     assert "decompression_supported" in r.output
+
+
+CASES = sorted(r["folder"] for r in csv.DictReader(open(SPARSELOOP_REFS / "MANIFEST.csv")))
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_levels_csv_carries_the_reference_columns(tmp_path: Path, name: str) -> None:
+    """End to end: every column levels.csv shares with the reference expected.csv holds the
+    reference's value (counts exactly, formats as printed, energies within 1 %)."""
+    import yaml
+
+    case = SPARSELOOP_REFS / name
+    meta = yaml.safe_load((case / "case.yaml").read_text())
+    r = dse("model", *[case / "inputs" / f for f in meta["inputs"]], "--out", tmp_path, "-q")
+    assert r.exit_code == 0, r.output
+    got = {(x["level"], x["tensor"]): x for x in csv.DictReader(open(tmp_path / "levels.csv"))}
+    expected = list(csv.DictReader(open(case / "expected.csv")))
+    shared = [c for c in expected[0] if c in next(iter(got.values()))
+              and c not in ("level", "tensor")]
+    if name != "sparseloop_01_2_1_dudu_dot_product":  # the dense anchor: dense columns only
+        assert "skipped_reads_per_instance" in shared and "computes" in shared
+    for want in expected:
+        have = got[(want["level"], want["tensor"])]
+        for col in shared:
+            w, h = want[col], have[col]
+            if w == "" or h == "":
+                continue
+            if col == "energy_pJ":
+                assert float(h) == pytest.approx(float(w), rel=0.01, abs=0.011), (want, col)
+            elif col in ("representation_format", "density_distribution"):
+                assert h == w, (want["level"], want["tensor"], col)
+            else:
+                assert abs(float(h) - float(w)) <= 1, (want["level"], want["tensor"], col, h, w)

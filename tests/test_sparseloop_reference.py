@@ -91,6 +91,13 @@ def check_case(name: str) -> None:
     summ = json.loads((case / "expected_summary.json").read_text())
     if sev.cycles != summ["cycles"]:
         bad.append(f"cycles {sev.cycles} vs {summ['cycles']}")
+    cycles = {lv.name: lv.cycles for lv in sev.levels}
+    cycles[sev.dense.compute_name] = sev.compute_cycles
+    for level, want in summ["level_cycles"].items():
+        if cycles[level] != want:
+            bad.append(f"level {level} cycles {cycles[level]} vs {want}")
+    if sev.utilization != pytest.approx(summ["utilization"], rel=1e-9):
+        bad.append(f"utilization {sev.utilization} vs {summ['utilization']}")
     levels = sev.level_energy()
     for level, energy in summ["level_energy_pJ"].items():
         if not close(levels[level], energy):

@@ -23,6 +23,21 @@ LEVEL_COLUMNS = [
     "peer_accesses_per_instance", "read_energy_pJ", "fill_energy_pJ",
     "update_energy_pJ", "energy_pJ", "energy_source",
 ]
+# added when the design is sparse (dse.model.sparse): reads/fills/updates above are the actual
+# ones, utilized_capacity_words the compressed tile
+SPARSE_COLUMNS = [
+    "algorithmic_reads_per_instance", "gated_reads_per_instance", "skipped_reads_per_instance",
+    "algorithmic_fills_per_instance", "gated_fills_per_instance", "skipped_fills_per_instance",
+    "algorithmic_updates_per_instance", "gated_updates_per_instance",
+    "skipped_updates_per_instance", "metadata_reads_per_instance",
+    "gated_metadata_reads_per_instance", "skipped_metadata_reads_per_instance",
+    "metadata_fills_per_instance", "gated_metadata_fills_per_instance",
+    "skipped_metadata_fills_per_instance", "metadata_updates_per_instance",
+    "gated_metadata_updates_per_instance", "skipped_metadata_updates_per_instance",
+    "decompressions_per_instance", "compressions_per_instance", "representation_format",
+    "metadata_capacity_units", "data_tile_shape_words", "density_distribution", "computes",
+    "algorithmic_computes", "gated_computes", "skipped_computes",
+]
 
 
 def level_rows(ev: Evaluation, arch) -> list[dict]:
@@ -80,6 +95,58 @@ def level_rows(ev: Evaluation, arch) -> list[dict]:
         "energy_source": comp.energy["compute"].source,
     })
     return [{c: row.get(c, "") for c in LEVEL_COLUMNS} for row in rows]
+
+
+def sparse_level_rows(sev, arch) -> list[dict]:
+    """levels.csv rows of a sparse evaluation: the dense rows with actual counts, compressed
+    capacities, energies with metadata, and the sparse columns."""
+    from dse.model.sparse import sparse_columns
+
+    rows = level_rows(sev.dense, arch)
+    by_key = {(r.level, r.tensor): r for r in sev.rows}
+    leak = {s.name: s.leakage_pJ for s in sev.levels}
+    out = []
+    for row in rows:
+        row = {**row, **{c: "" for c in SPARSE_COLUMNS}}
+        key = (row["level"], row["tensor"])
+        if key in by_key:
+            r = by_key[key]
+            row.update(sparse_columns(r))
+            row.update({
+                "utilized_capacity_words": r.utilized_capacity_words,
+                "reads_per_instance": r.data["reads"].actual,
+                "fills_per_instance": r.data["fills"].actual,
+                "updates_per_instance": r.data["updates"].actual,
+                "temporal_reductions_per_instance": r.temporal_reductions,
+                "read_energy_pJ": "", "fill_energy_pJ": "", "update_energy_pJ": "",
+                "energy_pJ": _f(r.energy_pJ),
+            })
+        elif row["tensor"] == "leakage":
+            row["energy_pJ"] = _f(leak[row["level"]])
+        elif row["tensor"] == "compute":
+            row.update({"energy_pJ": _f(sev.compute_energy_pJ), "computes": sev.actual_computes,
+                        "algorithmic_computes": sev.macs, "gated_computes": sev.gated_computes,
+                        "skipped_computes": sev.skipped_computes})
+        out.append(row)
+    return out
+
+
+def sparse_summary(sev, arch, problem, inputs: dict[str, str], extra: dict | None = None
+                   ) -> dict:
+    """summary.json of a sparse evaluation: the dense keys with sparse totals, plus computes."""
+    out = summary(sev.dense, arch, problem, inputs, extra)
+    out.update({
+        "cycles": sev.cycles, "compute_cycles": sev.compute_cycles,
+        "utilization": sev.utilization, "energy_pJ": sev.energy_pJ,
+        "pJ_per_mac": sev.pJ_per_mac, "actual_computes": sev.actual_computes,
+        "gated_computes": sev.gated_computes, "skipped_computes": sev.skipped_computes,
+        "level_energy_pJ": sev.level_energy(),
+        "level_leakage_pJ": {s.name: s.leakage_pJ for s in sev.levels},
+        "level_cycles": {s.name: s.cycles for s in sev.levels},
+        "level_bandwidth_slowdown": {s.name: s.slowdown for s in sev.levels},
+        "dense_energy_pJ": sev.dense.energy_pJ, "dense_cycles": sev.dense.cycles,
+    })
+    return out
 
 
 def _f(x: float) -> float:
@@ -167,13 +234,14 @@ def csv_text(rows: list[dict], columns: list[str]) -> str:
     return buf.getvalue()
 
 
-def write_outputs(out_dir: Path, rows: list[dict], summ: dict) -> None:
-    atomic_write(out_dir / "levels.csv", csv_text(rows, LEVEL_COLUMNS))
+def write_outputs(out_dir: Path, rows: list[dict], summ: dict,
+                  columns: list[str] | None = None) -> None:
+    atomic_write(out_dir / "levels.csv", csv_text(rows, columns or LEVEL_COLUMNS))
     atomic_write(out_dir / "summary.json", json.dumps(summ, indent=2) + "\n")
 
 
-def terminal_table(ev: Evaluation, rows: list[dict]) -> str:
-    """A readable fixed-width table plus the totals."""
+def terminal_table(ev, rows: list[dict]) -> str:
+    """A readable fixed-width table plus the totals (`ev`: a dense or sparse evaluation)."""
     head = ["level", "tensor", "inst", "tile", "reads/inst", "fills/inst", "updates/inst",
             "energy_pJ"]
     body = []
@@ -184,6 +252,11 @@ def terminal_table(ev: Evaluation, rows: list[dict]) -> str:
             _n(r["utilized_capacity_words"]), _n(r["reads_per_instance"]),
             _n(r["fills_per_instance"]), _n(r["updates_per_instance"]), _e(r["energy_pJ"]),
         ])
+    if rows and "gated_reads_per_instance" in rows[0]:  # sparse: where the rest went
+        head.insert(5, "gated/skipped reads")
+        for b, r in zip(body, rows, strict=True):
+            g, k = r["gated_reads_per_instance"], r["skipped_reads_per_instance"]
+            b.insert(5, f"{g:,}/{k:,}" if isinstance(g, int) else "")
     widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(head)]
     lines = ["  ".join(h.ljust(w) if i < 2 else h.rjust(w) for i, (h, w) in
                        enumerate(zip(head, widths, strict=True)))]
@@ -194,9 +267,18 @@ def terminal_table(ev: Evaluation, rows: list[dict]) -> str:
     lines.append("")
     lines.append(
         f"MACs {ev.macs:,}   cycles {ev.cycles:,}   utilization {ev.utilization:.3f}   "
-        f"energy {ev.energy_pJ / 1e6:,.3f} uJ   {ev.pJ_per_mac:.4f} pJ/MAC"
+        f"energy {_energy_text(ev.energy_pJ)}   {ev.pJ_per_mac:.4f} pJ/MAC"
     )
+    if "actual_computes" in dir(ev):
+        lines.append(f"computes: actual {ev.actual_computes:,}   gated {ev.gated_computes:,}   "
+                     f"skipped {ev.skipped_computes:,}   (dense model: "
+                     f"{ev.dense.energy_pJ:,.2f} pJ, {ev.dense.cycles:,} cycles)")
     return "\n".join(lines)
+
+
+def _energy_text(pJ: float) -> str:
+    """uJ, or pJ for designs too small to show in uJ."""
+    return f"{pJ / 1e6:,.3f} uJ" if pJ >= 1e3 else f"{pJ:,.2f} pJ"
 
 
 def _n(x) -> str:

@@ -40,7 +40,7 @@ def model(files: tuple[str, ...], out_dir: str | None, link_transfers: str | Non
 
     spec = load_spec(files, need_mapping=False,
                      parameters=parse_settings(settings) if settings else None,
-                     jinja_data=parse_data(jinja_items))
+                     jinja_data=parse_data(jinja_items), allow_sparse=True)
     check_layer(spec.problem, spec.arch)  # the hardware's rules come before the mapping
     spec.mapping = read_mapping(spec.document, spec.arch, spec.problem, spec.arch_constraints)
     for note in spec.document.notes:
@@ -48,14 +48,38 @@ def model(files: tuple[str, ...], out_dir: str | None, link_transfers: str | Non
     from dse.model.links import resolve_link_mode
 
     mode = resolve_link_mode(spec.arch, link_mode(link_transfers, no_link_transfers))
+    if spec.sparse is not None and generation != "2024":
+        from dse.errors import SpecError
+
+        raise SpecError("sparse designs are modelled as the 2024 Timeloop (Sparseloop) build "
+                        "only", key_path="--timeloop-generation", found=generation,
+                        hint="drop --timeloop-generation legacy")
+    # a sparse design's tiles are checked once compressed (dse.model.sparse)
     ev = evaluate(spec.problem, spec.arch, spec.mapping, link_transfers=mode,
-                  generation=generation)
-    rows = level_rows(ev, spec.arch)
+                  generation=generation, check_capacity=spec.sparse is None)
+    extra = {"link_transfers": mode}
+    if spec.sparse is not None:
+        from dse.model.sparse import check_sparse_capacity, sparse_evaluate
+        from dse.report_model import (
+            LEVEL_COLUMNS,
+            SPARSE_COLUMNS,
+            sparse_level_rows,
+            sparse_summary,
+        )
+
+        shown = sparse_evaluate(spec.problem, spec.arch, spec.mapping, ev, spec.sparse)
+        check_sparse_capacity(spec.arch, spec.mapping, shown)
+        for note in shown.notes:
+            click.echo(note, err=True)
+        rows = sparse_level_rows(shown, spec.arch)
+        summ = sparse_summary(shown, spec.arch, spec.problem, spec.document.hashes, extra)
+        columns = LEVEL_COLUMNS + SPARSE_COLUMNS
+    else:
+        shown, rows, columns = ev, level_rows(ev, spec.arch), None
+        summ = summary(ev, spec.arch, spec.problem, spec.document.hashes, extra)
     if out_dir:
-        write_outputs(Path(out_dir), rows, summary(ev, spec.arch, spec.problem,
-                                                   spec.document.hashes,
-                                                   {"link_transfers": mode}))
+        write_outputs(Path(out_dir), rows, summ, columns)
     if not quiet:
-        click.echo(terminal_table(ev, rows))
+        click.echo(terminal_table(shown, rows))
         if out_dir:
             click.echo(f"wrote {out_dir}/levels.csv and {out_dir}/summary.json")

@@ -117,6 +117,9 @@ def apply_overrides(data: Node, overrides: dict, where: str) -> None:
 def load_arch(files: list[str], overrides: dict | None = None, name: str | None = None
               ) -> ArchInput:
     doc = load_documents(files)
+    from dse.spec.sparse import refuse_sparse_search
+
+    refuse_sparse_search(doc.data, "run")
     if overrides:
         doc = copy.copy(doc)
         doc.data = copy.deepcopy(doc.data)

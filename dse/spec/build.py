@@ -8,6 +8,7 @@ two can be mixed in one command.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from dse.arch import Architecture
 from dse.errors import SpecError, did_you_mean
@@ -16,6 +17,9 @@ from dse.spec import timeloop
 from dse.spec.common import get, where
 from dse.spec.yamlload import Document, Node, load_documents
 from dse.workload import Problem
+
+if TYPE_CHECKING:
+    from dse.model.sparse import SparseSpec
 
 KNOWN_TOP_LEVEL = {
     "architecture", "problem", "workload", "mapping", "ERT", "ART", "ERT_summary",
@@ -35,6 +39,8 @@ class Spec:
     document: Document
     arch_constraints: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    # densities / formats / gating-skipping (Sparseloop inputs); None = a dense design
+    sparse: SparseSpec | None = None
 
 
 def _is_native_arch(node) -> bool:
@@ -53,7 +59,6 @@ def _is_native_mapping(node) -> bool:
 
 
 def check_top_level(doc: Document) -> None:
-    timeloop.refuse_sparse(doc.data, "sparse_optimizations", "")
     for key in doc.data:
         if key not in KNOWN_TOP_LEVEL and not str(key).endswith("constraints"):
             f, line = doc.where(key)
@@ -154,14 +159,22 @@ def read_mapping(doc: Document, arch: Architecture, problem: Problem,
 
 
 def load_spec(paths, *, need_mapping: bool = True, parameters: dict | None = None,
-              jinja_data: dict | None = None) -> Spec:
-    """`jinja_data` fills Jinja2 templates among the files (Timeloop's `jinja_parse_data`)."""
+              jinja_data: dict | None = None, allow_sparse: bool = False) -> Spec:
+    """`jinja_data` fills Jinja2 templates among the files (Timeloop's `jinja_parse_data`).
+    `allow_sparse`: the caller handles densities / sparse optimizations (`dse model`);
+    otherwise they are refused (searches model dense designs only)."""
+    from dse.spec import sparse
+
     doc = load_documents(list(paths), jinja_data=jinja_data)
     check_top_level(doc)
+    if not allow_sparse:
+        sparse.refuse_sparse_search(doc.data)
     problem = read_problem(doc)
     arch, cons = read_arch(doc, parameters)
     mapping = read_mapping(doc, arch, problem, cons) if need_mapping else None
-    return Spec(problem, arch, mapping, doc, cons)
+    sp = sparse.read_sparse(doc.data, problem, arch) if sparse.has_sparse_inputs(doc.data) \
+        else None
+    return Spec(problem, arch, mapping, doc, cons, sparse=sp)
 
 
 __all__ = ["Spec", "load_spec", "Node", "get", "where"]

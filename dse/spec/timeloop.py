@@ -77,7 +77,7 @@ IGNORED_ATTRIBUTES = {
     "reduction_supported", "has_power_gating", "power_gated_at", "latency", "n_rw_ports",
     "update_fifo_depth", "multiplier_width", "adder_width", "network_fill_latency",
     "network_drain_latency", "area_share", "cycle_time", "resolution", "vdd", "voltage",
-    # sparse-capable hardware: used only with sparse_optimizations, which is refused
+    # sparse-capable hardware: read by the sparse model (dse.model.sparse) from `attributes`
     "metadata_block_size", "metadata_datawidth", "metadata_storage_width",
     "metadata_storage_depth", "concordant_compressed_tile_traversal", "tile_partition_supported",
     "decompression_supported", "compression_supported",
@@ -101,13 +101,15 @@ def not_modelled(what: str, node, key: str, path: str, hint: str | None = None) 
 
 
 def refuse_sparse(node, key: str, path: str) -> None:
-    """`sparse_optimizations` or tensor `densities` anywhere: refused until sparsity lands."""
+    """Sparse keys dse does not read (on architecture nodes, in native files): refused.
+    Sparseloop's top-level `sparse_optimizations` and `densities` are read by dse.spec.sparse."""
     value = node.get(key) if isinstance(node, dict) else None
     if value in (None, {}, []):
         return
-    raise not_modelled("sparsity", node, key, path,
-                       hint="dse models dense tensors only; remove it to evaluate the dense "
-                       "design")
+    raise not_modelled("sparsity given here", node, key, path,
+                       hint="`dse model` reads Sparseloop's top-level form (`sparse_optimizations:"
+                       " {targets: [{name: LEVEL, ...}]}`, `problem.instance.densities`); see "
+                       "docs/sparse.md")
 
 
 def check_attributes(attrs: Node, path: str) -> None:
@@ -692,8 +694,7 @@ def read_problem(node: Node, path: str = "problem") -> Problem:
         if key not in allowed:
             # Timeloop ignores extra instance keys (H, W, G...) only when they aren't shape dims
             continue
-        if key == "densities":
-            refuse_sparse(inst, "densities", f"{path}.instance")
+        if key == "densities":  # read by dse.spec.sparse (Sparseloop densities)
             continue
         value = number(inst, key, f"{path}.instance", integer=True)
         if key in coefs:

@@ -177,10 +177,38 @@ def test_found_mappings_do_not_beat_the_bound() -> None:
 
 
 @pytest.mark.slow
-@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(C=st.sampled_from([2, 4, 8, 16]), K=st.sampled_from([4, 8, 16]),
        P=st.sampled_from([4, 7, 8, 14]), R=st.sampled_from([1, 3]), stride=st.integers(1, 2),
        glb=st.sampled_from([256, 2048, 131072]), seed=st.integers(0, 100))
 def test_no_found_mapping_beats_the_bound(C, K, P, R, stride, glb, seed) -> None:
     actual, bound = found_mapping_vs_bound(C, K, P, R, stride, glb, seed)
     assert actual >= bound
+
+
+def test_run_writes_bound_columns(tmp_path: Path) -> None:
+    import csv
+
+    from click.testing import CliRunner
+
+    from dse.cli import main
+
+    out = tmp_path / "r8"
+    res = CliRunner().invoke(main, ["run", "--arch", "eyeriss_like", "--workload", "resnet8",
+                                    "--out", str(out), "--max-evals", "500",
+                                    "--store", str(tmp_path / "s.sqlite"), "-q"])
+    assert res.exit_code == 0, res.output
+    rows = list(csv.DictReader(open(out / "layers.csv")))
+    (tot,) = csv.DictReader(open(out / "totals.csv"))
+    above = 0
+    for r in rows:
+        words = int(r["reads_DRAM_words"]) + int(r["writes_DRAM_words"])
+        bound = int(r["dram_words_lower_bound"])
+        assert words >= bound > 0, r["layer"]
+        assert float(r["dram_traffic_over_bound"]) == pytest.approx(words / bound)
+        assert float(r["dram_bytes"]) == words  # eyeriss_like DRAM words are 8 bits
+        above += words > bound
+    assert above  # some layer's mapping is measurably above the bound
+    assert float(tot["dram_bytes"]) == sum(float(r["dram_bytes"]) for r in rows)
+    assert int(tot["dram_words_lower_bound"]) == sum(int(r["dram_words_lower_bound"])
+                                                     for r in rows)

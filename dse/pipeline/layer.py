@@ -24,6 +24,15 @@ class LayerTask:
     config: SearchConfig
 
 
+def dram_bound_fields(problem: Problem, arch: Architecture) -> dict:
+    """The least outermost-level (DRAM) traffic any tiling reaches with this architecture's
+    on-chip words (docs/bounds.md); `exact` False = a relaxation (search budget ran out)."""
+    from dse.model.dram_bound import dram_bound, on_chip_capacity_words
+
+    bound = dram_bound(problem, on_chip_capacity_words(arch))
+    return {"dram_words_lower_bound": bound.words, "dram_bound_exact": bound.exact}
+
+
 def map_layer(task: LayerTask, progress=None) -> dict:
     """Search, then evaluate the best mapping; everything a per-layer CSV row needs.
     `progress(result, rate)` is called during the search (in-process runs only)."""
@@ -57,6 +66,7 @@ def map_layer(task: LayerTask, progress=None) -> dict:
         "reads_words": reads,
         "writes_words": writes,
         "energy_sources": dict(sorted(ev.energy_sources.items())),
+        **dram_bound_fields(task.problem, arch),
         "mapping": yaml.safe_dump({"mapping": mapping_to_native(mapping, arch, task.problem)},
                                   sort_keys=False),
     })

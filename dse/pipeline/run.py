@@ -37,9 +37,23 @@ def level_columns(arch) -> list[str]:
             + [f"reads_{n}_words" for n in names] + [f"writes_{n}_words" for n in names])
 
 
+# outermost-level (DRAM) reads + writes in bytes (words x that level's datawidth), the least
+# words any tiling can move there with the on-chip capacity (docs/bounds.md) and actual / bound
+DRAM_COLUMNS = ["dram_bytes", "dram_words_lower_bound", "dram_traffic_over_bound"]
+
+
+def dram_fields(arch, reads_words: dict, writes_words: dict, bound_words: int | None) -> dict:
+    outer = arch.levels[0]
+    words = reads_words[outer.name] + writes_words[outer.name]
+    if bound_words is None:  # a result stored before the bound existed
+        return {"dram_bytes": words * outer.datawidth / 8}
+    return {"dram_bytes": words * outer.datawidth / 8, "dram_words_lower_bound": bound_words,
+            "dram_traffic_over_bound": words / bound_words if bound_words else ""}
+
+
 def layer_columns(arch) -> list[str]:
     return (["network", "layer", "type", "arch", "point", "shape_id", "macs", "ops", "cycles",
-             "energy_pJ", "pJ_per_mac", "utilization"] + level_columns(arch)
+             "energy_pJ", "pJ_per_mac", "utilization"] + level_columns(arch) + DRAM_COLUMNS
             + ["status", "mapping", "evaluated", "valid", "search_s", "seed", "objective",
                "tool_version", "layer_key", "energy_sources"])
 
@@ -53,7 +67,8 @@ def total_columns(arch, params: dict) -> list[str]:
     return (["network", "arch", "point", *[f"param.{k}" for k in params], "layers",
              "mapped_layers", "macs", "ops", "cycles", "clock_hz", "latency_s", "energy_pJ",
              "pJ_per_mac", "utilization"]
-            + level_columns(arch) + ["seed", "objective", "tool_version", "arch_key"])
+            + level_columns(arch) + DRAM_COLUMNS
+            + ["seed", "objective", "tool_version", "arch_key"])
 
 
 def plan(network: Network, arch: ArchInput, cfg: SearchConfig) -> tuple[list[LayerTask], dict]:
@@ -108,6 +123,8 @@ def layer_rows(network: Network, arch: ArchInput, cfg: SearchConfig, keys: dict,
                 row[f"energy_{lv.name}_pJ"] = r["level_energy_pJ"][lv.name]
                 row[f"reads_{lv.name}_words"] = r["reads_words"][lv.name]
                 row[f"writes_{lv.name}_words"] = r["writes_words"][lv.name]
+            row.update(dram_fields(arch.arch, r["reads_words"], r["writes_words"],
+                                   r.get("dram_words_lower_bound")))
         rows.append(row)
     return rows
 
@@ -129,6 +146,13 @@ def totals_row(network: Network, arch: ArchInput, cfg: SearchConfig, rows: list[
     tot["utilization"] = tot["ops"] / (pes * tot["cycles"]) if tot["cycles"] else ""
     for c in level_columns(arch.arch):
         tot[c] = sum(r.get(c, 0) or 0 for r in ok)
+    tot["dram_bytes"] = sum(r.get("dram_bytes", 0) for r in ok)
+    if all(r.get("dram_words_lower_bound", "") != "" for r in ok):
+        outer = arch.arch.levels[0]
+        bound = sum(r["dram_words_lower_bound"] for r in ok)
+        words = tot["dram_bytes"] * 8 / outer.datawidth
+        tot["dram_words_lower_bound"] = bound
+        tot["dram_traffic_over_bound"] = words / bound if bound else ""
     return tot
 
 

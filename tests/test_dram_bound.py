@@ -167,7 +167,7 @@ def found_mapping_vs_bound(C, K, P, R, stride, glb, seed) -> tuple[int, int]:
     result = searcher.run()
     assert result.best is not None
     ev = evaluate(problem, ai.arch, searcher.mapping_of(result.best))
-    return dram_words(ev), db.dram_words_lower_bound(problem, db.on_chip_capacity_words(ai.arch))
+    return dram_words(ev), db.dram_words_lower_bound(problem, db.on_chip_capacity_words(ai.arch, 3))
 
 
 def test_found_mappings_do_not_beat_the_bound() -> None:
@@ -212,3 +212,21 @@ def test_run_writes_bound_columns(tmp_path: Path) -> None:
     assert float(tot["dram_bytes"]) == sum(float(r["dram_bytes"]) for r in rows)
     assert int(tot["dram_words_lower_bound"]) == sum(int(r["dram_words_lower_bound"])
                                                      for r in rows)
+
+
+@pytest.mark.parametrize("name", ["C", "D", pytest.param("A", marks=pytest.mark.slow),
+                                  pytest.param("B", marks=pytest.mark.slow)])
+def test_no_mapping_of_a_multilevel_design_beats_the_bound(name) -> None:
+    """Every mapping (factors, spatial splits, orders, bypass) of the mapper tests' tiny designs,
+    which fan out to their MACs and (B) have two on-chip levels: none goes below the bound at
+    the summed on-chip capacity. Without the compute units' operand words it would (C, D: a
+    tensor that bypasses the buffer is multicast to the MACs and read from DRAM only once)."""
+    from tests.test_mapper import tiny_designs
+
+    problem, arch = tiny_designs()[name]
+    least = least_dram_words(problem, arch)
+    bound = db.dram_words_lower_bound(problem, db.on_chip_capacity_words(arch, 3))
+    assert least >= bound
+    if name in ("C", "D"):
+        storage_only = db.on_chip_capacity_words(arch, 0)
+        assert least < db.dram_words_lower_bound(problem, storage_only)

@@ -218,10 +218,12 @@ def compulsory_dram_words(problem: Problem) -> int:
     return sum(problem.tensor_size(ds.name) for ds in problem.data_spaces)
 
 
-def on_chip_capacity_words(arch) -> int:
-    """Words the levels below DRAM hold together (every instance, after multiple buffering):
-    the capacity the bound of a multi-level architecture is taken at (docs/bounds.md)."""
-    total = 0
+def on_chip_capacity_words(arch, tensors: int) -> int:
+    """Words the levels below DRAM hold together (every instance, after multiple buffering), plus
+    one operand word per tensor per compute unit: a tensor multicast from DRAM to the compute
+    array is reused there without a buffer. The capacity the bound of a multi-level architecture
+    is taken at (docs/bounds.md)."""
+    total = arch.compute.instances * tensors
     for lv in arch.levels[1:]:
         if lv.is_dummy:
             continue

@@ -29,7 +29,7 @@ def dram_bound_fields(problem: Problem, arch: Architecture) -> dict:
     on-chip words (docs/bounds.md); `exact` False = a relaxation (search budget ran out)."""
     from dse.model.dram_bound import dram_bound, on_chip_capacity_words
 
-    bound = dram_bound(problem, on_chip_capacity_words(arch))
+    bound = dram_bound(problem, on_chip_capacity_words(arch, len(problem.data_spaces)))
     return {"dram_words_lower_bound": bound.words, "dram_bound_exact": bound.exact}
 
 

@@ -112,7 +112,7 @@ def _fills_exact(ds: DataSpace, tile: dict[str, int], outer: dict[str, int],
     return fills_per_instance(steps_for(loops, ds.extents(tile), False, ds))
 
 
-def dram_bound(problem: Problem, capacity_words: int, *, max_exact: int = 200) -> DramBound:
+def dram_bound(problem: Problem, capacity_words: int, *, max_exact: int = 5000) -> DramBound:
     """The DRAM lower bound of `problem` with `capacity_words` on chip; `max_exact` caps how many
     tiles are evaluated over all loop orders (the result stays a valid bound past it)."""
     import numpy as np
@@ -180,13 +180,21 @@ def dram_bound(problem: Problem, capacity_words: int, *, max_exact: int = 200) -
             if first not in active or (best is not None and per_first[f] >= best[0]):
                 continue
             rest = [d for d in active if d != first]
+            # largest tensors first: an order is dropped as soon as the words counted so far plus
+            # the other tensors' lower bounds reach the best value
+            tensors = sorted(kept, key=lambda t: (-lower[f, i, t], t))
             for tail in itertools.permutations(rest):
                 order = (first, *tail)
-                words = fixed + sum(
-                    _dram_words(spaces[t], _fills_exact(spaces[t], tile, out, order), problem)
-                    for t in sorted(kept))
-                if best is None or words < best[0]:
-                    best = (words, tile, order, kept)
+                words, others = fixed, float(sum(lower[f, i, t] for t in tensors))
+                for t in tensors:
+                    others -= lower[f, i, t]
+                    words += _dram_words(spaces[t], _fills_exact(spaces[t], tile, out, order),
+                                         problem)
+                    if best is not None and words + others >= best[0]:
+                        break
+                else:
+                    if best is None or words < best[0]:
+                        best = (words, tile, order, kept)
     assert best is not None
     words, tile, order, kept = best
     return DramBound(words, True, tile, order, tuple(spaces[t].name for t in sorted(kept)))

@@ -230,3 +230,20 @@ def test_no_mapping_of_a_multilevel_design_beats_the_bound(name) -> None:
     if name in ("C", "D"):
         storage_only = db.on_chip_capacity_words(arch, 0)
         assert least < db.dram_words_lower_bound(problem, storage_only)
+
+
+def test_map_summary_has_the_bound(tmp_path: Path) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from dse.cli import main
+
+    d = REPO / "tests" / "data" / "timeloop" / "ispass_01_conv1d_2level_ws" / "inputs"
+    files = sorted(str(f) for f in d.glob("*.yaml") if "map" not in f.name)
+    res = CliRunner().invoke(main, ["map", *files, "--out", str(tmp_path / "m"),
+                                    "--max-evals", "200"])
+    assert res.exit_code == 0, res.output
+    dram = json.loads((tmp_path / "m" / "summary.json").read_text())["dram"]
+    assert dram["words"] >= dram["words_lower_bound"] > 0
+    assert dram["traffic_over_bound"] == pytest.approx(dram["words"] / dram["words_lower_bound"])

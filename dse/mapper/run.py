@@ -105,6 +105,9 @@ def write_search_outputs(out: Path, spec: Spec, searcher: Searcher, result: Sear
                  + yaml.safe_dump({"mapping": timeloop}, sort_keys=False))
     rows = level_rows(ev, spec.arch)
     extra = {"search": {k: info[k] for k in ("objective", "search", "seed", "evaluated")}}
+    from dse.model.dram_bound import dram_summary
+
+    extra["dram"] = dram_summary(spec.problem, spec.arch, ev)  # docs/bounds.md
     if spec.problem.padded_from:
         from dse.arch_rules import true_macs
 

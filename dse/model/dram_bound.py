@@ -240,3 +240,16 @@ def on_chip_capacity_words(arch, tensors: int) -> int:
             continue
         total += cap * lv.instances
     return total
+
+
+def dram_summary(problem: Problem, arch, ev) -> dict:
+    """Outermost-level words of an evaluated mapping next to the bound at the architecture's
+    on-chip capacity (what `dse map` adds to summary.json)."""
+    outer = arch.levels[0].name
+    words = sum((r.reads_per_instance + r.fills_per_instance + r.updates_per_instance)
+                * r.utilized_instances for r in ev.stats if r.level == outer)
+    capacity = on_chip_capacity_words(arch, len(problem.data_spaces))
+    bound = dram_bound(problem, capacity)
+    return {"level": outer, "words": words, "on_chip_capacity_words": capacity,
+            "words_lower_bound": bound.words, "bound_exact": bound.exact,
+            "traffic_over_bound": words / bound.words if bound.words else None}

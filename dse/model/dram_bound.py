@@ -147,13 +147,18 @@ def dram_bound(problem: Problem, capacity_words: int, *, max_exact: int = 5000) 
     subsets = [frozenset(c) for r in range(n_t, -1, -1)
                for c in itertools.combinations(range(n_t), r)]
     fits = {s: sizes[:, sorted(s)].sum(axis=1) <= capacity_words for s in subsets}
-    cands = []  # (lower bound, tile index, kept set, per-first-loop bounds)
+    cands = []  # (lower bound, tile index, kept set, per-first-loop bounds); kept sets that a
+    # larger one dominates are left out
     bypass_arr = np.array(bypass, dtype=np.float64)
+    # keeping a tensor that fits never costs more than bypassing it when its tile times the DRAM
+    # iterations is at most the MACs (its traffic in any order is at most that); only strided
+    # windows with gaps can make a tile larger, and then the bypass is searched too
+    cheap_keep = sizes * outer.prod(axis=1)[:, None] <= problem.macs
     for s in subsets:
         maximal = fits[s].copy()
         for t in range(n_t):
             if t not in s:
-                maximal &= ~fits[s | {t}]
+                maximal &= ~(fits[s | {t}] & cheap_keep[:, t])
         idx = np.nonzero(maximal)[0]
         if not len(idx):
             continue

@@ -5,7 +5,8 @@ a compute unit, of the DRAM reads + writes that dse's own model counts. Such a m
 tile (one factor per dimension, the buffer's loops), an order of the DRAM loops above it and a
 keep/bypass choice per tensor; the order of the buffer's own loops does not touch DRAM.
 
-Search: for every tile (and maximal set of tensors that fit) an order-free lower bound is
+Search: for every tile (and every set of fitting tensors no larger set dominates) an order-free
+lower bound is
 computed first; tiles are then evaluated exactly (all orders, with the model's delta counting
 from dse.model.deltas) in increasing order of that bound until the bound of the next tile is no
 better than the best exact value. If a work budget stops the search early, the result is the
@@ -213,12 +214,12 @@ def _extents_product(ds: DataSpace, dims: list[str], grid):
 
 
 def _maximal_kept(sizes: list[int], capacity_words: int) -> frozenset[int]:
-    chosen: frozenset[int] = frozenset()
-    for r in range(len(sizes), -1, -1):
+    """The largest set of tensors that fits (a one-point problem: keeping costs no more)."""
+    for r in range(len(sizes), 0, -1):
         for c in itertools.combinations(range(len(sizes)), r):
             if sum(sizes[t] for t in c) <= capacity_words:
                 return frozenset(c)
-    return chosen
+    return frozenset()
 
 
 def dram_words_lower_bound(problem: Problem, capacity_words: int) -> int:

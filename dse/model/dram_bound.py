@@ -5,13 +5,12 @@ a compute unit, of the DRAM reads + writes that dse's own model counts. Such a m
 tile (one factor per dimension, the buffer's loops), an order of the DRAM loops above it and a
 keep/bypass choice per tensor; the order of the buffer's own loops does not touch DRAM.
 
-Search: for every tile (and every set of fitting tensors no larger set dominates) an order-free
-lower bound is
-computed first; tiles are then evaluated exactly (all orders, with the model's delta counting
-from dse.model.deltas) in increasing order of that bound until the bound of the next tile is no
-better than the best exact value. If a work budget stops the search early, the result is the
-smaller of the best exact value and the next tile's order-free bound: still a valid lower bound,
-flagged `exact=False`.
+Search: for every tile (and every set of fitting tensors no larger set dominates) an
+order-free lower bound is computed first; tiles are then evaluated exactly (all orders, with the
+model's delta counting from dse.model.deltas) in increasing order of that bound until the bound
+of the next tile is no better than the best exact value. If a work budget stops the search
+early, the result is the smaller of the best exact value and the next tile's order-free bound:
+still a valid lower bound, flagged `exact=False`.
 """
 
 from __future__ import annotations

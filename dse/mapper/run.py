@@ -131,10 +131,12 @@ def write_search_outputs(out: Path, spec: Spec, searcher: Searcher, result: Sear
     atomic_write(out / "map.yaml", "# Found by dse map; Timeloop mapping format\n"
                  + yaml.safe_dump({"mapping": timeloop}, sort_keys=False))
     rows = level_rows(ev, spec.arch)
+    from dse.model.dram_bound import dram_summary
     from dse.model.links import resolve_link_mode
 
     extra = {"search": {k: info[k] for k in ("objective", "search", "seed", "evaluated")},
-             "link_transfers": resolve_link_mode(spec.arch, cfg.link_transfers)}
+             "link_transfers": resolve_link_mode(spec.arch, cfg.link_transfers),
+             "dram": dram_summary(spec.problem, spec.arch, ev)}  # docs/bounds.md
     if spec.problem.padded_from:
         from dse.arch_rules import true_macs
 

@@ -11,6 +11,7 @@ from dse.arch import Architecture
 from dse.mapper.constraints import Constraints
 from dse.mapper.search import SearchConfig, Searcher
 from dse.model import evaluate
+from dse.model.wordbits import tensor_bits
 from dse.spec.convert import mapping_to_native
 from dse.workload import Problem
 
@@ -22,6 +23,15 @@ class LayerTask:
     arch: Architecture
     constraints: Constraints
     config: SearchConfig
+
+
+def dram_bound_fields(problem: Problem, arch: Architecture) -> dict:
+    """The least outermost-level (DRAM) traffic any tiling reaches with this architecture's
+    on-chip words (docs/bounds.md); `exact` False = a relaxation (search budget ran out)."""
+    from dse.model.dram_bound import dram_bound, on_chip_capacity_words
+
+    bound = dram_bound(problem, on_chip_capacity_words(arch, len(problem.data_spaces)))
+    return {"dram_words_lower_bound": bound.words, "dram_bound_exact": bound.exact}
 
 
 def map_layer(task: LayerTask, progress=None) -> dict:
@@ -47,9 +57,14 @@ def map_layer(task: LayerTask, progress=None) -> dict:
     level_energy = {lv.name: s.energy_pJ for lv, s in zip(arch.levels, ev.levels, strict=True)}
     reads = {lv.name: 0 for lv in arch.levels}
     writes = {lv.name: 0 for lv in arch.levels}
+    dram_bits = 0  # all outermost-level reads and writes, each tensor at its own word width
     for r in ev.stats:
         reads[r.level] += r.reads_per_instance * r.utilized_instances
         writes[r.level] += (r.fills_per_instance + r.updates_per_instance) * r.utilized_instances
+        if r.level == arch.levels[0].name:
+            moved = (r.reads_per_instance + r.fills_per_instance + r.updates_per_instance)
+            dram_bits += moved * r.utilized_instances * tensor_bits(
+                arch.levels[0], task.problem.data_space(r.tensor))
     row.update({
         "status": "ok",
         "cycles": ev.cycles,
@@ -60,7 +75,9 @@ def map_layer(task: LayerTask, progress=None) -> dict:
         "level_energy_pJ": level_energy,
         "reads_words": reads,
         "writes_words": writes,
+        "dram_bytes": -(-dram_bits // 8),
         "energy_sources": dict(sorted(ev.energy_sources.items())),
+        **dram_bound_fields(task.problem, arch),
         "mapping": yaml.safe_dump({"mapping": mapping_to_native(mapping, arch, task.problem)},
                                   sort_keys=False),
     })

@@ -52,9 +52,28 @@ def level_columns(arch) -> list[str]:
             + [f"reads_{n}_words" for n in names] + [f"writes_{n}_words" for n in names])
 
 
+# outermost-level (DRAM) reads + writes in bytes (each tensor at its word width), the least
+# words any tiling can move there with the on-chip capacity (docs/bounds.md) and actual / bound
+DRAM_COLUMNS = ["dram_bytes", "dram_words_lower_bound", "dram_traffic_over_bound"]
+
+
+def dram_fields(arch, result: dict) -> dict:
+    """A stored layer result's DRAM columns; `dram_bytes` counts each tensor at its own word
+    width (dse/pipeline/layer.py)."""
+    outer = arch.levels[0].name
+    words = result["reads_words"][outer] + result["writes_words"][outer]
+    bound_words = result.get("dram_words_lower_bound")
+    out = {"dram_bytes": result.get("dram_bytes", "")}
+    if bound_words is not None:  # None: a result stored before the bound existed
+        out.update(dram_words_lower_bound=bound_words,
+                   dram_traffic_over_bound=words / bound_words if bound_words else "")
+    return out
+
+
 def layer_columns(arch) -> list[str]:
     return (["network", "layer", "type", "arch", "point", "shape_id", "macs", "ops", "cycles",
              "energy_pJ", "pJ_per_mac", "utilization", "area_mm2"] + level_columns(arch)
+            + DRAM_COLUMNS
             + ["status", "reason", "mapping", "evaluated", "valid", "seed", "objective",
                "tool_version", "layer_key", "energy_sources"])
 
@@ -73,7 +92,8 @@ def total_columns(arch, params: dict) -> list[str]:
     return (["network", "arch", "point", *[f"param.{k}" for k in params], "layers",
              "mapped_layers", "macs", "ops", "cycles", "energy_pJ", "pJ_per_mac", "utilization",
              *TIME_COLUMNS, *area_columns(arch), "energy_pinned", "energy_pinned_levels"]
-            + level_columns(arch) + [*BUDGET_COLUMNS, "tool_version", "arch_key"])
+            + level_columns(arch) + DRAM_COLUMNS
+            + [*BUDGET_COLUMNS, "tool_version", "arch_key"])
 
 
 def time_and_area(arch, cycles: float, energy_pJ: float) -> dict:
@@ -152,6 +172,7 @@ def layer_rows(network: Network, arch: ArchInput, cfg: SearchConfig, keys: dict,
                 row[f"energy_{lv.name}_pJ"] = r["level_energy_pJ"][lv.name]
                 row[f"reads_{lv.name}_words"] = r["reads_words"][lv.name]
                 row[f"writes_{lv.name}_words"] = r["writes_words"][lv.name]
+            row.update(dram_fields(arch.arch, r))
         rows.append(row)
     return rows
 
@@ -189,6 +210,14 @@ def totals_row(network: Network, arch: ArchInput, cfg: SearchConfig, rows: list[
     tot["utilization"] = tot["ops"] / (pes * tot["cycles"]) if tot["cycles"] else ""
     for c in level_columns(arch.arch):
         tot[c] = sum(r.get(c, 0) or 0 for r in ok)
+    dram = [r.get("dram_bytes", "") for r in ok]
+    tot["dram_bytes"] = sum(dram) if "" not in dram else ""  # "": stored before it existed
+    if all(r.get("dram_words_lower_bound", "") != "" for r in ok):
+        outer = arch.arch.levels[0].name
+        bound = sum(r["dram_words_lower_bound"] for r in ok)
+        words = sum(r[f"reads_{outer}_words"] + r[f"writes_{outer}_words"] for r in ok)
+        tot["dram_words_lower_bound"] = bound
+        tot["dram_traffic_over_bound"] = words / bound if bound else ""
     tot.update(time_and_area(arch.arch, tot["cycles"], tot["energy_pJ"]))
     return {c: tot.get(c, "") for c in total_columns(arch.arch, params)}
 

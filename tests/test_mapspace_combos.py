@@ -163,7 +163,7 @@ def test_seeded_samples_are_unchanged() -> None:
 
 def test_aie_npu_four_columns_builds_fast() -> None:
     """The mapspace of the whole 4-column NPU on a ResNet-18 layer (252,939 spatial
-    combinations) took ~16 s with the recursive construction; now well under a second of CPU
+    combinations) took 8-16 s with the recursive construction; now ~0.1 s of CPU
     (bound generous for a shared machine)."""
     import time
 
@@ -173,4 +173,4 @@ def test_aie_npu_four_columns_builds_fast() -> None:
     space._build_spatial_combos()
     cpu = time.process_time() - t0
     assert len(space.combos) == 252_939 and space.if_feasible == 26_515_395_672
-    assert cpu < 5.0
+    assert cpu < 2.0  # the recursive construction: 7.8 s of CPU on the project VM

@@ -57,23 +57,31 @@ def spatial_combinations(keys: list[np.ndarray], limits: np.ndarray,
     Built one dimension at a time: every partial combination is extended by every key of the
     next dimension (row-major, so the order stays lexicographic) and dropped as soon as its
     running product exceeds a limit -- factors are >= 1, so a prefix that does not fit never
-    will. `block` bounds the size of one broadcast (partials x keys x axes)."""
+    will. The running products are kept as the room left per axis (limit // product: a
+    factor f fits iff f <= room). `block` bounds the size of one broadcast (partials x keys)."""
     n_axes = len(limits)
     combos = np.zeros((1, 0), dtype=np.int64)
-    prod = np.ones((1, n_axes), dtype=np.int64)
-    for k in keys:
-        n_k = len(k)
-        step = max(1, block // max(1, n_k * max(1, n_axes)))
-        parts_c, parts_p = [], []
+    room = limits.reshape(1, n_axes).astype(np.int64)  # per partial: largest factor that fits
+    for d, k in enumerate(keys):
+        last = d == len(keys) - 1
+        step = max(1, block // max(1, len(k)))
+        parts_c, parts_r = [], []
         for lo in range(0, len(combos), step):
-            p = prod[lo:lo + step, None, :] * k[None, :, :]  # (partials, keys, axes)
-            rows, cols = np.nonzero(np.all(p <= limits, axis=2))
-            parts_c.append(np.column_stack([combos[lo + rows], cols]))
-            parts_p.append(p[rows, cols])
+            fits = np.ones((len(room[lo:lo + step]), len(k)), dtype=bool)  # (partials, keys)
+            for a in range(n_axes):
+                fits &= k[None, :, a] <= room[lo:lo + step, a, None]
+            rows, cols = np.nonzero(fits)
+            part = np.empty((len(rows), d + 1), dtype=np.int64)
+            part[:, :d] = combos[lo + rows]
+            part[:, d] = cols
+            parts_c.append(part)
+            if not last:
+                parts_r.append(room[lo + rows] // k[cols])
         if not parts_c:
             return np.zeros((0, len(keys)), dtype=np.int64)
-        combos = np.concatenate(parts_c).astype(np.int64, copy=False)
-        prod = np.concatenate(parts_p)
+        combos = np.concatenate(parts_c)
+        if not last:
+            room = np.concatenate(parts_r)
     return combos
 
 

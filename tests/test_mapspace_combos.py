@@ -174,3 +174,17 @@ def test_aie_npu_four_columns_builds_fast() -> None:
     cpu = time.process_time() - t0
     assert len(space.combos) == 252_939 and space.if_feasible == 26_515_395_672
     assert cpu < 2.0  # the recursive construction: 7.8 s of CPU on the project VM
+
+
+def test_counts_fall_back_to_python_ints_when_int64_could_overflow(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import math
+    from types import SimpleNamespace
+
+    import dse.mapper.mapspace as mapspace
+
+    huge = SimpleNamespace(prod=lambda *_: 2 ** 63, comb=math.comb, factorial=math.factorial)
+    monkeypatch.setattr(mapspace, "math", huge)
+    space = _synthetic_spaces()[3]
+    assert space.combo_counts.dtype == object
+    _assert_same_as_oracle(space)

@@ -189,14 +189,15 @@ class MapSpace:
             fx, fy = self.arch.fanout(s.level)
             limits.append(fx if s.kind == "X" else fy)
         limits = np.array(limits, dtype=np.int64)
+        # (n_combos, D): per dim the index of its spatial key; sampling indexes into this order
         self.combos = spatial_combinations(self.spatial_keys, limits)
         lens = [np.array([len(c) for c in comp], dtype=np.int64) for comp in self.completions]
         # per combination the number of full factorizations behind it; int64 while it cannot
         # overflow (every count is at most the product of the per-dim option counts)
-        exact = math.prod(max(1, len(o)) for o in self.options) < 2 ** 62
-        counts = np.ones(len(self.combos), dtype=np.int64 if exact else object)
+        small = math.prod(max(1, len(o)) for o in self.options) < 2 ** 62
+        counts = np.ones(len(self.combos), dtype=np.int64 if small else object)
         for d in range(self.D):
-            counts = counts * (lens[d][self.combos[:, d]] if exact
+            counts = counts * (lens[d][self.combos[:, d]] if small
                                else lens[d][self.combos[:, d]].astype(object))
         self.combo_counts = counts
         self.if_feasible = int(counts.sum()) if len(counts) else 0

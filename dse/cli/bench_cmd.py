@@ -61,12 +61,18 @@ def _compare(rev: str, max_evals: int, rounds: int, network: bool, as_json: bool
     def num(v: float | None, fmt: str) -> str:
         return "-" if v is None else format(v, fmt)
 
+    def spread(samples: list[float]) -> str:
+        return f"{min(samples):,.0f}-{max(samples):,.0f}" if samples else "-"
+
     click.echo(f"this checkout vs {rev} ({commit[:12]}), medians of {rounds} alternating runs, "
-               f"{max_evals:,} mappings per mapper case; ratio = this / {rev} evals/s")
+               f"{max_evals:,} mappings per mapper case; ratio = this / {rev} evals/s; "
+               "ranges = lowest-highest evals/s over the runs")
     click.echo(f"{'case':48s} {'this evals/s':>13s} {'REV evals/s':>13s} {'ratio':>7s} "
-               f"{'this wall_s':>11s} {'REV wall_s':>11s} {'wall speed-up':>13s}")
+               f"{'this wall_s':>11s} {'REV wall_s':>11s} {'wall speed-up':>13s} "
+               f"{'this range':>15s} {'REV range':>15s}")
     for r in rows:
         click.echo(f"{r.case:48s} {num(r.this_evals_per_s, ',.0f'):>13s} "
                    f"{num(r.rev_evals_per_s, ',.0f'):>13s} {num(r.ratio, '.2f'):>7s} "
                    f"{num(r.this_wall_s, '.2f'):>11s} {num(r.rev_wall_s, '.2f'):>11s} "
-                   f"{num(r.wall_speedup, '.2f'):>13s}")
+                   f"{num(r.wall_speedup, '.2f'):>13s} {spread(r.this_samples):>15s} "
+                   f"{spread(r.rev_samples):>15s}")

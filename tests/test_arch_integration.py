@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 from click.testing import CliRunner
 
 from dse.cli import main
@@ -57,7 +56,6 @@ def test_model_checks_rules_before_evaluating(tmp_path: Path) -> None:
     assert "rule 'strides' of max78000" in r.output
 
 
-@pytest.mark.slow
 def test_set_changes_an_architecture_parameter(tmp_path: Path) -> None:
     aie = str(REPO / "arch_specs" / "aie_npu.yaml")
     layer = str(REPO / "workloads" / "resnet18_conv2_x.yaml")

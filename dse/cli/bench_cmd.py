@@ -12,13 +12,22 @@ from dse.cli.errors import COUNT, reports_spec_errors
               help="Mappings per mapper case.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--no-network", is_flag=True, help="Skip the ResNet-50 end-to-end case (~30 s).")
+@click.option("--compare", "compare_rev", metavar="REV", default=None,
+              help="Also run the cases of git revision REV (exported to a temporary folder) "
+                   "back to back with this checkout and print the ratio.")
+@click.option("--rounds", type=COUNT, default=3, show_default=True,
+              help="With --compare: runs per side, alternating; medians are reported.")
 @reports_spec_errors
-def bench(max_evals: int, as_json: bool, no_network: bool) -> None:
+def bench(max_evals: int, as_json: bool, no_network: bool, compare_rev: str | None,
+          rounds: int) -> None:
     """Evaluated mappings per second (one process) on the Eyeriss-like VGG layer and a
     ResNet-18 3x3 layer, the time of one model evaluation, and ResNet-50 end to end on the
     Eyeriss-like design (default search, --jobs 2, fresh store)."""
     import json
 
+    if compare_rev is not None:
+        _compare(compare_rev, max_evals, rounds, not no_network, as_json)
+        return
     from dse.bench import run_all
 
     results = run_all(max_evals, network=not no_network)
@@ -31,3 +40,39 @@ def bench(max_evals: int, as_json: bool, no_network: bool) -> None:
         cpu = f"{r['evals_per_cpu_s']:>12,.0f}" if "evals_per_cpu_s" in r else f"{'':>12s}"
         click.echo(f"{name:48s} {r['evaluated']:>10,} {r['wall_s']:>8.2f} "
                    f"{r['evals_per_s']:>10,.0f} {cpu}")
+
+
+def _compare(rev: str, max_evals: int, rounds: int, network: bool, as_json: bool) -> None:
+    import json
+    from pathlib import Path
+
+    import dse
+    from dse.bench_compare import compare
+
+    this_tree = Path(dse.__file__).resolve().parent.parent
+    commit, rows = compare(this_tree, rev, max_evals=max_evals, rounds=rounds, network=network,
+                           progress=lambda m: click.echo(m, err=True))
+    if as_json:
+        click.echo(json.dumps({"rev": rev, "rev_commit": commit, "rounds": rounds,
+                               "max_evals": max_evals,
+                               "cases": [r.as_dict() for r in rows]}, indent=2))
+        return
+
+    def num(v: float | None, fmt: str) -> str:
+        return "-" if v is None else format(v, fmt)
+
+    def spread(samples: list[float]) -> str:
+        return f"{min(samples):,.0f}-{max(samples):,.0f}" if samples else "-"
+
+    click.echo(f"this checkout vs {rev} ({commit[:12]}), medians of {rounds} alternating runs, "
+               f"{max_evals:,} mappings per mapper case; ratio = this / {rev} evals/s; "
+               "ranges = lowest-highest evals/s over the runs")
+    click.echo(f"{'case':48s} {'this evals/s':>13s} {'REV evals/s':>13s} {'ratio':>7s} "
+               f"{'this wall_s':>11s} {'REV wall_s':>11s} {'wall speed-up':>13s} "
+               f"{'this range':>15s} {'REV range':>15s}")
+    for r in rows:
+        click.echo(f"{r.case:48s} {num(r.this_evals_per_s, ',.0f'):>13s} "
+                   f"{num(r.rev_evals_per_s, ',.0f'):>13s} {num(r.ratio, '.2f'):>7s} "
+                   f"{num(r.this_wall_s, '.2f'):>11s} {num(r.rev_wall_s, '.2f'):>11s} "
+                   f"{num(r.wall_speedup, '.2f'):>13s} {spread(r.this_samples):>15s} "
+                   f"{spread(r.rev_samples):>15s}")

@@ -62,6 +62,42 @@ def ordered_factorizations(n: int, k: int) -> int:
     return total
 
 
+def spatial_combinations(keys: list[np.ndarray], limits: np.ndarray,
+                         block: int = 1 << 20) -> np.ndarray:
+    """Index tuples (one spatial key per dimension) whose per-axis products fit `limits`,
+    in lexicographic order, as an (n, len(keys)) array.
+
+    Built one dimension at a time: every partial combination is extended by every key of the
+    next dimension (row-major, so the order stays lexicographic) and dropped as soon as its
+    running product exceeds a limit -- factors are >= 1, so a prefix that does not fit never
+    will. The running products are kept as the room left per axis (limit // product: a
+    factor f fits iff f <= room). `block` bounds the size of one broadcast (partials x keys)."""
+    n_axes = len(limits)
+    combos = np.zeros((1, 0), dtype=np.int64)
+    room = limits.reshape(1, n_axes).astype(np.int64)  # per partial: largest factor that fits
+    for d, k in enumerate(keys):
+        last = d == len(keys) - 1
+        step = max(1, block // max(1, len(k)))
+        parts_c, parts_r = [], []
+        for lo in range(0, len(combos), step):
+            fits = np.ones((len(room[lo:lo + step]), len(k)), dtype=bool)  # (partials, keys)
+            for a in range(n_axes):
+                fits &= k[None, :, a] <= room[lo:lo + step, a, None]
+            rows, cols = np.nonzero(fits)
+            part = np.empty((len(rows), d + 1), dtype=np.int64)
+            part[:, :d] = combos[lo + rows]
+            part[:, d] = cols
+            parts_c.append(part)
+            if not last:
+                parts_r.append(room[lo + rows] // k[cols])
+        if not parts_c:
+            return np.zeros((0, len(keys)), dtype=np.int64)
+        combos = np.concatenate(parts_c)
+        if not last:
+            room = np.concatenate(parts_r)
+    return combos
+
+
 @dataclass(frozen=True)
 class Slot:
     level: int
@@ -184,31 +220,18 @@ class MapSpace:
             fx, fy = self.arch.fanout(s.level)
             limits.append(fx if s.kind == "X" else fy)
         limits = np.array(limits, dtype=np.int64)
-        combos: list[tuple[int, ...]] = []
-
-        def rec(d: int, prod: np.ndarray, acc: list[int]) -> None:
-            if d == self.D:
-                combos.append(tuple(acc))
-                return
-            keys = self.spatial_keys[d]
-            for k in range(len(keys)):
-                p = prod * keys[k] if len(cols) else prod
-                if len(cols) and np.any(p > limits):
-                    continue
-                acc.append(k)
-                rec(d + 1, p, acc)
-                acc.pop()
-
-        rec(0, np.ones(len(cols), dtype=np.int64), [])
-        self.combos = combos
-        counts = []
-        for combo in combos:
-            c = 1
-            for d, k in enumerate(combo):
-                c *= len(self.completions[d][k])
-            counts.append(c)
-        self.combo_counts = np.array(counts, dtype=object)
-        self.if_feasible = int(sum(counts))
+        # (n_combos, D): per dim the index of its spatial key; sampling indexes into this order
+        self.combos = spatial_combinations(self.spatial_keys, limits)
+        lens = [np.array([len(c) for c in comp], dtype=np.int64) for comp in self.completions]
+        # per combination the number of full factorizations behind it; int64 while it cannot
+        # overflow (every count is at most the product of the per-dim option counts)
+        small = math.prod(max(1, len(o)) for o in self.options) < 2 ** 62
+        counts = np.ones(len(self.combos), dtype=np.int64 if small else object)
+        for d in range(self.D):
+            counts = counts * (lens[d][self.combos[:, d]] if small
+                               else lens[d][self.combos[:, d]].astype(object))
+        self.combo_counts = counts
+        self.if_feasible = int(counts.sum()) if len(counts) else 0
 
     def _build_orders_and_bypass(self) -> None:
         self.free_keep: list[tuple[int, int]] = []  # (level, tensor) pairs that are free
@@ -347,15 +370,14 @@ class MapSpace:
 
     def sample_choices(self, n: int, rng: np.random.Generator) -> np.ndarray:
         """Factorizations drawn uniformly from the fan-out-feasible set."""
-        if not self.combos:
+        if not len(self.combos):
             return np.zeros((0, self.D), dtype=np.int64)
-        weights = np.array([float(c) for c in self.combo_counts])
+        weights = self.combo_counts.astype(float)
         weights /= weights.sum()
         combo_idx = rng.choice(len(self.combos), size=n, p=weights)
         choice = np.empty((n, self.D), dtype=np.int64)
-        combos = np.array(self.combos, dtype=np.int64).reshape(len(self.combos), self.D)
         for d in range(self.D):
-            keys = combos[combo_idx, d]
+            keys = self.combos[combo_idx, d]
             comp = self.completions[d]
             lens = np.array([len(c) for c in comp])
             pick = (rng.random(n) * lens[keys]).astype(np.int64)

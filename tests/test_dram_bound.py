@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dse.arch import Architecture
+from dse.factors import divisors
 from dse.layers import conv2d
 from dse.mapper.search import SearchConfig, Searcher
 from dse.model import dram_bound as db
@@ -110,7 +111,7 @@ def test_order_free_bound_below_every_order(kind, seed, stride) -> None:
     act = [d for d in problem.dims if problem.bounds[d] > 1]
     if not act:
         return
-    grid = np.array([[int(rng.choice(db._divisors(problem.bounds[d]))) for d in act]])
+    grid = np.array([[int(rng.choice(divisors(problem.bounds[d]))) for d in act]])
     outer = np.array([[problem.bounds[d] for d in act]]) // grid
     tile = {d: 1 for d in problem.dims} | {d: int(x) for d, x in zip(act, grid[0], strict=True)}
     out = {d: int(x) for d, x in zip(act, outer[0], strict=True)}

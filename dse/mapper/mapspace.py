@@ -15,7 +15,6 @@ order is irrelevant when it feeds a single compute unit per instance, so it is f
 
 from __future__ import annotations
 
-import functools
 import itertools
 import math
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ import numpy as np
 
 from dse.arch import Architecture
 from dse.errors import SpecError
+from dse.factors import divisors, ordered_factorizations
 from dse.mapper.constraints import Constraints, LevelConstraints, outermost_bypass_error
 from dse.mapping import LevelMapping, Mapping
 from dse.workload import Problem
@@ -37,29 +37,6 @@ MAX_OPTIONS_PER_DIMENSION = 2_000_000
 """Most ways of splitting one dimension over the loop slots that the mapper enumerates."""
 
 
-@functools.lru_cache(maxsize=4096)
-def divisors(n: int) -> list[int]:
-    """Divisors of n in increasing order, in O(sqrt(n)) steps."""
-    small = [d for d in range(1, math.isqrt(n) + 1) if n % d == 0]
-    return small + [n // d for d in reversed(small) if d * d != n]
-
-
-def ordered_factorizations(n: int, k: int) -> int:
-    """How many ways n splits into k ordered positive factors."""
-    total = 1
-    m = n
-    p = 2
-    while p * p <= m:
-        e = 0
-        while m % p == 0:
-            m //= p
-            e += 1
-        if e:
-            total *= math.comb(e + k - 1, k - 1)
-        p += 1
-    if m > 1:
-        total *= k
-    return total
 
 
 def spatial_combinations(keys: list[np.ndarray], limits: np.ndarray,

@@ -18,6 +18,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 
+from dse.factors import divisors
 from dse.model.deltas import fills_per_instance, steps_for
 from dse.model.nest import NestLoop
 from dse.workload import DataSpace, Problem
@@ -32,8 +33,6 @@ class DramBound:
     kept: tuple[str, ...]  # tensors the buffer keeps (the others stream from DRAM per MAC)
 
 
-def _divisors(n: int) -> list[int]:
-    return [f for f in range(1, n + 1) if n % f == 0]
 
 
 def _dram_words(ds: DataSpace, fills: int, problem: Problem) -> int:
@@ -130,7 +129,7 @@ def dram_bound(problem: Problem, capacity_words: int, *, max_exact: int = 5000) 
         words = sum(_dram_words(ds, sizes[t], problem) if t in kept else bypass[t]
                     for t, ds in enumerate(spaces))
         return DramBound(words, True, tile, (), tuple(spaces[t].name for t in sorted(kept)))
-    grid = np.array(list(itertools.product(*[_divisors(problem.bounds[d]) for d in dims])),
+    grid = np.array(list(itertools.product(*[divisors(problem.bounds[d]) for d in dims])),
                     dtype=np.int64).reshape(-1, len(dims))
     bounds = np.array([problem.bounds[d] for d in dims], dtype=np.int64)
     outer = bounds // grid

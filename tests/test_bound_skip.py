@@ -3,6 +3,7 @@ skipping on or off gives the same best mapping, numbers and Pareto set."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -158,3 +159,32 @@ def test_pareto_same_with_and_without_skip(search: str) -> None:
     off = _run(spec.problem, spec.arch, s.space.cons, **kw, bound_skip=False)
     _same(on, off)
     assert len(on[1].pareto) > 1
+
+
+def test_cli_search_json_counts_skipped(tmp_path: Path) -> None:
+    """`dse map` on the Eyeriss-like VGG layer: search.json counts skipped candidates apart
+    from evaluated ones, the budget counts both, and --no-bound-skip writes the same mapping
+    and levels (and, with --pareto, the same Pareto set)."""
+    from click.testing import CliRunner
+
+    from dse.cli import main
+
+    files = [str(ROOT / f) for f in LAYERS["vgg02_conv5"]]
+    out = {}
+    for name, extra in (("on", []), ("off", ["--no-bound-skip"]), ("p_on", ["--pareto"]),
+                        ("p_off", ["--pareto", "--no-bound-skip"])):
+        out[name] = tmp_path / name
+        res = CliRunner().invoke(main, ["map", *files, "--objective", "delay,energy",
+                                        "--max-evals", "20000", "--seed", "5",
+                                        "--out", str(out[name]), "-q", *extra],
+                                 catch_exceptions=False)
+        assert res.exit_code == 0, res.output
+    info = {k: json.loads((p / "search.json").read_text()) for k, p in out.items()}
+    assert info["on"]["skipped_by_bound"] > 0 and info["on"]["bound_skip"] is True
+    assert info["off"]["skipped_by_bound"] == 0 and info["off"]["bound_skip"] is False
+    assert info["on"]["evaluated"] + info["on"]["skipped_by_bound"] == 20000
+    assert info["off"]["evaluated"] == 20000
+    assert info["on"]["best"] == info["off"]["best"] == info["p_on"]["best"]
+    for f in ("mapping.yaml", "map.yaml", "levels.csv"):
+        assert (out["on"] / f).read_bytes() == (out["off"] / f).read_bytes(), f
+    assert (out["p_on"] / "pareto.csv").read_bytes() == (out["p_off"] / "pareto.csv").read_bytes()

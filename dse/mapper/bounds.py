@@ -9,7 +9,14 @@ mode (link transfers, bypass, per-tensor word widths, clusters, Timeloop generat
   compulsory accesses at the backing store: where level 0 keeps a tensor with fan-out 1 and
   the level below also keeps it, level 0's content is the sum of the child tile's deltas,
   which is at least the whole tensor, so the tensor is read (inputs) or updated (outputs)
-  at least once, in whole blocks. Elsewhere that term is dropped, not guessed.
+  at least once, in whole blocks;
+  plus the operand accesses at each tensor's innermost keeper: the delta count towards the
+  compute units is one word per step, and each bypassing level in between passes its
+  child's content up multiplied by its multicast groups (>= 1), so where no link transfer
+  can act on that chain (links off at those fan-outs, or fan-out 1) every instance of the
+  keeper reads (inputs) or updates (outputs) the tensor at least once per compute cycle,
+  charged per utilized cluster as the model does. Where a condition fails the term is
+  dropped, not guessed.
 Dynamic energies only add, so the bound needs every per-action energy >= 0; with a negative
 one the energy bound is -inf (no skipping on energy).
 """
@@ -44,6 +51,12 @@ class Bounds:
         blocks = -(-size // model.block_t[0])
         per_access = np.where(model.rw, model.e_update[0], model.e_read[0])
         self.compulsory_pJ = blocks * per_access  # (nT,)
+        self.linked = np.array(model.linked, dtype=bool)  # (L,)
+        self.block_t = model.block_t.astype(np.int64)  # (L, nT)
+        # per (level, tensor): energy of the access a compute step costs its innermost keeper
+        self.operand_pJ = np.where(model.rw[None, :], model.e_update[:, None],
+                                   model.e_read[:, None])
+        self.clusters = model.clusters.astype(np.int64)
 
     def lower(self, T: np.ndarray, SX: np.ndarray, SY: np.ndarray, keep: np.ndarray
               ) -> tuple[np.ndarray, np.ndarray]:
@@ -64,4 +77,15 @@ class Bounds:
             ok = keep[:, 0] & keep[:, 1]  # (B, nT)
             ok &= (fan[:, 0] == 1)[:, None]
             energy = energy + np.where(ok, self.compulsory_pJ[None, :], 0.0).sum(axis=1)
+        # innermost keeper of each tensor, and whether links could act from it down
+        kept = keep.any(axis=1)  # (B, nT)
+        inner = self.L - 1 - np.argmax(keep[:, ::-1, :], axis=1)  # (B, nT)
+        no_link = ~self.linked[None, :] | (fan == 1)  # (B, L)
+        chain_ok = np.flip(np.cumprod(np.flip(no_link, axis=1), axis=1), axis=1).astype(bool)
+        ok = kept & np.take_along_axis(chain_ok, inner, axis=1)
+        t_idx = np.arange(keep.shape[2])[None, :]
+        blocks = -(-cycles[:, None] // self.block_t[inner, t_idx])
+        charged = np.minimum(np.take_along_axis(rep, inner, axis=1), self.clusters[inner])
+        operand = blocks * self.operand_pJ[inner, t_idx] * charged
+        energy = energy + np.where(ok, operand, 0.0).sum(axis=1)
         return energy * SAFETY, cycles

@@ -188,3 +188,17 @@ def test_cli_search_json_counts_skipped(tmp_path: Path) -> None:
     for f in ("mapping.yaml", "map.yaml", "levels.csv"):
         assert (out["on"] / f).read_bytes() == (out["off"] / f).read_bytes(), f
     assert (out["p_on"] / "pareto.csv").read_bytes() == (out["p_off"] / "pareto.csv").read_bytes()
+
+
+def test_bound_skip_is_not_part_of_the_store_key() -> None:
+    """It cannot change a result, so a layer stored with it on is reused with it off."""
+    from dse.layers import conv2d
+    from dse.pipeline.run import layer_key
+    from dse.pipeline.spec import load_arch
+
+    arch = load_arch([str(ROOT / "arch_specs" / "eyeriss_like.yaml")])
+    problem = conv2d("c", C=8, K=8, P=4, Q=4, R=3, S=3)
+    assert layer_key(arch, problem, SearchConfig(bound_skip=False)) == layer_key(
+        arch, problem, SearchConfig())
+    assert layer_key(arch, problem, SearchConfig(seed=1)) != layer_key(
+        arch, problem, SearchConfig())

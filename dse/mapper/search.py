@@ -10,6 +10,9 @@
   fresh random blocks while the budget lasts.
 Every candidate is compared by (objective, then a canonical key of the mapping), a total order,
 so the winner never depends on timing or on how work was split over processes.
+Bound and skip (SearchConfig.bound_skip): a candidate whose lower bounds (dse.mapper.bounds)
+cannot change the incumbent, the Pareto front or auto's top lists is not evaluated; the budget
+counts it all the same, so the same candidates are drawn and the results are identical.
 """
 
 from __future__ import annotations

@@ -202,3 +202,15 @@ def test_bound_skip_is_not_part_of_the_store_key() -> None:
         arch, problem, SearchConfig())
     assert layer_key(arch, problem, SearchConfig(seed=1)) != layer_key(
         arch, problem, SearchConfig())
+
+
+@pytest.mark.parametrize("objective", ["edp", "delay,energy"])
+def test_auto_default_blocks_same_with_and_without_skip(objective: str) -> None:
+    """auto with its default 8,192-row blocks over several rounds (the second block of a
+    round is bounded against the first's top rows): identical either way."""
+    spec, s = prepare(_files("resnet18_conv2_x"), SearchConfig())
+    kw = dict(objective=objective, search="auto", max_evals=40_000, seed=2)
+    on = _run(spec.problem, spec.arch, s.space.cons, **kw)
+    off = _run(spec.problem, spec.arch, s.space.cons, **kw, bound_skip=False)
+    _same(on, off)
+    assert on[1].skipped_by_bound > 10_000

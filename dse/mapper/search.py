@@ -158,11 +158,13 @@ class Searcher:
 
     def _step(self, choice: np.ndarray, perm: np.ndarray, keep: np.ndarray,
               factors: tuple | None = None, canonical: bool = False,
-              need_top: bool = False) -> list[Candidate]:
+              need_top: bool = False, rank_limit: tuple | None = None) -> list[Candidate]:
         """Evaluate a block and fold it in (`_consider`), skipping rows whose lower bounds
         show they cannot change the outcome: they lose to the incumbent (strictly, so ties
         broken by the canonical key are kept), are dominated by the current Pareto front,
-        and, when the block's top rows are used (auto), rank after that top list."""
+        and, when the block's top rows are used (auto), rank after that top list or score
+        worse than `rank_limit` (a score that enough rows already beat for the caller: such
+        a row, and any row it would displace from the top list, cannot be picked)."""
         if factors is None:
             factors = self.space.factor_arrays(choice)
         if not canonical:
@@ -172,13 +174,15 @@ class Searcher:
             e, c, v, perm = self._evaluate(choice, perm, keep, factors, canonical=True)
             return self._consider(choice, perm, keep, e, c, v)
         run = ~skip
+        beyond = (_lex_greater(bound_scores, rank_limit) if rank_limit is not None
+                  else np.zeros(len(run), dtype=bool))
         if need_top:  # the lowest bounds first: they likely set a tight top-list threshold
             run[np.lexsort(tuple(reversed(bound_scores)))[:64]] = True
         parts = [self._evaluate_rows(np.nonzero(run)[0], choice, perm, keep, factors)]
         if need_top:
             idx, e, c, v = parts[0]
             last = self._top_last_score(e[v], c[v])
-            rest = ~run
+            rest = ~run & ~beyond
             if last is not None:
                 rest &= ~_lex_greater(bound_scores, last)
             if rest.any():
@@ -501,7 +505,12 @@ class Searcher:
                 block_no += 1
                 if not len(choice):
                     return
-                tops += self._step(choice, perm, keep, factors, canonical=True, need_top=True)
+                # the local search starts from the best 15 tops (after the incumbent): a row of
+                # the second block scoring worse than 15 tops of the first cannot be among them
+                ranked = sorted(x.score for x in tops)
+                limit = ranked[14] if len(ranked) >= 15 else None
+                tops += self._step(choice, perm, keep, factors, canonical=True, need_top=True,
+                                   rank_limit=limit)
                 self._tick()
             tops.sort(key=lambda x: (x.score, self._key(x.choice, x.perm, x.keep)))
             if self.result.best is not None:

@@ -22,11 +22,13 @@ def _bundled(rel: str) -> str:
     return str(bundled_dir(folder) / name)
 
 
-def bench_mapper(files: list[str], search: str, max_evals: int, seed: int = 0) -> dict:
+def bench_mapper(files: list[str], search: str, max_evals: int, seed: int = 0,
+                 objective: str = "delay,energy", bound_skip: bool = True) -> dict:
     from dse.mapper.run import prepare
     from dse.mapper.search import SearchConfig
 
-    cfg = SearchConfig(objective="delay,energy", search=search, max_evals=max_evals, seed=seed)
+    cfg = SearchConfig(objective=objective, search=search, max_evals=max_evals, seed=seed,
+                       bound_skip=bound_skip)
     _, searcher = prepare([_bundled(f) for f in files], cfg)
     cpu0 = time.process_time()
     result = searcher.run()
@@ -34,11 +36,14 @@ def bench_mapper(files: list[str], search: str, max_evals: int, seed: int = 0) -
     best = result.best
     return {
         "evaluated": result.evaluated,
+        "skipped_by_bound": result.skipped_by_bound,
         "valid": result.valid,
         "wall_s": round(result.wall_s, 3),
         "evals_per_s": round(result.evaluated / result.wall_s, 1),
         "cpu_s": round(cpu, 3),
         "evals_per_cpu_s": round(result.evaluated / cpu, 1),
+        # candidates drawn (evaluated + skipped by bound) per second: the search's pace
+        "considered_per_s": round(result.considered / result.wall_s, 1),
         "best_cycles": None if best is None else best.cycles,
         "best_energy_pJ": None if best is None else best.energy_pJ,
     }
@@ -86,11 +91,13 @@ def bench_network(workload: str = "resnet50", jobs: int = 2) -> dict:
 
 
 def run_all(max_evals: int, searches: tuple[str, ...] = ("random", "auto"),
-            network: bool = True) -> dict:
+            network: bool = True, objective: str = "delay,energy",
+            bound_skip: bool = True) -> dict:
     out = {}
     for name, files in CASES.items():
         for search in searches:
-            out[f"{name}/{search}"] = bench_mapper(files, search, max_evals)
+            out[f"{name}/{search}"] = bench_mapper(files, search, max_evals,
+                                                   objective=objective, bound_skip=bound_skip)
     out["model_single_mapping/eyeriss_vgg02_conv5"] = bench_model()
     if network:
         out["network_end_to_end/resnet50_eyeriss_like_jobs2"] = bench_network()

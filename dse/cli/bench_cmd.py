@@ -10,6 +10,11 @@ from dse.cli.errors import COUNT, reports_spec_errors
 @click.command()
 @click.option("--max-evals", type=COUNT, default=50_000, show_default=True,
               help="Mappings per mapper case.")
+@click.option("--objective", default="delay,energy", show_default=True,
+              type=click.Choice(["edp", "energy", "delay", "delay,energy", "energy,delay"]),
+              help="Objective of the mapper cases.")
+@click.option("--no-bound-skip", "no_bound_skip", is_flag=True,
+              help="Mapper cases evaluate every candidate (compare with bound-and-skip on).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--no-network", is_flag=True, help="Skip the ResNet-50 end-to-end case (~30 s).")
 @click.option("--compare", "compare_rev", metavar="REV", default=None,
@@ -18,27 +23,32 @@ from dse.cli.errors import COUNT, reports_spec_errors
 @click.option("--rounds", type=COUNT, default=3, show_default=True,
               help="With --compare: runs per side, alternating; medians are reported.")
 @reports_spec_errors
-def bench(max_evals: int, as_json: bool, no_network: bool, compare_rev: str | None,
-          rounds: int) -> None:
+def bench(max_evals: int, objective: str, no_bound_skip: bool, as_json: bool, no_network: bool,
+          compare_rev: str | None, rounds: int) -> None:
     """Evaluated mappings per second (one process) on the Eyeriss-like VGG layer and a
     ResNet-18 3x3 layer, the time of one model evaluation, and ResNet-50 end to end on the
     Eyeriss-like design (default search, --jobs 2, fresh store)."""
     import json
 
     if compare_rev is not None:
+        if objective != "delay,energy" or no_bound_skip:  # the other revision may lack them
+            raise click.UsageError("--compare runs both trees' default cases; it does not take "
+                                   "--objective or --no-bound-skip")
         _compare(compare_rev, max_evals, rounds, not no_network, as_json)
         return
     from dse.bench import run_all
 
-    results = run_all(max_evals, network=not no_network)
+    results = run_all(max_evals, network=not no_network, objective=objective,
+                      bound_skip=not no_bound_skip)
     if as_json:
         click.echo(json.dumps(results, indent=2))
         return
-    click.echo(f"{'case':48s} {'evaluated':>10s} {'wall_s':>8s} {'evals/s':>10s} "
-               f"{'evals/cpu_s':>12s}")
+    click.echo(f"{'case':48s} {'evaluated':>10s} {'skipped':>9s} {'wall_s':>8s} "
+               f"{'evals/s':>10s} {'evals/cpu_s':>12s}")
     for name, r in results.items():
         cpu = f"{r['evals_per_cpu_s']:>12,.0f}" if "evals_per_cpu_s" in r else f"{'':>12s}"
-        click.echo(f"{name:48s} {r['evaluated']:>10,} {r['wall_s']:>8.2f} "
+        skipped = f"{r['skipped_by_bound']:>9,}" if "skipped_by_bound" in r else f"{'':>9s}"
+        click.echo(f"{name:48s} {r['evaluated']:>10,} {skipped} {r['wall_s']:>8.2f} "
                    f"{r['evals_per_s']:>10,.0f} {cpu}")
 
 

@@ -52,11 +52,14 @@ def _duration_option(ctx: click.Context, param: click.Parameter, value: str | No
               default="2024", show_default=True,
               help="Timeloop build to reproduce: 2024 (current) or legacy (v0.3 era: one energy "
                    "per level, output fills not elided, no leakage). See docs/timeloop.md.")
+@click.option("--no-bound-skip", "no_bound_skip", is_flag=True,
+              help="Evaluate every candidate instead of skipping those whose lower bounds "
+                   "cannot win (same results either way; for timing and checks).")
 @link_transfer_options
 @click.option("--quiet", "-q", is_flag=True)
 @reports_spec_errors
 def map_(files, objective, search, max_evals, time_limit, seed, jobs, pareto, out_dir, settings,
-         generation, link_transfers, no_link_transfers, quiet):
+         generation, no_bound_skip, link_transfers, no_link_transfers, quiet):
     """Find the best mapping. FILES (architecture, problem, optional constraints, mapper
     settings, ERT) merge as in `dse model`. Writes mapping.yaml (native), map.yaml (Timeloop),
     levels.csv and summary.json for the best mapping, search.json, and pareto.csv."""
@@ -81,6 +84,7 @@ def map_(files, objective, search, max_evals, time_limit, seed, jobs, pareto, ou
         time_limit=parse_duration(time_limit), seed=seed, jobs=max(1, jobs), pareto=pareto,
         generation=generation,
         link_transfers=link_mode(link_transfers, no_link_transfers),
+        bound_skip=not no_bound_skip,
     )
     spec, searcher = prepare(files, cfg, params)
     for note in spec.notes:
@@ -89,7 +93,7 @@ def map_(files, objective, search, max_evals, time_limit, seed, jobs, pareto, ou
                mininterval=0.5)
 
     def progress(result, rate):
-        bar.n = result.evaluated
+        bar.n = result.considered  # what --max-evals counts
         best = result.best
         bar.set_postfix(valid=result.valid, per_s=f"{rate:,.0f}",
                         best=("-" if best is None else
@@ -114,5 +118,7 @@ def map_(files, objective, search, max_evals, time_limit, seed, jobs, pareto, ou
         ev = evaluate(spec.problem, spec.arch, mapping, link_transfers=cfg.link_transfers,
                       generation=generation)
         click.echo(terminal_table(ev, level_rows(ev, spec.arch)))
-        click.echo(f"searched {result.evaluated:,} mappings ({result.valid:,} valid) in "
-                   f"{result.wall_s:.1f} s, {info['evals_per_s']:,.0f}/s; wrote {out}/")
+        skipped = (f", {result.skipped_by_bound:,} more skipped by bound"
+                   if result.skipped_by_bound else "")
+        click.echo(f"searched {result.evaluated:,} mappings ({result.valid:,} valid{skipped}) "
+                   f"in {result.wall_s:.1f} s, {info['evals_per_s']:,.0f}/s; wrote {out}/")

@@ -33,6 +33,9 @@ from dse.cli.options import link_mode, link_transfer_options
               default="2024", show_default=True,
               help="Timeloop build to reproduce: 2024 (current) or legacy (v0.3 era: one energy "
                    "per level, output fills not elided, no leakage). See docs/timeloop.md.")
+@click.option("--no-bound-skip", "no_bound_skip", is_flag=True,
+              help="Evaluate every candidate instead of skipping those whose lower bounds "
+                   "cannot win (same results either way; for timing and checks).")
 @link_transfer_options
 @click.option("--plan", "plan_file", default=None, type=click.Path(dir_okay=False),
               help="Streaming architectures: per-layer och_par/ich_par/ow_par (CSV or YAML) "
@@ -48,8 +51,8 @@ from dse.cli.options import link_mode, link_transfer_options
 @click.option("--quiet", "-q", is_flag=True)
 @reports_spec_errors
 def run(arch_ref, cons_files, workload, out_dir, objective, search, max_evals, seed, jobs,
-        store_path, generation, link_transfers, no_link_transfers, plan_file, allocator, schedule,
-        quiet):
+        store_path, generation, no_bound_skip, link_transfers, no_link_transfers, plan_file,
+        allocator, schedule, quiet):
     """Map every unique layer of a network and write layers.csv and totals.csv. Progress: one
     bar for the network and, with --jobs 1, one for the layer being searched."""
     from tqdm import tqdm
@@ -87,7 +90,8 @@ def run(arch_ref, cons_files, workload, out_dir, objective, search, max_evals, s
     network = load_workload(workload)
     cfg = SearchConfig(objective=objective, search=search, max_evals=max_evals, seed=seed,
                        generation=generation,
-                       link_transfers=link_mode(link_transfers, no_link_transfers))
+                       link_transfers=link_mode(link_transfers, no_link_transfers),
+                       bound_skip=not no_bound_skip)
     out = Path(out_dir)
     if arch.arch.attributes.get("execution"):
         if schedule_spec.kind != "layerwise":
@@ -111,7 +115,7 @@ def run(arch_ref, cons_files, workload, out_dir, objective, search, max_evals, s
         layer_bar.set_description(task.problem.name)
 
         def update(result, rate):
-            layer_bar.n = result.evaluated
+            layer_bar.n = result.considered
             layer_bar.set_postfix(per_s=f"{rate:,.0f}", refresh=False)
             layer_bar.refresh()
         return update

@@ -108,7 +108,11 @@ def write_search_outputs(out: Path, spec: Spec, searcher: Searcher, result: Sear
         "pruned_size": sizes["pruned_size_upper_bound"],
         "pruned_size_is_upper_bound": True,
         "mapspace_parts": sizes,
-        "evaluated": result.evaluated, "valid": result.valid,
+        # evaluated: candidates the model ran on; skipped_by_bound: candidates whose lower
+        # bounds could not win (not evaluated; --max-evals counts both); valid and rejected
+        # count evaluated candidates only
+        "evaluated": result.evaluated, "skipped_by_bound": result.skipped_by_bound,
+        "bound_skip": cfg.bound_skip, "valid": result.valid,
         "rejected": dict(sorted(result.rejected.items())),
         "evals_per_s": result.evaluated / result.wall_s if result.wall_s else None,
         "wall_s": result.wall_s, "interrupted": result.interrupted,
@@ -134,7 +138,8 @@ def write_search_outputs(out: Path, spec: Spec, searcher: Searcher, result: Sear
     from dse.model.dram_bound import dram_summary
     from dse.model.links import resolve_link_mode
 
-    extra = {"search": {k: info[k] for k in ("objective", "search", "seed", "evaluated")},
+    extra = {"search": {k: info[k] for k in ("objective", "search", "seed", "evaluated",
+                                             "skipped_by_bound")},
              "link_transfers": resolve_link_mode(spec.arch, cfg.link_transfers),
              "dram": dram_summary(spec.problem, spec.arch, ev)}  # docs/bounds.md
     if spec.problem.padded_from:

@@ -10,6 +10,9 @@
   fresh random blocks while the budget lasts.
 Every candidate is compared by (objective, then a canonical key of the mapping), a total order,
 so the winner never depends on timing or on how work was split over processes.
+Bound and skip (SearchConfig.bound_skip): a candidate whose lower bounds (dse.mapper.bounds)
+cannot change the incumbent, the Pareto front or auto's top lists is not evaluated; the budget
+counts it all the same, so the same candidates are drawn and the results are identical.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import numpy as np
 
 from dse.arch import Architecture
 from dse.mapper.batch import BatchModel
+from dse.mapper.bounds import Bounds
 from dse.mapper.constraints import Constraints
 from dse.mapper.mapspace import MapSpace
 from dse.workload import Problem
@@ -45,6 +49,9 @@ class SearchConfig:
     generation: str = "2024"  # Timeloop build to reproduce (dse/model/generation.py)
     # link-transfer mode (dse.model.links); None = the architecture's default
     link_transfers: str | None = None
+    # skip candidates whose lower bounds (dse.mapper.bounds) cannot beat the incumbent; exact
+    # (same best and Pareto set either way), so it is not part of any store key
+    bound_skip: bool = True
 
 
 @dataclass
@@ -68,6 +75,12 @@ class SearchResult:
     exhausted: bool = False
     pareto: list = field(default_factory=list)  # (energy, cycles, Candidate)
     smallest_change: str | None = None
+    skipped_by_bound: int = 0  # candidates not evaluated: their bounds could not win
+
+    @property
+    def considered(self) -> int:
+        """Candidates drawn: evaluated + skipped by bound (what --max-evals counts)."""
+        return self.evaluated + self.skipped_by_bound
 
 
 # ---------------------------------------------------------------------------- workers
@@ -96,6 +109,7 @@ class Searcher:
         self.space = MapSpace(problem, arch, constraints)
         self.model = BatchModel(problem, arch, config.link_transfers,
                                 generation=config.generation)
+        self.bounds = Bounds(self.model) if config.bound_skip else None
         self.min_util = constraints.min_utilization
         self.result = SearchResult(None)
         self.pool: ProcessPoolExecutor | None = None
@@ -141,6 +155,80 @@ class Searcher:
                 res.rejected[f"capacity at {self.arch.levels[lvl].name}"] += int(cnt)
             self._note_overflow(overflow[bad])
         return energy, cycles, valid, perm
+
+    def _step(self, choice: np.ndarray, perm: np.ndarray, keep: np.ndarray,
+              factors: tuple | None = None, canonical: bool = False,
+              need_top: bool = False, rank_limit: tuple | None = None) -> list[Candidate]:
+        """Evaluate a block and fold it in (`_consider`), skipping rows whose lower bounds
+        show they cannot change the outcome: they lose to the incumbent (strictly, so ties
+        broken by the canonical key are kept), are dominated by the current Pareto front,
+        and, when the block's top rows are used (auto), rank after that top list or score
+        worse than `rank_limit` (a score that enough rows already beat for the caller: such
+        a row, and any row it would displace from the top list, cannot be picked)."""
+        if factors is None:
+            factors = self.space.factor_arrays(choice)
+        if not canonical:
+            perm = self.space.canonical_perm(factors[0], perm)
+        skip, bound_scores = self._skippable(factors, keep)
+        if skip is None or not skip.any():
+            e, c, v, perm = self._evaluate(choice, perm, keep, factors, canonical=True)
+            return self._consider(choice, perm, keep, e, c, v)
+        run = ~skip
+        beyond = (_lex_greater(bound_scores, rank_limit) if rank_limit is not None
+                  else np.zeros(len(run), dtype=bool))
+        if need_top:  # the lowest bounds first: they likely set a tight top-list threshold
+            run[np.lexsort(tuple(reversed(bound_scores)))[:64]] = True
+        parts = [self._evaluate_rows(np.nonzero(run)[0], choice, perm, keep, factors)]
+        if need_top:
+            idx, e, c, v = parts[0]
+            last = self._top_last_score(e[v], c[v])
+            rest = ~run & ~beyond
+            if last is not None:
+                rest &= ~_lex_greater(bound_scores, last)
+            if rest.any():
+                parts.append(self._evaluate_rows(np.nonzero(rest)[0], choice, perm, keep,
+                                                 factors))
+        idx, e, c, v = (np.concatenate([p[k] for p in parts]) for k in range(4))
+        order = np.argsort(idx, kind="stable")  # back to the block's order
+        idx, e, c, v = idx[order], e[order], c[order], v[order]
+        self.result.skipped_by_bound += len(choice) - len(idx)
+        return self._consider(choice[idx], perm[idx], keep[idx], e, c, v)
+
+    def _evaluate_rows(self, idx, choice, perm, keep, factors):
+        e, c, v, _ = self._evaluate(choice[idx], perm[idx], keep[idx],
+                                    tuple(f[idx] for f in factors), canonical=True)
+        return idx, e, c, v
+
+    def _skippable(self, factors: tuple, keep: np.ndarray):
+        """Rows whose bounds lose strictly to the incumbent (and are dominated by the Pareto
+        front when one is kept), with the bound scores; (None, None) when nothing can be."""
+        best = self.result.best
+        if self.bounds is None or best is None:
+            return None, None
+        lb_e, lb_c = self.bounds.lower(*factors, keep)
+        scores = self._scores(lb_e, lb_c)
+        skip = _lex_greater(scores, best.score)
+        if self.cfg.pareto and skip.any():
+            if not len(self._front_c):
+                return None, None
+            # the front is sorted by cycles with energy falling: the last point with cycles
+            # <= the bound has the least energy among those
+            j = np.searchsorted(self._front_c, lb_c, side="right") - 1
+            skip &= (j >= 0) & (self._front_e[np.maximum(j, 0)] <= lb_e)
+        return skip, scores
+
+    def _top_last_score(self, energy: np.ndarray, cycles: np.ndarray) -> tuple | None:
+        """Score of the last row `_consider` would return for these valid rows (the block's
+        ties + 16), or None when it would return them all."""
+        if not len(energy):
+            return None
+        scores = self._scores(energy, cycles)
+        order = np.lexsort(tuple(reversed(scores)))
+        tied = int(np.all([s[order] == s[order[0]] for s in scores], axis=0).sum())
+        if len(order) <= tied + 16:
+            return None
+        j = order[tied + 16 - 1]
+        return tuple(float(s[j]) for s in scores)
 
     def _note_overflow(self, overflow: np.ndarray) -> None:
         only_one = (overflow > 0).sum(axis=1) == 1
@@ -220,7 +308,7 @@ class Searcher:
     def _out_of_budget(self) -> bool:
         if self._stop:
             return True
-        if self.cfg.max_evals is not None and self.result.evaluated >= self.cfg.max_evals:
+        if self.cfg.max_evals is not None and self.result.considered >= self.cfg.max_evals:
             return True
         limit = self.cfg.time_limit
         if limit is not None and time.perf_counter() - self._t0 >= limit:
@@ -231,7 +319,7 @@ class Searcher:
         """A block, cut to what is left of --max-evals."""
         n = self.cfg.block
         if self.cfg.max_evals is not None:
-            n = min(n, self.cfg.max_evals - self.result.evaluated)
+            n = min(n, self.cfg.max_evals - self.result.considered)
         return max(n, 0)
 
     def _seed_size(self) -> int:
@@ -265,8 +353,7 @@ class Searcher:
             choice, perm, keep, factors = self.random_block(block_no, n, with_factors=True)
             if not len(choice):
                 break
-            e, c, v, perm = self._evaluate(choice, perm, keep, factors, canonical=True)
-            self._consider(choice, perm, keep, e, c, v)
+            self._step(choice, perm, keep, factors, canonical=True)
             block_no += 1
             self._tick()
 
@@ -284,8 +371,7 @@ class Searcher:
                 return
             ch, pe, ke = np.array(buf_c), np.array(buf_p), np.array(buf_k)
             buf_c.clear(), buf_p.clear(), buf_k.clear()
-            e, c, v, pe = self._evaluate(ch, pe, ke)
-            self._consider(ch, pe, ke, e, c, v)
+            self._step(ch, pe, ke)
             self._tick()
 
         for chunk in space.iter_choices(1024):
@@ -385,12 +471,11 @@ class Searcher:
             if not fresh:
                 return
             if self.cfg.max_evals is not None:  # stay within --max-evals
-                fresh = fresh[:max(self.cfg.max_evals - self.result.evaluated, 0)]
+                fresh = fresh[:max(self.cfg.max_evals - self.result.considered, 0)]
             seen.update(keys[j] for j in fresh)
             ch, pe, ke = ch[fresh], pe[fresh], ke[fresh]
             factors = tuple(f[fresh] for f in factors)
-            e, c, v, pe = self._evaluate(ch, pe, ke, factors, canonical=True)
-            top = self._consider(ch, pe, ke, e, c, v)
+            top = self._step(ch, pe, ke, factors, canonical=True, need_top=True)
             self._tick()
             merged = sorted(pool + top, key=lambda x: (x.score, self._key(x.choice, x.perm,
                                                                           x.keep)))
@@ -420,8 +505,12 @@ class Searcher:
                 block_no += 1
                 if not len(choice):
                     return
-                e, c, v, perm = self._evaluate(choice, perm, keep, factors, canonical=True)
-                tops += self._consider(choice, perm, keep, e, c, v)
+                # the local search starts from the best 15 tops (after the incumbent): a row of
+                # the second block scoring worse than 15 tops of the first cannot be among them
+                ranked = sorted(x.score for x in tops)
+                limit = ranked[14] if len(ranked) >= 15 else None
+                tops += self._step(choice, perm, keep, factors, canonical=True, need_top=True,
+                                   rank_limit=limit)
                 self._tick()
             tops.sort(key=lambda x: (x.score, self._key(x.choice, x.perm, x.keep)))
             if self.result.best is not None:
@@ -469,6 +558,16 @@ class Searcher:
     def mapping_of(self, cand: Candidate):
         T, SX, SY = self.space.factor_arrays(cand.choice[None])
         return self.space.to_mapping(T[0], SX[0], SY[0], cand.perm, cand.keep)
+
+
+def _lex_greater(scores: list[np.ndarray], ref: tuple) -> np.ndarray:
+    """Rows whose score tuple is lexicographically greater than ref (strictly)."""
+    gt = np.zeros(len(scores[0]), dtype=bool)
+    eq = np.ones(len(scores[0]), dtype=bool)
+    for s, r in zip(scores, ref, strict=True):
+        gt |= eq & (s > r)
+        eq &= s == r
+    return gt
 
 
 def _primes(n: int) -> list[int]:

@@ -1,0 +1,91 @@
+"""Cheap lower bounds on a mapping's energy and cycles, for the mapper's bound-and-skip.
+
+Each bound is provably <= what dse.mapper.batch.BatchModel computes for the same row, in every
+mode (link transfers, bypass, per-tensor word widths, clusters, Timeloop generations):
+* cycles >= the product of all temporal factors: the model takes the max of that and each
+  level's bandwidth-stretched cycles.
+* energy >= compute energy (a constant) + leakage over the compute cycles on the instances
+  the model charges (utilized instances of every level that keeps something) + the
+  compulsory accesses at the backing store: where level 0 keeps a tensor with fan-out 1 and
+  the level below also keeps it, level 0's content is the sum of the child tile's deltas,
+  which is at least the whole tensor, so the tensor is read (inputs) or updated (outputs)
+  at least once, in whole blocks;
+  plus the operand accesses at each tensor's innermost keeper: the delta count towards the
+  compute units is one word per step, and each bypassing level in between passes its
+  child's content up multiplied by its multicast groups (>= 1), so where no link transfer
+  can act on that chain (links off at those fan-outs, or fan-out 1) every instance of the
+  keeper reads (inputs) or updates (outputs) the tensor at least once per compute cycle,
+  charged per utilized cluster as the model does. Where a condition fails the term is
+  dropped, not guessed.
+Dynamic energies only add, so the bound needs every per-action energy >= 0; with a negative
+one the energy bound is -inf (no skipping on energy).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dse.mapper.batch import BatchModel
+
+# a bound is multiplied by this before comparing: the model sums the same terms in another
+# order, so an exact (tight) bound could otherwise exceed it by a rounding error
+SAFETY = 1.0 - 1e-9
+
+
+class Bounds:
+    """Constants of one BatchModel, prepared for bounding batches of rows."""
+
+    def __init__(self, model: BatchModel) -> None:
+        self.model = model
+        self.L = model.L
+        nT = len(model.tensors)
+        self.compute_pJ = model.problem.macs * model.e_compute
+        energies = np.concatenate([model.e_read, model.e_write, model.e_update, model.e_leak,
+                                   [model.e_compute]])
+        self.energy_ok = bool((energies >= 0).all())
+        self.leak = model.e_leak.copy()
+        self.dummy = model.dummy.copy()
+        full_box = np.array([[model.problem.bounds[d] for d in model.dims]], dtype=np.int64)
+        size = np.array([int(model._tile_size(t, full_box)[0]) for t in range(nT)])
+        # words of each tensor, in whole blocks of the backing store, times its access energy
+        blocks = -(-size // model.block_t[0])
+        per_access = np.where(model.rw, model.e_update[0], model.e_read[0])
+        self.compulsory_pJ = blocks * per_access  # (nT,)
+        self.linked = np.array(model.linked, dtype=bool)  # (L,)
+        self.block_t = model.block_t.astype(np.int64)  # (L, nT)
+        # per (level, tensor): energy of the access a compute step costs its innermost keeper
+        self.operand_pJ = np.where(model.rw[None, :], model.e_update[:, None],
+                                   model.e_read[:, None])
+        self.clusters = model.clusters.astype(np.int64)
+
+    def lower(self, T: np.ndarray, SX: np.ndarray, SY: np.ndarray, keep: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray]:
+        """(energy_pJ lower bound, cycles lower bound) per row; both <= the model's values."""
+        B = T.shape[0]
+        cycles = np.prod(T.astype(np.int64), axis=(1, 2))
+        if not self.energy_ok:
+            return np.full(B, -np.inf), cycles
+        keep = keep.astype(bool) & ~self.dummy[None, :, None]
+        fan = (SX.astype(np.int64) * SY.astype(np.int64)).prod(axis=2)  # (B, L)
+        rep = np.ones((B, self.L), dtype=np.int64)
+        for i in range(1, self.L):
+            rep[:, i] = rep[:, i - 1] * fan[:, i - 1]
+        leak = (np.where(keep.any(axis=2), self.leak[None, :] * rep, 0.0).sum(axis=1)
+                * cycles)
+        energy = leak + self.compute_pJ
+        if self.L >= 2:
+            ok = keep[:, 0] & keep[:, 1]  # (B, nT)
+            ok &= (fan[:, 0] == 1)[:, None]
+            energy = energy + np.where(ok, self.compulsory_pJ[None, :], 0.0).sum(axis=1)
+        # innermost keeper of each tensor, and whether links could act from it down
+        kept = keep.any(axis=1)  # (B, nT)
+        inner = self.L - 1 - np.argmax(keep[:, ::-1, :], axis=1)  # (B, nT)
+        no_link = ~self.linked[None, :] | (fan == 1)  # (B, L)
+        chain_ok = np.flip(np.cumprod(np.flip(no_link, axis=1), axis=1), axis=1).astype(bool)
+        ok = kept & np.take_along_axis(chain_ok, inner, axis=1)
+        t_idx = np.arange(keep.shape[2])[None, :]
+        blocks = -(-cycles[:, None] // self.block_t[inner, t_idx])
+        charged = np.minimum(np.take_along_axis(rep, inner, axis=1), self.clusters[inner])
+        operand = blocks * self.operand_pJ[inner, t_idx] * charged
+        energy = energy + np.where(ok, operand, 0.0).sum(axis=1)
+        return energy * SAFETY, cycles

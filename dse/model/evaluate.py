@@ -15,6 +15,7 @@ from dse.arch import Architecture
 from dse.errors import SpecError
 from dse.mapping import Mapping
 from dse.model import generation as generations
+from dse.model.actions import action_energy
 from dse.model.deltas import boundary_steps, fills_per_instance, spatial_stats
 from dse.model.links import linked_fanouts, resolve_link_mode
 from dse.model.nest import Nest, build_nest
@@ -298,19 +299,6 @@ def _check_capacity_bits(problem: Problem, arch: Architecture, mapping: Mapping,
                 key_path=f"mapping.{lv.name}",
                 hint="use smaller factors at or below this level, or bypass a tensor here",
             )
-
-
-def action_energy(arch_level, action: str) -> float:
-    """pJ per (vector) access of `action`; update falls back to write; missing is an error."""
-    e = arch_level.energy
-    if action == "update" and "update" not in e:
-        action = "write"
-    if action not in e:
-        raise SpecError(
-            f"no energy per '{action}' for component {arch_level.name}",
-            hint="give it inline (energy: {read: ..}), pass an ERT file, or choose an estimator",
-        )
-    return e[action].pJ
 
 
 def _finish(

@@ -1,0 +1,750 @@
+"""Evaluate many mappings at once with numpy: the same closed forms as dse.model, over arrays.
+
+A batch shares the problem and architecture; each row has its own factors and loop orders:
+  T[b, level, dim]   temporal factor        SX/SY[b, level, dim]   spatial factors (mesh X / Y)
+  perm[b, level, :]  temporal dims, innermost first            keep[b, level, tensor]
+Neighbour-to-neighbour link transfers are computed exactly too: in closed form where the
+hardware mesh decodes like the mapped grid, otherwise per spatial structure (cached). Everything
+here must equal dse.model.evaluate exactly (tests compare the two on random batches).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from dse.arch import Architecture
+from dse.model import generation as generations
+from dse.model.actions import ACTIONS, ENERGY_KEY, action_energy
+from dse.model.deltas import link_effect, neighbour_diffs
+from dse.model.links import linked_fanouts, resolve_link_mode
+from dse.model.wordbits import bandwidth_scale, tensor_bits, words_per_block
+from dse.workload import Problem
+
+
+@dataclass
+class BatchResult:
+    energy_pJ: np.ndarray  # (B,)
+    cycles: np.ndarray  # (B,) int
+    valid: np.ndarray  # (B,) bool: fits capacity and fan-out
+    capacity_ok: np.ndarray
+    fanout_ok: np.ndarray
+    utilization: np.ndarray
+    overflow: np.ndarray  # (B, L) words over capacity per level (0 where it fits)
+
+
+@dataclass
+class Detail:
+    """Everything the model computes for a batch of (valid) rows, per level and tensor."""
+
+    size: np.ndarray  # (B, L, T) words of the tile kept per instance (0 where bypassed)
+    partition: np.ndarray  # (B, L, T) partition size (0 where bypassed)
+    replication: np.ndarray  # (B, L) utilized instances (spatial fan-out used above)
+    counts: np.ndarray  # (B, L, T, action) per instance, actions as dse.model.actions.ACTIONS
+    energy_by_action: np.ndarray  # (B, L, T, action) pJ over all utilized instances
+    links: np.ndarray  # (B, L, T) words forwarded between the children of one instance
+    peer: np.ndarray  # (B, L, T) peer accesses per instance (included in reads and fills)
+    slowdown: np.ndarray  # (B, L) bandwidth slowdown (1 = none)
+    level_cycles: np.ndarray  # (B, L)
+    leak: np.ndarray  # (B, L) leakage pJ
+    compute_cycles: np.ndarray  # (B,)
+    cycles: np.ndarray  # (B,)
+    energy: np.ndarray  # (B,) pJ in total
+    keep: np.ndarray  # (B, L, T) the tensor is kept (not bypassed, not a dummy level)
+
+
+class BatchModel:
+    """Constants of one (problem, architecture) pair, prepared for fast batch evaluation."""
+
+    def __init__(self, problem: Problem, arch: Architecture,
+                 link_transfers: bool | str | None = None,
+                 generation: str = generations.DEFAULT) -> None:
+        arch = generations.energies_for(arch, generation)  # the same rule as the scalar model
+        self.elide_fills = generations.elides_output_fills(generation)
+        self.generation = generation
+        self.problem = problem
+        self.arch = arch
+        self.link_mode = resolve_link_mode(arch, link_transfers)
+        self.linked = linked_fanouts(arch, self.link_mode)  # per level's fan-out
+        self.link_transfers = any(self.linked)
+        self.dims = problem.dims
+        self.D = len(self.dims)
+        self.L = len(arch.levels)
+        self.tensors = problem.data_spaces
+        self.rw = np.array([ds.read_write for ds in self.tensors])
+        # projection matrices A[t]: (ranks, D)
+        self.A = []
+        for ds in self.tensors:
+            a = np.zeros((len(ds.ranks), self.D), dtype=np.int64)
+            for r, rank in enumerate(ds.ranks):
+                for d, c in rank:
+                    a[r, self.dims.index(d)] += c
+            self.A.append(a)
+        # ranks over dimensions of bound 1 never move and always have extent 1: drop them
+        varying = np.array([problem.bounds[d] > 1 for d in self.dims])
+        self.A = [a[(a[:, varying] != 0).any(axis=1)] if varying.any() else a[:1]
+                  for a in self.A]
+        self.shared_dim = [bool(((a != 0).sum(axis=0) > 1).any()) for a in self.A]
+        self._structs: dict = {}  # spatial structures seen, for link-transfer lookups
+        self.irrelevant = [~(a != 0).any(axis=0) for a in self.A]
+        # (x, y) dimension pairs that share a rank (sliding windows): links need one of these
+        self.coupled_pairs = []
+        for a in self.A:
+            pairs = set()
+            for r in range(a.shape[0]):
+                ds = np.nonzero(a[r])[0]
+                pairs |= {(int(x), int(y)) for x in ds for y in ds if x != y}
+            self.coupled_pairs.append(sorted(pairs))
+        lv = arch.levels
+        self.cap = np.array([(-1 if x.effective_capacity_words is None
+                              else x.effective_capacity_words) for x in lv], dtype=np.int64)
+        self.block = np.array([x.block_size for x in lv], dtype=np.int64)
+        self.clusters = np.array([x.instances // x.cluster_size for x in lv], dtype=np.int64)
+        # per-tensor word widths (dse.model.wordbits): words per row, bits per word, and
+        # datawidth words of bandwidth per word, per (level, tensor)
+        self.has_bits = any(ds.word_bits for ds in self.tensors)
+        self.block_t = np.array([[words_per_block(x, ds) for ds in self.tensors] for x in lv],
+                                dtype=np.int64)
+        self.bits_t = np.array([[tensor_bits(x, ds) for ds in self.tensors] for x in lv],
+                               dtype=np.int64)
+        self.bw_scale = np.array([[bandwidth_scale(x, ds) for ds in self.tensors] for x in lv])
+        self.datawidth = np.array([max(1, x.datawidth) for x in lv], dtype=np.int64)
+        self.fanout = np.array([arch.fanout(i) for i in range(self.L)], dtype=np.int64)
+
+        def e(x, a):
+            # the scalar model's lookup: a missing energy is the same SpecError here, not a
+            # NaN that would quietly steer the search away from the level
+            return 0.0 if x.is_dummy else action_energy(x, a)
+
+        # energy per (level, action), actions as dse.model.actions.ACTIONS
+        self.e_action = np.array([[e(x, ENERGY_KEY[a]) for a in ACTIONS] for x in lv])
+        self.e_leak = np.array([x.energy["leak"].pJ if "leak" in x.energy else 0.0 for x in lv])
+        self.e_compute = action_energy(arch.compute, "compute")
+        self.rbw = np.array([np.inf if x.read_bandwidth is None else x.read_bandwidth
+                             for x in lv])
+        self.wbw = np.array([np.inf if x.write_bandwidth is None else x.write_bandwidth
+                             for x in lv])
+        self.sbw = np.array([np.inf if x.shared_bandwidth is None else x.shared_bandwidth
+                             for x in lv])
+        self.dummy = np.array([x.is_dummy for x in lv])
+
+    # ------------------------------------------------------------------ helpers
+    def _extents(self, t: int, box: np.ndarray) -> list[np.ndarray]:
+        """Per rank of tensor t, the extent of an op-space box (..., D) (no padding)."""
+        out = []
+        for row in self.A[t]:
+            ext = np.ones(box.shape[:-1], dtype=np.int64)
+            for d in np.nonzero(row)[0]:
+                ext = ext + int(row[d]) * (box[..., d] - 1)
+            out.append(ext)
+        return out
+
+    def _tile_size(self, t: int, box: np.ndarray) -> np.ndarray:
+        """Words of tensor t in an op-space box (..., D) -> (...)."""
+        size = None
+        for ext in self._extents(t, box):
+            size = ext if size is None else size * ext
+        return size
+
+    def _tiles(self, T, SX, SY, keep):
+        """The nest pass: per-level op-space boxes (B, L + 1, D) and tile words (B, L, T)."""
+        B, L, D = T.shape
+        T = T.astype(np.int64)
+        SX = SX.astype(np.int64)
+        SY = SY.astype(np.int64)
+        keep = keep.astype(bool) & ~self.dummy[None, :, None]
+        S = SX * SY
+        box = np.ones((B, L + 1, D), dtype=np.int64)
+        per_level = T * S
+        for i in range(L - 1, -1, -1):
+            box[:, i] = box[:, i + 1] * per_level[:, i]
+        size = np.stack([self._tile_size(t, box[:, :L]) for t in range(len(self.tensors))],
+                        axis=2)  # (B, L, nT)
+        return T, SX, SY, S, keep, box, size
+
+    def detail(self, T: np.ndarray, SX: np.ndarray, SY: np.ndarray, perm: np.ndarray,
+               keep: np.ndarray) -> Detail:
+        """The whole model on every row, without validity checks (the caller has checked the
+        fan-out; capacity does not change any count)."""
+        T, SX, SY, S, keep, box, size = self._tiles(T, SX, SY, keep)
+        return self._evaluate_valid(T, SX, SY, S, perm, keep, box, size)
+
+    def evaluate(self, T: np.ndarray, SX: np.ndarray, SY: np.ndarray, perm: np.ndarray,
+                 keep: np.ndarray, check_capacity: bool = True) -> BatchResult:
+        """Cheap validity checks on the whole batch first, the full model on valid rows only."""
+        B = T.shape[0]
+        T, SX, SY, S, keep, box, size = self._tiles(T, SX, SY, keep)
+        if self.has_bits:  # capacity in bits; overflow reported in datawidth words
+            used_bits = np.where(keep, size * self.bits_t[None], 0).sum(axis=2)
+            over = np.maximum(used_bits - self.cap[None, :] * self.datawidth[None, :], 0)
+            over = -(-over // self.datawidth[None, :])
+            overflow = np.where(self.cap[None, :] < 0, 0, over)
+        else:
+            used = np.where(keep, size, 0).sum(axis=2)
+            overflow = np.where(self.cap[None, :] < 0, 0,
+                                np.maximum(used - self.cap[None, :], 0))
+        cap_ok = (overflow == 0).all(axis=1)
+        capacity_ok = cap_ok if check_capacity else np.ones(B, dtype=bool)
+        fanout_ok = ((SX.prod(axis=2) <= self.fanout[None, :, 0])
+                     & (SY.prod(axis=2) <= self.fanout[None, :, 1])).all(axis=1)
+        valid = capacity_ok & fanout_ok
+        energy = np.full(B, np.inf)
+        cycles = np.full(B, np.iinfo(np.int64).max, dtype=np.int64)
+        util = np.zeros(B)
+        idx = np.nonzero(valid)[0]
+        if len(idx):
+            det = self._evaluate_valid(T[idx], SX[idx], SY[idx], S[idx], perm[idx],
+                                       keep[idx], box[idx], size[idx])
+            energy[idx], cycles[idx] = det.energy, det.cycles
+            c = det.cycles
+            util[idx] = self.problem.macs / (self.arch.compute.instances * c)
+        return BatchResult(energy, cycles, valid, capacity_ok, fanout_ok, util,
+                           overflow)
+
+    def _evaluate_valid(self, T, SX, SY, S, perm, keep, box, size):
+        B, L, D = T.shape
+        nT = len(self.tensors)
+        rows = np.arange(B)[:, None]
+        sbox = box[:, 1:] * S  # spatial box of level i = box[i+1] * S[i]
+        # temporal loop slots per level, innermost first, unit loops moved to the end
+        slot_dim, slot_n, slot_s, widths = [], [], [], []
+        for i in range(L):
+            p = perm[:, i, :]
+            n_i = T[rows, i, p]
+            unit = n_i == 1
+            if (unit[:, :-1] & ~unit[:, 1:]).any():  # not yet canonical: units go last
+                order = np.argsort(unit, axis=1, kind="stable")
+                p = np.take_along_axis(p, order, axis=1)
+                n_i = np.take_along_axis(n_i, order, axis=1)
+            w = int((n_i > 1).sum(axis=1).max()) if B else 0
+            slot_dim.append(p[:, :w])
+            slot_n.append(n_i[:, :w])
+            slot_s.append(sbox[rows, i, p[:, :w]] if w else np.zeros((B, 0), dtype=np.int64))
+            widths.append(w)
+        fan = S.prod(axis=2)  # (B, L)
+        dsum = np.zeros((B, L, nT))
+        groups = np.ones((B, L, nT))
+        patches = []  # (rows, level, tensor, total, weighted, links) where links apply
+        # zero-translation link transfers: (words per child, groups and children among the
+        # rest, linked children) per row, level, tensor
+        zero_words = np.zeros((B, L, nT))
+        zero_links = np.zeros((B, L, nT, 3))
+        for i in range(L):
+            b = i + 1
+            sd = np.concatenate(slot_dim[i::-1], axis=1)
+            sn = np.concatenate(slot_n[i::-1], axis=1)
+            ss = np.concatenate(slot_s[i::-1], axis=1)
+            K = sd.shape[1]
+            nonunit = sn > 1
+            outer = np.cumprod(sn[:, ::-1], axis=1)[:, ::-1]
+            outer_excl = np.concatenate([outer[:, 1:], np.ones((B, 1), np.int64)], axis=1)
+            weight = (sn - 1) * outer_excl
+            first = np.argmax(nonunit, axis=1) if K else np.zeros(B, dtype=np.int64)
+            child_box = box[:, b]
+            any_fan = bool((fan[:, i] > 1).any())
+            for t in range(nT):
+                AT = self.A[t].T  # (D, R)
+                # deltas at this boundary only matter where this level or its child (the
+                # compute units count as keeping everything) keeps t
+                # (elsewhere only the ratio groups / fan-out is used, so any positive count
+                # does), unless a sliding-window link transfer could change that ratio
+                needed = keep[:, i, t] | (keep[:, b, t] if b < L else True)
+                if not needed.any() and not (
+                        any_fan and self.linked[i] and K
+                        and self._coupled(t, i, b == L, S, T).any()):
+                    dsum[:, i, t] = 1.0
+                    if any_fan:
+                        groups[:, i, t] = self._groups(t, S[:, i], child_box, SX[:, i],
+                                                       SY[:, i])
+                    continue
+                ext_list = self._extents(t, child_box)
+                ext = np.stack(ext_list, axis=1)
+                full = ext_list[0].copy()
+                for e in ext_list[1:]:
+                    full = full * e
+                if K == 0:
+                    dsum[:, i, t] = full
+                    v = np.zeros((B, 0, AT.shape[1]), dtype=np.int64)
+                    kind_ok = nonunit
+                elif b == L:
+                    dsum[:, i, t] = full * (1 + weight.sum(axis=1))
+                    if any_fan and self.linked[i]:
+                        v = np.stack(self._translations(t, sd, ss, nonunit), axis=2)
+                    kind_ok = nonunit
+                else:
+                    # per rank (B, K) arrays: numpy reduces poorly over a 3-4 long last axis
+                    vs = self._translations(t, sd, ss, nonunit)
+                    nzs = [x != 0 for x in vs]
+                    cnt = sum(nz.astype(np.int8) for nz in nzs)
+                    vr = np.abs(sum(vs))  # the moved rank's offset when cnt == 1
+                    er = sum(nz * ext[:, r, None] for r, nz in enumerate(nzs))
+                    partial = (cnt == 1) & (vr < er)
+                    fullk = full[:, None]
+                    c = np.where(partial, vr * (fullk // np.maximum(er, 1)), fullk)
+                    c = np.where(cnt == 0, 0, c)
+                    rows_b = np.arange(B)
+                    differs = np.zeros(sd.shape, dtype=bool)
+                    for x in vs:
+                        differs |= x != x[rows_b, first][:, None]
+                    later = np.arange(K)[None, :] > first[:, None]
+                    c = np.where(later & differs, fullk, c)
+                    dsum[:, i, t] = full + (weight * c).sum(axis=1)
+                    v = None
+                    if any_fan and self.linked[i]:
+                        # a link needs the previous step's delta to be of the same kind
+                        kind = np.where(c == 0, 0, np.where(c == fullk, 2, 1))
+                        kfirst = kind[np.arange(B), first]
+                        ok_later = later & nonunit & (kind == kfirst[:, None]) & (kind > 0)
+                        ok_first = (kfirst > 0) & ((kfirst == 2) | ok_later.any(axis=1))
+                        kind_ok = ok_later | ((np.arange(K)[None, :] == first[:, None])
+                                              & ok_first[:, None])
+                if any_fan:
+                    groups[:, i, t] = self._groups(t, S[:, i], child_box, SX[:, i], SY[:, i])
+                    if self.linked[i] and K:
+                        if v is None:
+                            v = np.stack(vs, axis=2)
+                        # `declared`: only between children that keep the tensor
+                        link_rows = (keep[:, b, t] if self.link_mode == "declared"
+                                     else np.ones(B, dtype=bool))
+                        self._links(t, i, b == L, v, kind_ok, nonunit, weight, outer_excl, sn,
+                                    first, full,
+                                    c if b < L else None, kind if b < L else None,
+                                    needed, link_rows,
+                                    groups, fan, S, T, SX, SY, child_box, zero_words,
+                                    zero_links, patches)
+
+        fanout = fan.astype(np.float64)
+        total = (dsum - zero_words) * groups + zero_words * zero_links[..., 0]
+        weighted = (dsum - zero_words) * fanout[:, :, None] + zero_words * zero_links[..., 1]
+        links = zero_words * zero_links[..., 2]
+        for hr, i, t, tot_p, wei_p, lnk_p in patches:
+            total[hr, i, t], weighted[hr, i, t], links[hr, i, t] = tot_p, wei_p, lnk_p
+        content, parent_share = _parent_share_and_mask(total, weighted, links, fanout, keep)
+        partition = self._partition(size, sbox)
+        replication = np.ones((B, L), dtype=np.int64)
+        for i in range(1, L):
+            replication[:, i] = replication[:, i - 1] * fan[:, i - 1]
+        peer = np.zeros((B, L, nT))
+        if patches or zero_words.any():
+            peer[:, 1:] = np.floor(np.floor(links[:, :-1]) / replication[:, 1:, None])
+        counts = self._accesses(content, parent_share, peer, partition, keep)
+        energy_by_action, level_energy = self._cost(counts, keep, replication)
+        compute_cycles = np.prod(T, axis=(1, 2))
+        slowdown, level_cycles, cycles = self._cycles(counts, compute_cycles)
+        leak = np.where(keep.any(axis=2),
+                        self.e_leak[None, :] * cycles[:, None] * replication, 0.0)
+        energy = level_energy.sum(axis=1) + leak.sum(axis=1) + self.problem.macs * self.e_compute
+        return Detail(size=np.where(keep, size, 0), partition=np.where(keep, partition, 0),
+                      replication=replication, counts=counts, energy_by_action=energy_by_action,
+                      links=links, peer=peer, slowdown=slowdown, level_cycles=level_cycles,
+                      leak=leak, compute_cycles=compute_cycles, cycles=cycles, energy=energy,
+                      keep=keep)
+
+    # ------------------------------------------------------------------ named passes
+    def _partition(self, size: np.ndarray, sbox: np.ndarray) -> np.ndarray:
+        """Partition size (Timeloop's tiling.cpp): the outermost level holds the whole tensor;
+        each fan-out divides it by the ratio of the spread tile to the child's tile."""
+        B, L, nT = size.shape
+        partition = np.zeros((B, L, nT), dtype=np.int64)
+        partition[:, 0] = size[:, 0]
+        for t in range(nT):
+            spread = self._tile_size(t, sbox)
+            for i in range(1, L):
+                partition[:, i, t] = partition[:, i - 1, t] * size[:, i, t] // spread[:, i - 1]
+        return partition
+
+    def _accesses(self, content, parent_share, peer, partition, keep) -> np.ndarray:
+        """Reads, fills and updates per instance (buffer.cpp's split of accesses), as counts
+        (B, L, T, action) in the order of dse.model.actions.ACTIONS. Read-write tensors
+        (outputs) skip the first read of each partition element and, when the generation
+        elides them, its fill at every level but the outermost keeper."""
+        L = keep.shape[1]
+        first_keeper = np.argmax(keep, axis=1)
+        is_outermost = np.arange(L)[None, :, None] == first_keeper[:, None, :]
+        rw = self.rw[None, None, :]
+        content_peer = content + peer
+        share = parent_share + peer
+        updates = np.where(keep & rw, np.rint(content), 0)
+        reads = np.where(keep, np.where(rw, np.rint(content_peer - partition),
+                                        np.rint(content_peer)), 0)
+        full_fill = is_outermost if self.elide_fills else np.ones_like(is_outermost)
+        fills = np.where(keep, np.where(rw, np.rint(np.where(full_fill, share,
+                                                             share - partition)),
+                                        np.floor(share)), 0)
+        return np.stack([reads, fills, updates], axis=3)
+
+    def _cost(self, counts, keep, replication) -> tuple[np.ndarray, np.ndarray]:
+        """Energy per (row, level, tensor, action): accesses rounded up to whole blocks
+        (vector accesses), priced per action, charged per utilized cluster
+        (StorageLevel.utilized_clusters). Returns it and its sum per (row, level)."""
+        blocks = np.ceil(counts / self.block_t[None, :, :, None])
+        charged = np.minimum(replication, self.clusters[None, :])
+        per_access = blocks * self.e_action[None, :, None, :]
+        energy = np.where(keep[..., None], per_access, 0.0) * charged[:, :, None, None]
+        return energy, energy.sum(axis=(2, 3))
+
+    def _cycles(self, counts, compute_cycles):
+        """Bandwidth throttling per level: per-instance words per compute cycle against the
+        read, write and shared bandwidths; the slowest level sets the cycles."""
+        reads = counts[..., 0]
+        writes = counts[..., 1] + counts[..., 2]
+        if self.has_bits:
+            reads = reads * self.bw_scale[None]
+            writes = writes * self.bw_scale[None]
+        rd = reads.sum(axis=2) / compute_cycles[:, None]
+        wd = writes.sum(axis=2) / compute_cycles[:, None]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            slow = np.minimum.reduce([
+                np.ones_like(rd),
+                np.where(rd > self.rbw[None, :], self.rbw[None, :] / rd, 1.0),
+                np.where(wd > self.wbw[None, :], self.wbw[None, :] / wd, 1.0),
+                np.where(rd + wd > self.sbw[None, :], self.sbw[None, :] / (rd + wd), 1.0),
+            ])
+        level_cycles = np.ceil(compute_cycles[:, None] / slow).astype(np.int64)
+        cycles = np.maximum(compute_cycles, level_cycles.max(axis=1))
+        return slow, level_cycles, cycles
+
+    def _child_offsets_linear(self, SX, SY, child_box) -> np.ndarray:
+        """Child offsets in Timeloop's linear order: Y loops outer, X inner; within an axis
+        the highest dimension index is outermost (the mapper's canonical spatial order)."""
+        loops = []
+        for d in range(self.D - 1, -1, -1):
+            if SY[d] > 1:
+                loops.append((d, int(SY[d]), int(child_box[d] * SX[d])))
+        for d in range(self.D - 1, -1, -1):
+            if SX[d] > 1:
+                loops.append((d, int(SX[d]), int(child_box[d])))
+        offs = np.zeros((1, self.D), dtype=np.int64)
+        for d, n, stride in loops:
+            step = np.zeros((n, self.D), dtype=np.int64)
+            step[:, d] = np.arange(n) * stride
+            offs = (offs[:, None, :] + step[None, :, :]).reshape(-1, self.D)
+        return offs
+
+    def _translations(self, t: int, sd, ss, nonunit) -> list[np.ndarray]:
+        """Per rank of tensor t, the (B, K) data-space translation of each loop's step."""
+        out = []
+        for row in self.A[t]:
+            pv = row[sd] * ss
+            masked = pv * nonunit
+            out.append(pv - (np.cumsum(masked, axis=1) - masked))
+        return out
+
+    def _simple_hits(self, t, v, kind_ok, nonunit, SX, SY, child_box) -> np.ndarray:
+        """Rows (mapped grid == hardware layout) where some step's non-zero translation equals
+        a neighbour's offset difference: the innermost loop's step on an axis, or a carry into
+        an outer loop of that axis. Exact necessary condition; hits go to the exact path."""
+        A = self.A[t]
+        B, D = SX.shape
+        w = self._hash_weights(A.shape[0])
+        colw = A.T @ w  # code of a unit step along each dimension
+        codes = v @ w  # (B, K)
+        live = kind_ok & nonunit & (codes != 0)
+        hit = np.zeros(B, dtype=bool)
+        for fac, base in ((SX, child_box), (SY, child_box * SX)):
+            acc = np.zeros((B, D), dtype=np.int64)
+            for d in range(D):  # innermost first (canonical order: dimension order)
+                has = fac[:, d] > 1
+                if not has.any():
+                    continue
+                step = np.zeros((B, D), dtype=np.int64)
+                step[:, d] = base[:, d]
+                diff = acc + step
+                dcode = sum(diff[:, e] * colw[e] for e in range(D) if colw[e])
+                dcode = np.where(has, dcode, 0)[:, None]
+                hit |= (has[:, None] & live & ((codes == dcode) | (codes == -dcode))).any(axis=1)
+                acc = np.where(has[:, None], acc - step * (fac[:, d:d + 1] - 1), acc)
+        return hit
+
+    def _spatial_sum(self, t: int, S: np.ndarray) -> np.ndarray:
+        """Rows where some rank of tensor t sums two dimensions that are both spatial here."""
+        out = np.zeros(S.shape[0], dtype=bool)
+        for row in self.A[t]:
+            dims = np.nonzero(row)[0]
+            if len(dims) > 1:
+                out |= (S[:, dims] > 1).sum(axis=1) > 1
+        return out
+
+    def _coupled(self, t: int, level: int, to_compute: bool, S: np.ndarray, T: np.ndarray
+                 ) -> np.ndarray:
+        """Rows where a link transfer is conceivable at this fan-out (see module docstring)."""
+        B = S.shape[0]
+        if to_compute:
+            return np.ones(B, dtype=bool)
+        out = np.zeros(B, dtype=bool)
+        temporal_above = (T[:, : level + 1] > 1).any(axis=1)  # (B, D)
+        for x, y in self.coupled_pairs[t]:
+            out |= (S[:, level, x] > 1) & temporal_above[:, y]
+        return out
+
+    # ------------------------------------------------------------------ multicast groups
+    def _groups(self, t: int, S: np.ndarray, child_box: np.ndarray, SX: np.ndarray,
+                SY: np.ndarray) -> np.ndarray:
+        """Number of distinct projected child offsets of tensor t at a fan-out (B,)."""
+        A = self.A[t]
+        B = S.shape[0]
+        g = np.ones(B, dtype=np.float64)
+        tricky = np.zeros(B, dtype=bool)
+        spatial = S > 1
+        for row in A:
+            dims = np.nonzero(row)[0]
+            n_sp = np.zeros(B, dtype=np.int64)
+            for d in dims:
+                n_sp += spatial[:, d]
+                g *= np.where(spatial[:, d], S[:, d], 1)
+            tricky |= n_sp > 1  # a rank summing two spatial dims (e.g. P + R): count exactly
+        if self.shared_dim[t]:
+            tricky |= spatial.any(axis=1)
+        for b in np.nonzero(tricky)[0]:
+            g[b] = self._groups_exact(t, SX[b], SY[b], child_box[b])
+        return g
+
+    def _groups_exact(self, t: int, SX: np.ndarray, SY: np.ndarray, child_box: np.ndarray
+                      ) -> int:
+        offs = self._child_offsets_linear(SX, SY, child_box)
+        proj = offs @ self.A[t].T
+        return len({tuple(p) for p in proj})
+
+    # ------------------------------------------------------------------ link transfers
+    def _struct(self, t: int, level: int, SX: np.ndarray, SY: np.ndarray, child_box: np.ndarray):
+        """Per spatial structure (cached): child projections, per-child neighbour differences
+        on the hardware mesh, multicast groups, and the codes of all non-zero differences."""
+        key = (t, level, SX.tobytes(), SY.tobytes(), child_box.tobytes())
+        st = self._structs.get(key)
+        if st is None:
+            offs = self._child_offsets_linear(SX, SY, child_box)
+            proj = [tuple(int(x) for x in row) for row in offs @ self.A[t].T]
+            h, vv = (int(x) for x in self.fanout[level])
+            diffs = neighbour_diffs(proj, h, vv)
+            nonzero = {d for ds in diffs for d in ds if any(d)}
+            w = self._hash_weights(self.A[t].shape[0])
+            codes = np.array(sorted({int(np.dot(d, w)) for d in nonzero}), dtype=np.int64)
+            st = {"proj": proj, "diffs": diffs, "groups": len(set(proj)), "fanout": len(proj),
+                  "codes": codes, "effects": {}, "by_code": {}}
+            self._structs[key] = st
+        return st
+
+    def _effect(self, st: dict, tr: tuple) -> tuple[int, int, int]:
+        e = st["effects"].get(tr)
+        if e is None:
+            e = st["effects"][tr] = link_effect(st["proj"], st["diffs"], tr)
+        return e
+
+    def _links(self, t, i, to_compute, v, kind_ok, nonunit, weight, outer_excl, sn, first, full,
+               c, kind, needed, link_rows, groups, fan, S, T, SX, SY, child_box, zero_words,
+               zero_links, patches):
+        """Link transfers at level i's fan-out for tensor t: zero-translation steps (a stride
+        change moves a whole tile that a neighbour already holds) in closed form per spatial
+        structure; rows where a non-zero translation matches a neighbour difference get the
+        exact per-row event walk."""
+        rows_fan = fan[:, i] > 1
+        # links change nothing where neither this level nor its child keeps t and every child
+        # holds different data (the reads/fan-out ratio that masking passes upwards stays 1)
+        matters = rows_fan & link_rows & (needed | (groups[:, i, t] < fan[:, i]))
+        if not matters.any():
+            return
+        zero = (v == 0).all(axis=2) & kind_ok
+        zw = (weight * zero).sum(axis=1) * full  # words per child over zero-translation steps
+        coupled = self._coupled(t, i, to_compute, S, T)
+        # Closed form for zero translations where child ids decode on the hardware mesh as on
+        # the mapped grid (one mapped row, or mapped X == hardware X) and no rank sums two
+        # spatial dims: every child has a same-data neighbour iff the innermost X (or Y) loop
+        # is over a dimension the tensor does not use; otherwise none has.
+        hx, hy = SX[:, i] > 1, SY[:, i] > 1
+        xm, ym = SX[:, i].prod(axis=1), SY[:, i].prod(axis=1)
+        simple = ((ym == 1) | (xm == self.fanout[i, 0])) & ~self._spatial_sum(t, S[:, i])
+        irr = self.irrelevant[t]
+        all_linked = ((hx.any(axis=1) & irr[np.argmax(hx, axis=1)])
+                      | (hy.any(axis=1) & irr[np.argmax(hy, axis=1)]))
+        closed = matters & simple & (zw > 0) & all_linked
+        if closed.any():
+            zero_words[closed, i, t] = zw[closed]
+            zero_links[closed, i, t, 0] = 0.0  # multicast groups among the rest
+            zero_links[closed, i, t, 1] = 0.0  # children in the rest
+            zero_links[closed, i, t, 2] = fan[closed, i]  # linked children
+        cand = matters & coupled
+        if cand.any():  # for simple layouts, screen translations against neighbour differences
+            sel = np.nonzero(cand & simple)[0]
+            if len(sel):
+                cand[sel] = self._simple_hits(t, v[sel], kind_ok[sel], nonunit[sel],
+                                              SX[sel, i], SY[sel, i], child_box[sel])
+        rows = np.nonzero(matters & (((zw > 0) & ~simple) | cand))[0]
+        coupled = cand
+        if not len(rows):
+            return
+        keyrows = np.concatenate([SX[rows, i], SY[rows, i],
+                                  np.where(S[rows, i] > 1, child_box[rows], 0)], axis=1)
+        uniq, first_of, inv = np.unique(keyrows, axis=0, return_index=True,
+                                        return_inverse=True)
+        inv = inv.reshape(-1)
+        R = v.shape[2]
+        w = self._hash_weights(R)
+        mult = np.int64(-7046029254386353131)  # odd 64-bit constant: mixes structure ids in
+        structs, zero_eff, allowed_u, allowed_c = [], [], [], []
+        for u in range(len(uniq)):
+            r0 = rows[first_of[u]]
+            st = self._struct(t, i, SX[r0, i], SY[r0, i], child_box[r0])
+            structs.append(st)
+            n_linked, groups_with, n_rest = self._effect(st, (0,) * R)
+            useful = n_linked > 0 and groups_with < st["groups"]
+            zero_eff.append((useful, groups_with, n_rest, n_linked))
+            if len(st["codes"]):
+                allowed_u.append(np.full(len(st["codes"]), u, dtype=np.int64))
+                allowed_c.append(st["codes"])
+        zero_eff = np.array(zero_eff, dtype=np.float64)  # (U, 4)
+        z = zero_eff[inv]
+        ok = (z[:, 0] > 0) & ~simple[rows]  # simple rows were done in closed form
+        if ok.any():
+            zero_words[rows[ok], i, t] = zw[rows[ok]]
+            zero_links[rows[ok], i, t] = z[ok, 1:]
+        cmask = coupled[rows]
+        if allowed_u and cmask.any():
+            crow, cu = rows[cmask], inv[cmask]
+            vc = v[crow]
+            codes = vc @ w  # (n, K)
+            base = (cu.astype(np.int64) * mult)[:, None]
+            allowed_keys = np.concatenate(allowed_u) * mult + np.concatenate(allowed_c)
+            hit = np.isin(base + codes, allowed_keys) | np.isin(base - codes, allowed_keys)
+            hit &= kind_ok[crow] & nonunit[crow] & (vc != 0).any(axis=2)
+            sel = hit.any(axis=1)
+            if sel.any():
+                self._link_events(structs, cu[sel], crow[sel], i, t, to_compute, v, sn,
+                                  outer_excl, first, full, c, kind, patches)
+
+    def _link_events(self, structs, su, hr, i, t, to_compute, v, sn, outer_excl, first, full,
+                     c, kind, patches) -> None:
+        """Exact multicast + link statistics for rows where a non-zero translation may be
+        forwarded by a neighbour: the sampled step classes of dse.model.deltas.steps_for with
+        each class's link effect looked up per (spatial structure, translation)."""
+        V = v[hr]  # (n, K, R)
+        n, K, R = V.shape
+        uniq, inv = group_translations(np.repeat(su, K), V.reshape(-1, R))
+        eff = np.empty((len(uniq), 3), dtype=np.float64)
+        for j, row in enumerate(uniq.tolist()):
+            st, tr = structs[row[0]], tuple(row[1:])
+            e = st["by_code"].get(tr)
+            if e is None:
+                e = st["by_code"][tr] = self._effect(st, tr)
+            eff[j] = e
+        eff = eff[inv].reshape(n, K, 3)
+        nl, gw, nr = eff[..., 0], eff[..., 1], eff[..., 2]
+        G = np.array([structs[u]["groups"] for u in su], dtype=np.float64)[:, None]
+        fo = np.array([structs[u]["fanout"] for u in su], dtype=np.float64)[:, None]
+        snr = sn[hr]
+        nonunit = snr > 1
+        fr = first[hr]
+        rix = np.arange(n)
+        fullr = full[hr].astype(np.float64)[:, None]
+        if to_compute:
+            size = np.broadcast_to(fullr, (n, K))
+            kd = np.full((n, K), 2)
+        else:
+            size = c[hr].astype(np.float64)
+            kd = kind[hr]
+        kf = kd[rix, fr][:, None]
+        sf = size[rix, fr][:, None]
+        same_tr = (V == V[rix, fr][:, None, :]).all(axis=2)
+        later = (np.arange(K)[None, :] > fr[:, None]) & nonunit
+        useful = (nl > 0) & (gw < G)
+        nl_f, gw_f, nr_f = (x[rix, fr][:, None] for x in (nl, gw, nr))
+        useful_f = useful[rix, fr][:, None]
+        outer = outer_excl[hr].astype(np.float64)
+        n1 = (snr[rix, fr] - 1).astype(np.float64)[:, None]
+
+        def contrib(weight, sz, link, g_with, n_rest, n_linked):
+            link = link & (weight > 0) & (sz > 0)
+            tot = np.where(link, weight * sz * g_with, weight * sz * G)
+            wei = np.where(link, weight * sz * n_rest, weight * sz * fo)
+            lnk = np.where(link, weight * sz * n_linked, 0.0)
+            return tot, wei, lnk
+
+        total = fullr[:, 0] * G[:, 0]
+        weighted = fullr[:, 0] * fo[:, 0]
+        links = np.zeros(n)
+        # loop-1 steps after step #0 (whose delta is a full tile)
+        tt, ww, ll = contrib(n1, sf, (kf == 2) & useful_f, gw_f, nr_f, nl_f)
+        total += tt[:, 0]
+        weighted += ww[:, 0]
+        links += ll[:, 0]
+        match = later & (kd == kf) & (kd > 0) & ((kd == 2) | same_tr)
+        # loop-1 steps after a loop-k step
+        wb = np.where(later, n1 * (snr - 1) * outer, 0.0)
+        tt, ww, ll = contrib(wb, sf, match & useful_f, gw_f, nr_f, nl_f)
+        total += tt.sum(axis=1)
+        weighted += ww.sum(axis=1)
+        links += ll.sum(axis=1)
+        # loop-k steps (after a loop-1 step)
+        wc = np.where(later, (snr - 1) * outer, 0.0)
+        tt, ww, ll = contrib(wc, size, match & useful, gw, nr, nl)
+        total += tt.sum(axis=1)
+        weighted += ww.sum(axis=1)
+        links += ll.sum(axis=1)
+        patches.append((hr, i, t, total, weighted, links))
+
+    def _hash_weights(self, R: int) -> np.ndarray:
+        """Weights that make equal vectors give equal sums, modulo 2**64 as numpy's int64
+        arithmetic wraps (unequal ones rarely collide; codes only screen rows for the exact
+        walk, which groups translations by their exact values: `group_translations`)."""
+        return np.array([pow(1_000_003, k, 2**64) for k in range(R)],
+                        dtype=np.uint64).view(np.int64)
+
+
+def _parent_share_and_mask(total, weighted, links, fanout, keep):
+    """Parent share and masking (tiling.cpp): a child's fills are its parent's multicast
+    reads spread over the fan-out; a level that bypasses a tensor passes its children's
+    demand up to the next keeper, scaled by the child-to-parent ratio, and forwards no links.
+    Updates `total`, `weighted` and `links` in place; returns (content, parent share)."""
+    L = total.shape[1]
+    content = total.copy()
+    parent_share = np.zeros_like(total)
+    parent_share[:, 1:] = weighted[:, :-1] / fanout[:, :-1, None]
+    for i in range(L - 1, 0, -1):
+        k = keep[:, i]
+        factor = content[:, i] * fanout[:, i - 1, None] / weighted[:, i - 1]
+        scaled = total[:, i - 1] * factor
+        content[:, i - 1] = np.where(k, content[:, i - 1], scaled)
+        total[:, i - 1] = np.where(k, total[:, i - 1], scaled)
+        weighted[:, i - 1] = np.where(k, weighted[:, i - 1], weighted[:, i - 1] * factor)
+        links[:, i - 1] = np.where(k, links[:, i - 1], 0.0)
+    return content, parent_share
+
+
+def group_translations(struct_ids: np.ndarray, vectors: np.ndarray
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct (structure id, translation vector) rows, exactly (no hashing, so any number
+    of ranks and any magnitude): (unique rows [id, v...], index of each input row's group)."""
+    pairs = np.concatenate([np.asarray(struct_ids, dtype=np.int64)[:, None],
+                            np.asarray(vectors, dtype=np.int64)], axis=1)
+    uniq, inv = np.unique(pairs, axis=0, return_inverse=True)
+    return uniq, inv.reshape(-1)
+
+
+def rows_from_mappings(model: BatchModel, mappings) -> tuple:
+    """Arrays (T, SX, SY, perm, keep) for a list of dse.mapping.Mapping (testing helper)."""
+    B, L, D, nT = len(mappings), model.L, model.D, len(model.tensors)
+    T = np.ones((B, L, D), dtype=np.int64)
+    SX = np.ones((B, L, D), dtype=np.int64)
+    SY = np.ones((B, L, D), dtype=np.int64)
+    perm = np.zeros((B, L, D), dtype=np.int64)
+    keep = np.ones((B, L, nT), dtype=bool)
+    dims = list(model.dims)
+    names = [ds.name for ds in model.tensors]
+    for b, m in enumerate(mappings):
+        for i, lm in enumerate(m.levels):
+            for d, f in lm.temporal.items():
+                T[b, i, dims.index(d)] = f
+            order = [d for d in lm.spatial_order if d in dims]
+            order += [d for d in dims if d not in order]
+            split = len(order) if lm.split is None else lm.split
+            xd = set(order[:split])
+            for d, f in lm.spatial.items():
+                (SX if d in xd else SY)[b, i, dims.index(d)] = f
+            listed = [d for d in lm.temporal_order if d in dims]
+            rest = [d for d in dims if d not in listed]
+            inner_first = listed + rest[::-1]
+            perm[b, i] = [dims.index(d) for d in inner_first]
+            for t, name in enumerate(names):
+                keep[b, i, t] = lm.keeps(name)
+    return T, SX, SY, perm, keep
+

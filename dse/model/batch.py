@@ -615,7 +615,7 @@ class BatchModel:
     def _link_events(self, structs, su, hr, i, t, to_compute, v, sn, outer_excl, first, full,
                      c, kind, patches) -> None:
         """Exact multicast + link statistics for rows where a non-zero translation may be
-        forwarded by a neighbour: the sampled step classes of dse.model.deltas.steps_for with
+        forwarded by a neighbour: the sampled step classes of dse/model/deltas.py (closed form) with
         each class's link effect looked up per (spatial structure, translation)."""
         V = v[hr]  # (n, K, R)
         n, K, R = V.shape

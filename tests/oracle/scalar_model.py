@@ -1,7 +1,7 @@
 """The step-by-step scalar model, kept as a test oracle for dse.model.batch.
 
 This is the model as it stood before the batch model became the only one: per tensor, each
-level's delta steps (dse.model.deltas.boundary_steps) and spatial statistics walked one
+level's delta steps (tests/oracle/deltas_steps.py) and spatial statistics walked one
 mapping at a time, then masking, reads/fills/updates, energy and cycles in plain Python. It
 is slow and written straight from Timeloop's order of passes, which is why it stays as a
 second, independent computation that tests compare the batch model with.
@@ -15,7 +15,6 @@ from dse.arch import Architecture
 from dse.mapping import Mapping
 from dse.model import generation as generations
 from dse.model.actions import action_energy
-from dse.model.deltas import boundary_steps, fills_per_instance, spatial_stats
 from dse.model.evaluate import (
     Evaluation,
     LevelSummary,
@@ -27,6 +26,7 @@ from dse.model.links import linked_fanouts, resolve_link_mode
 from dse.model.nest import Nest, build_nest
 from dse.model.wordbits import bandwidth_scale, tensor_bits, words_per_block
 from dse.workload import Problem
+from tests.oracle.deltas_steps import boundary_steps, fills_per_instance, spatial_stats
 
 
 def scalar_evaluate(

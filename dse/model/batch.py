@@ -19,6 +19,7 @@ from dse.model import generation as generations
 from dse.model.actions import ACTIONS, ENERGY_KEY, action_energy
 from dse.model.deltas import link_effect, neighbour_diffs
 from dse.model.links import linked_fanouts, resolve_link_mode
+from dse.model.placement import backing_levels
 from dse.model.wordbits import bandwidth_scale, tensor_bits, words_per_block
 from dse.workload import Problem
 
@@ -59,8 +60,11 @@ class BatchModel:
 
     def __init__(self, problem: Problem, arch: Architecture,
                  link_transfers: bool | str | None = None,
-                 generation: str = generations.DEFAULT) -> None:
-        arch = generations.energies_for(arch, generation)  # the same rule as the scalar model
+                 generation: str = generations.DEFAULT,
+                 placement: dict[str, str] | None = None) -> None:
+        """`placement`: tensor -> backing level name (dse.model.placement; default the
+        outermost level for every tensor)."""
+        arch = generations.energies_for(arch, generation)
         self.elide_fills = generations.elides_output_fills(generation)
         self.generation = generation
         self.problem = problem
@@ -72,6 +76,13 @@ class BatchModel:
         self.D = len(self.dims)
         self.L = len(arch.levels)
         self.tensors = problem.data_spaces
+        # placement: levels above a tensor's backing level hold none of it; the backing
+        # level always holds it
+        self.backing = np.array(backing_levels(problem, arch, placement), dtype=np.int64)
+        self.placed_inside = bool((self.backing > 0).any())
+        level_ix = np.arange(len(arch.levels))[:, None]
+        self.above_backing = level_ix < self.backing[None, :]  # (L, nT)
+        self.at_backing = level_ix == self.backing[None, :]
         self.rw = np.array([ds.read_write for ds in self.tensors])
         # projection matrices A[t]: (ranks, D)
         self.A = []
@@ -154,6 +165,8 @@ class BatchModel:
         SX = SX.astype(np.int64)
         SY = SY.astype(np.int64)
         keep = keep.astype(bool) & ~self.dummy[None, :, None]
+        if self.placed_inside:
+            keep = (keep & ~self.above_backing[None]) | self.at_backing[None]
         S = SX * SY
         box = np.ones((B, L + 1, D), dtype=np.int64)
         per_level = T * S
@@ -162,6 +175,16 @@ class BatchModel:
         size = np.stack([self._tile_size(t, box[:, :L]) for t in range(len(self.tensors))],
                         axis=2)  # (B, L, nT)
         return T, SX, SY, S, keep, box, size
+
+    def placement_ok(self, T: np.ndarray) -> np.ndarray:
+        """Rows (B,) where no temporal loop above a tensor's backing level walks a dimension
+        the tensor depends on (that would make the backing level hold only part of it)."""
+        ok = np.ones(T.shape[0], dtype=bool)
+        for t, b in enumerate(self.backing):
+            if b:
+                relevant = ~self.irrelevant[t]
+                ok &= ~(T[:, :b][:, :, relevant] > 1).any(axis=(1, 2))
+        return ok
 
     def detail(self, T: np.ndarray, SX: np.ndarray, SY: np.ndarray, perm: np.ndarray,
                keep: np.ndarray) -> Detail:
@@ -189,6 +212,8 @@ class BatchModel:
         fanout_ok = ((SX.prod(axis=2) <= self.fanout[None, :, 0])
                      & (SY.prod(axis=2) <= self.fanout[None, :, 1])).all(axis=1)
         valid = capacity_ok & fanout_ok
+        if self.placed_inside:
+            valid &= self.placement_ok(T)
         energy = np.full(B, np.inf)
         cycles = np.full(B, np.iinfo(np.int64).max, dtype=np.int64)
         util = np.zeros(B)
@@ -321,6 +346,9 @@ class BatchModel:
         for hr, i, t, tot_p, wei_p, lnk_p in patches:
             total[hr, i, t], weighted[hr, i, t], links[hr, i, t] = tot_p, wei_p, lnk_p
         content, parent_share = _parent_share_and_mask(total, weighted, links, fanout, keep)
+        if self.placed_inside:  # nothing comes from above a backing level
+            parent_share[:, self.at_backing] = 0.0
+            links[:, :-1][:, self.at_backing[1:]] = 0.0
         partition = self._partition(size, sbox)
         replication = np.ones((B, L), dtype=np.int64)
         for i in range(1, L):

@@ -132,26 +132,47 @@ def evaluate(
     check_capacity: bool = True,
     link_transfers: bool | str | None = None,
     generation: str = generations.DEFAULT,
+    placement: dict[str, str] | None = None,
 ) -> Evaluation:
     """The batch model (dse.model.batch) on a one-row batch, unpacked into per-(level, tensor)
     rows. `link_transfers`: a mode of dse.model.links (None = the architecture's default;
     True/False = `timeloop`/`off`). `generation` picks the Timeloop build to reproduce
-    (dse/model/generation.py)."""
+    (dse/model/generation.py). `placement`: tensor -> backing level (dse.model.placement;
+    default the outermost level)."""
     from dse.model.batch import BatchModel, rows_from_mappings
 
     nest = build_nest(problem, mapping)
     check_mapping(problem, arch, mapping, nest)
-    model = BatchModel(problem, arch, link_transfers, generation=generation)
+    model = BatchModel(problem, arch, link_transfers, generation=generation,
+                       placement=placement)
     arch = model.arch  # energies of the chosen generation
     arrays = rows_from_mappings(model, [mapping])
     keep = arrays[4][0] & ~model.dummy[:, None]
     for t, ds in enumerate(problem.data_spaces):
-        if not keep[0, t]:
+        b = int(model.backing[t])
+        if not keep[b, t]:
+            what = "the outermost level" if b == 0 else "the backing level"
             raise MappingError(
-                f"the outermost level {arch.levels[0].name} must keep every tensor, but it "
-                f"bypasses {ds.name}",
+                f"{what} {arch.levels[b].name} of {ds.name} must keep it, but the mapping "
+                f"bypasses {ds.name} there",
                 file=mapping.source, line=mapping.line,
+                key_path=f"mapping.{arch.levels[b].name}",
             )
+    if not model.placement_ok(arrays[0])[0]:
+        walked = [
+            f"{ds.name} at {arch.levels[i].name} over {d}"
+            for t, ds in enumerate(problem.data_spaces)
+            for i in range(int(model.backing[t]))
+            for j, d in enumerate(model.dims)
+            if arrays[0][0, i, j] > 1 and d in ds.dims()
+        ]
+        raise MappingError(
+            "a temporal loop above a tensor's backing level walks that tensor ("
+            + ", ".join(walked) + "), so the backing level would hold only part of it",
+            file=mapping.source, line=mapping.line,
+            hint="move those factors to the backing level or below, or place the tensor "
+                 "further out",
+        )
     det = model.detail(*arrays)
     rows = _stats_rows(problem, arch, det)
     if check_capacity:

@@ -14,6 +14,27 @@ ACTIONS: tuple[str, ...] = ("read", "fill", "update")
 ENERGY_KEY: dict[str, str] = {"read": "read", "fill": "write", "update": "update"}
 
 
+# compute actions (Problem.compute_action) and the compute unit's energy-table entry for each;
+# "compute" is the MAC energy every architecture gives
+COMPUTE_ACTIONS: dict[str, str] = {"mac": "compute", "add": "add", "compare": "compare"}
+
+
+def compute_energy(compute_level, action: str) -> tuple[float, str, str]:
+    """(pJ per operation, energy source, energy-table key) of a compute action. An add or
+    compare that the architecture prices nowhere is charged the MAC energy, and the source
+    says so (an upper bound, not a silent choice)."""
+    if action not in COMPUTE_ACTIONS:
+        raise SpecError(f"unknown compute action '{action}'",
+                        expected=", ".join(COMPUTE_ACTIONS))
+    key = COMPUTE_ACTIONS[action]
+    e = compute_level.energy
+    if key in e:
+        return e[key].pJ, e[key].source, key
+    pj = action_energy(compute_level, "compute")
+    return pj, (f"{e['compute'].source}; MAC energy, as {compute_level.name} gives no "
+                f"'{key}' energy"), key
+
+
 def action_energy(arch_level, action: str) -> float:
     """pJ per (vector) access of `action`; update falls back to write; missing is an error."""
     e = arch_level.energy

@@ -16,7 +16,7 @@ import numpy as np
 
 from dse.arch import Architecture
 from dse.model import generation as generations
-from dse.model.actions import ACTIONS, ENERGY_KEY, action_energy
+from dse.model.actions import ACTIONS, ENERGY_KEY, action_energy, compute_energy
 from dse.model.deltas import link_effect, neighbour_diffs
 from dse.model.links import linked_fanouts, resolve_link_mode
 from dse.model.placement import backing_levels
@@ -131,7 +131,7 @@ class BatchModel:
         # energy per (level, action), actions as dse.model.actions.ACTIONS
         self.e_action = np.array([[e(x, ENERGY_KEY[a]) for a in ACTIONS] for x in lv])
         self.e_leak = np.array([x.energy["leak"].pJ if "leak" in x.energy else 0.0 for x in lv])
-        self.e_compute = action_energy(arch.compute, "compute")
+        self.e_compute = compute_energy(arch.compute, problem.compute_action)[0]
         self.rbw = np.array([np.inf if x.read_bandwidth is None else x.read_bandwidth
                              for x in lv])
         self.wbw = np.array([np.inf if x.write_bandwidth is None else x.write_bandwidth

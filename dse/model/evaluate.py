@@ -14,7 +14,7 @@ from dse.arch import Architecture
 from dse.errors import SpecError
 from dse.mapping import Mapping
 from dse.model import generation as generations
-from dse.model.actions import action_energy
+from dse.model.actions import compute_energy
 from dse.model.nest import Nest, build_nest
 from dse.model.wordbits import tensor_bits
 from dse.workload import Problem
@@ -69,6 +69,7 @@ class Evaluation:
     compute_instances: int
     compute_utilized_instances: int
     compute_energy_pJ: float
+    compute_action: str = "mac"  # Problem.compute_action: what each of the `macs` operations is
     energy_sources: dict[str, str] = field(default_factory=dict)
     # (level, tensor) -> (words forwarded between the children of one instance of the level,
     # utilized instances): every fan-out with link transfers, including fan-out levels that
@@ -291,8 +292,9 @@ def _evaluation(problem: Problem, arch: Architecture, nest: Nest, det,
             )
         )
     comp = arch.compute
-    sources[f"{comp.name}.compute"] = comp.energy["compute"].source
-    compute_energy = problem.macs * action_energy(comp, "compute")
+    pj, source, key = compute_energy(comp, problem.compute_action)
+    sources[f"{comp.name}.{key}"] = source
+    compute_pJ = problem.macs * pj
     cycles = int(det.cycles[0])
     link_table = {
         (arch.levels[i].name, ds.name): (float(det.links[0, i, t]), int(det.replication[0, i]))
@@ -304,13 +306,14 @@ def _evaluation(problem: Problem, arch: Architecture, nest: Nest, det,
         cycles=cycles,
         compute_cycles=int(det.compute_cycles[0]),
         utilization=problem.macs / (comp.instances * cycles),
-        energy_pJ=compute_energy + sum(s.energy_pJ for s in summaries),
+        energy_pJ=compute_pJ + sum(s.energy_pJ for s in summaries),
         stats=rows,
         levels=summaries,
         compute_name=comp.name,
         compute_instances=comp.instances,
         compute_utilized_instances=nest.spatial_iterations,
-        compute_energy_pJ=compute_energy,
+        compute_energy_pJ=compute_pJ,
+        compute_action=problem.compute_action,
         energy_sources=sources,
         link_transfers=link_table,
     )

@@ -17,6 +17,8 @@ import numpy as np
 from dse.arch import Architecture
 from dse.model import generation as generations
 from dse.model.actions import ACTIONS, ENERGY_KEY, action_energy, compute_energy
+from dse.model.buffer import accesses, parent_share_and_mask, partition_sizes
+from dse.model.cost import access_energy, bandwidth_cycles, leakage
 from dse.model.deltas import link_effect, neighbour_diffs
 from dse.model.links import linked_fanouts, resolve_link_mode
 from dse.model.placement import backing_levels
@@ -123,13 +125,13 @@ class BatchModel:
         self.datawidth = np.array([max(1, x.datawidth) for x in lv], dtype=np.int64)
         self.fanout = np.array([arch.fanout(i) for i in range(self.L)], dtype=np.int64)
 
-        def e(x, a):
-            # the scalar model's lookup: a missing energy is the same SpecError here, not a
-            # NaN that would quietly steer the search away from the level
+        def energy_of(x, a):
+            # a missing energy is a SpecError, not a NaN that would quietly steer the search
+            # away from the level
             return 0.0 if x.is_dummy else action_energy(x, a)
 
         # energy per (level, action), actions as dse.model.actions.ACTIONS
-        self.e_action = np.array([[e(x, ENERGY_KEY[a]) for a in ACTIONS] for x in lv])
+        self.e_action = np.array([[energy_of(x, ENERGY_KEY[a]) for a in ACTIONS] for x in lv])
         self.e_leak = np.array([x.energy["leak"].pJ if "leak" in x.energy else 0.0 for x in lv])
         self.e_compute = compute_energy(arch.compute, problem.compute_action)[0]
         self.rbw = np.array([np.inf if x.read_bandwidth is None else x.read_bandwidth
@@ -228,6 +230,11 @@ class BatchModel:
                            overflow)
 
     def _evaluate_valid(self, T, SX, SY, S, perm, keep, box, size):
+        """The passes, in Timeloop's order: temporal loop slots per level (nest); per level
+        boundary and tensor the delta words of the sampled steps (tiles and deltas);
+        multicast groups and link transfers at each fan-out; then parent share and masking,
+        partition sizes (dse.model.buffer); reads, fills, updates (dse.model.buffer); energy,
+        leakage and cycles (dse.model.cost)."""
         B, L, D = T.shape
         nT = len(self.tensors)
         rows = np.arange(B)[:, None]
@@ -248,7 +255,7 @@ class BatchModel:
             slot_s.append(sbox[rows, i, p[:, :w]] if w else np.zeros((B, 0), dtype=np.int64))
             widths.append(w)
         fan = S.prod(axis=2)  # (B, L)
-        dsum = np.zeros((B, L, nT))
+        delta_words = np.zeros((B, L, nT))
         groups = np.ones((B, L, nT))
         patches = []  # (rows, level, tensor, total, weighted, links) where links apply
         # zero-translation link transfers: (words per child, groups and children among the
@@ -257,6 +264,7 @@ class BatchModel:
         zero_links = np.zeros((B, L, nT, 3))
         for i in range(L):
             b = i + 1
+            # the temporal loops above boundary b, innermost first: dims, bounds, op strides
             sd = np.concatenate(slot_dim[i::-1], axis=1)
             sn = np.concatenate(slot_n[i::-1], axis=1)
             ss = np.concatenate(slot_s[i::-1], axis=1)
@@ -278,7 +286,7 @@ class BatchModel:
                 if not needed.any() and not (
                         any_fan and self.linked[i] and K
                         and self._coupled(t, i, b == L, S, T).any()):
-                    dsum[:, i, t] = 1.0
+                    delta_words[:, i, t] = 1.0
                     if any_fan:
                         groups[:, i, t] = self._groups(t, S[:, i], child_box, SX[:, i],
                                                        SY[:, i])
@@ -289,11 +297,11 @@ class BatchModel:
                 for e in ext_list[1:]:
                     full = full * e
                 if K == 0:
-                    dsum[:, i, t] = full
+                    delta_words[:, i, t] = full
                     v = np.zeros((B, 0, AT.shape[1]), dtype=np.int64)
                     kind_ok = nonunit
                 elif b == L:
-                    dsum[:, i, t] = full * (1 + weight.sum(axis=1))
+                    delta_words[:, i, t] = full * (1 + weight.sum(axis=1))
                     if any_fan and self.linked[i]:
                         v = np.stack(self._translations(t, sd, ss, nonunit), axis=2)
                     kind_ok = nonunit
@@ -314,7 +322,7 @@ class BatchModel:
                         differs |= x != x[rows_b, first][:, None]
                     later = np.arange(K)[None, :] > first[:, None]
                     c = np.where(later & differs, fullk, c)
-                    dsum[:, i, t] = full + (weight * c).sum(axis=1)
+                    delta_words[:, i, t] = full + (weight * c).sum(axis=1)
                     v = None
                     if any_fan and self.linked[i]:
                         # a link needs the previous step's delta to be of the same kind
@@ -340,98 +348,38 @@ class BatchModel:
                                     zero_links, patches)
 
         fanout = fan.astype(np.float64)
-        total = (dsum - zero_words) * groups + zero_words * zero_links[..., 0]
-        weighted = (dsum - zero_words) * fanout[:, :, None] + zero_words * zero_links[..., 1]
+        total = (delta_words - zero_words) * groups + zero_words * zero_links[..., 0]
+        weighted = (delta_words - zero_words) * fanout[:, :, None] + zero_words * zero_links[..., 1]
         links = zero_words * zero_links[..., 2]
         for hr, i, t, tot_p, wei_p, lnk_p in patches:
             total[hr, i, t], weighted[hr, i, t], links[hr, i, t] = tot_p, wei_p, lnk_p
-        content, parent_share = _parent_share_and_mask(total, weighted, links, fanout, keep)
+        content, parent_share = parent_share_and_mask(total, weighted, links, fanout, keep)
         if self.placed_inside:  # nothing comes from above a backing level
             parent_share[:, self.at_backing] = 0.0
             links[:, :-1][:, self.at_backing[1:]] = 0.0
-        partition = self._partition(size, sbox)
+        spread = np.stack([self._tile_size(t, sbox) for t in range(nT)], axis=2)
+        partition = partition_sizes(size, spread)
         replication = np.ones((B, L), dtype=np.int64)
         for i in range(1, L):
             replication[:, i] = replication[:, i - 1] * fan[:, i - 1]
         peer = np.zeros((B, L, nT))
         if patches or zero_words.any():
             peer[:, 1:] = np.floor(np.floor(links[:, :-1]) / replication[:, 1:, None])
-        counts = self._accesses(content, parent_share, peer, partition, keep)
-        energy_by_action, level_energy = self._cost(counts, keep, replication)
+        counts = accesses(content, parent_share, peer, partition, keep, self.rw,
+                          self.elide_fills)
+        energy_by_action, level_energy = access_energy(
+            counts, keep, replication, self.block_t, self.e_action, self.clusters)
         compute_cycles = np.prod(T, axis=(1, 2))
-        slowdown, level_cycles, cycles = self._cycles(counts, compute_cycles)
-        leak = np.where(keep.any(axis=2),
-                        self.e_leak[None, :] * cycles[:, None] * replication, 0.0)
+        slowdown, level_cycles, cycles = bandwidth_cycles(
+            counts, compute_cycles, self.bw_scale if self.has_bits else None,
+            self.rbw, self.wbw, self.sbw)
+        leak = leakage(keep, self.e_leak, cycles, replication)
         energy = level_energy.sum(axis=1) + leak.sum(axis=1) + self.problem.macs * self.e_compute
         return Detail(size=np.where(keep, size, 0), partition=np.where(keep, partition, 0),
                       replication=replication, counts=counts, energy_by_action=energy_by_action,
                       links=links, peer=peer, slowdown=slowdown, level_cycles=level_cycles,
                       leak=leak, compute_cycles=compute_cycles, cycles=cycles, energy=energy,
                       keep=keep)
-
-    # ------------------------------------------------------------------ named passes
-    def _partition(self, size: np.ndarray, sbox: np.ndarray) -> np.ndarray:
-        """Partition size (Timeloop's tiling.cpp): the outermost level holds the whole tensor;
-        each fan-out divides it by the ratio of the spread tile to the child's tile."""
-        B, L, nT = size.shape
-        partition = np.zeros((B, L, nT), dtype=np.int64)
-        partition[:, 0] = size[:, 0]
-        for t in range(nT):
-            spread = self._tile_size(t, sbox)
-            for i in range(1, L):
-                partition[:, i, t] = partition[:, i - 1, t] * size[:, i, t] // spread[:, i - 1]
-        return partition
-
-    def _accesses(self, content, parent_share, peer, partition, keep) -> np.ndarray:
-        """Reads, fills and updates per instance (buffer.cpp's split of accesses), as counts
-        (B, L, T, action) in the order of dse.model.actions.ACTIONS. Read-write tensors
-        (outputs) skip the first read of each partition element and, when the generation
-        elides them, its fill at every level but the outermost keeper."""
-        L = keep.shape[1]
-        first_keeper = np.argmax(keep, axis=1)
-        is_outermost = np.arange(L)[None, :, None] == first_keeper[:, None, :]
-        rw = self.rw[None, None, :]
-        content_peer = content + peer
-        share = parent_share + peer
-        updates = np.where(keep & rw, np.rint(content), 0)
-        reads = np.where(keep, np.where(rw, np.rint(content_peer - partition),
-                                        np.rint(content_peer)), 0)
-        full_fill = is_outermost if self.elide_fills else np.ones_like(is_outermost)
-        fills = np.where(keep, np.where(rw, np.rint(np.where(full_fill, share,
-                                                             share - partition)),
-                                        np.floor(share)), 0)
-        return np.stack([reads, fills, updates], axis=3)
-
-    def _cost(self, counts, keep, replication) -> tuple[np.ndarray, np.ndarray]:
-        """Energy per (row, level, tensor, action): accesses rounded up to whole blocks
-        (vector accesses), priced per action, charged per utilized cluster
-        (StorageLevel.utilized_clusters). Returns it and its sum per (row, level)."""
-        blocks = np.ceil(counts / self.block_t[None, :, :, None])
-        charged = np.minimum(replication, self.clusters[None, :])
-        per_access = blocks * self.e_action[None, :, None, :]
-        energy = np.where(keep[..., None], per_access, 0.0) * charged[:, :, None, None]
-        return energy, energy.sum(axis=(2, 3))
-
-    def _cycles(self, counts, compute_cycles):
-        """Bandwidth throttling per level: per-instance words per compute cycle against the
-        read, write and shared bandwidths; the slowest level sets the cycles."""
-        reads = counts[..., 0]
-        writes = counts[..., 1] + counts[..., 2]
-        if self.has_bits:
-            reads = reads * self.bw_scale[None]
-            writes = writes * self.bw_scale[None]
-        rd = reads.sum(axis=2) / compute_cycles[:, None]
-        wd = writes.sum(axis=2) / compute_cycles[:, None]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            slow = np.minimum.reduce([
-                np.ones_like(rd),
-                np.where(rd > self.rbw[None, :], self.rbw[None, :] / rd, 1.0),
-                np.where(wd > self.wbw[None, :], self.wbw[None, :] / wd, 1.0),
-                np.where(rd + wd > self.sbw[None, :], self.sbw[None, :] / (rd + wd), 1.0),
-            ])
-        level_cycles = np.ceil(compute_cycles[:, None] / slow).astype(np.int64)
-        cycles = np.maximum(compute_cycles, level_cycles.max(axis=1))
-        return slow, level_cycles, cycles
 
     def _child_offsets_linear(self, SX, SY, child_box) -> np.ndarray:
         """Child offsets in Timeloop's linear order: Y loops outer, X inner; within an axis
@@ -643,8 +591,9 @@ class BatchModel:
     def _link_events(self, structs, su, hr, i, t, to_compute, v, sn, outer_excl, first, full,
                      c, kind, patches) -> None:
         """Exact multicast + link statistics for rows where a non-zero translation may be
-        forwarded by a neighbour: the sampled step classes of dse/model/deltas.py (closed form) with
-        each class's link effect looked up per (spatial structure, translation)."""
+        forwarded by a neighbour: the sampled step classes of the closed form in
+        dse/model/deltas.py, each class's link effect looked up per (spatial structure,
+        translation). Delta kinds: 0 empty, 1 partial, 2 whole tile."""
         V = v[hr]  # (n, K, R)
         n, K, R = V.shape
         uniq, inv = group_translations(np.repeat(su, K), V.reshape(-1, R))
@@ -656,58 +605,62 @@ class BatchModel:
                 e = st["by_code"][tr] = self._effect(st, tr)
             eff[j] = e
         eff = eff[inv].reshape(n, K, 3)
-        nl, gw, nr = eff[..., 0], eff[..., 1], eff[..., 2]
-        G = np.array([structs[u]["groups"] for u in su], dtype=np.float64)[:, None]
-        fo = np.array([structs[u]["fanout"] for u in su], dtype=np.float64)[:, None]
-        snr = sn[hr]
-        nonunit = snr > 1
-        fr = first[hr]
-        rix = np.arange(n)
+        n_linked, groups_with, n_rest = eff[..., 0], eff[..., 1], eff[..., 2]
+        groups = np.array([structs[u]["groups"] for u in su], dtype=np.float64)[:, None]
+        fanout = np.array([structs[u]["fanout"] for u in su], dtype=np.float64)[:, None]
+        bounds = sn[hr]
+        nonunit = bounds > 1
+        first_slot = first[hr]
+        row_ix = np.arange(n)
         fullr = full[hr].astype(np.float64)[:, None]
         if to_compute:
             size = np.broadcast_to(fullr, (n, K))
-            kd = np.full((n, K), 2)
+            delta_kind = np.full((n, K), 2)
         else:
             size = c[hr].astype(np.float64)
-            kd = kind[hr]
-        kf = kd[rix, fr][:, None]
-        sf = size[rix, fr][:, None]
-        same_tr = (V == V[rix, fr][:, None, :]).all(axis=2)
-        later = (np.arange(K)[None, :] > fr[:, None]) & nonunit
-        useful = (nl > 0) & (gw < G)
-        nl_f, gw_f, nr_f = (x[rix, fr][:, None] for x in (nl, gw, nr))
-        useful_f = useful[rix, fr][:, None]
+            delta_kind = kind[hr]
+        first_kind = delta_kind[row_ix, first_slot][:, None]
+        first_size = size[row_ix, first_slot][:, None]
+        same_tr = (V == V[row_ix, first_slot][:, None, :]).all(axis=2)
+        later = (np.arange(K)[None, :] > first_slot[:, None]) & nonunit
+        useful = (n_linked > 0) & (groups_with < groups)
+        n_linked_first, groups_with_first, n_rest_first = (
+            x[row_ix, first_slot][:, None] for x in (n_linked, groups_with, n_rest))
+        useful_first = useful[row_ix, first_slot][:, None]
         outer = outer_excl[hr].astype(np.float64)
-        n1 = (snr[rix, fr] - 1).astype(np.float64)[:, None]
+        loop1_steps = (bounds[row_ix, first_slot] - 1).astype(np.float64)[:, None]
 
         def contrib(weight, sz, link, g_with, n_rest, n_linked):
             link = link & (weight > 0) & (sz > 0)
-            tot = np.where(link, weight * sz * g_with, weight * sz * G)
-            wei = np.where(link, weight * sz * n_rest, weight * sz * fo)
+            tot = np.where(link, weight * sz * g_with, weight * sz * groups)
+            wei = np.where(link, weight * sz * n_rest, weight * sz * fanout)
             lnk = np.where(link, weight * sz * n_linked, 0.0)
             return tot, wei, lnk
 
-        total = fullr[:, 0] * G[:, 0]
-        weighted = fullr[:, 0] * fo[:, 0]
+        total = fullr[:, 0] * groups[:, 0]
+        weighted = fullr[:, 0] * fanout[:, 0]
         links = np.zeros(n)
         # loop-1 steps after step #0 (whose delta is a full tile)
-        tt, ww, ll = contrib(n1, sf, (kf == 2) & useful_f, gw_f, nr_f, nl_f)
-        total += tt[:, 0]
-        weighted += ww[:, 0]
-        links += ll[:, 0]
-        match = later & (kd == kf) & (kd > 0) & ((kd == 2) | same_tr)
+        tot, wei, lnk = contrib(loop1_steps, first_size, (first_kind == 2) & useful_first,
+                                groups_with_first, n_rest_first, n_linked_first)
+        total += tot[:, 0]
+        weighted += wei[:, 0]
+        links += lnk[:, 0]
+        match = (later & (delta_kind == first_kind) & (delta_kind > 0)
+                 & ((delta_kind == 2) | same_tr))
         # loop-1 steps after a loop-k step
-        wb = np.where(later, n1 * (snr - 1) * outer, 0.0)
-        tt, ww, ll = contrib(wb, sf, match & useful_f, gw_f, nr_f, nl_f)
-        total += tt.sum(axis=1)
-        weighted += ww.sum(axis=1)
-        links += ll.sum(axis=1)
+        weight_after_k = np.where(later, loop1_steps * (bounds - 1) * outer, 0.0)
+        tot, wei, lnk = contrib(weight_after_k, first_size, match & useful_first,
+                                groups_with_first, n_rest_first, n_linked_first)
+        total += tot.sum(axis=1)
+        weighted += wei.sum(axis=1)
+        links += lnk.sum(axis=1)
         # loop-k steps (after a loop-1 step)
-        wc = np.where(later, (snr - 1) * outer, 0.0)
-        tt, ww, ll = contrib(wc, size, match & useful, gw, nr, nl)
-        total += tt.sum(axis=1)
-        weighted += ww.sum(axis=1)
-        links += ll.sum(axis=1)
+        weight_k = np.where(later, (bounds - 1) * outer, 0.0)
+        tot, wei, lnk = contrib(weight_k, size, match & useful, groups_with, n_rest, n_linked)
+        total += tot.sum(axis=1)
+        weighted += wei.sum(axis=1)
+        links += lnk.sum(axis=1)
         patches.append((hr, i, t, total, weighted, links))
 
     def _hash_weights(self, R: int) -> np.ndarray:
@@ -716,26 +669,6 @@ class BatchModel:
         walk, which groups translations by their exact values: `group_translations`)."""
         return np.array([pow(1_000_003, k, 2**64) for k in range(R)],
                         dtype=np.uint64).view(np.int64)
-
-
-def _parent_share_and_mask(total, weighted, links, fanout, keep):
-    """Parent share and masking (tiling.cpp): a child's fills are its parent's multicast
-    reads spread over the fan-out; a level that bypasses a tensor passes its children's
-    demand up to the next keeper, scaled by the child-to-parent ratio, and forwards no links.
-    Updates `total`, `weighted` and `links` in place; returns (content, parent share)."""
-    L = total.shape[1]
-    content = total.copy()
-    parent_share = np.zeros_like(total)
-    parent_share[:, 1:] = weighted[:, :-1] / fanout[:, :-1, None]
-    for i in range(L - 1, 0, -1):
-        k = keep[:, i]
-        factor = content[:, i] * fanout[:, i - 1, None] / weighted[:, i - 1]
-        scaled = total[:, i - 1] * factor
-        content[:, i - 1] = np.where(k, content[:, i - 1], scaled)
-        total[:, i - 1] = np.where(k, total[:, i - 1], scaled)
-        weighted[:, i - 1] = np.where(k, weighted[:, i - 1], weighted[:, i - 1] * factor)
-        links[:, i - 1] = np.where(k, links[:, i - 1], 0.0)
-    return content, parent_share
 
 
 def group_translations(struct_ids: np.ndarray, vectors: np.ndarray

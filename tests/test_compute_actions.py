@@ -59,3 +59,19 @@ def test_max_and_average_pools_of_one_shape_are_different_tasks() -> None:
     assert L.shape_key(mx) != L.shape_key(avg)
     conv = L.conv2d("c", C=2, K=2, P=2, Q=2, R=1, S=1)
     assert len(L.shape_key(conv)) == 4  # MAC layers keep their shape identity as before
+
+
+def test_native_compute_energy_takes_add_and_compare(tmp_path) -> None:
+    from dse.spec.build import read_arch
+    from dse.spec.yamlload import load_documents
+    from tests.conftest import REPO
+
+    text = (REPO / "arch_specs" / "eyeriss_like.yaml").read_text()
+    old = "energy: {compute: 0.207692, leak: 0.002374,"
+    assert old in text
+    f = tmp_path / "arch.yaml"
+    f.write_text(text.replace(old, "energy: {compute: 0.207692, add: 0.03, compare: 0.02, "
+                                   "leak: 0.002374,"))
+    arch, _ = read_arch(load_documents([f]))
+    assert arch.compute.energy["add"].pJ == 0.03
+    assert arch.compute.energy["compare"].pJ == 0.02

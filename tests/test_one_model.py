@@ -18,7 +18,7 @@ from dse.mapper.mapspace import MapSpace
 from dse.mapper.run import prepare
 from dse.mapper.search import SearchConfig
 from dse.model.actions import ACTIONS
-from dse.model.batch import BatchModel, rows_from_mappings
+from dse.model.batch import BatchModel, rows_from_mappings, spatial_orders
 from dse.model.evaluate import MappingError
 from dse.spec.build import load_spec
 from tests.conftest import TIMELOOP_REFS
@@ -66,7 +66,8 @@ def test_reference_cases_per_level_tensor_action(name: str) -> None:
     spec = load_spec([case / "inputs" / f for f in meta["inputs"]])
     ev = scalar_evaluate(spec.problem, spec.arch, spec.mapping)
     model = BatchModel(spec.problem, spec.arch)
-    det = model.detail(*rows_from_mappings(model, [spec.mapping]))
+    det = model.detail(*rows_from_mappings(model, [spec.mapping]),
+                       spatial_order=spatial_orders(model, [spec.mapping]))
     assert_same_counts(model, det, 0, ev)
 
 

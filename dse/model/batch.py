@@ -96,7 +96,8 @@ class BatchModel:
             self.A.append(a)
         # ranks over dimensions of bound 1 never move and always have extent 1: drop them
         varying = np.array([problem.bounds[d] > 1 for d in self.dims])
-        self.A = [a[(a[:, varying] != 0).any(axis=1)] if varying.any() else a[:1]
+        # (a tensor all of whose ranks are over such dimensions keeps one, of extent 1)
+        self.A = [a[(a[:, varying] != 0).any(axis=1)] if (a[:, varying] != 0).any() else a[:1]
                   for a in self.A]
         self.shared_dim = [bool(((a != 0).sum(axis=0) > 1).any()) for a in self.A]
         self._structs: dict = {}  # spatial structures seen, for link-transfer lookups
@@ -189,11 +190,11 @@ class BatchModel:
         return ok
 
     def detail(self, T: np.ndarray, SX: np.ndarray, SY: np.ndarray, perm: np.ndarray,
-               keep: np.ndarray) -> Detail:
+               keep: np.ndarray, spatial_order: np.ndarray | None = None) -> Detail:
         """The whole model on every row, without validity checks (the caller has checked the
         fan-out; capacity does not change any count)."""
         T, SX, SY, S, keep, box, size = self._tiles(T, SX, SY, keep)
-        return self._evaluate_valid(T, SX, SY, S, perm, keep, box, size)
+        return self._evaluate_valid(T, SX, SY, S, perm, keep, box, size, spatial_order)
 
     def evaluate(self, T: np.ndarray, SX: np.ndarray, SY: np.ndarray, perm: np.ndarray,
                  keep: np.ndarray, check_capacity: bool = True) -> BatchResult:
@@ -229,7 +230,7 @@ class BatchModel:
         return BatchResult(energy, cycles, valid, capacity_ok, fanout_ok, util,
                            overflow)
 
-    def _evaluate_valid(self, T, SX, SY, S, perm, keep, box, size):
+    def _evaluate_valid(self, T, SX, SY, S, perm, keep, box, size, spatial_order=None):
         """The passes, in Timeloop's order: temporal loop slots per level (nest); per level
         boundary and tensor the delta words of the sampled steps (tiles and deltas);
         multicast groups and link transfers at each fan-out; then parent share and masking,
@@ -238,6 +239,11 @@ class BatchModel:
         B, L, D = T.shape
         nT = len(self.tensors)
         rows = np.arange(B)[:, None]
+        # spatial loop order (B, L, D), dims innermost first; None = the mapper's canonical
+        # order (dimension order). Rows in another order skip the closed forms for links.
+        if spatial_order is None:
+            spatial_order = np.broadcast_to(np.arange(D), (B, L, D))
+        canonical = self._canonical_spatial(spatial_order, S)
         sbox = box[:, 1:] * S  # spatial box of level i = box[i+1] * S[i]
         # temporal loop slots per level, innermost first, unit loops moved to the end
         slot_dim, slot_n, slot_s, widths = [], [], [], []
@@ -345,7 +351,8 @@ class BatchModel:
                                     c if b < L else None, kind if b < L else None,
                                     needed, link_rows,
                                     groups, fan, S, T, SX, SY, child_box, zero_words,
-                                    zero_links, patches)
+                                    zero_links, patches, spatial_order[:, i],
+                                    canonical[:, i])
 
         fanout = fan.astype(np.float64)
         total = (delta_words - zero_words) * groups + zero_words * zero_links[..., 0]
@@ -381,14 +388,26 @@ class BatchModel:
                       leak=leak, compute_cycles=compute_cycles, cycles=cycles, energy=energy,
                       keep=keep)
 
-    def _child_offsets_linear(self, SX, SY, child_box) -> np.ndarray:
+    @staticmethod
+    def _canonical_spatial(spatial_order: np.ndarray, S: np.ndarray) -> np.ndarray:
+        """(B, L): the dims with a spatial factor > 1 come in dimension order (innermost
+        first), as the mapper's rows always do."""
+        used = np.take_along_axis(S, spatial_order, axis=2) > 1
+        pos = np.where(used, spatial_order, -1)
+        running = np.maximum.accumulate(pos, axis=2)
+        return ~(used & (pos < running)).any(axis=2)
+
+    def _child_offsets_linear(self, SX, SY, child_box, order=None) -> np.ndarray:
         """Child offsets in Timeloop's linear order: Y loops outer, X inner; within an axis
-        the highest dimension index is outermost (the mapper's canonical spatial order)."""
+        the mapping's spatial order (`order`, dims innermost first; default dimension order,
+        the mapper's canonical one)."""
+        outer_first = range(self.D - 1, -1, -1) if order is None else [int(d) for d in
+                                                                        order[::-1]]
         loops = []
-        for d in range(self.D - 1, -1, -1):
+        for d in outer_first:
             if SY[d] > 1:
                 loops.append((d, int(SY[d]), int(child_box[d] * SX[d])))
-        for d in range(self.D - 1, -1, -1):
+        for d in outer_first:
             if SX[d] > 1:
                 loops.append((d, int(SX[d]), int(child_box[d])))
         offs = np.zeros((1, self.D), dtype=np.int64)
@@ -483,13 +502,15 @@ class BatchModel:
         return len({tuple(p) for p in proj})
 
     # ------------------------------------------------------------------ link transfers
-    def _struct(self, t: int, level: int, SX: np.ndarray, SY: np.ndarray, child_box: np.ndarray):
+    def _struct(self, t: int, level: int, SX: np.ndarray, SY: np.ndarray, child_box: np.ndarray,
+                order: np.ndarray):
         """Per spatial structure (cached): child projections, per-child neighbour differences
         on the hardware mesh, multicast groups, and the codes of all non-zero differences."""
-        key = (t, level, SX.tobytes(), SY.tobytes(), child_box.tobytes())
+        order = np.ascontiguousarray(order, dtype=np.int64)
+        key = (t, level, SX.tobytes(), SY.tobytes(), child_box.tobytes(), order.tobytes())
         st = self._structs.get(key)
         if st is None:
-            offs = self._child_offsets_linear(SX, SY, child_box)
+            offs = self._child_offsets_linear(SX, SY, child_box, order)
             proj = [tuple(int(x) for x in row) for row in offs @ self.A[t].T]
             h, vv = (int(x) for x in self.fanout[level])
             diffs = neighbour_diffs(proj, h, vv)
@@ -509,7 +530,7 @@ class BatchModel:
 
     def _links(self, t, i, to_compute, v, kind_ok, nonunit, weight, outer_excl, sn, first, full,
                c, kind, needed, link_rows, groups, fan, S, T, SX, SY, child_box, zero_words,
-               zero_links, patches):
+               zero_links, patches, order, canonical):
         """Link transfers at level i's fan-out for tensor t: zero-translation steps (a stride
         change moves a whole tile that a neighbour already holds) in closed form per spatial
         structure; rows where a non-zero translation matches a neighbour difference get the
@@ -529,7 +550,8 @@ class BatchModel:
         # is over a dimension the tensor does not use; otherwise none has.
         hx, hy = SX[:, i] > 1, SY[:, i] > 1
         xm, ym = SX[:, i].prod(axis=1), SY[:, i].prod(axis=1)
-        simple = ((ym == 1) | (xm == self.fanout[i, 0])) & ~self._spatial_sum(t, S[:, i])
+        simple = (((ym == 1) | (xm == self.fanout[i, 0])) & ~self._spatial_sum(t, S[:, i])
+                  & canonical)
         irr = self.irrelevant[t]
         all_linked = ((hx.any(axis=1) & irr[np.argmax(hx, axis=1)])
                       | (hy.any(axis=1) & irr[np.argmax(hy, axis=1)]))
@@ -550,7 +572,8 @@ class BatchModel:
         if not len(rows):
             return
         keyrows = np.concatenate([SX[rows, i], SY[rows, i],
-                                  np.where(S[rows, i] > 1, child_box[rows], 0)], axis=1)
+                                  np.where(S[rows, i] > 1, child_box[rows], 0), order[rows]],
+                                 axis=1)
         uniq, first_of, inv = np.unique(keyrows, axis=0, return_index=True,
                                         return_inverse=True)
         inv = inv.reshape(-1)
@@ -560,7 +583,7 @@ class BatchModel:
         structs, zero_eff, allowed_u, allowed_c = [], [], [], []
         for u in range(len(uniq)):
             r0 = rows[first_of[u]]
-            st = self._struct(t, i, SX[r0, i], SY[r0, i], child_box[r0])
+            st = self._struct(t, i, SX[r0, i], SY[r0, i], child_box[r0], order[r0])
             structs.append(st)
             n_linked, groups_with, n_rest = self._effect(st, (0,) * R)
             useful = n_linked > 0 and groups_with < st["groups"]
@@ -679,6 +702,19 @@ def group_translations(struct_ids: np.ndarray, vectors: np.ndarray
                             np.asarray(vectors, dtype=np.int64)], axis=1)
     uniq, inv = np.unique(pairs, axis=0, return_inverse=True)
     return uniq, inv.reshape(-1)
+
+
+def spatial_orders(model: BatchModel, mappings) -> np.ndarray:
+    """(B, L, D) spatial loop order of each mapping's levels, dims innermost first (the
+    mapping's `spatial_order`, then the other dims in dimension order, as Mapping.loops)."""
+    dims = list(model.dims)
+    out = np.zeros((len(mappings), model.L, model.D), dtype=np.int64)
+    for b, m in enumerate(mappings):
+        for i, lm in enumerate(m.levels):
+            order = [d for d in lm.spatial_order if d in dims]
+            order += [d for d in dims if d not in order]
+            out[b, i] = [dims.index(d) for d in order]
+    return out
 
 
 def rows_from_mappings(model: BatchModel, mappings) -> tuple:

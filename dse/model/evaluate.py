@@ -140,7 +140,7 @@ def evaluate(
     True/False = `timeloop`/`off`). `generation` picks the Timeloop build to reproduce
     (dse/model/generation.py). `placement`: tensor -> backing level (dse.model.placement;
     default the outermost level)."""
-    from dse.model.batch import BatchModel, rows_from_mappings
+    from dse.model.batch import BatchModel, rows_from_mappings, spatial_orders
 
     nest = build_nest(problem, mapping)
     check_mapping(problem, arch, mapping, nest)
@@ -174,7 +174,7 @@ def evaluate(
             hint="move those factors to the backing level or below, or place the tensor "
                  "further out",
         )
-    det = model.detail(*arrays)
+    det = model.detail(*arrays, spatial_order=spatial_orders(model, [mapping]))
     rows = _stats_rows(problem, arch, det)
     if check_capacity:
         _check_capacity(problem, arch, mapping, rows)

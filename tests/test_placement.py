@@ -96,3 +96,23 @@ def test_batch_rows_with_placement_equal_one_mapping_evaluations() -> None:
         valid += 1
     assert valid > 10 and refused > 10
     assert np.isfinite(r.energy_pJ[r.valid]).all()
+
+
+def test_cli_place_option_errors_are_clear() -> None:
+    from click.testing import CliRunner
+
+    from dse.cli import main
+    from tests.test_cli import DEFAULT
+
+    run = CliRunner().invoke
+    bad = run(main, ["model", *DEFAULT, "-q", "--place", "Outputs"])
+    assert bad.exit_code == 2 and "TENSOR=LEVEL" in bad.output
+    typo = run(main, ["model", *DEFAULT, "-q", "--place", "Outputs=shared_gbl"])
+    assert typo.exit_code == 2 and "did you mean 'shared_glb'" in typo.output
+    walked = run(main, ["model", *DEFAULT, "-q", "--place", "Outputs=shared_glb"])
+    assert walked.exit_code == 2, walked.output
+    assert "Outputs at DRAM over M" in walked.output
+    bypassed = run(main, ["model", *DEFAULT, "-q", "--place", "Weights=shared_glb"])
+    assert bypassed.exit_code == 2
+    assert "backing level shared_glb of Weights must keep it" in bypassed.output
+    assert "Traceback" not in bad.output + typo.output + walked.output + bypassed.output

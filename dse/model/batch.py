@@ -226,8 +226,9 @@ class BatchModel(TilingPasses, MulticastPasses):
         # spatial loop order (B, L, D), dims innermost first; None = the mapper's canonical
         # order (dimension order). Rows in another order skip the closed forms for links.
         if spatial_order is None:
-            spatial_order = np.broadcast_to(np.arange(D), (B, L, D))
-        canonical = self._canonical_spatial(spatial_order, S)
+            canonical = np.ones((B, L), dtype=bool)
+        else:
+            canonical = self._canonical_spatial(spatial_order, S)
         sbox = box[:, 1:] * S  # spatial box of level i = box[i+1] * S[i]
         # temporal loop slots per level, innermost first, unit loops moved to the end
         slot_dim, slot_n, slot_s, widths = [], [], [], []
@@ -335,7 +336,8 @@ class BatchModel(TilingPasses, MulticastPasses):
                                     c if b < L else None, kind if b < L else None,
                                     needed, link_rows,
                                     groups, fan, S, T, SX, SY, child_box, zero_words,
-                                    zero_links, patches, spatial_order[:, i],
+                                    zero_links, patches,
+                                    None if spatial_order is None else spatial_order[:, i],
                                     canonical[:, i])
 
         fanout = fan.astype(np.float64)

@@ -94,11 +94,13 @@ class MulticastPasses:
 
     # ------------------------------------------------------------------ link transfers
     def _struct(self, t: int, level: int, SX: np.ndarray, SY: np.ndarray, child_box: np.ndarray,
-                order: np.ndarray):
+                order: np.ndarray | None):
         """Per spatial structure (cached): child projections, per-child neighbour differences
         on the hardware mesh, multicast groups, and the codes of all non-zero differences."""
-        order = np.ascontiguousarray(order, dtype=np.int64)
-        key = (t, level, SX.tobytes(), SY.tobytes(), child_box.tobytes(), order.tobytes())
+        if order is not None:
+            order = np.ascontiguousarray(order, dtype=np.int64)
+        key = (t, level, SX.tobytes(), SY.tobytes(), child_box.tobytes(),
+               b"" if order is None else order.tobytes())
         st = self._structs.get(key)
         if st is None:
             offs = self._child_offsets_linear(SX, SY, child_box, order)
@@ -162,9 +164,10 @@ class MulticastPasses:
         coupled = cand
         if not len(rows):
             return
-        keyrows = np.concatenate([SX[rows, i], SY[rows, i],
-                                  np.where(S[rows, i] > 1, child_box[rows], 0), order[rows]],
-                                 axis=1)
+        parts = [SX[rows, i], SY[rows, i], np.where(S[rows, i] > 1, child_box[rows], 0)]
+        if order is not None:  # rows in the mapper's canonical order need no order column
+            parts.append(order[rows])
+        keyrows = np.concatenate(parts, axis=1)
         uniq, first_of, inv = np.unique(keyrows, axis=0, return_index=True,
                                         return_inverse=True)
         inv = inv.reshape(-1)
@@ -174,7 +177,8 @@ class MulticastPasses:
         structs, zero_eff, allowed_u, allowed_c = [], [], [], []
         for u in range(len(uniq)):
             r0 = rows[first_of[u]]
-            st = self._struct(t, i, SX[r0, i], SY[r0, i], child_box[r0], order[r0])
+            st = self._struct(t, i, SX[r0, i], SY[r0, i], child_box[r0],
+                              None if order is None else order[r0])
             structs.append(st)
             n_linked, groups_with, n_rest = self._effect(st, (0,) * R)
             useful = n_linked > 0 and groups_with < st["groups"]

@@ -149,13 +149,15 @@ def eltwise(name: str, *, C: int, P: int, Q: int, N: int = 1, operands: int = 2,
     spaces = tuple(DataSpace(n, ranks, word_bits=bits.activations) for n in names)
     spaces += (DataSpace("Outputs", ranks, read_write=True, word_bits=bits.output_bits(False)),)
     return Problem(name, ("N", "C", "P", "Q"), {"N": N, "C": C, "P": P, "Q": Q}, spaces, {},
-                   source=source)
+                   source=source, compute_action="add")
 
 
 def pool(name: str, *, C: int, P: int, Q: int, R: int, S: int, N: int = 1,
          stride: tuple[int, int] = (1, 1), dilation: tuple[int, int] = (1, 1),
-         bits: Bits | None = None, source: str | None = None) -> Problem:
-    """Max/avg pooling: a window of R x S per channel, no weights, no channel reduction."""
+         bits: Bits | None = None, source: str | None = None, kind: str = "maxpool"
+         ) -> Problem:
+    """Max/avg pooling: a window of R x S per channel, no weights, no channel reduction.
+    `kind` maxpool costs a compare per window element, avgpool an add."""
     bits = bits or Bits()
     coefs = {"Wstride": stride[0], "Hstride": stride[1],
              "Wdilation": dilation[0], "Hdilation": dilation[1]}
@@ -168,7 +170,7 @@ def pool(name: str, *, C: int, P: int, Q: int, R: int, S: int, N: int = 1,
     )
     return Problem(name, ("C", "R", "S", "N", "P", "Q"),
                    {"C": C, "R": R, "S": S, "N": N, "P": P, "Q": Q}, spaces, coefs,
-                   source=source)
+                   source=source, compute_action="compare" if kind == "maxpool" else "add")
 
 
 def scale_shift(name: str, *, C: int, P: int, Q: int, N: int = 1, bits: Bits | None = None,
@@ -230,13 +232,15 @@ def strip(problem: Problem) -> Problem:
 
 
 def shape_key(problem: Problem) -> tuple:
-    """Hashable identity of a layer's shape (bounds, projections, coefficients, bit widths)."""
-    return (
+    """Hashable identity of a layer's shape (bounds, projections, coefficients, bit widths,
+    and the compute action when it is not a MAC: a max and an average pool differ)."""
+    key = (
         problem.dims,
         tuple(problem.bounds[d] for d in problem.dims),
         tuple(sorted(problem.coefficients.items())),
         problem.data_spaces,
     )
+    return key if problem.compute_action == "mac" else (*key, problem.compute_action)
 
 
 def as_conv2d(problem: Problem) -> dict | None:

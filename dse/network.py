@@ -480,7 +480,7 @@ class _Builder:
             ceil = _bool(node, "ceil", raw.path) if "ceil" in node else False
             P, Q = self._window(raw, H, W, R, S, stride, dil, ceil)
             problem = L.pool(raw.name, C=C, P=P, Q=Q, R=R, S=S, N=N, stride=stride,
-                             dilation=dil, bits=bits, source=src)
+                             dilation=dil, bits=bits, source=src, kind=typ)
             attrs = {"C": C, "H": H, "W": W, "P": P, "Q": Q, "R": R, "S": S, "stride": stride,
                      "dilation": dil}
             in_shape, out_shape = (C, H, W), (C, P, Q)

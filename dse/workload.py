@@ -47,6 +47,10 @@ class Problem:
     # Set by dse.arch_rules.prepare_problem when bounds were rounded up to the hardware's
     # granularity: the original bounds of the padded dimensions ({dim: bound}); None = not padded.
     padded_from: dict[str, int] | None = None
+    # what one operation point costs the compute units: "mac" (conv, fc, matmul, scale and
+    # shift), "add" (residual add, average pooling) or "compare" (max pooling);
+    # dse.model.actions.COMPUTE_ACTIONS
+    compute_action: str = "mac"
 
     @property
     def macs(self) -> int:

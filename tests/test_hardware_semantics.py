@@ -37,6 +37,7 @@ from dse.pipeline.run import layer_key
 from dse.pipeline.spec import load_arch
 from dse.workload import DataSpace, Problem
 from tests.conftest import REPO
+from tests.oracle.scalar_model import scalar_evaluate
 from tests.test_mapper import _level, _mac, _random_rows
 from tests.test_walker_vs_model import make_problem
 
@@ -177,7 +178,7 @@ def test_batch_equals_scalar_in_every_link_mode(mode: str, design: str) -> None:
     for b in range(len(T)):
         m = space.to_mapping(T[b], SX[b], SY[b], perm[b], keep[b])
         try:
-            ev = evaluate(problem, arch, m, link_transfers=mode)
+            ev = scalar_evaluate(problem, arch, m, link_transfers=mode)
         except MappingError:
             assert not r.valid[b]
             continue
@@ -298,7 +299,7 @@ def test_batch_with_five_rank_tensors_matches_scalar() -> None:
     for b in range(len(T)):
         m = space.to_mapping(T[b], SX[b], SY[b], perm[b], keep[b])
         try:
-            ev = evaluate(problem, arch, m, link_transfers="timeloop")
+            ev = scalar_evaluate(problem, arch, m, link_transfers="timeloop")
         except MappingError:
             assert not r.valid[b]
             continue
@@ -437,7 +438,7 @@ def test_tensor_bits_batch_equals_scalar() -> None:
     for b in range(len(T)):
         m = space.to_mapping(T[b], SX[b], SY[b], perm[b], keep[b])
         try:
-            ev = evaluate(problem, arch, m)
+            ev = scalar_evaluate(problem, arch, m)
         except MappingError:
             assert not r.valid[b]
             invalid += 1

@@ -488,3 +488,17 @@ def test_link_layout_uses_hardware_mesh_width() -> None:
         LevelMapping("L1"),
     ))
     assert_same(evaluate(problem, arch, mapping), walk(problem, arch, mapping, hardware_mesh=True))
+
+
+def test_links_follow_the_mappings_spatial_order() -> None:
+    """A fan-out listing R inside C (not the mapper's dimension order) numbers its children
+    R-fastest, which changes who neighbours whom (found by hypothesis; assuming dimension
+    order gives L1 Inputs reads 16 instead of the walker's 14)."""
+    problem = make_problem("conv1d", {"K": 1, "C": 2, "R": 4, "P": 2})
+    arch = _chain([(1, 1), (1, 4)])
+    for order in (("K", "R", "C", "P"), ("K", "C", "R", "P")):
+        mapping = Mapping((
+            LevelMapping("DRAM", temporal={"R": 2, "P": 2}, temporal_order=("K", "C", "R", "P")),
+            LevelMapping("L1", spatial={"R": 2, "C": 2}, spatial_order=order, split=0),
+        ))
+        check(problem, arch, mapping)

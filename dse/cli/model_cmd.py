@@ -23,11 +23,14 @@ from dse.cli.options import link_mode, link_transfer_options
                    "per level, output fills not elided, no leakage). See docs/timeloop.md.")
 @click.option("--jinja-data", "jinja_items", multiple=True, metavar="NAME=VALUE",
               help="Data for Jinja2 templates among FILES (Timeloop's jinja_parse_data).")
+@click.option("--place", "placements", multiple=True, metavar="TENSOR=LEVEL",
+              help="Back TENSOR at LEVEL instead of the outermost level: no level above holds "
+                   "it, nothing is filled into it from above (repeatable; docs/model.md).")
 @click.option("--quiet", "-q", is_flag=True, help="Do not print the table.")
 @reports_spec_errors
 def model(files: tuple[str, ...], out_dir: str | None, link_transfers: str | None,
           no_link_transfers: bool, settings: tuple[str, ...], generation: str,
-          jinja_items: tuple[str, ...], quiet: bool) -> None:
+          jinja_items: tuple[str, ...], placements: tuple[str, ...], quiet: bool) -> None:
     """Evaluate ONE mapping. FILES are YAML files merged at their top level (later wins):
     architecture, problem (workload), mapping and optionally an Accelergy ERT (energies) and
     ART (areas)."""
@@ -54,10 +57,14 @@ def model(files: tuple[str, ...], out_dir: str | None, link_transfers: str | Non
         raise SpecError("sparse designs are modelled as the 2024 Timeloop (Sparseloop) build "
                         "only", key_path="--timeloop-generation", found=generation,
                         hint="drop --timeloop-generation legacy")
+    placement = _parse_placements(placements)
     # a sparse design's tiles are checked once compressed (dse.model.sparse)
     ev = evaluate(spec.problem, spec.arch, spec.mapping, link_transfers=mode,
-                  generation=generation, check_capacity=spec.sparse is None)
-    extra = {"link_transfers": mode}
+                  generation=generation, check_capacity=spec.sparse is None,
+                  placement=placement)
+    extra: dict = {"link_transfers": mode}
+    if placement:
+        extra["placement"] = placement
     if spec.sparse is not None:
         from dse.model.sparse import check_sparse_capacity, sparse_evaluate
         from dse.report_model import (
@@ -83,3 +90,20 @@ def model(files: tuple[str, ...], out_dir: str | None, link_transfers: str | Non
         click.echo(terminal_table(shown, rows))
         if out_dir:
             click.echo(f"wrote {out_dir}/levels.csv and {out_dir}/summary.json")
+
+
+def _parse_placements(items: tuple[str, ...]) -> dict[str, str]:
+    """`TENSOR=LEVEL` options -> {tensor: level}; a malformed or repeated one is an error."""
+    from dse.errors import SpecError
+
+    out: dict[str, str] = {}
+    for item in items:
+        tensor, sep, level = item.partition("=")
+        if not sep or not tensor.strip() or not level.strip():
+            raise SpecError("--place takes TENSOR=LEVEL", found=item,
+                            hint="e.g. --place Outputs=shared_glb")
+        tensor, level = tensor.strip(), level.strip()
+        if tensor in out:
+            raise SpecError(f"--place gives {tensor} twice", found=item)
+        out[tensor] = level
+    return out

@@ -26,6 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from dse.mapper.batch import BatchModel
+from dse.model.actions import ACTIONS
 
 # a bound is multiplied by this before comparing: the model sums the same terms in another
 # order, so an exact (tight) bound could otherwise exceed it by a rounding error
@@ -39,8 +40,11 @@ class Bounds:
         self.model = model
         self.L = model.L
         nT = len(model.tensors)
+        # the model's energy table is [level, action] over ACTIONS = (read, fill, update)
+        e_read, e_write, e_update = (model.e_action[:, ACTIONS.index(a)]
+                                     for a in ("read", "fill", "update"))
         self.compute_pJ = model.problem.macs * model.e_compute
-        energies = np.concatenate([model.e_read, model.e_write, model.e_update, model.e_leak,
+        energies = np.concatenate([e_read, e_write, e_update, model.e_leak,
                                    [model.e_compute]])
         self.energy_ok = bool((energies >= 0).all())
         self.leak = model.e_leak.copy()
@@ -49,13 +53,13 @@ class Bounds:
         size = np.array([int(model._tile_size(t, full_box)[0]) for t in range(nT)])
         # words of each tensor, in whole blocks of the backing store, times its access energy
         blocks = -(-size // model.block_t[0])
-        per_access = np.where(model.rw, model.e_update[0], model.e_read[0])
+        per_access = np.where(model.rw, e_update[0], e_read[0])
         self.compulsory_pJ = blocks * per_access  # (nT,)
         self.linked = np.array(model.linked, dtype=bool)  # (L,)
         self.block_t = model.block_t.astype(np.int64)  # (L, nT)
         # per (level, tensor): energy of the access a compute step costs its innermost keeper
-        self.operand_pJ = np.where(model.rw[None, :], model.e_update[:, None],
-                                   model.e_read[:, None])
+        self.operand_pJ = np.where(model.rw[None, :], e_update[:, None],
+                                   e_read[:, None])
         self.clusters = model.clusters.astype(np.int64)
 
     def lower(self, T: np.ndarray, SX: np.ndarray, SY: np.ndarray, keep: np.ndarray

@@ -13,21 +13,51 @@ below it go from their iteration 1 back to 0. So the translation of a step at lo
 and the reuse state before a loop-k step always holds Delta_1. Hence, with F the tile size,
   fills = F + sum_k W_k * c_k,   W_k = (n_k - 1) * prod_{j>k} n_j,
   c_1 = D(Delta_1),  c_k = D(Delta_k) if Delta_k == Delta_1 else F,
-which the brute-force walker in tests/ checks on random nests.
+which dse.model.batch evaluates over arrays (the step-by-step form of these rules is kept in
+tests/oracle/deltas_steps.py, and the brute-force walker in tests/ checks both).
+What stays here are the link-transfer helpers the batch model shares with that oracle, and the
+per-step-class fill count of one tiling that the DRAM lower bound prices tilings with.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import lru_cache
-from itertools import product
 
-from dse.model.nest import Nest, NestLoop
+from dse.model.nest import NestLoop
 from dse.workload import DataSpace
 
 Vec = tuple[int, ...]
 
+
+def neighbour_diffs(proj, h_size: int, v_size: int) -> tuple[frozenset, ...]:
+    """Per child, the data-space differences to its mesh neighbours (neighbour - self). Child
+    ids are decoded on an h_size x v_size mesh; ids past the last child have no data."""
+    out = []
+    n = len(proj)
+    for c, p in enumerate(proj):
+        hid, vid = c % h_size, c // h_size
+        diffs = set()
+        for dh, dv in ((-1, 0), (1, 0), (0, -1), (0, 1)):
+            nh, nv = hid + dh, vid + dv
+            if 0 <= nh < h_size and 0 <= nv < v_size and nv * h_size + nh < n:
+                q = proj[nv * h_size + nh]
+                diffs.add(tuple(qa - pa for qa, pa in zip(q, p, strict=True)))
+        out.append(frozenset(diffs))
+    return tuple(out)
+
+
+def link_effect(proj, diffs, translation: Vec) -> tuple[int, int, int]:
+    """(children served by a neighbour, multicast groups among the rest, size of the rest):
+    a child's current tile equals a neighbour's previous one when their difference equals
+    the step's translation."""
+    rest = [p for p, d in zip(proj, diffs, strict=True) if translation not in d]
+    return len(proj) - len(rest), len(set(rest)), len(rest)
+
+
+# The same rules walked per step class for ONE tiling (a level with its temporal loops above):
+# the DRAM lower bound (dse/model/dram_bound.py) prices single-buffer tilings with them, and
+# the tests' scalar oracle uses them too.
 
 def delta_size(v: Vec, extents: tuple[int, ...]) -> int:
     """Words of a tile (box with `extents`) not covered by the same tile translated by -v."""
@@ -62,16 +92,6 @@ def _translations(loops: list[NestLoop], ds: DataSpace) -> list[Vec]:
             off[inner.dim] = off.get(inner.dim, 0) - inner.stride
         out.append(ds.project(off))
     return out
-
-
-def boundary_steps(nest: Nest, boundary: int, ds: DataSpace) -> list[Step]:
-    """The classes of steps seen by one instance of the tile at `boundary` for tensor `ds`.
-
-    `boundary == nest.n_levels` is the compute unit, whose 'tile' is one operation that is
-    re-delivered on every step (no reuse below the innermost storage level).
-    """
-    return steps_for(nest.temporal_above(boundary), ds.extents(nest.box(boundary)),
-                     boundary == nest.n_levels, ds)
 
 
 def steps_for(loops: list[NestLoop], extents: tuple[int, ...], is_compute: bool,
@@ -119,113 +139,3 @@ def steps_for(loops: list[NestLoop], extents: tuple[int, ...], is_compute: bool,
 
 def fills_per_instance(steps: list[Step]) -> int:
     return sum(s.weight * s.size for s in steps)
-
-
-@dataclass
-class SpatialStats:
-    """Per parent instance: words read for the children (one per multicast group), the
-    words delivered summed over children, and words moved between neighbours instead."""
-
-    total: float
-    weighted: float
-    fanout: int
-    link_transfers: float
-
-
-def child_offsets(spatial: list[NestLoop]) -> tuple[list[dict[str, int]], int, int]:
-    """Op-space offset of each child, in Timeloop's linear order (Y outer, X inner)."""
-    xs = [lp for lp in spatial if lp.spatial_x]
-    ys = [lp for lp in spatial if not lp.spatial_x]
-    ordered = ys + xs  # outermost first; the linear id is mixed-radix over this order
-    offsets = []
-    for idx in product(*[range(lp.bound) for lp in ordered]):
-        off: dict[str, int] = {}
-        for lp, i in zip(ordered, idx, strict=True):
-            off[lp.dim] = off.get(lp.dim, 0) + i * lp.stride
-        offsets.append(off)
-    h = math.prod(lp.bound for lp in xs)
-    v = math.prod(lp.bound for lp in ys)
-    return offsets, h, v
-
-
-def spatial_stats(
-    steps: list[Step], spatial: list[NestLoop], ds: DataSpace, link_transfers: bool = True,
-    mesh: tuple[int, int] | None = None,
-) -> SpatialStats:
-    """Multicast (identical child deltas share one parent read) and link transfers (a child
-    takes its delta from a mesh neighbour that held it at the previous step) at one fan-out.
-
-    Children are numbered by the mapping's spatial loops (Y outer, X inner) but, as in
-    Timeloop, laid out on the *hardware* mesh `mesh` = (fan-out X, fan-out Y) to find
-    neighbours; without `mesh` the mapping's own X x Y grid is used."""
-    key = tuple(spatial)
-    proj, h_size, v_size, groups = _children(key, ds)
-    if mesh is not None:
-        h_size, v_size = mesh
-    fanout = len(proj)
-    total = weighted = links = 0.0
-    for s in steps:
-        if s.size == 0:
-            continue
-        use_links = False
-        if (
-            link_transfers
-            and s.translation is not None
-            and s.prev_kind == s.kind
-            and s.kind != "empty"
-            and (s.kind == "full" or s.prev_translation == s.translation)
-        ):
-            n_linked, groups_with, n_rest = _link_effect(key, ds, s.translation, h_size, v_size)
-            if n_linked and groups_with < groups:
-                use_links = True
-                total += s.weight * s.size * groups_with
-                weighted += s.weight * s.size * n_rest
-                links += s.weight * s.size * n_linked
-        if not use_links:
-            total += s.weight * s.size * groups
-            weighted += s.weight * s.size * fanout
-    return SpatialStats(total, weighted, fanout, links)
-
-
-@lru_cache(maxsize=4096)
-def _children(spatial: tuple[NestLoop, ...], ds: DataSpace):
-    offsets, h, v = child_offsets(list(spatial))
-    proj = tuple(ds.project(o) for o in offsets)
-    return proj, h, v, len(set(proj))
-
-
-@lru_cache(maxsize=4096)
-def _neighbour_diffs(spatial: tuple[NestLoop, ...], ds: DataSpace, h: int, v: int
-                     ) -> tuple[frozenset, ...]:
-    return neighbour_diffs(_children(spatial, ds)[0], h, v)
-
-
-def neighbour_diffs(proj, h_size: int, v_size: int) -> tuple[frozenset, ...]:
-    """Per child, the data-space differences to its mesh neighbours (neighbour - self). Child
-    ids are decoded on an h_size x v_size mesh; ids past the last child have no data."""
-    out = []
-    n = len(proj)
-    for c, p in enumerate(proj):
-        hid, vid = c % h_size, c // h_size
-        diffs = set()
-        for dh, dv in ((-1, 0), (1, 0), (0, -1), (0, 1)):
-            nh, nv = hid + dh, vid + dv
-            if 0 <= nh < h_size and 0 <= nv < v_size and nv * h_size + nh < n:
-                q = proj[nv * h_size + nh]
-                diffs.add(tuple(qa - pa for qa, pa in zip(q, p, strict=True)))
-        out.append(frozenset(diffs))
-    return tuple(out)
-
-
-def link_effect(proj, diffs, translation: Vec) -> tuple[int, int, int]:
-    """(children served by a neighbour, multicast groups among the rest, size of the rest):
-    a child's current tile equals a neighbour's previous one when their difference equals
-    the step's translation."""
-    rest = [p for p, d in zip(proj, diffs, strict=True) if translation not in d]
-    return len(proj) - len(rest), len(set(rest)), len(rest)
-
-
-@lru_cache(maxsize=65536)
-def _link_effect(spatial: tuple[NestLoop, ...], ds: DataSpace, translation: Vec, h: int, v: int):
-    proj = _children(spatial, ds)[0]
-    return link_effect(proj, _neighbour_diffs(spatial, ds, h, v), translation)

@@ -1,9 +1,8 @@
 """Evaluate one mapping: per level and tensor the tile, reads/fills/updates, energy; then cycles.
 
-The steps follow Timeloop's order (tiling.cpp): per tensor, collect every level's tile size,
-delta traffic and multicast statistics; derive partition sizes and parent-access shares; remove
-(mask) levels that bypass the tensor, which re-routes their children's reads to the next keeper;
-split accesses into reads, fills and updates with first-read elision for read-write tensors.
+There is one model, dse.model.batch, over arrays with a batch axis (the mapper's). Here it runs
+on a one-row batch; this module checks the mapping (with file:line errors), unpacks the row
+into per-(level, tensor) tables and per-level summaries, and names the energy sources.
 """
 
 from __future__ import annotations
@@ -15,10 +14,9 @@ from dse.arch import Architecture
 from dse.errors import SpecError
 from dse.mapping import Mapping
 from dse.model import generation as generations
-from dse.model.deltas import boundary_steps, fills_per_instance, spatial_stats
-from dse.model.links import linked_fanouts, resolve_link_mode
+from dse.model.actions import action_energy, compute_energy  # noqa: F401 (action_energy: re-export)
 from dse.model.nest import Nest, build_nest
-from dse.model.wordbits import bandwidth_scale, tensor_bits, words_per_block
+from dse.model.wordbits import tensor_bits
 from dse.workload import Problem
 
 
@@ -71,6 +69,7 @@ class Evaluation:
     compute_instances: int
     compute_utilized_instances: int
     compute_energy_pJ: float
+    compute_action: str = "mac"  # Problem.compute_action: what each of the `macs` operations is
     energy_sources: dict[str, str] = field(default_factory=dict)
     # (level, tensor) -> (words forwarded between the children of one instance of the level,
     # utilized instances): every fan-out with link transfers, including fan-out levels that
@@ -134,122 +133,83 @@ def evaluate(
     check_capacity: bool = True,
     link_transfers: bool | str | None = None,
     generation: str = generations.DEFAULT,
+    placement: dict[str, str] | None = None,
 ) -> Evaluation:
-    """`link_transfers`: a mode of dse.model.links (None = the architecture's default;
+    """The batch model (dse.model.batch) on a one-row batch, unpacked into per-(level, tensor)
+    rows. `link_transfers`: a mode of dse.model.links (None = the architecture's default;
     True/False = `timeloop`/`off`). `generation` picks the Timeloop build to reproduce
-    (dse/model/generation.py)."""
-    arch = generations.energies_for(arch, generation)
-    elide_fills = generations.elides_output_fills(generation)
-    link_mode = resolve_link_mode(arch, link_transfers)
-    linked = linked_fanouts(arch, link_mode)
+    (dse/model/generation.py). `placement`: tensor -> backing level (dse.model.placement;
+    default the outermost level)."""
+    from dse.model.batch import BatchModel, rows_from_mappings, spatial_orders
+
     nest = build_nest(problem, mapping)
     check_mapping(problem, arch, mapping, nest)
-    n = len(arch.levels)
-    keeps = [
-        [lm.keeps(ds.name) and not arch.levels[i].is_dummy for ds in problem.data_spaces]
-        for i, lm in enumerate(mapping.levels)
-    ]
+    model = BatchModel(problem, arch, link_transfers, generation=generation,
+                       placement=placement)
+    arch = model.arch  # energies of the chosen generation
+    arrays = rows_from_mappings(model, [mapping])
+    keep = arrays[4][0] & ~model.dummy[:, None]
     for t, ds in enumerate(problem.data_spaces):
-        if not keeps[0][t]:
+        b = int(model.backing[t])
+        if not keep[b, t]:
+            what = "the outermost level" if b == 0 else "the backing level"
             raise MappingError(
-                f"the outermost level {arch.levels[0].name} must keep every tensor, but it "
-                f"bypasses {ds.name}",
+                f"{what} {arch.levels[b].name} of {ds.name} must keep it, but the mapping "
+                f"bypasses {ds.name} there",
                 file=mapping.source, line=mapping.line,
+                key_path=f"mapping.{arch.levels[b].name}",
             )
+    if not model.placement_ok(arrays[0])[0]:
+        walked = [
+            f"{ds.name} at {arch.levels[i].name} over {d}"
+            for t, ds in enumerate(problem.data_spaces)
+            for i in range(int(model.backing[t]))
+            for j, d in enumerate(model.dims)
+            if arrays[0][0, i, j] > 1 and d in ds.dims()
+        ]
+        raise MappingError(
+            "a temporal loop above a tensor's backing level walks that tensor ("
+            + ", ".join(walked) + "), so the backing level would hold only part of it",
+            file=mapping.source, line=mapping.line,
+            hint="move those factors to the backing level or below, or place the tensor "
+                 "further out",
+        )
+    det = model.detail(*arrays, spatial_order=spatial_orders(model, [mapping]))
+    rows = _stats_rows(problem, arch, det)
+    if check_capacity:
+        _check_capacity(problem, arch, mapping, rows)
+    return _evaluation(problem, arch, nest, det, rows)
 
-    rows: list[LevelTensorStats] = []
-    per_level_tensor: dict[tuple[int, int], LevelTensorStats] = {}
-    link_table: dict[tuple[str, str], tuple[float, int]] = {}
-    for t, ds in enumerate(problem.data_spaces):
-        size = [ds.size(nest.box(i)) for i in range(n)]
-        has_spatial = [bool(nest.spatial_loops(i)) for i in range(n)]
-        total = [0.0] * n
-        weighted = [0.0] * n
-        fanout = [1] * n
-        links = [0.0] * n
-        for i in range(n):
-            steps = boundary_steps(nest, i + 1, ds)
-            if has_spatial[i]:
-                use_links = linked[i] and (link_mode == "timeloop" or keeps[i + 1][t])
-                st = spatial_stats(steps, nest.spatial_loops(i), ds, use_links,
-                                   mesh=arch.fanout(i))
-                total[i], weighted[i], fanout[i], links[i] = (
-                    st.total, st.weighted, st.fanout, st.link_transfers,
-                )
-            else:
-                total[i] = weighted[i] = float(fills_per_instance(steps))
-        content = list(total)
-        parent_share = [0.0] + [weighted[i - 1] / fanout[i - 1] for i in range(1, n)]
-        # partition sizes: outermost holds the whole tensor; shrink through each fan-out
-        partition = [0] * n
-        partition[0] = size[0]
-        for i in range(1, n):
-            denom = ds.size(nest.spatial_box(i - 1)) if has_spatial[i - 1] else size[i]
-            partition[i] = partition[i - 1] * size[i] // denom
-        # mask (bypass) from the innermost level outwards
-        kept_size = list(size)
-        for i in range(n - 1, 0, -1):
-            if keeps[i][t]:
+
+def _stats_rows(problem: Problem, arch: Architecture, det) -> list[LevelTensorStats]:
+    """One LevelTensorStats per kept (level, tensor), innermost level first."""
+    rows = []
+    for i in range(len(arch.levels) - 1, -1, -1):
+        lv = arch.levels[i]
+        for t, ds in enumerate(problem.data_spaces):
+            if not det.keep[0, i, t]:
                 continue
-            outer = i - 1
-            factor = content[i] * fanout[outer] / weighted[outer]
-            total[outer] *= factor
-            weighted[outer] *= factor
-            content[outer] = total[outer]
-            links[outer] = 0.0
-            kept_size[i] = 0
-            partition[i] = 0
-            content[i] = 0.0
-            parent_share[i] = 0.0
-        replication = [nest.spatial_product_above(i) for i in range(n + 1)]
-        peer = [0] * n
-        for i in range(n - 1):
-            if links[i]:
-                peer[i + 1] += int(links[i]) // replication[i + 1]
-        for i in range(n):
-            if links[i]:
-                link_table[(arch.levels[i].name, ds.name)] = (links[i], replication[i])
-        outermost_keeper = min(i for i in range(n) if keeps[i][t])
-        for i in range(n):
-            if not keeps[i][t]:
-                continue
-            if ds.read_write:
-                updates = round(content[i])
-                reads = round(content[i] + peer[i] - partition[i])
-                base = parent_share[i] + peer[i]
-                elided = elide_fills and i != outermost_keeper
-                fills = round(base - partition[i] if elided else base)
-                reductions = reads
-            else:
-                reads = round(content[i] + peer[i])
-                updates = 0
-                fills = int(parent_share[i] + peer[i])
-                reductions = 0
-            st = LevelTensorStats(
-                level=arch.levels[i].name,
+            reads, fills, updates = (int(x) for x in det.counts[0, i, t])
+            e_read, e_fill, e_update = (float(x) for x in det.energy_by_action[0, i, t])
+            rows.append(LevelTensorStats(
+                level=lv.name,
                 tensor=ds.name,
-                instances=arch.levels[i].instances,
-                utilized_instances=replication[i],
-                utilized_capacity_words=kept_size[i],
+                instances=lv.instances,
+                utilized_instances=int(det.replication[0, i]),
+                utilized_capacity_words=int(det.size[0, i, t]),
                 reads_per_instance=reads,
                 fills_per_instance=fills,
                 updates_per_instance=updates,
-                partition_size=partition[i],
-                temporal_reductions_per_instance=reductions,
-                link_transfers=links[i],
-                peer_accesses_per_instance=peer[i],
-            )
-            per_level_tensor[(i, t)] = st
-    for i in range(n - 1, -1, -1):
-        for t in range(len(problem.data_spaces)):
-            if (i, t) in per_level_tensor:
-                rows.append(per_level_tensor[(i, t)])
-
-    if check_capacity:
-        _check_capacity(problem, arch, mapping, rows)
-    ev = _finish(problem, arch, mapping, nest, rows)
-    ev.link_transfers = link_table
-    return ev
+                partition_size=int(det.partition[0, i, t]),
+                temporal_reductions_per_instance=reads if ds.read_write else 0,
+                energy_pJ=e_read + e_fill + e_update,
+                read_energy_pJ=e_read,
+                fill_energy_pJ=e_fill,
+                update_energy_pJ=e_update,
+                link_transfers=float(det.links[0, i, t]),
+                peer_accesses_per_instance=int(det.peer[0, i, t]),
+            ))
+    return rows
 
 
 def _check_capacity(problem: Problem, arch: Architecture, mapping: Mapping,
@@ -300,103 +260,60 @@ def _check_capacity_bits(problem: Problem, arch: Architecture, mapping: Mapping,
             )
 
 
-def action_energy(arch_level, action: str) -> float:
-    """pJ per (vector) access of `action`; update falls back to write; missing is an error."""
-    e = arch_level.energy
-    if action == "update" and "update" not in e:
-        action = "write"
-    if action not in e:
-        raise SpecError(
-            f"no energy per '{action}' for component {arch_level.name}",
-            hint="give it inline (energy: {read: ..}), pass an ERT file, or choose an estimator",
-        )
-    return e[action].pJ
-
-
-def compute_energy_pJ(arch: Architecture) -> float:
-    """Energy of one MAC, or a SpecError (naming the architecture file) saying how to give it."""
-    try:
-        return action_energy(arch.compute, "compute")
-    except SpecError as exc:
-        raise SpecError(exc.message, file=arch.source, line=None,
-                        key_path=f"{arch.compute.name}.energy", hint=exc.hint) from None
-
-
-def _finish(
-    problem: Problem, arch: Architecture, mapping: Mapping, nest: Nest, rows: list[LevelTensorStats]
-) -> Evaluation:
-    compute_cycles = nest.temporal_iterations
+def _evaluation(problem: Problem, arch: Architecture, nest: Nest, det,
+                rows: list[LevelTensorStats]) -> Evaluation:
+    """Per-level summaries, totals and the energy sources of one evaluated mapping."""
     sources: dict[str, str] = {}
-    for r in rows:
-        lv = arch.levels[arch.index(r.level)]
-        block = words_per_block(lv, problem.data_space(r.tensor))
-        er, ew, eu = (action_energy(lv, a) for a in ("read", "write", "update"))
-        # one access energy per utilized cluster (= per utilized instance when cluster_size 1)
-        charged = lv.utilized_clusters(r.utilized_instances)
-        r.read_energy_pJ = math.ceil(r.reads_per_instance / block) * er * charged
-        r.fill_energy_pJ = math.ceil(r.fills_per_instance / block) * ew * charged
-        r.update_energy_pJ = math.ceil(r.updates_per_instance / block) * eu * charged
-        r.energy_pJ = r.read_energy_pJ + r.fill_energy_pJ + r.update_energy_pJ
-        for a in ("read", "write", "update"):
-            if a in lv.energy:
-                sources[f"{lv.name}.{a}"] = lv.energy[a].source
-    # bandwidth throttling per level (per-instance demand in words per compute cycle)
-    summaries: list[LevelSummary] = []
-    cycles = compute_cycles
     level_rows: dict[str, list[LevelTensorStats]] = {}
     for r in rows:
         level_rows.setdefault(r.level, []).append(r)
     for lv in arch.levels:
+        if lv.name in level_rows:
+            for a in ("read", "write", "update"):
+                if a in lv.energy:
+                    sources[f"{lv.name}.{a}"] = lv.energy[a].source
+    summaries: list[LevelSummary] = []
+    for i, lv in enumerate(arch.levels):
         lr = level_rows.get(lv.name, [])
-        scale = [bandwidth_scale(lv, problem.data_space(r.tensor)) for r in lr]
-        reads = sum(r.reads_per_instance * k for r, k in zip(lr, scale, strict=True))
-        writes = sum((r.fills_per_instance + r.updates_per_instance) * k
-                     for r, k in zip(lr, scale, strict=True))
-        slowdown = 1.0
-        rd, wd = reads / compute_cycles, writes / compute_cycles
-        if lv.read_bandwidth is not None and lv.read_bandwidth < rd:
-            slowdown = min(slowdown, lv.read_bandwidth / rd)
-        if lv.write_bandwidth is not None and lv.write_bandwidth < wd:
-            slowdown = min(slowdown, lv.write_bandwidth / wd)
-        if lv.shared_bandwidth is not None and lv.shared_bandwidth < rd + wd:
-            slowdown = min(slowdown, lv.shared_bandwidth / (rd + wd))
-        lv_cycles = math.ceil(compute_cycles / slowdown)
-        cycles = max(cycles, lv_cycles)
+        leak = float(det.leak[0, i])
+        if lr and "leak" in lv.energy:
+            sources[f"{lv.name}.leak"] = lv.energy["leak"].source
         summaries.append(
             LevelSummary(
                 name=lv.name,
                 instances=lv.instances,
-                utilized_instances=max((r.utilized_instances for r in lr), default=0),
+                utilized_instances=int(det.replication[0, i]) if lr else 0,
                 capacity_words=lv.capacity_words,
                 used_words=sum(r.utilized_capacity_words for r in lr),
-                slowdown=slowdown,
-                cycles=lv_cycles,
-                energy_pJ=sum(r.energy_pJ for r in lr),
-                leakage_pJ=0.0,
+                slowdown=float(det.slowdown[0, i]),
+                cycles=int(det.level_cycles[0, i]),
+                energy_pJ=sum(r.energy_pJ for r in lr) + leak,
+                leakage_pJ=leak,
             )
         )
-    for s, lv in zip(summaries, arch.levels, strict=True):
-        if s.utilized_instances and "leak" in lv.energy:
-            s.leakage_pJ = lv.energy["leak"].pJ * cycles * s.utilized_instances
-            s.energy_pJ += s.leakage_pJ
-            sources[f"{lv.name}.leak"] = lv.energy["leak"].source
     comp = arch.compute
-    e_compute = action_energy(comp, "compute")
-    sources[f"{comp.name}.compute"] = comp.energy["compute"].source
-    compute_energy = problem.macs * e_compute
-    total = compute_energy + sum(s.energy_pJ for s in summaries)
-    used_pes = nest.spatial_iterations
+    pj, source, key = compute_energy(comp, problem.compute_action, arch.source)
+    sources[f"{comp.name}.{key}"] = source
+    compute_pJ = problem.macs * pj
+    cycles = int(det.cycles[0])
+    link_table = {
+        (arch.levels[i].name, ds.name): (float(det.links[0, i, t]), int(det.replication[0, i]))
+        for i in range(len(arch.levels)) for t, ds in enumerate(problem.data_spaces)
+        if det.links[0, i, t]
+    }
     return Evaluation(
         macs=problem.macs,
         cycles=cycles,
-        compute_cycles=compute_cycles,
+        compute_cycles=int(det.compute_cycles[0]),
         utilization=problem.macs / (comp.instances * cycles),
-        energy_pJ=total,
+        energy_pJ=compute_pJ + sum(s.energy_pJ for s in summaries),
         stats=rows,
         levels=summaries,
         compute_name=comp.name,
         compute_instances=comp.instances,
-        compute_utilized_instances=used_pes,
-        compute_energy_pJ=compute_energy,
+        compute_utilized_instances=nest.spatial_iterations,
+        compute_energy_pJ=compute_pJ,
+        compute_action=problem.compute_action,
         energy_sources=sources,
+        link_transfers=link_table,
     )

@@ -30,6 +30,8 @@ def layer_key(arch: ArchInput, problem, cfg: SearchConfig) -> str:
     settings = {k: getattr(cfg, k) for k in SEARCH_KEYS}
     # the mode actually used, so an explicit default and no option share stored results
     settings["link_transfers"] = resolve_link_mode(arch.arch, cfg.link_transfers)
+    if problem.compute_action != "mac":  # not in the native problem text; it prices compute
+        settings["compute_action"] = problem.compute_action
     return content_key(arch.identity(), problem_to_native(task_problem(problem)), settings,
                        __version__)
 

@@ -36,7 +36,7 @@ STORAGE_KEYS = {
 FANOUT_KEYS = {"fanout", "meshX", "meshY"}
 COMPUTE_KEYS = {"name", "class", "datawidth", "energy", "meshX", "meshY"}
 STORAGE_ACTIONS = {"read", "write", "update", "leak"}
-COMPUTE_ACTIONS = {"compute", "leak"}
+COMPUTE_ACTIONS = {"compute", "add", "compare", "leak"}
 
 PROBLEM_KEYS = {"version", "name", "dims", "coefficients", "tensors", "type"}
 TENSOR_KEYS = {"ranks", "read_write", "bits"}

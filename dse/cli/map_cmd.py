@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from dse.cli.errors import COUNT, JOBS, SEED, reports_spec_errors
-from dse.cli.options import link_mode, link_transfer_options
+from dse.cli.options import generation_option, link_mode, link_transfer_options
 
 
 def parse_duration(text: str | None) -> float | None:
@@ -48,10 +48,7 @@ def _duration_option(ctx: click.Context, param: click.Parameter, value: str | No
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True)
 @click.option("--set", "settings", multiple=True, metavar="NAME=VALUE",
               help="Override an architecture parameter, e.g. --set columns=3 (repeatable).")
-@click.option("--timeloop-generation", "generation", type=click.Choice(["2024", "legacy"]),
-              default="2024", show_default=True,
-              help="Timeloop build to reproduce: 2024 (current) or legacy (v0.3 era: one energy "
-                   "per level, output fills not elided, no leakage). See docs/timeloop.md.")
+@generation_option
 @click.option("--no-bound-skip", "no_bound_skip", is_flag=True,
               help="Evaluate every candidate instead of skipping those whose lower bounds "
                    "cannot win (same results either way; for timing and checks).")

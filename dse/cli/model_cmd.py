@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from dse.cli.errors import reports_spec_errors
-from dse.cli.options import link_mode, link_transfer_options
+from dse.cli.options import generation_option, link_mode, link_transfer_options
 
 
 @click.command()
@@ -17,10 +17,7 @@ from dse.cli.options import link_mode, link_transfer_options
 @link_transfer_options
 @click.option("--set", "settings", multiple=True, metavar="NAME=VALUE",
               help="Override an architecture parameter, e.g. --set columns=3 (repeatable).")
-@click.option("--timeloop-generation", "generation", type=click.Choice(["2024", "legacy"]),
-              default="2024", show_default=True,
-              help="Timeloop build to reproduce: 2024 (current) or legacy (v0.3 era: one energy "
-                   "per level, output fills not elided, no leakage). See docs/timeloop.md.")
+@generation_option
 @click.option("--jinja-data", "jinja_items", multiple=True, metavar="NAME=VALUE",
               help="Data for Jinja2 templates among FILES (Timeloop's jinja_parse_data).")
 @click.option("--place", "placements", multiple=True, metavar="TENSOR=LEVEL",

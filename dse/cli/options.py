@@ -26,3 +26,12 @@ def link_mode(link_transfers: str | None, no_link_transfers: bool) -> str | None
                                    f"{link_transfers}")
         return "off"
     return link_transfers
+
+
+def generation_option(f):
+    """`--timeloop-generation 2024|legacy` (dse/model/generation.py, docs/timeloop.md)."""
+    return click.option(
+        "--timeloop-generation", "generation", type=click.Choice(["2024", "legacy"]),
+        default="2024", show_default=True,
+        help="Timeloop build to reproduce: 2024 (current) or legacy (v0.3 era: one energy per "
+             "level, output fills not elided, no leakage). See docs/timeloop.md.")(f)

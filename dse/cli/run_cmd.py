@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from dse.cli.errors import COUNT, INTERRUPTED, JOBS, SEED, listing, reports_spec_errors
-from dse.cli.options import link_mode, link_transfer_options
+from dse.cli.options import generation_option, link_mode, link_transfer_options
 
 
 @click.command()
@@ -29,10 +29,7 @@ from dse.cli.options import link_mode, link_transfer_options
               help="Processes mapping layers in parallel (results do not depend on it).")
 @click.option("--store", "store_path", default="results/store.sqlite", show_default=True,
               help="Result store: finished layers are reused, never recomputed.")
-@click.option("--timeloop-generation", "generation", type=click.Choice(["2024", "legacy"]),
-              default="2024", show_default=True,
-              help="Timeloop build to reproduce: 2024 (current) or legacy (v0.3 era: one energy "
-                   "per level, output fills not elided, no leakage). See docs/timeloop.md.")
+@generation_option
 @click.option("--no-bound-skip", "no_bound_skip", is_flag=True,
               help="Evaluate every candidate instead of skipping those whose lower bounds "
                    "cannot win (same results either way; for timing and checks).")

@@ -27,23 +27,32 @@ def convert(files: tuple[str, ...], out_dir: str, target: str,
     timeloop, to Timeloop's). FILES merge as in `dse model`; each section present
     (architecture, problem, mapping) becomes one file, and an ERT's energies are written inline
     with their source (--to timeloop: into ERT.yaml)."""
+    from dse.spec.jinja import parse_data
+    from dse.spec.yamlload import load_documents
+
+    doc = load_documents(list(files), jinja_data=parse_data(jinja_items))
+    out = Path(out_dir)
+    if target == "timeloop":
+        written = _to_timeloop(doc, out)
+    else:
+        for note in doc.notes:
+            click.echo(note, err=True)
+        written = _to_native(doc, out)
+    if not written:
+        click.echo("nothing to convert: no architecture, problem or mapping section", err=True)
+        raise SystemExit(2)
+    click.echo(f"wrote {', '.join(str(out / w) for w in written)}")
+
+
+def _to_native(doc, out: Path) -> list[str]:
+    """dse's native files for the merged document (energies inline with their source)."""
     import yaml
 
     from dse.report_model import atomic_write
     from dse.spec import build
     from dse.spec import convert as conv
-    from dse.spec.jinja import parse_data
-    from dse.spec.yamlload import load_documents
 
-    doc = load_documents(list(files), jinja_data=parse_data(jinja_items))
-    if target == "timeloop":
-        written = _to_timeloop(doc, Path(out_dir))
-        click.echo(f"wrote {', '.join(str(Path(out_dir) / w) for w in written)}")
-        return
-    for note in doc.notes:
-        click.echo(note, err=True)
     build.check_top_level(doc)
-    out = Path(out_dir)
     written = []
     header = "# Converted by `dse convert` from: " + ", ".join(doc.files) + "\n"
     problem = arch = None
@@ -68,10 +77,7 @@ def convert(files: tuple[str, ...], out_dir: str, target: str,
                               sort_keys=False)
         atomic_write(out / "mapping.yaml", header + text)
         written.append("mapping.yaml")
-    if not written:
-        click.echo("nothing to convert: no architecture, problem or mapping section", err=True)
-        raise SystemExit(2)
-    click.echo(f"wrote {', '.join(str(out / w) for w in written)}")
+    return written
 
 
 def _to_timeloop(doc, out: Path) -> list[str]:
@@ -108,7 +114,4 @@ def _to_timeloop(doc, out: Path) -> list[str]:
                               sort_keys=False)
         atomic_write(out / "map.yaml", header + text)
         written.append("map.yaml")
-    if not written:
-        click.echo("nothing to convert: no architecture, problem or mapping section", err=True)
-        raise SystemExit(2)
     return written

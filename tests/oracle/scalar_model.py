@@ -15,16 +15,17 @@ from dse.arch import Architecture
 from dse.mapping import Mapping
 from dse.model import generation as generations
 from dse.model.actions import action_energy
-from dse.model.evaluate import (
+from dse.model.evaluate import (  # the capacity rule is validity, not a formula under test
     Evaluation,
     LevelSummary,
     LevelTensorStats,
     MappingError,
+    _check_capacity,
     check_mapping,
 )
 from dse.model.links import linked_fanouts, resolve_link_mode
 from dse.model.nest import Nest, build_nest
-from dse.model.wordbits import bandwidth_scale, tensor_bits, words_per_block
+from dse.model.wordbits import bandwidth_scale, words_per_block
 from dse.workload import Problem
 from tests.oracle.deltas_steps import boundary_steps, fills_per_instance, spatial_stats
 
@@ -153,54 +154,6 @@ def scalar_evaluate(
     ev = _finish(problem, arch, mapping, nest, rows)
     ev.link_transfers = link_table
     return ev
-
-
-def _check_capacity(problem: Problem, arch: Architecture, mapping: Mapping,
-                    rows: list[LevelTensorStats]) -> None:
-    if any(ds.word_bits for ds in problem.data_spaces):
-        _check_capacity_bits(problem, arch, mapping, rows)
-        return
-    used: dict[str, int] = {}
-    for r in rows:
-        used[r.level] = used.get(r.level, 0) + r.utilized_capacity_words
-    for lv in arch.levels:
-        cap = lv.effective_capacity_words
-        if cap is not None and used.get(lv.name, 0) > cap:
-            parts = ", ".join(
-                f"{r.tensor} {r.utilized_capacity_words}" for r in rows if r.level == lv.name
-            )
-            raise MappingError(
-                f"tiles kept at level {lv.name} need {used[lv.name]} words ({parts}) but it "
-                f"holds {cap} words per instance",
-                file=mapping.source, line=mapping.line,
-                key_path=f"mapping.{lv.name}",
-                hint="use smaller factors at or below this level, or bypass a tensor here",
-            )
-
-
-def _check_capacity_bits(problem: Problem, arch: Architecture, mapping: Mapping,
-                         rows: list[LevelTensorStats]) -> None:
-    """Capacity with per-tensor word widths (dse.model.wordbits): counted in bits."""
-    used: dict[str, int] = {}
-    for r in rows:
-        lv = arch.levels[arch.index(r.level)]
-        bits = tensor_bits(lv, problem.data_space(r.tensor))
-        used[r.level] = used.get(r.level, 0) + r.utilized_capacity_words * bits
-    for lv in arch.levels:
-        cap = lv.effective_capacity_words
-        if cap is not None and used.get(lv.name, 0) > cap * lv.datawidth:
-            parts = ", ".join(
-                f"{r.tensor} {r.utilized_capacity_words} x "
-                f"{tensor_bits(lv, problem.data_space(r.tensor))} b"
-                for r in rows if r.level == lv.name
-            )
-            raise MappingError(
-                f"tiles kept at level {lv.name} need {used[lv.name]} bits ({parts}) but it "
-                f"holds {cap * lv.datawidth} bits ({cap} words of {lv.datawidth} b) per instance",
-                file=mapping.source, line=mapping.line,
-                key_path=f"mapping.{lv.name}",
-                hint="use smaller factors at or below this level, or bypass a tensor here",
-            )
 
 
 def _finish(

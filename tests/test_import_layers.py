@@ -81,8 +81,9 @@ def test_no_module_imports_from_a_layer_above_it() -> None:
         own = layer_of(mod)
         for line, target in imports_of(path):
             if layer_of(target) > own:
+                above = LAYERS[layer_of(target)][0]
                 upward.append(f"{path.relative_to(DSE.parent)}:{line}: {mod} "
-                              f"({LAYERS[own][0]}) imports {target} ({LAYERS[layer_of(target)][0]})")
+                              f"({LAYERS[own][0]}) imports {target} ({above})")
     assert not upward, "imports from a layer above:\n" + "\n".join(upward)
 
 

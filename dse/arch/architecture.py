@@ -103,9 +103,6 @@ class Architecture:
                 return i
         raise KeyError(name)
 
-    def child_instances(self, i: int) -> int:
-        return self.levels[i + 1].instances if i + 1 < len(self.levels) else self.compute.instances
-
     def fanout(self, i: int) -> tuple[int, int]:
         """(X, Y) fan-out from level i to the next inner level (or to the compute units)."""
         parent = self.levels[i]

@@ -26,8 +26,6 @@ FUSED = {"Relu", "Clip", "LeakyRelu", "Identity", "Dropout"}
 RESHAPES = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose"}
 POOLS = {"MaxPool": "maxpool", "AveragePool": "avgpool", "GlobalAveragePool": "avgpool",
          "GlobalMaxPool": "maxpool"}
-HANDLED = FUSED | RESHAPES | set(POOLS) | {"Conv", "Gemm", "MatMul", "Add", "Sum",
-                                           "BatchNormalization", "Concat", "Constant"}
 
 
 

@@ -46,8 +46,6 @@ class TensorGraph:
         return tuple(t for ds, t in self.bindings[layer].items()
                      if ds != "Outputs" and not t.endswith(WEIGHTS_SUFFIX))
 
-    def output_of(self, layer: str) -> str:
-        return self.bindings[layer]["Outputs"]
 
 
 def input_space_names(count: int) -> list[str]:

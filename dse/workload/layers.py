@@ -26,7 +26,6 @@ from dse.workload.problem import DataSpace, Problem
 
 CNN_DIMS = ("C", "M", "R", "S", "N", "P", "Q")
 GROUPED_DIMS = ("G", "C", "M", "R", "S", "N", "P", "Q")
-CNN_COEFFICIENTS = ("Wstride", "Hstride", "Wdilation", "Hdilation")
 # The Timeloop coefficient name each CNN dimension is multiplied by in the Inputs projection.
 COEFFICIENT_OF = {"P": "Wstride", "R": "Wdilation", "Q": "Hstride", "S": "Hdilation"}
 

@@ -177,6 +177,15 @@ def test_zoo_model_maps_whole_within_the_chip(name, arch) -> None:
     assert tot["latency_s"] == pytest.approx(tot["cycles"] / 50e6)
 
 
+@pytest.mark.parametrize("row", list(csv.DictReader(open(DATA / "sdk_resource_usage.csv"))),
+                         ids=lambda r: r["network"])
+def test_macs_weight_and_bias_bytes_equal_the_vendor_tool(row, arch) -> None:
+    """What ai8x-synthesis printed for the SDK examples (tests/data/max78000/README.md)."""
+    _, _, _, _, tot = run(row["network"], arch)
+    assert (tot["macs"], tot["weight_bytes"], tot["bias_bytes"]) == \
+        (int(row["macs"]), int(row["weight_bytes"]), int(row["bias_bytes"]))
+
+
 def test_residual_adds_run_in_flight(arch) -> None:
     """ai85ressimplenet: each add runs inside the conv that reads it; its two operands are
     written interleaved (write_gap 1, one 32-bit word apart), one of them by a pass-through

@@ -204,6 +204,21 @@ def test_residual_adds_run_in_flight(arch) -> None:
     assert lrows[12]["fused_layers"] == "resid3+pool10+conv10"  # add, then pool, then conv
 
 
+def test_faceid_112_pools_and_adds_in_flight_with_mixed_bit_weights(arch) -> None:
+    """ai85faceid_112: the residual add runs in the conv after it, the 7x7 average pool (to 1x1)
+    in the linear; 2-bit and 4-bit kernels pack into the 72-bit rows by hand:
+    b1.conv2: 192 inputs = 3 passes of 64, 3 x 64 kernels x 9 taps x 2 bits / 72 = 48 rows;
+    b3.conv2: 256 inputs = 4 passes, 4 x 96 x 9 x 4 / 72 = 192 rows (8-bit would be 384)."""
+    _, hw, _, lrows, _ = run("ai85faceid_112", arch)
+    by = {r["layer"]: r for r in lrows}
+    assert (by["b3.conv1"]["fused_layers"], by["b3.conv1"]["operands"]) == ("b2.add+b3.conv1", 2)
+    assert by["linear"]["fused_layers"] == "avg_pool+linear"
+    assert by["b2.conv2"]["write_gap"] == by["b1.conv2.to.b2.add"]["write_gap"] == 1
+    assert (by["b1.conv2"]["passes"], by["b1.conv2"]["weight_mem_rows"]) == (3, 48)
+    assert (by["b3.conv2"]["passes"], by["b3.conv2"]["weight_mem_rows"]) == (4, 192)
+    assert by["b1.conv2"]["weight_bytes"] == 192 * 64 * 9 * 2 // 8
+
+
 def test_weight_bytes_are_the_parameter_count_at_the_layer_bit_width(arch) -> None:
     net, hw, *_ = run("ai85ressimplenet", arch)
     for h in hw:

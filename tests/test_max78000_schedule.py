@@ -135,7 +135,7 @@ def test_the_published_faceid_figure_is_not_a_zoo_network(arch) -> None:
     for name in ("ai85faceid", "ai85faceid_112"):
         _, _, _, _, tot = run(name, arch)
         assert tot["macs"] > 6 * implied_macs
-        assert tot["latency_s"] > 1.5 * published_s * 5
+        assert tot["latency_s"] > 5 * 1.5 * published_s  # not near the 1.5x band at all
 
 
 # ----------------------------------------------------------------------------- the zoo

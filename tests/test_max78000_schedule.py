@@ -22,11 +22,18 @@ MAX = str(REPO / "arch_specs" / "max78000.yaml")
 DATA = REPO / "tests" / "data" / "max78000"
 ZOO = {  # name: (hardware layers, pass-through layers, streaming layers) of the vendor's
     # synthesis description (ai8x-synthesis networks/cifar100-ressimplenet.yaml,
-    # kws20-hwc.yaml, faceid.yaml, commit ab4f4c0)
+    # kws20-hwc.yaml, faceid.yaml, cifar100-simple.yaml, cifar100-nas.yaml, commit ab4f4c0)
     "ai85ressimplenet": (17, 3, 0),
     "ai85kws20": (10, 0, 0),
     "ai85faceid": (9, 1, 2),
+    "ai85simplenet": (14, 0, 0),
+    "ai85nascifarnet": (11, 0, 0),
+    # ai85-faceid_112.yaml has 18: the same 16 plus an identity 1x1 conv that carries the 7x7
+    # average pool and a separate element-wise add layer; dse runs both in flight (the pool
+    # ends at 1x1, so it needs no conv of its own: ai8x-synthesis README "Limitations")
+    "ai85faceid_112": (16, 1, 2),
 }
+MEASURED = DATA / "measured_latency.csv"
 
 
 @pytest.fixture(scope="module")
@@ -101,16 +108,34 @@ def test_streaming_layers_cost_one_and_a_half(arch) -> None:
     assert conv1.cycles == (15 * plain + 9) // 10
 
 
-def test_faceid_latency_against_the_measured_inference(arch) -> None:
-    """At the 50 MHz default CNN clock. The published 1.4 ms (openreview hw6s-qry_qx) is for the
-    paper's own face network, not ai85faceidnet (117 MAC/cycle x 1.4 ms x 50 MHz = 8.2 M MACs
-    against 55.2 M here): docs/architectures.md. The comparable measurement is the SDK faceid
-    example (this network, streaming): 14,001 us including loading the data
-    (Analog-Devices-MSDK/MAX78000_SDK issue #74)."""
-    _, _, _, _, tot = run("ai85faceid", arch)
-    assert tot["clock_hz"] == 50e6
-    assert tot["macs"] == 55_234_560
-    assert 14.001e-3 / 1.5 < tot["latency_s"] < 14.001e-3 * 1.5
+@pytest.mark.parametrize("row", list(csv.DictReader(open(MEASURED))),
+                         ids=lambda r: f"{r['network']}-{r['latency_us']}us")
+def test_latency_against_inferences_measured_on_the_chip(row, arch) -> None:
+    """At the 50 MHz CNN clock the examples set (MAX78000: APB clock, no PLL, no pipeline;
+    izer/tornadocnn.py). Measurements: tests/data/max78000/README.md. A preloaded input: within
+    10% (both ai85simplenet measurements, 2,570 and 2,593 us, against 2,586 us; writing four
+    output channels per cycle instead of one would give 1.1 ms). A streamed input also times
+    the Arm feeding the FIFO, and the estimator's 1.5x for streaming layers is itself an
+    estimate: within 1.5x (ai85faceid: 14,001 us measured, 17,537 us here)."""
+    _, _, _, _, tot = run(row["network"], arch)
+    assert tot["clock_hz"] == float(row["cnn_clock_hz"]) == 50e6
+    ratio = tot["latency_s"] / (float(row["latency_us"]) * 1e-6)
+    limit = 1.5 if row["includes_input_loading"] == "yes" else 1.1
+    assert 1 / limit < ratio < limit, ratio
+
+
+def test_the_published_faceid_figure_is_not_a_zoo_network(arch) -> None:
+    """The published 1.4 ms / 117 MAC per cycle (openreview hw6s-qry_qx) ran the paper's own face
+    network, which is not public: at the 50 MHz CNN clock that is 117 x 70,000 cycles = 8.2 M
+    MACs. Neither zoo FaceID network is it (55.2 M and 146.6 M MACs), and for both this model
+    predicts far more than 1.5 x 1.4 ms (docs/architectures.md records why)."""
+    published_s, published_macs_per_cycle = 1.4e-3, 117
+    implied_macs = published_macs_per_cycle * published_s * 50e6
+    assert 8.1e6 < implied_macs < 8.3e6
+    for name in ("ai85faceid", "ai85faceid_112"):
+        _, _, _, _, tot = run(name, arch)
+        assert tot["macs"] > 6 * implied_macs
+        assert tot["latency_s"] > 5 * 1.5 * published_s  # not near the 1.5x band at all
 
 
 # ----------------------------------------------------------------------------- the zoo
@@ -136,7 +161,9 @@ def test_zoo_model_maps_whole_within_the_chip(name, arch) -> None:
         used[h.proc_first:h.proc_first + h.proc_count,
              h.weight_col:h.weight_col + h.weight_rows] += 1
     assert used.max() == 1
-    assert tot["weight_bytes"] == net.stats()["weights"] <= MAX78000.weight_bytes_total
+    # weight bytes: every layer's parameter count at its own bit width
+    assert tot["weight_bytes"] == sum(-(-lay.weights * lay.bits.weights // 8) for lay in macs) \
+        <= MAX78000.weight_bytes_total
     # data memory: every tensor inside its instances, and no two live at once overlap
     placed = [t for t in tensors.values() if t["words"]]
     for t in placed:
@@ -148,6 +175,15 @@ def test_zoo_model_maps_whole_within_the_chip(name, arch) -> None:
                     b["offset"] + 4 * b["words"] <= a["offset"]
     assert tot["cycles"] == 1 + sum(r["cycles"] for r in lrows)
     assert tot["latency_s"] == pytest.approx(tot["cycles"] / 50e6)
+
+
+@pytest.mark.parametrize("row", list(csv.DictReader(open(DATA / "sdk_resource_usage.csv"))),
+                         ids=lambda r: r["network"])
+def test_macs_weight_and_bias_bytes_equal_the_vendor_tool(row, arch) -> None:
+    """What ai8x-synthesis printed for the SDK examples (tests/data/max78000/README.md)."""
+    _, _, _, _, tot = run(row["network"], arch)
+    assert (tot["macs"], tot["weight_bytes"], tot["bias_bytes"]) == \
+        (int(row["macs"]), int(row["weight_bytes"]), int(row["bias_bytes"]))
 
 
 def test_residual_adds_run_in_flight(arch) -> None:
@@ -166,6 +202,21 @@ def test_residual_adds_run_in_flight(arch) -> None:
         assert offsets[1] - offsets[0] == 4
         assert readers[0]["data_in_offset"] == offsets[0]
     assert lrows[12]["fused_layers"] == "resid3+pool10+conv10"  # add, then pool, then conv
+
+
+def test_faceid_112_pools_and_adds_in_flight_with_mixed_bit_weights(arch) -> None:
+    """ai85faceid_112: the residual add runs in the conv after it, the 7x7 average pool (to 1x1)
+    in the linear; 2-bit and 4-bit kernels pack into the 72-bit rows by hand:
+    b1.conv2: 192 inputs = 3 passes of 64, 3 x 64 kernels x 9 taps x 2 bits / 72 = 48 rows;
+    b3.conv2: 256 inputs = 4 passes, 4 x 96 x 9 x 4 / 72 = 192 rows (8-bit would be 384)."""
+    _, hw, _, lrows, _ = run("ai85faceid_112", arch)
+    by = {r["layer"]: r for r in lrows}
+    assert (by["b3.conv1"]["fused_layers"], by["b3.conv1"]["operands"]) == ("b2.add+b3.conv1", 2)
+    assert by["linear"]["fused_layers"] == "avg_pool+linear"
+    assert by["b2.conv2"]["write_gap"] == by["b1.conv2.to.b2.add"]["write_gap"] == 1
+    assert (by["b1.conv2"]["passes"], by["b1.conv2"]["weight_mem_rows"]) == (3, 48)
+    assert (by["b3.conv2"]["passes"], by["b3.conv2"]["weight_mem_rows"]) == (4, 192)
+    assert by["b1.conv2"]["weight_bytes"] == 192 * 64 * 9 * 2 // 8
 
 
 def test_weight_bytes_are_the_parameter_count_at_the_layer_bit_width(arch) -> None:

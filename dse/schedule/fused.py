@@ -337,6 +337,19 @@ class FusedModel:
                              onchip_read + write_bits)
 
 
+    def dram_bits_lower_bound(self, seg: Segment) -> int:
+        """The least DRAM traffic of the segment under any tile height, halo mode or weight
+        placement: every input row some output row needs read once, every weight read once and
+        the output written once (the segment run as one tile with unlimited capacity). Any
+        schedule reads each needed row and weight at least once and writes the output once,
+        so no tiling goes below it; it does not depend on the level's capacity."""
+        from dataclasses import replace
+
+        one = replace(seg, tile_rows=self.rows(seg.layers[-1]), halo="retain", halo_of={})
+        c = self.counts(one, None)
+        return c.dram_read_bits + c.dram_write_bits
+
+
 def level_capacity_bits(arch, level: str, where: str) -> int:
     """Bits one instance of an on-chip level holds (after multiple buffering)."""
     names = [lv.name for lv in arch.levels if not lv.is_dummy]

@@ -402,10 +402,10 @@ class PipelineModel:
                 i = idx[st.name]
                 parts = (f"weights {tile_w[st.name]:,} + FIFOs {fifo_of[st.name]:,}"
                          + (f" + stack {pipe.stack_bytes:,}" if pipe.stack_bytes else ""))
+                tiles = f" (tile {', '.join(st.place)})" if st.place else ""
                 raise SpecError(
                     f"stage {st.name} ({' '.join(st.layers)}) needs {ws:,} bytes in each "
-                    f"tile's {hw.tile_level}{' (tile ' + ', '.join(st.place) + ')' if st.place else ''}"
-                    f" ({parts}), which holds "
+                    f"tile's {hw.tile_level}{tiles} ({parts}), which holds "
                     f"{hw.tile_bytes:,} bytes", key_path=f"schedule.stages[{i}]",
                     found=f"{ws:,} bytes", expected=f"at most {hw.tile_bytes:,} bytes",
                     hint="use more tiles (split: K), shallower FIFOs, or smaller rows",

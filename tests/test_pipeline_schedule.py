@@ -1,0 +1,383 @@
+"""The pipeline schedule (dse.schedule.pipeline, `dse run --schedule pipeline|FILE`): the AMD NPU
+ResNet conv2_x design against its reference figures (tests/data/aie), the row recurrence against
+closed forms on small chains, memory and FIFO refusals, the schedule file round trip, and the
+DRAM lower bound per fused segment against the point-by-point walker."""
+
+from __future__ import annotations
+
+import csv
+import itertools
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from dse.arch_library import resolve
+from dse.cli import main
+from dse.errors import SpecError
+from dse.network import load_network_text
+from dse.pipeline.fused import load_schedule
+from dse.pipeline.spec import load_arch
+from dse.schedule.fused import FusedModel, Segment
+from dse.schedule.pipeline import Pipeline, PipelineModel, Stage, Staging
+from tests.oracle_fused import walk
+
+REPO = Path(__file__).resolve().parents[1]
+AIE = REPO / "tests" / "data" / "aie"
+SHIPPED = REPO / "mappings" / "aie_npu_3col.resnet50_conv2x_32.pipeline.yaml"
+CONV2X = REPO / "workloads" / "resnet50_conv2x_32.yaml"
+
+
+def read(path: Path) -> list[dict]:
+    with path.open() as f:
+        return list(csv.DictReader(f))
+
+
+def targets() -> dict[str, int]:
+    with (AIE / "targets.csv").open() as f:
+        rows = [r for r in csv.reader(f) if r and not r[0].startswith("#")]
+    head = rows[0]
+    return {r[0]: float(r[head.index("value")]) for r in rows[1:]}
+
+
+def tiles() -> list[dict]:
+    with (AIE / "tiles.csv").open() as f:
+        lines = [x for x in f if not x.startswith("#")]
+    return list(csv.DictReader(lines))
+
+
+def npu_arch():
+    return load_arch([str(resolve("aie_npu_3col"))]).arch
+
+
+def run(tmp_path: Path, out: str, *extra: str, workload: str = "resnet50_conv2x_32"):
+    return CliRunner().invoke(main, ["run", "--arch", "aie_npu_3col", "--workload", workload,
+                                     "--out", str(tmp_path / out), "--store",
+                                     str(tmp_path / "store.sqlite"), "--max-evals", "300",
+                                     *extra])
+
+
+# -- the AMD NPU design --------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def design(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("aie")
+    r = run(tmp, "p", "--schedule", "pipeline")
+    assert r.exit_code == 0, r.output
+    return tmp / "p", r.output
+
+
+def test_aie_design_dram_traffic_and_cycles_match_the_reference(design):
+    out, text = design
+    t = targets()
+    tot = read(out / "totals.csv")[0]
+    assert tot["schedule"] == "pipeline"
+    # DRAM: input + weights + output once (540,672 B); the same tile groups one after the other,
+    # each through DRAM, move the README's layer-by-layer 2,965,504 B
+    assert int(tot["dram_bytes"]) == t["dram_bytes_depth_first"] == 540_672
+    assert int(tot["stagewise_dram_bytes"]) == t["dram_bytes_layer_by_layer"] == 2_965_504
+    # our own layerwise run (every layer mapped alone, conv outputs at the 32-bit accumulator
+    # width, adds as separate layers) is what layers.csv says, summed
+    layers = read(out / "layers.csv")
+    assert int(tot["layerwise_dram_bytes"]) == sum(int(r["dram_bytes"]) for r in layers)
+    assert int(tot["layerwise_dram_bytes"]) > int(tot["stagewise_dram_bytes"])
+    # cycles: the row recurrence lands exactly on the README's row-pipeline estimate, with the
+    # weight load in `cycles` and without it in `cycles_without_weight_load`
+    cycles = int(tot["cycles"])
+    assert int(tot["stage_bound_cycles"]) == t["bound_stage"] == 131_072
+    assert cycles >= t["bound_stage"]
+    assert abs(cycles - t["model_latency_wload"]) <= 0.15 * t["model_latency_wload"]
+    assert cycles == 179_456
+    assert int(tot["cycles_without_weight_load"]) == t["model_latency_no_wload"] == 153_344
+    assert int(tot["interval_cycles"]) == t["row_ii_col0"] == 4096
+    assert int(tot["tiles_used"]) == t["tiles_used"] == 12
+    assert "DRAM 540,672 bytes" in text and "179,456 cycles" in text
+
+
+def test_aie_design_stages_match_the_tiles(design):
+    out, _ = design
+    t = targets()
+    stages = {s["stage"]: s for s in read(out / "stages.csv")}
+    ref = tiles()
+    # each reference tile against its stage: per-row cycles (edge rows of the 3x3 included),
+    # per-image cycles and the weights the tile holds
+    for row in ref:
+        col = int(row["column"])
+        role = row["role"][0]
+        st = stages[("BC" if role in "BC" else role) + str(col)]
+        assert row["tile"] in st["place"].split()
+        assert int(st["row_cycles_max"]) == int(row["ideal_cycles_per_row"])
+        assert int(st["row_cycles_min"]) == int(row["ideal_cycles_edge_row"])
+        assert int(st["busy_cycles"]) == int(row["ideal_cycles_per_image"])
+        assert int(st["tile_weight_bytes"]) == int(row["weight_bytes"])
+    assert sum(int(s["macs"]) for s in stages.values()) == t["macs_executed"]
+    for s in stages.values():
+        assert int(s["working_set_bytes"]) <= int(s["capacity_bytes"]) == t["l1_per_tile"]
+    # the README's memory check: column-0 D = 32 KB weights + 4 KB + 4 KB + 16 KB + 2.5 KB stack
+    assert int(stages["D0"]["working_set_bytes"]) == 32768 + 4096 + 4096 + 16384 + 2560
+    assert int(stages["BC0"]["working_set_bytes"]) == 36864 + 8192 + 2048 + 2560
+
+
+def test_aie_design_fifos_live_in_their_memories(design):
+    out, _ = design
+    fifos = read(out / "fifos.csv")
+    assert fifos and all(int(f["bytes"]) <= int(f["capacity_bytes"]) for f in fifos)
+    memtile = [f for f in fifos if f["memory"] == "mem_tile"]
+    assert {(f["tensor"], f["in"], int(f["bytes"])) for f in memtile} == {
+        ("input", "group 0", 4 * 2048), ("b0.add", "group 0", 4 * 8192),
+        ("b1.add", "group 2", 4 * 8192)}
+    # the A -> BC broadcast of column 0 at depth 4 (fifos.csv act2_02_03_05)
+    a_out = [f for f in fifos if f["tensor"] == "b0.conv1" and f["in"] == "A0"]
+    assert [(int(f["depth_rows"]), int(f["row_bytes"])) for f in a_out] == [(4, 2048)]
+
+
+def test_aie_design_segment_row_has_the_bound(design):
+    out, _ = design
+    seg = read(out / "segments.csv")
+    assert len(seg) == 1
+    s = seg[0]
+    assert int(s["dram_bytes"]) == int(s["dram_bytes_lower_bound"]) == 540_672
+    assert float(s["dram_bytes_over_bound"]) == 1.0
+    assert int(s["buffer_peak_bytes"]) <= int(s["capacity_bytes"]) == 65536
+
+
+def test_aie_schedule_written_back_reproduces_the_run(design, tmp_path):
+    out, _ = design
+    r = run(tmp_path, "again", "--schedule", str(out / "schedule.yaml"), "-q")
+    assert r.exit_code == 0, r.output
+    for name in ("stages.csv", "fifos.csv", "segments.csv", "totals.csv"):
+        assert (tmp_path / "again" / name).read_text() == (out / name).read_text(), name
+    again = (tmp_path / "again" / "schedule.yaml").read_text().splitlines()[1:]
+    assert again == (out / "schedule.yaml").read_text().splitlines()[1:]
+
+
+def test_aie_design_at_56x56_is_refused_naming_the_tile_memory(tmp_path):
+    text = CONV2X.read_text().replace("H: 32", "H: 56").replace("P: 32", "P: 56")
+    w56 = tmp_path / "conv2x_56.yaml"
+    w56.write_text(text)
+    r = run(tmp_path, "p56", "--schedule", str(SHIPPED), workload=str(w56))
+    assert r.exit_code == 2
+    assert "Traceback" not in r.output
+    assert "tile_memory" in r.output and "65,536 bytes" in r.output
+    assert "stage D0" in r.output and "(0,4)" in r.output
+    assert "78,336 bytes" in r.output  # 32 KB + 2x(56x64) x2 + 2x(56x256) + 2.5 KB
+    assert not (tmp_path / "p56" / "layers.csv").exists()  # refused before any mapping
+
+
+def test_pipeline_without_a_shipped_schedule_is_refused(tmp_path):
+    r = CliRunner().invoke(main, ["run", "--arch", "aie_npu_2col", "--workload",
+                                  "resnet50_conv2x_32", "--out", str(tmp_path / "x"),
+                                  "--store", str(tmp_path / "s.sqlite"), "--schedule",
+                                  "pipeline"])
+    assert r.exit_code == 2
+    assert "no pipeline schedule is shipped" in r.output
+    assert "aie_npu_3col.resnet50_conv2x_32.pipeline.yaml" in r.output
+
+
+# -- the row recurrence on small chains ----------------------------------------------------------
+
+CHAIN = """
+network:
+  version: 1
+  name: chain
+  input: {C: 16, H: 8, W: 32}
+  bits: {weights: 8, activations: 8}
+  layers:
+    - {name: a, type: conv2d, C: 16, K: 32, H: 8, W: 32, R: 1, inputs: [input]}
+    - {name: b, type: conv2d, C: 32, K: 64, H: 8, W: 32, R: 1, inputs: [a]}
+    - {name: c, type: conv2d, C: 64, K: 16, H: 8, W: 32, R: 1, inputs: [b]}
+"""
+
+
+def chain_pipe(**kw) -> Pipeline:
+    stages = (Stage("A", ("a",), 0), Stage("B", ("b",), 1), Stage("C", ("c",), 2))
+    return Pipeline(stages, tile_level="tile_memory", group_level="mem_tile", **kw)
+
+
+@pytest.mark.parametrize("backpressure", [False, True])
+def test_linear_chain_follows_the_pipeline_formula(backpressure):
+    """Uniform stages in a line: the first row passes every stage once, then one row per
+    slowest-stage time: sum(stage times) + (rows - 1) * max(stage times)."""
+    net = load_network_text(CHAIN)
+    res = PipelineModel(net).evaluate(chain_pipe(weight_load=False,
+                                                 backpressure=backpressure), npu_arch())
+    # input DMA 512 B/row at 4 B/cycle; MACs per row / 256; output DMA 512 B/row
+    times = [512 // 4, 16 * 32 * 32 // 256, 32 * 64 * 32 // 256, 64 * 16 * 32 // 256, 512 // 4]
+    assert [s.row_cycles[0] for s in res.stages] == times[1:4]
+    assert res.cycles == sum(times) + 7 * max(times) == 2496
+    assert res.interval_cycles == 256 and res.stage_bound_cycles == 8 * 256
+    assert res.bottleneck == "B"
+    assert res.dram_read_bytes == 16 * 8 * 32 + (16 * 32 + 32 * 64 + 64 * 16)
+    assert res.dram_write_bytes == 16 * 8 * 32
+
+
+def test_weight_load_delays_each_stage_until_its_weights_arrive():
+    """Weights: the group's weights from DRAM, then the tile's from the group memory, both at
+    4 B/cycle. B's 2,048 B arrive at 2 x 512 = 1,024: its first row starts then and B paces the
+    rest: 1,024 + 8 x 256 + C's last row 128 + the output DMA 128."""
+    net = load_network_text(CHAIN)
+    res = PipelineModel(net).evaluate(chain_pipe(), npu_arch())
+    assert [s.weights_ready for s in res.stages] == [256, 1024, 512]
+    assert res.cycles == 1024 + 8 * 256 + 128 + 128 == 3328
+    assert res.cycles_without_weight_load == 2496
+    assert res.fill_cycles == 1024 and res.drain_cycles == 256
+
+
+def test_split_stage_divides_row_time_and_output_row_over_tiles():
+    net = load_network_text(CHAIN)
+    stages = (Stage("A", ("a",), 0), Stage("B", ("b",), 1, tiles=2, split="K"),
+              Stage("C", ("c",), 2))
+    pipe = Pipeline(stages, tile_level="tile_memory", group_level="mem_tile", weight_load=False)
+    res = PipelineModel(net).evaluate(pipe, npu_arch())
+    b = res.stages[1]
+    assert b.row_cycles[0] == 128 and b.tile_weight_bytes == 32 * 64 // 2
+    assert res.cycles == 128 + 64 + 128 + 128 + 128 + 7 * 128
+
+
+SKIP = """
+network:
+  version: 1
+  name: skip
+  input: {C: 16, H: 6, W: 32}
+  bits: {weights: 8, activations: 8}
+  layers:
+    - {name: a, type: conv2d, C: 16, K: 16, H: 6, W: 32, R: 3, pad: 1, inputs: [input]}
+    - {name: b, type: add, C: 16, H: 6, W: 32, inputs: [a, input]}
+"""
+
+
+def test_backpressure_deadlock_is_refused_and_staging_resolves_it():
+    """The skip row waits in b's FIFO (depth 1) until b runs, b waits for a, and a's first row
+    needs input row 1, which has no free slot: a deadlock, refused; a staging FIFO of 2 rows on
+    the skip path breaks it. Without back-pressure the same schedule runs."""
+    net = load_network_text(SKIP)
+    stages = (Stage("A", ("a",), 0), Stage("B", ("b",), 1, in_depth={"input": 1}))
+    pipe = Pipeline(stages, tile_level="tile_memory", group_level="mem_tile",
+                    weight_load=False)
+    with pytest.raises(SpecError, match="deadlocks"):
+        PipelineModel(net).evaluate(pipe, npu_arch())
+    free = PipelineModel(net).evaluate(replace(pipe, backpressure=False), npu_arch())
+    staged = PipelineModel(net).evaluate(
+        replace(pipe, staging=(Staging("input", 1, 2, "B"),)), npu_arch())
+    assert staged.cycles == free.cycles
+    # 3x3 row times: 16 x 16 x 32 x 9 MACs / 256 = 288, edge rows read 2 of the 3 kernel rows;
+    # the add alone in its stage: 16 x 32 ops per row / 256
+    assert staged.stages[0].row_cycles == (192, 288, 288, 288, 288, 192)
+    assert staged.stages[1].row_cycles == (2,) * 6
+
+
+def test_fifo_shallower_than_the_window_is_refused():
+    net = load_network_text(SKIP)
+    stages = (Stage("A", ("a",), 0, in_depth={"input": 2}), Stage("B", ("b",), 1))
+    with pytest.raises(SpecError, match="holds 2 row") as exc:
+        PipelineModel(net).evaluate(Pipeline(stages), npu_arch())
+    assert exc.value.key_path == "schedule.stages[0].in_depth.input"
+
+
+# -- schedule file errors -------------------------------------------------------------------------
+
+def _shipped_with(tmp_path: Path, old: str, new: str) -> Path:
+    text = SHIPPED.read_text()
+    assert old in text
+    p = tmp_path / "s.yaml"
+    p.write_text(text.replace(old, new, 1))
+    return p
+
+
+@pytest.mark.parametrize("old,new,expect", [
+    ("  efficiency: 1.0", "  efficency: 1.0", "efficiency"),
+    ("  efficiency: 1.0", "  efficiency: 1.5", "fraction of the peak"),
+    ("{name: A1, layers: [b1.conv1], group: 1",
+     "{name: A1, layers: [b1.conv1], group: 3", "no group 3"),
+    ("{name: A1, layers: [b1.conv1]", "{name: A1, layers: [b0.conv1]", "is in stages A0 and A1"),
+    ("tiles: 2, split: K, weights: broadcast,\n       place: [\"(0,3)\"",
+     "tiles: 3, split: K, weights: broadcast,\n       place: [\"(0,3)\"", "split evenly"),
+    ("in_depth: {b0.conv1: 4}", "in_depth: {b0.conv9: 4}", "does not read"),
+    ("    - {tensor: input, group: 0, depth: 4, for: D0}",
+     "    - {tensor: input, group: 0, depth: 4, for: D9}", "no stage 'D9'"),
+    ("tile_level: tile_memory", "tile_level: tile_mem", "tile_memory"),
+])
+def test_schedule_file_errors_are_located(tmp_path, old, new, expect):
+    path = _shipped_with(tmp_path, old, new)
+    r = run(tmp_path, "bad", "--schedule", str(path))
+    assert r.exit_code == 2, r.output
+    assert expect in r.output
+    assert str(path) in r.output or "s.yaml" in r.output
+    assert "Traceback" not in r.output
+
+
+def test_a_pipeline_places_every_layer(tmp_path):
+    path = _shipped_with(tmp_path, "layers: [b2.conv3, b2.add], group: 2, place: [\"(2,4)\"],\n"
+                         "       in_depth: {b2.conv2: 2, b1.add: 2}",
+                         "layers: [b2.conv3], group: 2, in_depth: {b2.conv2: 2}")
+    spec = load_schedule(path)
+    net = load_network_text(CONV2X.read_text())
+    with pytest.raises(SpecError, match="not in any stage: b2.add"):
+        PipelineModel(net).evaluate(spec.pipeline, npu_arch(), spec.lines)
+
+
+def test_group_memory_overflow_is_refused(tmp_path):
+    path = _shipped_with(tmp_path, "{tensor: b0.add, group: 0, depth: 4, for: D1}",
+                         "{tensor: b0.add, group: 0, depth: 60, for: D1}")
+    r = run(tmp_path, "big", "--schedule", str(path))
+    assert r.exit_code == 2
+    assert "mem_tile" in r.output and "524,288 bytes" in r.output
+
+
+# -- the DRAM lower bound of a fused segment ------------------------------------------------------
+
+BOUND_CHAINS = {
+    "conv2": ("{C: 2, H: 8, W: 5}", [
+        "{name: a, type: conv2d, C: 2, K: 3, H: 8, W: 5, R: 3, pad: 1, inputs: [input]}",
+        "{name: b, type: conv2d, C: 3, K: 2, H: 8, W: 5, R: 3, pad: 1, inputs: [a]}"]),
+    "strided": ("{C: 2, H: 9, W: 5}", [
+        "{name: a, type: conv2d, C: 2, K: 2, H: 9, W: 5, R: 3, stride: 2, pad: 1, "
+        "inputs: [input]}",
+        "{name: c, type: conv2d, C: 2, K: 3, H: 5, W: 3, R: 1, stride: 2, inputs: [a]}"]),
+    "skip_input": ("{C: 2, H: 6, W: 5}", [
+        "{name: a, type: conv2d, C: 2, K: 2, H: 6, W: 5, R: 3, pad: 1, inputs: [input]}",
+        "{name: b, type: add, C: 2, H: 6, W: 5, inputs: [a, input]}"]),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(BOUND_CHAINS))
+def test_segment_bound_is_the_least_traffic_of_every_walked_schedule(kind):
+    """The walker executes every tile height, halo mode per tensor and weight placement; none
+    moves fewer DRAM elements than the bound, and the best one reaches it."""
+    shape, layers = BOUND_CHAINS[kind]
+    text = (f"network:\n  version: 1\n  name: {kind}\n  input: {shape}\n"
+            "  bits: {weights: 8, activations: 8}\n  layers:\n"
+            + "".join(f"    - {x}\n" for x in layers))
+    net = load_network_text(text)
+    names = [lay.name for lay in net.layers]
+    model = FusedModel(net, default_bits=8)
+    bound = model.dram_bits_lower_bound(Segment(tuple(names), 1))
+    rows = net.layers[-1].out_shape[1]
+    seen = []
+    for th in range(1, rows + 1):
+        for modes in itertools.product(("retain", "recompute"), repeat=len(names)):
+            every = dict(zip(["input", *names[:-1]], modes, strict=True))
+            every[names[-1]] = "retain"
+            for resident in (True, False):
+                ref = walk(net, names, th, every, resident)
+                seen.append(8 * (ref.dram_read_elements + ref.dram_weight_elements
+                                 + ref.dram_write_elements))
+    assert min(seen) == bound
+    assert all(s >= bound for s in seen)
+
+
+def test_fused_segments_csv_reports_the_bound_and_ratio(tmp_path):
+    head = REPO / "tests" / "data" / "fused" / "resnet18_head.yaml"
+    r = CliRunner().invoke(main, ["run", "--arch", "eyeriss_like", "--workload", str(head),
+                                  "--out", str(tmp_path / "f"), "--store",
+                                  str(tmp_path / "s.sqlite"), "--max-evals", "300", "-q",
+                                  "--schedule", "fused"])
+    assert r.exit_code == 0, r.output
+    segs = read(tmp_path / "f" / "segments.csv")
+    assert segs
+    for s in segs:
+        bound = int(s["dram_bytes_lower_bound"])
+        assert 0 < bound <= int(s["dram_bytes"])
+        assert float(s["dram_bytes_over_bound"]) == pytest.approx(int(s["dram_bytes"]) / bound,
+                                                                 rel=1e-3)

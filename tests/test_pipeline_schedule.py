@@ -381,3 +381,16 @@ def test_fused_segments_csv_reports_the_bound_and_ratio(tmp_path):
         assert 0 < bound <= int(s["dram_bytes"])
         assert float(s["dram_bytes_over_bound"]) == pytest.approx(int(s["dram_bytes"]) / bound,
                                                                  rel=1e-3)
+
+
+def test_report_shows_the_pipeline_against_layerwise(design, tmp_path):
+    out, _ = design
+    r = CliRunner().invoke(main, ["report", str(out), "--out", str(tmp_path / "rep"),
+                                  "--no-plots"])
+    assert r.exit_code == 0, r.output
+    md = (tmp_path / "rep" / "report.md").read_text()
+    tot = read(out / "totals.csv")[0]
+    line = next(x for x in md.splitlines() if "aie_npu_3col (pipeline)" in x)
+    assert f"{int(tot['layerwise_dram_bytes']):,} | 540,672 |" in line
+    saved = 1 - 540_672 / int(tot["layerwise_dram_bytes"])
+    assert f"{saved:.1%}" in line

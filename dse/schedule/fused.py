@@ -187,7 +187,9 @@ class FusedModel:
                           self.weight_bits(layer))
 
     # -- validation
-    def check(self, seg: Segment, where: str) -> list[Layer]:
+    def check(self, seg: Segment, where: str, consecutive: bool = True) -> list[Layer]:
+        """The segment's layers; refused unless they form a valid segment. A pipeline stage
+        (`consecutive=False`) may skip layers, which must still be in network order."""
         names = [lay.name for lay in self.network.layers]
         layers = []
         for name in seg.layers:
@@ -202,7 +204,8 @@ class FusedModel:
                                 key_path=f"{where}.layers", found=name)
             layers.append(lay)
         idx = [self.order[n] for n in seg.layers]
-        if idx != list(range(idx[0], idx[0] + len(idx))):
+        if (idx != list(range(idx[0], idx[0] + len(idx))) if consecutive
+                else idx != sorted(set(idx))):
             raise SpecError(f"{where}: the layers of a segment must be consecutive in the "
                             f"network, in network order", key_path=f"{where}.layers",
                             found=list(seg.layers),

@@ -218,7 +218,7 @@ class PipelineModel:
                 raise SpecError(f"two stages are named '{st.name}'",
                                 key_path=f"{where}.name", found=st.name)
             names.add(st.name)
-            self.fused.check(Segment(st.layers, 1), where)
+            self.fused.check(Segment(st.layers, 1), where, consecutive=False)
             for name in st.layers:
                 if name in seen:
                     raise SpecError(f"layer '{name}' is in stages {seen[name]} and "
@@ -277,14 +277,28 @@ class PipelineModel:
             if sg.depth < 1:
                 raise SpecError("depth must be at least 1", key_path=f"{where}.depth",
                                 found=sg.depth)
-        return sorted(pipe.stages, key=lambda s: order[s.layers[0]])
+        # a stage's producers output a layer earlier than its own last one: topological order
+        return sorted(pipe.stages, key=lambda s: order[s.layers[-1]])
 
     def _split_extent(self, st: Stage, where: str) -> int:
-        macs = [n for n in st.layers if self.network.layer(n).type in MAC_TYPES]
-        if len(st.layers) != 1 or len(macs) != 1:
-            raise SpecError("only a stage of one conv layer can be split over tiles",
-                            key_path=f"{where}.split", found=list(st.layers))
-        return self.graph.tensors[st.layers[0]].shape[0]
+        """Output channels a split stage divides over its tiles. Each tile computes its share
+        of the channels of every layer, so no conv may read a tensor made inside the stage
+        (it would need every channel of it) and every layer keeps the output's channels."""
+        inside = set(st.layers)
+        k = self.graph.tensors[st.layers[-1]].shape[0]
+        for name in st.layers:
+            lay = self.network.layer(name)
+            reads_inside = [t for t in self.graph.inputs_of(name) if t in inside]
+            if (lay.type in MAC_TYPES and reads_inside) or \
+                    self.graph.tensors[name].shape[0] != k:
+                raise SpecError(f"stage {st.name} cannot be split by output channels: "
+                                f"'{name}' needs every channel of "
+                                f"{', '.join(reads_inside) or 'its input'} or changes the "
+                                f"channel count", key_path=f"{where}.split",
+                                found=list(st.layers),
+                                hint="split a stage whose convs read only tensors from "
+                                     "outside it (a conv, or convs joined by an add)")
+        return k
 
     def _stage_inputs(self, st: Stage) -> list[str]:
         seg = Segment(st.layers, 1)

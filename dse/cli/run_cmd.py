@@ -156,6 +156,9 @@ def run(arch_ref, cons_files, workload, out_dir, objective, search, max_evals, s
                                       rows, tot, pipeline[2])
     finally:
         store.close()
+    if pipeline is not None and not pipe_tot:
+        click.echo("pipeline outputs not written: they need every layer's layerwise mapping "
+                   "(the comparison columns)", err=True)
     if schedule_spec.kind == "fused" and seg_rows is None:
         click.echo("fused schedule not evaluated: it needs every layer's layerwise mapping",
                    err=True)

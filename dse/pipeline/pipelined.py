@@ -199,11 +199,16 @@ def pipeline_yaml(network: Network, arch_name: str, pipe: Pipeline, hw) -> str:
 def evaluate_pipeline(network: Network, arch, pipe: Pipeline, file: str | None,
                       lines: tuple[int | None, ...] = ()) -> PipelineResult:
     """The pipeline model, its errors pointed at the schedule file."""
+    import re
+
     try:
         return PipelineModel(network).evaluate(pipe, arch, lines)
     except SpecError as exc:
         if exc.file is None and file:
             exc.file = file
+            m = re.match(r"schedule\.stages\[(\d+)\]", exc.key_path or "")
+            if exc.line is None and m and int(m.group(1)) < len(lines):
+                exc.line = lines[int(m.group(1))]
         raise
 
 

@@ -192,7 +192,8 @@ network:
 
 def chain_pipe(**kw) -> Pipeline:
     stages = (Stage("A", ("a",), 0), Stage("B", ("b",), 1), Stage("C", ("c",), 2))
-    return Pipeline(stages, tile_level="tile_memory", group_level="mem_tile", **kw)
+    return Pipeline(stages, tile_level="tile_memory", group_level="mem_tile", row_time="compute",
+                    **kw)
 
 
 @pytest.mark.parametrize("backpressure", [False, True])
@@ -228,7 +229,8 @@ def test_split_stage_divides_row_time_and_output_row_over_tiles():
     net = load_network_text(CHAIN)
     stages = (Stage("A", ("a",), 0), Stage("B", ("b",), 1, tiles=2, split="K"),
               Stage("C", ("c",), 2))
-    pipe = Pipeline(stages, tile_level="tile_memory", group_level="mem_tile", weight_load=False)
+    pipe = Pipeline(stages, tile_level="tile_memory", group_level="mem_tile", weight_load=False,
+                    row_time="compute")
     res = PipelineModel(net).evaluate(pipe, npu_arch())
     b = res.stages[1]
     assert b.row_cycles[0] == 128 and b.tile_weight_bytes == 32 * 64 // 2
@@ -254,7 +256,7 @@ def test_backpressure_deadlock_is_refused_and_staging_resolves_it():
     net = load_network_text(SKIP)
     stages = (Stage("A", ("a",), 0), Stage("B", ("b",), 1, in_depth={"input": 1}))
     pipe = Pipeline(stages, tile_level="tile_memory", group_level="mem_tile",
-                    weight_load=False)
+                    weight_load=False, row_time="compute")
     with pytest.raises(SpecError, match="deadlocks"):
         PipelineModel(net).evaluate(pipe, npu_arch())
     free = PipelineModel(net).evaluate(replace(pipe, backpressure=False), npu_arch())
@@ -271,7 +273,7 @@ def test_fifo_shallower_than_the_window_is_refused():
     net = load_network_text(SKIP)
     stages = (Stage("A", ("a",), 0, in_depth={"input": 2}), Stage("B", ("b",), 1))
     with pytest.raises(SpecError, match="holds 2 row") as exc:
-        PipelineModel(net).evaluate(Pipeline(stages), npu_arch())
+        PipelineModel(net).evaluate(Pipeline(stages, row_time="compute"), npu_arch())
     assert exc.value.key_path == "schedule.stages[0].in_depth.input"
 
 
@@ -290,7 +292,7 @@ def _shipped_with(tmp_path: Path, old: str, new: str) -> Path:
     ("  efficiency: 1.0", "  efficiency: 1.5", "fraction of the peak"),
     ("{name: A1, layers: [b1.conv1], group: 1",
      "{name: A1, layers: [b1.conv1], group: 3",
-     "s.yaml:27: at 'schedule.stages[3].group': no group 3"),
+     "s.yaml:28: at 'schedule.stages[3].group': no group 3"),
     ("{name: A1, layers: [b1.conv1]", "{name: A1, layers: [b0.conv1]", "is in stages A0 and A1"),
     ("tiles: 2, split: K, weights: broadcast,\n       place: [\"(0,3)\"",
      "tiles: 3, split: K, weights: broadcast,\n       place: [\"(0,3)\"", "split evenly"),
@@ -504,3 +506,29 @@ def test_split_stage_with_chained_convs_is_refused():
     pipe = replace(spec.pipeline, stages=tuple(stages))
     with pytest.raises(SpecError, match="needs every channel of b0.conv1"):
         PipelineModel(net).evaluate(pipe, npu_arch())
+
+
+ODD = """
+network:
+  version: 1
+  name: odd
+  input: {C: 7, H: 4, W: 7}
+  bits: {weights: 8, activations: 8}
+  layers:
+    - {name: a, type: conv2d, C: 7, K: 7, H: 4, W: 7, R: 1, inputs: [input]}
+"""
+
+
+def test_mapped_row_time_is_what_one_tile_can_map():
+    """7 x 7 x 7 = 343 MACs per row: the compute bound says 2 cycles on 256 MAC lanes, but
+    spatial factors must divide the dimensions, so at most 7 x 7 = 49 lanes work at once and
+    the mapper on one tile finds 7 cycles."""
+    net = load_network_text(ODD)
+    pipe = Pipeline((Stage("A", ("a",), 0),), tile_level="tile_memory",
+                    group_level="mem_tile", weight_load=False)
+    mapped = PipelineModel(net).evaluate(pipe, npu_arch())
+    compute = PipelineModel(net).evaluate(replace(pipe, row_time="compute"), npu_arch())
+    assert compute.stages[0].row_cycles == (2,) * 4
+    assert mapped.stages[0].row_cycles == (7,) * 4
+    half = PipelineModel(net).evaluate(replace(pipe, efficiency=0.5), npu_arch())
+    assert half.stages[0].row_cycles == (14,) * 4

@@ -15,6 +15,7 @@ import yaml
 from dse.errors import SpecError
 from dse.network import Network
 from dse.schedule.pipeline import (
+    ROW_TIMES,
     SPLITS,
     WEIGHT_MODES,
     Pipeline,
@@ -25,7 +26,8 @@ from dse.schedule.pipeline import (
 )
 
 PIPELINE_KEYS = {"version", "kind", "tile_level", "group_level", "efficiency", "weight_load",
-                 "backpressure", "dma_bytes_per_cycle", "stack_bytes", "stages", "staging"}
+                 "backpressure", "dma_bytes_per_cycle", "stack_bytes", "row_time",
+                 "row_search_evals", "stages", "staging"}
 STAGE_KEYS = {"name", "layers", "group", "tiles", "split", "weights", "in_depth", "out_depth",
               "place"}
 STAGING_KEYS = {"tensor", "group", "depth", "for"}
@@ -87,6 +89,14 @@ def read_pipeline(node, file: str) -> tuple[Pipeline, tuple[int | None, ...]]:
                                                     positive=True))
     if "stack_bytes" in node:
         opts["stack_bytes"] = _count(node, "stack_bytes", "schedule", minimum=0)
+    if "row_time" in node:
+        if node["row_time"] not in ROW_TIMES:
+            raise SpecError("unknown row_time", key_path="schedule.row_time",
+                            found=node["row_time"], expected=" or ".join(ROW_TIMES),
+                            **where(node, "row_time"))
+        opts["row_time"] = node["row_time"]
+    if "row_search_evals" in node:
+        opts["row_search_evals"] = _count(node, "row_search_evals", "schedule")
     stages, lines = [], []
     for i, s in enumerate(require_list(node["stages"], "schedule.stages", node, "stages")):
         p = f"schedule.stages[{i}]"
@@ -186,7 +196,8 @@ def pipeline_yaml(network: Network, arch_name: str, pipe: Pipeline, hw) -> str:
                   "group_level": hw.group_level, "efficiency": pipe.efficiency,
                   "weight_load": pipe.weight_load, "backpressure": pipe.backpressure,
                   "dma_bytes_per_cycle": hw.dma_bytes_per_cycle,
-                  "stack_bytes": pipe.stack_bytes, "stages": stages}
+                  "stack_bytes": pipe.stack_bytes, "row_time": pipe.row_time,
+                  "row_search_evals": pipe.row_search_evals, "stages": stages}
     if pipe.staging:
         node["staging"] = [{"tensor": g.tensor, "group": g.group, "depth": g.depth,
                             "for": g.consumer} for g in pipe.staging]

@@ -22,13 +22,16 @@ checked against the level's capacity.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
+from fractions import Fraction
 
 from dse.errors import SpecError, did_you_mean
 from dse.network import MAC_TYPES, Network
 from dse.schedule.fused import FusedModel, Segment, dram_level, row_window
 
 SPLITS = ("K",)
+ROW_TIMES = ("mapped", "compute")
 WEIGHT_MODES = ("split", "broadcast")
 
 
@@ -69,6 +72,8 @@ class Pipeline:
     backpressure: bool = True  # a row waits for a free slot in the FIFOs it writes
     dma_bytes_per_cycle: float | None = None  # None = the DRAM level's word width
     stack_bytes: int = 0  # per tile, beside weights and FIFOs
+    row_time: str = "mapped"  # mapped (the mapper on a one-tile slice) | compute (MACs / units)
+    row_search_evals: int = 20000  # mapper budget per row problem (row_time: mapped)
 
 
 @dataclass(frozen=True)
@@ -328,9 +333,10 @@ class PipelineModel:
                     row_window(lay).project(rows, self.fused.rows(t)))
         return need
 
-    def _row_work(self, st: Stage) -> list[tuple[int, dict[str, set[int]]]]:
-        """Per output row: executed MACs (ops when the stage has no MAC layer) of the rows of
-        each layer computed first for that row, and the input rows it needs."""
+    def _row_work(self, st: Stage) -> list[tuple[int, list[tuple[str, Fraction]], dict]]:
+        """Per output row: the executed MACs (ops when the stage has no MAC layer) of the rows
+        each layer computes first for that row, the same as (layer, fraction of a full row)
+        parts (a kernel row on padding is not executed), and the input rows it needs."""
         layers = [self.network.layer(n) for n in st.layers]
         has_mac = any(lay.type in MAC_TYPES for lay in layers)
         done: dict[str, set[int]] = {n: set() for n in st.layers}
@@ -338,6 +344,7 @@ class PipelineModel:
         for r in range(self.fused.rows(st.layers[-1])):
             need = self._needs(st, r)
             work = 0
+            parts: list[tuple[str, Fraction]] = []
             for lay in layers:
                 new = need.get(lay.name, set()) - done[lay.name]
                 done[lay.name] |= new
@@ -345,12 +352,44 @@ class PipelineModel:
                     continue  # element-wise epilogue of a conv stage: no extra cycles
                 per_row = lay.problem.macs // lay.out_shape[1]
                 win = row_window(lay)
-                for x in new:
+                for x in sorted(new):
                     used = len(win.project({x}, self.fused.rows(self.graph.inputs_of(
                         lay.name)[0]))) if win.kernel > 1 else win.kernel
                     work += per_row * used // win.kernel
+                    parts.append((lay.name, Fraction(used, win.kernel)))
             inputs = {t: rows for t, rows in need.items() if t not in st.layers}
-            out.append((work, inputs))
+            out.append((work, parts, inputs))
+        return out
+
+    def row_problem(self, layer: str, tiles: int):
+        """One output row of `layer` (its share on one of `tiles` tiles split by channels): the
+        problem a stage's tile runs per row."""
+        from dataclasses import replace
+
+        p = self.network.layer(layer).problem
+        ranks = p.data_space("Outputs").ranks
+        row_dim, chan_dim = ranks[-1][0][0], ranks[1][0][0]
+        bounds = dict(p.bounds)
+        bounds[row_dim] = 1
+        bounds[chan_dim] //= tiles
+        return replace(p, name=f"{p.name}.row", bounds=bounds)
+
+    def layer_row_cycles(self, pipe: Pipeline, hw: Hardware, arch, st: Stage
+                         ) -> dict[str, Fraction]:
+        """Cycles of one full output row of each layer of the stage on one of its tiles:
+        `row_time: mapped` maps the row problem on a one-tile slice of the architecture (the
+        fastest mapping the mapper finds), `compute` divides its MACs by the tile's MAC units;
+        both over `efficiency`."""
+        eff = Fraction(str(pipe.efficiency))
+        out = {}
+        for name in st.layers:
+            prob = self.row_problem(name, st.tiles if st.tiles > 1 else 1)
+            if pipe.row_time == "mapped":
+                cycles = Fraction(mapped_cycles(prob, slice_arch(arch, hw),
+                                                pipe.row_search_evals))
+            else:
+                cycles = Fraction(prob.macs, hw.macs_per_tile)
+            out[name] = cycles / eff
         return out
 
     # -- the model
@@ -427,7 +466,7 @@ class PipelineModel:
         for g, b in sorted(group_bytes.items()):
             if b > hw.group_bytes:
                 raise SpecError(
-                    f"schedule: group {g} needs {b:,} bytes in its {hw.group_level} (weights "
+                    f"group {g} needs {b:,} bytes in its {hw.group_level} (weights "
                     f"{group_w.get(g, 0):,} + staging FIFOs {b - group_w.get(g, 0):,}), which "
                     f"holds {hw.group_bytes:,} bytes", key_path="schedule.staging",
                     found=f"{b:,} bytes", expected=f"at most {hw.group_bytes:,} bytes")
@@ -435,9 +474,11 @@ class PipelineModel:
         dma = hw.dma_bytes_per_cycle
         ready = {st.name: (_ceil(group_w[st.group], dma) + _ceil(tile_w[st.name], dma))
                  for st in stages}
-        lanes = hw.macs_per_tile * pipe.efficiency
-        svc = {st.name: [_ceil(w / st.tiles, lanes) for w, _ in work[st.name]]
-               for st in stages}
+        svc = {}
+        for st in stages:
+            full = self.layer_row_cycles(pipe, hw, arch, st)
+            svc[st.name] = [math.ceil(sum((full[n] * f for n, f in parts), Fraction(0)))
+                            for _w, parts, _i in work[st.name]]
         with_w = _timeline(self, pipe, dma, stages, produced, dram_in, dram_out, work, svc,
                            ready if pipe.weight_load else None)
         without = with_w if not pipe.weight_load else _timeline(
@@ -447,7 +488,7 @@ class PipelineModel:
         for st in stages:
             rows = svc[st.name]
             results.append(StageResult(
-                st, tuple(rows), sum(rows), sum(w for w, _ in work[st.name]), stage_w[st.name],
+                st, tuple(rows), sum(rows), sum(w for w, _p, _i in work[st.name]), stage_w[st.name],
                 tile_w[st.name], fifo_of[st.name],
                 tile_w[st.name] + fifo_of[st.name] + pipe.stack_bytes,
                 ready[st.name] if pipe.weight_load else 0, start[st.name][0],
@@ -490,7 +531,7 @@ def _timeline(model: PipelineModel, pipe: Pipeline, dma: float, stages: list[Sta
                             "svc": None, "ready": 0, "out_depth": 0}
     for st in stages:
         deps = []
-        for _w, inputs in work[st.name]:
+        for _w, _p, inputs in work[st.name]:
             d = {}
             for t, rows in inputs.items():
                 src = produced[t].name if t in produced else f"in:{t}"
@@ -521,7 +562,7 @@ def _timeline(model: PipelineModel, pipe: Pipeline, dma: float, stages: list[Sta
         if name.startswith("in:"):
             continue
         st = n["stage"]
-        for r, (_w, inputs) in enumerate(work[st.name]):
+        for r, (_w, _p, inputs) in enumerate(work[st.name]):
             for t, rows in inputs.items():
                 lu = last_use.setdefault((t, name), {})
                 for x in rows:
@@ -586,3 +627,48 @@ def _timeline(model: PipelineModel, pipe: Pipeline, dma: float, stages: list[Sta
     end = max(f[-1] for name, f in finish.items() if name.startswith("out:")) \
         if dram_out else max(f[-1] for f in finish.values())
     return start, finish, end
+
+
+
+def slice_arch(arch, hw: Hardware):
+    """One tile of `arch`: the DRAM level (no bandwidth limit: a stage's operands arrive
+    through its FIFOs, timed by the recurrence), the tile level with one instance, the levels
+    below it and the tile's compute units."""
+    from dataclasses import replace
+
+    tile_i = next(i for i, lv in enumerate(arch.levels) if lv.name == hw.tile_level)
+    tile = arch.levels[tile_i]
+    dram = replace(dram_level(arch), read_bandwidth=None, write_bandwidth=None,
+                   shared_bandwidth=None)
+
+    def one(lv):
+        return replace(lv, instances=max(1, lv.instances // tile.instances),
+                       mesh_x=max(1, lv.mesh_x // tile.mesh_x),
+                       mesh_y=max(1, lv.mesh_y // tile.mesh_y))
+
+    levels = (dram, *[one(lv) for lv in arch.levels[tile_i:]])
+    return replace(arch, name=f"{arch.name}.{hw.tile_level}", levels=levels,
+                   compute=one(arch.compute))
+
+
+_MAPPED: dict[tuple, int] = {}
+
+
+def mapped_cycles(problem, arch, evals: int) -> int:
+    """Cycles of the fastest mapping the mapper finds for `problem` on `arch` (seed 0;
+    memoized in the process: the same row problem on the same slice is searched once)."""
+    from dse.mapper.constraints import Constraints
+    from dse.mapper.search import SearchConfig, Searcher
+    from dse.model import evaluate
+
+    key = (repr(problem), repr(arch), evals)
+    if key not in _MAPPED:
+        searcher = Searcher(problem, arch, Constraints({}),
+                            SearchConfig(objective="delay", max_evals=evals, seed=0))
+        result = searcher.run()
+        if result.best is None:
+            raise SpecError(f"no mapping of one row of {problem.name} fits one tile of "
+                            f"{arch.name}", hint="use `row_time: compute`, or split the "
+                                                 "stage over more tiles")
+        _MAPPED[key] = evaluate(problem, arch, searcher.mapping_of(result.best)).cycles
+    return _MAPPED[key]

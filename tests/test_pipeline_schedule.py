@@ -532,3 +532,38 @@ def test_mapped_row_time_is_what_one_tile_can_map():
     assert mapped.stages[0].row_cycles == (7,) * 4
     half = PipelineModel(net).evaluate(replace(pipe, efficiency=0.5), npu_arch())
     assert half.stages[0].row_cycles == (14,) * 4
+
+
+def test_single_column_bottleneck(tmp_path):
+    """mlir-aie ml/bottleneck on one column: the 3x3 halves are the slowest tiles (72,192
+    cycles per image); DRAM = input + weights + output; cycles equal the hand-built row
+    recurrence (DMA 2,048 cycles per 8 KB row; 1x1 stages 2,048 per row)."""
+    r = CliRunner().invoke(main, ["run", "--arch", "aie_npu_1col", "--workload",
+                                  "resnet50_bottleneck_32", "--out", str(tmp_path / "b"),
+                                  "--store", str(tmp_path / "s.sqlite"), "--max-evals", "300",
+                                  "-q", "--schedule", "pipeline"])
+    assert r.exit_code == 0, r.output
+    t = targets()
+    tot = read(tmp_path / "b" / "totals.csv")[0]
+    assert int(tot["macs"]) == t["bottleneck_single_macs"]
+    assert int(tot["stage_bound_cycles"]) == t["bottleneck_single_stage_bound"] == 72_192
+    assert int(tot["dram_bytes"]) == 32 * 32 * 256 * 2 + (256 * 64 + 9 * 64 * 64 + 64 * 256)
+    R = 32
+    three = [1536] + [2304] * (R - 2) + [1536]
+
+    def oracle(weight_load: bool) -> int:
+        def w(tile_bytes: int) -> int:
+            return (69632 + tile_bytes) // 4 if weight_load else 0
+
+        return rows_oracle([
+            ("in", [2048] * R, lambda r: [], 0),
+            ("A", [2048] * R, lambda r: [("in", r)], w(16384)),
+            ("BC", three, lambda r: [("A", x) for x in (r - 1, r, r + 1) if 0 <= x < R],
+             w(36864)),
+            ("D", [2048] * R, lambda r: [("BC", r), ("in", r)], w(16384)),
+            ("out", [2048] * R, lambda r: [("D", r)], 0)])
+
+    assert int(tot["cycles_without_weight_load"]) == oracle(False) == 83_456
+    assert int(tot["cycles"]) == oracle(True) == 103_424
+    stages = read(tmp_path / "b" / "stages.csv")
+    assert max(int(s["working_set_bytes"]) for s in stages) == 16384 + 4096 + 16384 + 16384

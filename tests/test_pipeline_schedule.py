@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from dse.arch_library import resolve
 from dse.cli import main
@@ -567,3 +569,65 @@ def test_single_column_bottleneck(tmp_path):
     assert int(tot["cycles"]) == oracle(True) == 103_424
     stages = read(tmp_path / "b" / "stages.csv")
     assert max(int(s["working_set_bytes"]) for s in stages) == 16384 + 4096 + 16384 + 16384
+
+
+# -- property: random chains against the hand-built recurrence ------------------------------------
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.sampled_from([1, 3]), st.sampled_from([8, 16, 32, 64])),
+                min_size=1, max_size=4),
+       st.integers(min_value=3, max_value=9), st.sampled_from([8, 16, 32]),
+       st.booleans(), st.integers(min_value=0, max_value=2))
+def test_random_chains_follow_the_recurrence(convs, rows, width, weight_load, extra_depth):
+    """A chain of 1x1 / 3x3 convs, one stage per conv on its own tile: without back-pressure
+    the model equals the row recurrence built here from the MAC counts; back-pressure and the
+    weight load only add cycles; the slowest stage bounds the total; DRAM moves the input,
+    the weights and the output once, never more than the stages one by one through DRAM."""
+    layers, c, names = [], 8, []
+    for i, (k, out) in enumerate(convs):
+        pad = ", pad: 1" if k == 3 else ""
+        src = names[-1] if names else "input"
+        layers.append(f"    - {{name: l{i}, type: conv2d, C: {c}, K: {out}, H: {rows}, "
+                      f"W: {width}, R: {k}{pad}, inputs: [{src}]}}\n")
+        names.append(f"l{i}")
+        c = out
+    text = ("network:\n  version: 1\n  name: chain\n"
+            f"  input: {{C: 8, H: {rows}, W: {width}}}\n"
+            "  bits: {weights: 8, activations: 8}\n  layers:\n" + "".join(layers))
+    net = load_network_text(text)
+    stages = tuple(Stage(n.upper(), (n,), i // 4, in_depth={
+        (names[i - 1] if i else "input"): convs[i][0] + 1 + extra_depth})
+        for i, n in enumerate(names))
+    pipe = Pipeline(stages, tile_level="tile_memory", group_level="mem_tile",
+                    row_time="compute", weight_load=weight_load, backpressure=False)
+    free = PipelineModel(net).evaluate(pipe, npu_arch())
+    held = PipelineModel(net).evaluate(replace(pipe, backpressure=True), npu_arch())
+    # the recurrence by hand
+    plan = [("in", [-(-8 * width // 4)] * rows, lambda r: [], 0)]
+    cin, prev = 8, "in"
+    group_w: dict[int, int] = {}
+    for i, (k, out) in enumerate(convs):
+        group_w[i // 4] = group_w.get(i // 4, 0) + cin * out * k * k
+        cin = out
+    cin = 8
+    for i, (k, out) in enumerate(convs):
+        full = cin * out * k * k * width  # MACs of one row
+        times = [-(-full * (min(r + 1, rows - 1) - max(r - 1, 0) + 1 if k == 3 else 1)
+                   // (k * 256)) for r in range(rows)]
+        w = cin * out * k * k
+        ready = (-(-group_w[i // 4] // 4) + -(-w // 4)) if weight_load else 0
+
+        def deps(r, prev=prev, k=k):
+            span = range(max(r - 1, 0), min(r + 1, rows - 1) + 1) if k == 3 else [r]
+            return [(prev, x) for x in span]
+
+        plan.append((f"L{i}", times, deps, ready))
+        prev, cin = f"L{i}", out
+    plan.append(("out", [-(-cin * width // 4)] * rows, lambda r, p=prev: [(p, r)], 0))
+    assert free.cycles == rows_oracle(plan)
+    assert held.cycles >= free.cycles
+    assert free.cycles >= free.cycles_without_weight_load
+    assert free.cycles >= free.stage_bound_cycles
+    weights = sum(group_w.values())
+    assert free.dram_bytes == 8 * rows * width + weights + cin * rows * width
+    assert free.dram_bytes <= free.stagewise_dram_bytes

@@ -570,10 +570,8 @@ def _timeline(model: PipelineModel, pipe: Pipeline, dma: float, stages: list[Sta
     capacity: dict[tuple[str, str], int] = {}
     for (t, reader), _lu in last_use.items():
         src = produced[t].name if t in produced else f"in:{t}"
-        cap = nodes[src]["out_depth"]
-        if reader.startswith("out:"):
-            cap += 2
-        else:
+        cap = nodes[src]["out_depth"]  # the DRAM write DMA drains the producer's FIFO
+        if not reader.startswith("out:"):
             st = nodes[reader]["stage"]
             cap += model.in_depth(st, t)
             cap += sum(sg.depth for sg in pipe.staging

@@ -15,14 +15,14 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dse.arch_library import resolve
 from dse.cli import main
 from dse.errors import SpecError
-from dse.network import load_network_text
 from dse.pipeline.fused import load_schedule
 from dse.pipeline.spec import load_arch
 from dse.schedule.fused import FusedModel, Segment
 from dse.schedule.pipeline import Pipeline, PipelineModel, Stage, Staging
+from dse.spec.arch_library import resolve
+from dse.spec.network import load_network_text
 from tests.oracle_fused import walk
 
 REPO = Path(__file__).resolve().parents[1]

@@ -13,7 +13,6 @@ from pathlib import Path
 import yaml
 
 from dse.errors import SpecError
-from dse.network import Network
 from dse.schedule.pipeline import (
     ROW_TIMES,
     SPLITS,
@@ -24,6 +23,7 @@ from dse.schedule.pipeline import (
     Stage,
     Staging,
 )
+from dse.workload.network import Network
 
 PIPELINE_KEYS = {"version", "kind", "tile_level", "group_level", "efficiency", "weight_load",
                  "backpressure", "dma_bytes_per_cycle", "stack_bytes", "row_time",
@@ -47,14 +47,14 @@ PIPELINE_TOTAL_EXTRA = ["schedule", "stages", "tiles_used", "dram_bytes",
 
 def shipped_pipeline(arch_name: str, network_name: str) -> Path | None:
     """The pipeline schedule shipped for this architecture and workload, if any."""
-    from dse.library_paths import bundled_dir
+    from dse.spec.library_paths import bundled_dir
 
     path = bundled_dir("mappings") / f"{arch_name}.{network_name}.pipeline.yaml"
     return path if path.is_file() else None
 
 
 def shipped_pipelines() -> list[str]:
-    from dse.library_paths import bundled_dir
+    from dse.spec.library_paths import bundled_dir
 
     return sorted(p.name for p in bundled_dir("mappings").glob("*.pipeline.yaml"))
 
@@ -336,10 +336,10 @@ def write_pipeline(out: Path, network: Network, arch_input, cfg, pipe: Pipeline,
                    res: PipelineResult, params: dict | None = None) -> dict:
     """After run_network (the layerwise comparison): stages.csv, fifos.csv, segments.csv
     (the pipeline as one segment), schedule.yaml and the schedule's totals.csv."""
-    from dse.arch_rules import prepare_problem
+    from dse.arch.rules import prepare_problem
     from dse.pipeline.fused import SEGMENT_COLUMNS, _energy_per_bit, layerwise_dram_bits
     from dse.pipeline.run import plan, task_problem, total_columns
-    from dse.report_model import atomic_write, csv_text
+    from dse.pipeline.writers import atomic_write, csv_text
     from dse.schedule.fused import dram_level
 
     arch = arch_input.arch

@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 
 from dse.errors import SpecError, did_you_mean
-from dse.network import MAC_TYPES, Network
 from dse.schedule.fused import FusedModel, Segment, dram_level, row_window
+from dse.workload.network import MAC_TYPES, Network
 
 SPLITS = ("K",)
 ROW_TIMES = ("mapped", "compute")

@@ -111,7 +111,7 @@ def test_bad_schedules_are_refused_with_file_and_line(tmp_path, text, message):
 
 def test_schedule_names_not_implemented_are_refused(tmp_path):
     r = run(tmp_path, "x", "--schedule", "pipeline")
-    assert r.exit_code == 2 and "not available" in r.output
+    assert r.exit_code == 2 and "no pipeline schedule is shipped" in r.output
     r = run(tmp_path, "x", "--schedule", "fusd")
     assert r.exit_code == 2 and "did you mean 'fused'" in r.output
 

@@ -216,6 +216,8 @@ def targets() -> list[Target]:
         lambda p, t: ["map", str(p["arch"]), str(p["cons"]), str(p["layer"]), "--max-evals",
                       EVALS, "-q", "--out", str(t / "out")]))
     for f in sorted((REPO / "mappings").glob("*.yaml")):
+        if f.name.endswith(".pipeline.yaml"):
+            continue  # pipeline schedules (docs/fusion.md), not mappings
         out.append(Target(
             f"model:{f.name}", {"arch": eyeriss,
                                 "layer": _text(REPO / "workloads" / "vgg02_conv5.yaml"),

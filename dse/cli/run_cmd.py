@@ -42,9 +42,11 @@ from dse.cli.options import generation_option, link_mode, link_transfer_options
               help="Streaming architectures: exact II-optimal search, or the 2023 NN2FPGA "
                    "proportional rule.")
 @click.option("--schedule", "schedule", default="layerwise", show_default=True,
-              metavar="layerwise|fused|FILE",
+              metavar="layerwise|fused|pipeline|FILE",
               help="How layers run: one by one (layerwise), in fused segments chosen greedily "
-                   "(fused), or the segments of a schedule YAML (docs/fusion.md).")
+                   "(fused), as a pipeline of stages on groups of tiles (pipeline: the "
+                   "schedule shipped for the arch and workload), or the segments or stages "
+                   "of a schedule YAML (docs/fusion.md).")
 @click.option("--quiet", "-q", is_flag=True)
 @reports_spec_errors
 def run(arch_ref, cons_files, workload, out_dir, objective, search, max_evals, seed, jobs,
@@ -90,6 +92,14 @@ def run(arch_ref, cons_files, workload, out_dir, objective, search, max_evals, s
                        link_transfers=link_mode(link_transfers, no_link_transfers),
                        bound_skip=not no_bound_skip)
     out = Path(out_dir)
+    pipeline = None
+    if schedule_spec.kind == "pipeline" and not arch.arch.attributes.get("execution"):
+        from dse.pipeline.pipelined import evaluate_pipeline, resolve_pipeline
+
+        # the pipeline is checked (memories, FIFOs) before any layer is mapped
+        pipe, pipe_file, pipe_lines = resolve_pipeline(schedule_spec, network, arch)
+        pipeline = (pipe, pipe_file, evaluate_pipeline(network, arch.arch, pipe, pipe_file,
+                                                       pipe_lines))
     if arch.arch.attributes.get("execution"):
         if schedule_spec.kind != "layerwise":
             raise click.UsageError("--schedule applies to loop-nest architectures only; "
@@ -132,20 +142,30 @@ def run(arch_ref, cons_files, workload, out_dir, objective, search, max_evals, s
     layer_bar.close()
     bar.close()
     seg_rows = None
+    pipe_tot: dict = {}
     try:
         if schedule_spec.kind == "fused" and not _failed(rows):
             from dse.pipeline.fused import write_fused
 
             seg_rows, fused_tot = write_fused(out, network, arch, cfg, schedule_spec, store,
                                               rows, tot)
+        if pipeline is not None and not _failed(rows):
+            from dse.pipeline.pipelined import write_pipeline
+
+            pipe_tot = write_pipeline(out, network, arch, cfg, pipeline[0], pipeline[1], store,
+                                      rows, tot, pipeline[2])
     finally:
         store.close()
+    if pipeline is not None and not pipe_tot:
+        click.echo("pipeline outputs not written: they need every layer's layerwise mapping "
+                   "(the comparison columns)", err=True)
     if schedule_spec.kind == "fused" and seg_rows is None:
         click.echo("fused schedule not evaluated: it needs every layer's layerwise mapping",
                    err=True)
     if not quiet:
         click.echo(f"{network.name} on {arch.name}"
-                   f"{' (layerwise)' if seg_rows is not None else ''}: {tot['layers']} layers "
+                   f"{' (layerwise)' if seg_rows is not None or pipeline else ''}: "
+                   f"{tot['layers']} layers "
                    f"({tot['mapped_layers']} mapped), {tot['macs']:,} MACs, "
                    f"{tot['cycles']:,} cycles, {tot['energy_pJ'] / 1e6:,.3f} uJ, "
                    f"{tot['pJ_per_mac']:.3f} pJ/MAC; wrote {out}/layers.csv, totals.csv")
@@ -157,6 +177,18 @@ def run(arch_ref, cons_files, workload, out_dir, objective, search, max_evals, s
                        f"layerwise ({saved:,} saved); {ft['cycles']:,} cycles vs "
                        f"{ft['layerwise_cycles']:,}, {ft['energy_pJ'] / 1e6:,.3f} uJ; "
                        f"wrote {out}/segments.csv, schedule.yaml")
+    if pipe_tot and not quiet:
+        res = pipeline[2]
+        click.echo(f"pipeline ({display_path(pipeline[1])}): {len(res.stages)} stages on "
+                   f"{pipe_tot['tiles_used']} tiles; DRAM {res.dram_bytes:,} bytes (stages "
+                   f"one by one through DRAM {res.stagewise_dram_bytes:,}, layerwise "
+                   f"{pipe_tot['layerwise_dram_bytes']:,}); {res.cycles:,} cycles "
+                   f"({res.cycles_without_weight_load:,} without weight load; slowest stage "
+                   f"{res.bottleneck} {res.stage_bound_cycles:,}) vs {tot['cycles']:,} "
+                   f"layerwise; largest tile working set "
+                   f"{max(s.working_set_bytes for s in res.stages):,} of "
+                   f"{res.hardware.tile_bytes:,} bytes ({res.hardware.tile_level}); wrote "
+                   f"{out}/stages.csv, fifos.csv, segments.csv, schedule.yaml")
     # every layer was written; the ones the search found no mapping for make the run fail
     failed = _failed(rows)
     for r in failed:

@@ -27,12 +27,13 @@ from dse.schedule.fused import (
 )
 from dse.workload.network import Network
 
-SCHEDULE_KINDS = ("layerwise", "fused")
-NOT_YET = ("pipeline", "auto")
+SCHEDULE_KINDS = ("layerwise", "fused", "pipeline")
+NOT_YET = ("auto",)
 SEGMENT_KEYS = {"layers", "tile_rows", "halo", "halo_of", "level"}
 SEGMENT_COLUMNS = ["network", "arch", "point", "segment", "layers", "level", "tile_rows", "tiles",
                    "halo", "weights", "dram_read_bytes", "dram_write_bytes", "dram_bytes",
-                   "layerwise_dram_bytes", "onchip_read_bytes", "onchip_write_bytes",
+                   "layerwise_dram_bytes", "dram_bytes_lower_bound", "dram_bytes_over_bound",
+                   "onchip_read_bytes", "onchip_write_bytes",
                    "buffer_peak_bytes", "capacity_bytes", "macs",
                    "recomputed_macs", "ops", "cycles", "energy_pJ", "layerwise_cycles",
                    "layerwise_energy_pJ"]
@@ -42,12 +43,13 @@ FUSED_TOTAL_EXTRA = ["schedule", "segments", "fused_layers", "dram_bytes", "laye
 
 @dataclass(frozen=True)
 class ScheduleSpec:
-    kind: str  # layerwise | fused
+    kind: str  # layerwise | fused | pipeline
     segments: tuple[Segment, ...] | None  # None = choose them (greedy)
     level: str | None = None
     halo: str = "retain"
     file: str | None = None
     lines: tuple[int | None, ...] = ()
+    pipeline: object = None  # kind pipeline: dse.schedule.pipeline.Pipeline (None = shipped)
 
 
 def outermost_buffer(arch) -> str:
@@ -90,6 +92,11 @@ def load_schedule(path: Path) -> ScheduleSpec:
                         line=1)
     check_keys(doc, {"schedule"}, "")
     node = require_mapping(doc["schedule"], "schedule", doc, "schedule")
+    if node.get("kind") == "pipeline" and node.get("version", 1) == 1:
+        from dse.pipeline.pipelined import read_pipeline
+
+        pipe, lines = read_pipeline(node, str(path))
+        return ScheduleSpec("pipeline", None, file=str(path), lines=lines, pipeline=pipe)
     check_keys(node, {"version", "kind", "level", "halo", "segments"}, "schedule")
     if node.get("version", 1) != 1:
         raise SpecError("unsupported schedule version", key_path="schedule.version",
@@ -268,6 +275,7 @@ def fused_run(network: Network, arch_input, cfg, spec: ScheduleSpec, keys: dict,
         energy += (counts.dram_read_bits * _energy_per_bit(dram, "read")
                    + counts.dram_write_bits * _energy_per_bit(dram, "write"))
         lw_seg_bits = sum(lw_bits[n] for n in seg.layers)
+        bound_bits = model.dram_bits_lower_bound(seg)
         fused_layers |= set(seg.layers)
         seg_cycles += cycles
         seg_energy += energy
@@ -282,6 +290,9 @@ def fused_run(network: Network, arch_input, cfg, spec: ScheduleSpec, keys: dict,
             "dram_write_bytes": _bytes(counts.dram_write_bits),
             "dram_bytes": _bytes(counts.dram_read_bits + counts.dram_write_bits),
             "layerwise_dram_bytes": _bytes(lw_seg_bits),
+            "dram_bytes_lower_bound": _bytes(bound_bits),
+            "dram_bytes_over_bound": (counts.dram_read_bits + counts.dram_write_bits)
+            / bound_bits if bound_bits else "",
             "onchip_read_bytes": _bytes(counts.onchip_read_bits),
             "onchip_write_bytes": _bytes(counts.onchip_write_bits),
             "buffer_peak_bytes": _bytes(counts.buffer_peak_bits), "capacity_bytes": cap // 8,

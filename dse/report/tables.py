@@ -408,7 +408,7 @@ def _streaming_md(rows: list[dict]) -> list[str]:
 
 def _fused_md(rows: list[dict]) -> list[str]:
     """DRAM traffic saved and speed-up of fused schedules against the same layers layerwise."""
-    mine = [r for r in rows if r.get("schedule") == "fused"
+    mine = [r for r in rows if r.get("schedule") in ("fused", "pipeline")
             and num(r.get("layerwise_dram_bytes", "")) is not None]
     if not mine:
         return []
@@ -417,7 +417,8 @@ def _fused_md(rows: list[dict]) -> list[str]:
         lw, fu = num(r["layerwise_dram_bytes"]), num(r["dram_bytes"])
         cyc, lwc = num(r["cycles"]), num(r["layerwise_cycles"])
         e, lwe = num(r["energy_pJ"]), num(r["layerwise_energy_pJ"])
-        body.append([r["network"], r["arch"], _i(lw), _i(fu),
+        arch = r["arch"] + (" (pipeline)" if r["schedule"] == "pipeline" else "")
+        body.append([r["network"], arch, _i(lw), _i(fu),
                      f"{(lw - fu) / lw:.1%}" if lw else "", _x(lwc / cyc if cyc else ""),
                      _x(e / lwe if lwe else "")])
     return ["", "## Fused schedules", "",

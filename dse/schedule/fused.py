@@ -187,7 +187,9 @@ class FusedModel:
                           self.weight_bits(layer))
 
     # -- validation
-    def check(self, seg: Segment, where: str) -> list[Layer]:
+    def check(self, seg: Segment, where: str, consecutive: bool = True) -> list[Layer]:
+        """The segment's layers; refused unless they form a valid segment. A pipeline stage
+        (`consecutive=False`) may skip layers, which must still be in network order."""
         names = [lay.name for lay in self.network.layers]
         layers = []
         for name in seg.layers:
@@ -202,7 +204,8 @@ class FusedModel:
                                 key_path=f"{where}.layers", found=name)
             layers.append(lay)
         idx = [self.order[n] for n in seg.layers]
-        if idx != list(range(idx[0], idx[0] + len(idx))):
+        if (idx != list(range(idx[0], idx[0] + len(idx))) if consecutive
+                else idx != sorted(set(idx))):
             raise SpecError(f"{where}: the layers of a segment must be consecutive in the "
                             f"network, in network order", key_path=f"{where}.layers",
                             found=list(seg.layers),
@@ -335,6 +338,19 @@ class FusedModel:
                              resident, peak + (weight_bits if resident else 0), ops, re_ops,
                              macs, re_macs, onchip_write + read_bits,
                              onchip_read + write_bits)
+
+
+    def dram_bits_lower_bound(self, seg: Segment) -> int:
+        """The least DRAM traffic of the segment under any tile height, halo mode or weight
+        placement: every input row some output row needs read once, every weight read once and
+        the output written once (the segment run as one tile with unlimited capacity). Any
+        schedule reads each needed row and weight at least once and writes the output once,
+        so no tiling goes below it; it does not depend on the level's capacity."""
+        from dataclasses import replace
+
+        one = replace(seg, tile_rows=self.rows(seg.layers[-1]), halo="retain", halo_of={})
+        c = self.counts(one, None)
+        return c.dram_read_bits + c.dram_write_bits
 
 
 def level_capacity_bits(arch, level: str, where: str) -> int:

@@ -341,7 +341,14 @@ sweep:
     md = (tmp_path / "rep" / "report.md").read_text()
     assert "## Streaming designs" in md and "FPS per DSP" in md and "13,079" in md
     rep = list(csv.DictReader((tmp_path / "rep" / "report.csv").open()))
-    assert {"fps", "fps_per_dsp"} <= set(rep[0])
+    assert {"fps", "fps_per_dsp"} <= set(rep[0]) and len(rep) == 8
+    for r in rep:  # FPS = clock / II and FPS per DSP = FPS / DSPs used, row by row
+        assert math.isclose(float(r["fps"]), float(r["clock_hz"]) / int(r["ii_cycles"]))
+        assert math.isclose(float(r["fps_per_dsp"]), float(r["fps"]) / int(r["dsp_used"]))
+    kv = {r["point"]: r for r in rep if r["arch"] == "kv260_streaming"}
+    assert int(kv["kv260_streaming__resnet8__bits.weights=4__bits.activations=4"]["ii_cycles"]) \
+        == 4096
+    assert "30,518" in md and "61,035" in md
     bad = tmp_path / "bad.yaml"
     bad.write_text(sweep.read_text().replace("bits.weights", "bits.weigths"))
     res = _run(["sweep", str(bad), "--out", str(out), "-q"])

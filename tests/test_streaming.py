@@ -127,6 +127,27 @@ def test_unbalanced_search_beats_the_published_kv260_resnet20_by_a_few_dsps() ->
     assert allocate_exact(network, more)["ii"] == 16384
 
 
+def test_the_explanation_names_the_binding_resource() -> None:
+    """Ultra96-V2 ResNet-8: the next faster II (8,192) needs 764 DSPs; with DSPs to spare but
+    only 20 BRAM36 the memory blocks bind instead, at the same II."""
+    network = load_workload("resnet8")
+    u96 = load_streaming(REPO / "arch_specs" / "ultra96v2_streaming.yaml")
+
+    def alloc(dsp: int, bram: int) -> dict:
+        board = dataclasses.replace(u96.board, dsp=dsp, bram36=bram)
+        return allocate_exact(network, StreamingArch(**{**u96.__dict__, "board": board}))
+
+    dsp_bound = alloc(763, 214)
+    assert dsp_bound["ii"] == 16384
+    assert "binding resource: DSP — the next faster II 8,192 needs at least 764 DSPs" \
+        in dsp_bound["why"]
+    assert alloc(764, 214)["ii"] == 8192
+    mem_bound = alloc(2000, 20)
+    assert mem_bound["ii"] == 16384
+    assert "binding resource: on-chip memory — no plan at the next faster II 8,192 fits 20 " \
+        "BRAM36" in mem_bound["why"]
+
+
 def test_exact_search_matches_brute_force_on_a_small_network() -> None:
     net = load_network_text("""
 network:
@@ -288,6 +309,18 @@ def test_bad_plans_and_specs_are_clear_errors(tmp_path: Path) -> None:
     res = _run(["run", "--arch", str(bad), "--workload", "resnet8", "--out", str(tmp_path / "o")])
     assert res.exit_code == 2 and "did you mean 'dsp_packing'" in res.output
     assert "bad.yaml:" in res.output
+    bad.write_text(text.replace("balanced: true", "balanced: 1"))
+    res = _run(["run", "--arch", str(bad), "--workload", "resnet8", "--out", str(tmp_path / "o")])
+    assert res.exit_code == 2 and "expected true or false" in res.output
+    assert "engine.balanced" in res.output
+    # the key is honoured: off, the KV260 ResNet-20 allocation is the unbalanced one
+    kv = (REPO / "arch_specs" / "kv260_streaming.yaml").read_text()
+    free = tmp_path / "free.yaml"
+    free.write_text(kv.replace("balanced: true", "balanced: false"))
+    res = _run(["run", "--arch", str(free), "--workload", "resnet20", "--out",
+                str(tmp_path / "f"), "-q"])
+    assert res.exit_code == 0, res.output
+    assert int(next(csv.DictReader((tmp_path / "f" / "totals.csv").open()))["ii_cycles"]) == 24576
 
 
 def test_arch_list_shows_streaming_designs() -> None:

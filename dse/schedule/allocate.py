@@ -186,8 +186,7 @@ def allocate_exact(network, arch: StreamingArch) -> dict:
            + f"{bram + skip_bram} of {board.bram36} BRAM36"
            + (f" and {uram} of {board.uram} URAM" if board.uram else "")]
     if lo > 0:
-        why.append(_binding(iis[lo - 1], solve, (dsp_cap, bram_cap, uram_cap), board,
-                            skip_bram))
+        why.append(_binding(iis[lo - 1], cands, solve, (dsp_cap, bram_cap, uram_cap), board))
     else:
         why.append("no faster II exists (every engine is at its largest tuple or a fixed "
                    f"stage sets it: {floor_ii:,} cycles)")
@@ -201,19 +200,20 @@ def allocate_exact(network, arch: StreamingArch) -> dict:
     return {"plan": plan, "ii": ii, "tried": tried, "why": "; ".join(why)}
 
 
-def _binding(faster: int, solve, caps: tuple[int, int, int], board, skip_bram: int) -> str:
-    """Which budget rules out the next faster II: DSPs alone, memory blocks alone, or only the
-    two together."""
-    big = 10**9
-    need = solve(faster, (big, big, big))
-    if need is None:
+def _binding(faster: int, cands: list[list[Candidate]], solve, caps: tuple[int, int, int],
+             board) -> str:
+    """Which budget rules out the next faster II: DSPs alone (their minimum is a sum of
+    per-engine minima), memory blocks alone, or only the two together."""
+    fastest = [[c.dsp for c in cs if c.cycles <= faster] for cs in cands]
+    if not all(fastest):
         return f"the next faster II {faster:,} is unreachable (engine template limits)"
+    need = sum(min(d) for d in fastest)
     dsp_cap, bram_cap, uram_cap = caps
-    mem = (f"{board.bram36} BRAM36" + (f" and {board.uram} URAM" if board.uram else ""))
-    if solve(faster, (dsp_cap, big, big)) is None:
+    if need > dsp_cap:
         return (f"binding resource: DSP — the next faster II {faster:,} needs at least "
-                f"{need[0]:,} DSPs (budget {board.dsp:,})")
-    if solve(faster, (big, bram_cap, uram_cap)) is None:
+                f"{need:,} DSPs (budget {board.dsp:,})")
+    mem = f"{board.bram36} BRAM36" + (f" and {board.uram} URAM" if board.uram else "")
+    if solve(faster, (10**9, bram_cap, uram_cap)) is None:
         return (f"binding resource: on-chip memory — no plan at the next faster II {faster:,} "
                 f"fits {mem} (weights, line buffers, skip buffers)")
     return (f"binding resources: DSP and memory together — the next faster II {faster:,} fits "

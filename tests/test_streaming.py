@@ -330,6 +330,7 @@ def test_arch_list_shows_streaming_designs() -> None:
         assert name in res.output
     res = _run(["arch", "show", "kv260_streaming"])
     assert res.exit_code == 0 and "1,248" in res.output and "250" in res.output
+    assert "allocation: balanced" in res.output
 
 
 def test_line_buffer_stage_bounds_a_stride_two_conv() -> None:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from dse.workload import DataSpace, Problem
+from dse.workload.problem import DataSpace, Problem
 
 CNN_DIMS = ("C", "M", "R", "S", "N", "P", "Q")
 GROUPED_DIMS = ("G", "C", "M", "R", "S", "N", "P", "Q")

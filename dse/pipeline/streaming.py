@@ -197,9 +197,11 @@ def summary_text(tot: dict, rows: list[dict]) -> str:
     engines = [r for r in rows if r["type"] == "engine"]
     pars = ", ".join(f"{r['layer']} {r['och_par']}/{r['ich_par']}/{r['ow_par']}"
                      for r in engines)
+    ties = sum(r["bottleneck"] for r in rows) - 1
+    also = f" (and {ties} more stages at the II)" if ties > 0 else ""
     return "\n".join([
         f"{tot['network']} on {tot['arch']}: {tot['fps']:,.0f} FPS, II {tot['ii_cycles']:,} "
-        f"cycles at {tot['clock_hz'] / 1e6:.2f} MHz, bottleneck {tot['bottleneck_layer']}, "
+        f"cycles at {tot['clock_hz'] / 1e6:.2f} MHz, bottleneck {tot['bottleneck_layer']}{also}, "
         f"latency {tot['latency_s'] * 1e6:,.1f} us",
         f"resources: {tot['dsp_used']} / {tot['dsp_budget']} DSP, {tot['bram36_used']} / "
         f"{tot['bram36_budget']} BRAM36, {tot['uram_used']} / {tot['uram_budget']} URAM, "

@@ -228,6 +228,8 @@ def streaming_arch_text(a) -> str:
         + (f"on ({packing} products per DSP)" if e.dsp_packing else "off"),
         f"  1x1 shortcut merged into its 3x3 conv: {'yes' if e.merge_shortcut else 'no'}; "
         f"line buffer as a pipeline stage: {'yes' if e.line_buffer_stage else 'no'}",
+        "  allocation: " + ("balanced (every engine keeps pace with the heaviest one)"
+                            if e.balanced else "unbalanced (any engine may be the bottleneck)"),
         f"memory: LUTRAM up to {m.lutram_max_bits:,} bits, BRAM36 {m.bram36_bits:,} bits, "
         f"stream FIFO depth {m.fifo_depth}",
         "skip connections: " + ("forwarded through the first conv" if a.skip_forwarding

@@ -1,15 +1,18 @@
 """Choosing every engine's parallelism for a streaming design (docs/streaming.md).
 
 `allocate_exact` finds the smallest II the board's DSP, BRAM36 and URAM budgets allow, then the
-plan using the fewest DSPs (then memory blocks) at that II. Why it is exact: II can only take
-values in the finite set of per-stage cycle counts the candidate tuples produce, and a larger II
-admits a superset of tuples, so feasibility is monotone in II and a bisection over that sorted
-set finds the smallest feasible value. Feasibility at one II is a multiple-choice knapsack with
-separable budgets (sums of DSPs, BRAM36 and URAM blocks); it is solved exactly by dynamic
-programming over layers with the state "DSPs used so far" keeping the non-dominated
-(BRAM36, URAM) totals for each DSP total (integer DSPs, bounded by the budget), over each
-layer's Pareto-optimal candidates. Dropping a dominated partial plan loses nothing: whatever
-completes it completes the dominating one within no more of any resource.
+plan using the fewest DSPs (then memory blocks) at that II. With a balanced engine template the
+II is restricted to the heaviest engine's cycle counts (every engine sized for its rate).
+
+Why it is exact: II can only take values in the finite set of per-stage cycle counts the
+candidate tuples produce, and a larger II admits a superset of tuples, so feasibility is
+monotone in II and a bisection over that sorted set (or its balanced subset) finds the smallest
+feasible value. Feasibility at one II is a multiple-choice knapsack with separable budgets (sums
+of DSPs, BRAM36 and URAM blocks); it is solved exactly by dynamic programming over layers with
+the state "DSPs used so far" keeping the non-dominated (BRAM36, URAM) totals for each DSP total
+(integer DSPs, bounded by the budget), over each layer's Pareto-optimal candidates. Dropping a
+dominated partial plan loses nothing: whatever completes it completes the dominating one within
+no more of any resource.
 
 `allocate_proportional` is the rule of the 2023 NN2FPGA flow, for comparison.
 """
@@ -114,60 +117,107 @@ def _knapsack(fronts: list[list[Candidate]], dsp_cap: int, bram_cap: int, uram_c
     return d, b, [f[j] for f, j in zip(fronts, picks, strict=True)], u
 
 
-def allocate_exact(network, arch: StreamingArch) -> dict:
-    """Smallest feasible II, then fewest DSPs / memory blocks at it; with the reasoning."""
-    stages, adds = build_stages(network, arch.engine)
-    wbits, abits = bits_of(network, arch)
-    cands = [candidates(s, arch, wbits, abits) for s in stages]
-    floor_ii = max(c for _, c in fixed_stages(network, stages))
-    skip_bram = sum(memory_blocks(s.used_bits, s.channels * abits, arch.memory)[1]
-                    for s in skip_buffers(network, stages, adds, abits, arch.skip_forwarding))
-    dsp_cap, bram_cap, uram_cap = arch.board.dsp, arch.board.bram36 - skip_bram, arch.board.uram
-    lowest = max([floor_ii] + [min(c.cycles for c in cs) for cs in cands])
-    iis = sorted({c.cycles for cs in cands for c in cs if c.cycles >= lowest} | {lowest})
-    tried = 0
+def heaviest_cycles(stages: list[Stage], cands: list[list[Candidate]]) -> set[int]:
+    """Cycle counts the heaviest engine(s) (most work) can run at: the II values a balanced
+    design may have, since its heaviest engine sets the pace."""
+    wmax = max(s.work for s in stages)
+    return {c.cycles for s, cs in zip(stages, cands, strict=True) if s.work == wmax for c in cs}
 
-    def solve(ii: int):
-        nonlocal tried
-        tried += 1
-        return _knapsack([_pareto(cs, ii) for cs in cands], dsp_cap, bram_cap, uram_cap)
 
+def _smallest_feasible(iis: list[int], solve):
+    """Bisection over sorted II values (feasibility is monotone in II): the index of the
+    smallest feasible one and its solution, or (None, None)."""
+    if not iis or solve(iis[-1]) is None:
+        return None, None
     lo, hi = 0, len(iis) - 1
-    if solve(iis[hi]) is None:
-        least_dsp = sum(min(c.dsp for c in cs) for cs in cands)
-        least_mem = sum(min(c.bram36 + c.uram for c in cs) for cs in cands) + skip_bram
-        return {"plan": None, "ii": None, "tried": tried,
-                "why": f"no plan fits {arch.board.dsp} DSPs, {arch.board.bram36} BRAM36 "
-                       f"and {arch.board.uram} URAM even at the slowest II: it needs at least "
-                       f"{least_dsp} DSPs and {least_mem} memory blocks (BRAM36 + URAM; weights, "
-                       "line buffers and skip buffers all on chip)"}
     while lo < hi:
         mid = (lo + hi) // 2
         if solve(iis[mid]) is None:
             lo = mid + 1
         else:
             hi = mid
-    ii = iis[lo]
-    dsp, bram, picks, uram = solve(ii)
+    return lo, solve(iis[lo])
+
+
+def allocate_exact(network, arch: StreamingArch) -> dict:
+    """Smallest feasible II, then fewest DSPs / memory blocks at it; with the reasoning: the
+    binding resource (what the next faster II lacks) and, for a balanced engine template, the
+    II an unbalanced plan would reach."""
+    stages, adds = build_stages(network, arch.engine)
+    wbits, abits = bits_of(network, arch)
+    cands = [candidates(s, arch, wbits, abits) for s in stages]
+    floor_ii = max(c for _, c in fixed_stages(network, stages))
+    skip_bram = sum(memory_blocks(s.used_bits, s.channels * abits, arch.memory)[1]
+                    for s in skip_buffers(network, stages, adds, abits, arch.skip_forwarding))
+    board = arch.board
+    dsp_cap, bram_cap, uram_cap = board.dsp, board.bram36 - skip_bram, board.uram
+    lowest = max([floor_ii] + [min(c.cycles for c in cs) for cs in cands])
+    free_iis = sorted({c.cycles for cs in cands for c in cs if c.cycles >= lowest} | {lowest})
+    balanced = arch.engine.balanced
+    iis = sorted(h for h in heaviest_cycles(stages, cands) if h >= lowest) or [lowest]
+    iis = iis if balanced else free_iis
+    tried = 0
+
+    def solve(ii: int, caps=(dsp_cap, bram_cap, uram_cap)):
+        nonlocal tried
+        tried += 1
+        return _knapsack([_pareto(cs, ii) for cs in cands], *caps)
+
+    lo, best = _smallest_feasible(iis, solve)
+    searched = tried
+    if best is None:
+        least_dsp = sum(min(c.dsp for c in cs) for cs in cands)
+        least_mem = sum(min(c.bram36 + c.uram for c in cs) for cs in cands) + skip_bram
+        return {"plan": None, "ii": None, "tried": tried,
+                "why": f"no plan fits {board.dsp} DSPs, {board.bram36} BRAM36 "
+                       f"and {board.uram} URAM even at the slowest II: it needs at least "
+                       f"{least_dsp} DSPs and {least_mem} memory blocks (BRAM36 + URAM; weights, "
+                       "line buffers and skip buffers all on chip)"}
+    dsp, bram, picks, uram = best
+    # the plan's own II: its slowest stage (below the searched value only if faster tuples
+    # cost nothing more)
+    ii = max([floor_ii] + [c.cycles for c in picks])
     plan = {s.name: c.par for s, c in zip(stages, picks, strict=True)}
-    why = [f"exact search over {sum(len(c) for c in cands)} tuples of {len(stages)} engines, "
-           f"{tried} II values tested: smallest feasible II {ii:,} cycles uses {dsp} of "
-           f"{arch.board.dsp} DSPs" + (", " if arch.board.uram else " and ")
-           + f"{bram + skip_bram} of {arch.board.bram36} BRAM36"
-           + (f" and {uram} of {arch.board.uram} URAM" if arch.board.uram else "")]
+    mode = (" (balanced: II = a cycle count of the heaviest engine, the 2023 NN2FPGA rule)"
+            if balanced else "")
+    why = [f"exact search{mode} over {sum(len(c) for c in cands)} tuples of {len(stages)} "
+           f"engines, {searched} II values tested: smallest feasible II {ii:,} cycles uses "
+           f"{dsp:,} of {board.dsp:,} DSPs" + (", " if board.uram else " and ")
+           + f"{bram + skip_bram} of {board.bram36} BRAM36"
+           + (f" and {uram} of {board.uram} URAM" if board.uram else "")]
     if lo > 0:
-        faster = iis[lo - 1]
-        need_dsp = _knapsack([_pareto(cs, faster) for cs in cands], 10**9, 10**9, 10**9)
-        if need_dsp is None:
-            why.append(f"the next faster II {faster:,} is unreachable")
-        else:
-            why.append(f"the next faster II {faster:,} needs at least {need_dsp[0]} DSPs "
-                       f"(budget {arch.board.dsp}) / {need_dsp[1] + skip_bram} BRAM36 at that "
-                       f"DSP count (budget {arch.board.bram36})")
+        why.append(_binding(iis[lo - 1], cands, solve, (dsp_cap, bram_cap, uram_cap), board))
     else:
         why.append("no faster II exists (every engine is at its largest tuple or a fixed "
                    f"stage sets it: {floor_ii:,} cycles)")
+    if balanced:
+        _, free = _smallest_feasible([i for i in free_iis if i < ii], solve)
+        if free is not None:
+            cycles, slowest = max((c.cycles, s.name) for c, s in zip(free[2], stages,
+                                                                     strict=True))
+            why.append(f"an unbalanced plan would reach II {max(cycles, floor_ii):,} with "
+                       f"{slowest} the bottleneck and {free[0]:,} DSPs (engine.balanced: false)")
     return {"plan": plan, "ii": ii, "tried": tried, "why": "; ".join(why)}
+
+
+def _binding(faster: int, cands: list[list[Candidate]], solve, caps: tuple[int, int, int],
+             board) -> str:
+    """Which budget rules out the next faster II: DSPs alone (their minimum is a sum of
+    per-engine minima), memory blocks alone, or only the two together."""
+    fastest = [[c.dsp for c in cs if c.cycles <= faster] for cs in cands]
+    if not all(fastest):
+        return f"the next faster II {faster:,} is unreachable (engine template limits)"
+    need = sum(min(d) for d in fastest)
+    dsp_cap, bram_cap, uram_cap = caps
+    if need > dsp_cap:
+        return (f"binding resource: DSP — the next faster II {faster:,} needs at least "
+                f"{need:,} DSPs (budget {board.dsp:,})")
+    mem = f"{board.bram36} BRAM36" + (f" and {board.uram} URAM" if board.uram else "")
+    if solve(faster, (10**9, bram_cap, uram_cap)) is None:
+        return (f"binding resource: on-chip memory — no plan at the next faster II {faster:,} "
+                f"fits {mem} (weights, line buffers, skip buffers)")
+    return (f"binding resources: DSP and memory together — the next faster II {faster:,} fits "
+            f"{board.dsp:,} DSPs or {mem}, not both")
 
 
 def allocate_proportional(network, arch: StreamingArch, num_dsp: int | None = None,

@@ -45,6 +45,9 @@ class Engine:
     products_per_dsp: tuple[tuple[int, int], ...] = ((4, 4), (8, 2))  # (max bits, products)
     merge_shortcut: bool = True
     line_buffer_stage: bool = False
+    # every engine sized for the heaviest engine's rate: II = work_max / P for a parallelism P
+    # of the heaviest engine (the 2023 NN2FPGA allocator's rule; docs/streaming.md)
+    balanced: bool = False
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ TOP_KEYS = {"version", "kind", "name", "description", "board", "engine", "memory
             "power", "bits"}
 BOARD_KEYS = {"name", "device", "dsp", "bram36", "uram", "lut", "clock_hz", "source"}
 ENGINE_KEYS = {"max_och_par", "max_ich_par", "max_ow_par", "dsp_packing", "products_per_dsp",
-               "merge_shortcut", "line_buffer_stage"}
+               "merge_shortcut", "line_buffer_stage", "balanced"}
 MEMORY_KEYS = {"lutram_max_bits", "bram36_bits", "fifo_depth"}
 SKIP_KEYS = {"forwarding"}
 POWER_KEYS = {"static_W", "per_dsp_W", "per_bram36_W", "source"}
@@ -108,7 +108,8 @@ def read_streaming(node: Node, path: str = "architecture", file: str | None = No
                     _int(e, "max_ow_par", ep, d.max_ow_par),
                     _bool(e, "dsp_packing", ep, d.dsp_packing), ppd,
                     _bool(e, "merge_shortcut", ep, d.merge_shortcut),
-                    _bool(e, "line_buffer_stage", ep, d.line_buffer_stage))
+                    _bool(e, "line_buffer_stage", ep, d.line_buffer_stage),
+                    _bool(e, "balanced", ep, d.balanced))
     m = _section(node, "memory", path, MEMORY_KEYS)
     mp = f"{path}.memory"
     dm = Memory()

@@ -22,22 +22,34 @@ RANK_KEYS = {"format", "flattened_rankIDs", "flattened_rank_ids", "metadata_word
              "payload_word_bits"}
 
 
+def densities_node(data):
+    """(mapping holding `densities`, its key path) — Timeloop's `problem.instance.densities` or a
+    native problem's `problem.densities` (`workload:` is the native alias of `problem:`);
+    (None, path) when neither is given."""
+    prob = data.get("problem", data.get("workload")) if isinstance(data, dict) else None
+    if not isinstance(prob, dict):
+        return None, "problem.instance.densities"
+    inst = prob.get("instance")
+    if isinstance(inst, dict) and "densities" in inst:
+        return inst, "problem.instance.densities"
+    if "densities" in prob:
+        return prob, "problem.densities"
+    return None, "problem.instance.densities"
+
+
 def has_sparse_inputs(data) -> bool:
-    prob = data.get("problem") if isinstance(data, dict) else None
-    inst = prob.get("instance") if isinstance(prob, dict) else None
-    dens = inst.get("densities") if isinstance(inst, dict) else None
+    holder, _ = densities_node(data)
+    dens = holder.get("densities") if holder is not None else None
     return bool(dens) or bool(data.get("sparse_optimizations"))
 
 
 def read_sparse(data, problem: Problem, arch: Architecture) -> SparseSpec:
     """Densities from `problem.instance.densities`, SAFs from top-level `sparse_optimizations`."""
     densities: dict[str, DensityModel] = {}
-    prob = data.get("problem") or {}
-    inst = prob.get("instance") if isinstance(prob, dict) else None
+    inst, path = densities_node(data)
     tensors = [ds.name for ds in problem.data_spaces]
-    dens = inst.get("densities") if isinstance(inst, dict) else None
+    dens = inst.get("densities") if inst is not None else None
     if dens:
-        path = "problem.instance.densities"
         require_mapping(dens, path, inst, "densities")
         for name, node in dens.items():
             if str(name).startswith("_"):
@@ -226,8 +238,8 @@ def refuse_sparse_search(data, command: str = "map") -> None:
     if so:
         node, key, path = data, "sparse_optimizations", "sparse_optimizations"
     else:
-        node = data["problem"]["instance"]
-        key, path = "densities", "problem.instance.densities"
+        node, path = densities_node(data)
+        key = "densities"
     raise SpecError(f"'{key}': sparse search is not modelled yet (dse {command})",
                     key_path=path, hint="use `dse model` to evaluate a sparse design with a "
                     "fixed mapping (docs/sparse.md)", **where(node, key))

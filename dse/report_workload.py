@@ -91,6 +91,17 @@ def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
 
 
+def _group_densities(net: Network, names: tuple[str, ...]) -> dict:
+    """The densities of layers exported as one file: they must agree (else export per layer)."""
+    from dse.errors import SpecError
+
+    found = [net.layer(n).densities for n in names]
+    if any(d != found[0] for d in found[1:]):
+        raise SpecError(f"layers {', '.join(names)} share a shape but not their densities",
+                        hint="export one file per layer (drop --unique)")
+    return dict(found[0])
+
+
 def export_timeloop(net: Network, out_dir: str | Path, *, unique: bool = False) -> list[Path]:
     """Write one Timeloop problem YAML per mappable layer (or per unique shape)."""
     import yaml
@@ -107,6 +118,7 @@ def export_timeloop(net: Network, out_dir: str | Path, *, unique: bool = False) 
         items = [(lay.problem, (lay.name,)) for lay in net.mappable()]
     width = len(str(len(items)))
     for i, (problem, names) in enumerate(items, start=1):
+        densities = _group_densities(net, names)
         path = out / f"{i:0{width}d}_{_safe(names[0])}.yaml"
         header = (f"# {net.name}: layer {names[0]}" if len(names) == 1 else
                   f"# {net.name}: {len(names)} layers of this shape: {', '.join(names)}")
@@ -114,7 +126,10 @@ def export_timeloop(net: Network, out_dir: str | Path, *, unique: bool = False) 
         if bits:
             header += "\n# bit widths (not part of Timeloop's problem format): " + ", ".join(
                 f"{k} {v}" for k, v in bits.items())
-        text = yaml.safe_dump(to_timeloop(problem), sort_keys=False, default_flow_style=None)
+        doc = to_timeloop(problem)
+        if densities:  # Sparseloop's place for them (read by `dse model`, docs/sparse.md)
+            doc["problem"]["instance"]["densities"] = densities
+        text = yaml.safe_dump(doc, sort_keys=False, default_flow_style=None)
         atomic_write(path, header + "\n" + text)
         written.append(path)
     return written

@@ -58,7 +58,7 @@ def read_sparse(data, problem: Problem, arch: Architecture) -> SparseSpec:
                 raise SpecError(f"density for unknown tensor '{name}'", key_path=f"{path}.{name}",
                                 expected=f"one of {', '.join(tensors)}",
                                 hint=did_you_mean(name, tensors), **where(dens, name))
-            densities[str(name)] = _density(node, f"{path}.{name}", dens, name,
+            densities[str(name)] = read_density(node, f"{path}.{name}", dens, name,
                                             problem.data_space(name).size(problem.bounds))
     so = data.get("sparse_optimizations")
     formats: dict[tuple[str, str], tuple[RankFormat, ...]] = {}
@@ -130,7 +130,8 @@ def _compute_optimization(tgt, path: str) -> tuple[bool, bool]:
     return "gating" in kinds, "skipping" in kinds
 
 
-def _density(node, path: str, parent, key, tensor_size: int) -> DensityModel:
+def read_density(node, path: str, parent, key, tensor_size: int) -> DensityModel:
+    """One tensor's density: a number (fixed_structured) or {distribution, density}."""
     if isinstance(node, (int, float)):
         return DensityModel("fixed_structured", _fraction(node, path, parent, key))
     require_mapping(node, path, parent, key)
@@ -243,3 +244,17 @@ def refuse_sparse_search(data, command: str = "map") -> None:
     raise SpecError(f"'{key}': sparse search is not modelled yet (dse {command})",
                     key_path=path, hint="use `dse model` to evaluate a sparse design with a "
                     "fixed mapping (docs/sparse.md)", **where(node, key))
+
+
+def refuse_sparse_network(network, command: str = "run") -> None:
+    """Network runs evaluate dense designs only: a layer with densities is refused (not run
+    dense), at the layer's file:line."""
+    layer = next((lay for lay in network.layers if lay.densities), None)
+    if layer is None:
+        return
+    raise SpecError(f"layer '{layer.name}' has densities: sparse search is not modelled yet "
+                    f"(dse {command})", file=layer.file, line=layer.line,
+                    key_path=f"network.layers ({layer.name}).densities",
+                    hint="evaluate one layer with `dse model` (export it with `dse workload "
+                         "export NAME --timeloop`; docs/sparse.md), or use a network without "
+                         "densities to run it dense")

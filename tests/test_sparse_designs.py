@@ -346,3 +346,14 @@ def test_bad_activation_density_tables(tmp_path: Path, table: str, message: str,
     assert message in res.output
     assert f"acts.csv:{line}" in res.output
     assert not (tmp_path / "n.yaml").exists()
+
+
+def test_arch_show_lists_the_sparse_features() -> None:
+    res = CliRunner().invoke(main, ["arch", "show", "eyeriss_v2"])
+    assert res.exit_code == 0, res.output
+    assert "sparse optimizations" in res.output
+    assert "weight_spad: Weights UOP/RLE; skipping Weights on Inputs" in res.output
+    assert "psum_spad: skipping Outputs on Inputs, Weights" in res.output
+    assert "iact_spad.metadata_read" in res.output  # estimated metadata energies are listed
+    dense = CliRunner().invoke(main, ["arch", "show", "eyeriss_v1"])
+    assert "sparse optimizations" not in dense.output

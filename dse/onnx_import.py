@@ -663,7 +663,11 @@ def import_onnx(model: Any, *, name: str | None = None, exclude: tuple[str, ...]
     spec["layers"] = imp.layers
     header = [f"Imported by `dse import` from {path or 'an in-memory ONNX model'}.",
               "Unsupported ops became pass-through layers: "
-              + (", ".join(sorted(report.unsupported)) or "none") + "."]
+              + (", ".join(sorted(report.unsupported)) or "none") + ".",
+              "Weight densities: nonzeros / elements of each layer's initializer (written when "
+              "below 1)."]
+    if activation_densities:
+        header.append(f"Activation densities: from {activation_densities}.")
     text = dump_network(spec, header)
     net = load_network_text(text, f"<import of {path or 'ONNX model'}>")
     return text, net, report

@@ -40,10 +40,25 @@ HEADERS = ["#", "layer", "type", "N", "C", "K", "H_in", "RxS", "stride", "pad", 
 RIGHT = {0, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13}
 
 
+def _densities(lay: Layer) -> str:
+    """`Weights 0.346, Inputs 0.275 (hypergeometric)`; empty for a dense layer."""
+    parts = []
+    for tensor, d in lay.densities.items():
+        if isinstance(d, dict):
+            parts.append(f"{tensor} {d['density']:g} ({d['distribution']})")
+        else:
+            parts.append(f"{tensor} {d:g}")
+    return ", ".join(parts)
+
+
 def layer_table(net: Network) -> str:
-    """A fixed-width table, one row per layer, then the totals."""
-    rows = [HEADERS] + [_row(i + 1, lay) for i, lay in enumerate(net.layers)]
-    widths = [max(len(r[c]) for r in rows) for c in range(len(HEADERS))]
+    """A fixed-width table, one row per layer, then the totals; a `densities` column when
+    some layer has densities."""
+    sparse = any(lay.densities for lay in net.layers)
+    headers = HEADERS + (["densities"] if sparse else [])
+    rows = [headers] + [_row(i + 1, lay) + ([_densities(lay)] if sparse else [])
+                        for i, lay in enumerate(net.layers)]
+    widths = [max(len(r[c]) for r in rows) for c in range(len(headers))]
     out = []
     for j, r in enumerate(rows):
         cells = [(v.rjust(widths[c]) if c in RIGHT else v.ljust(widths[c]))

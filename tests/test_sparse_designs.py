@@ -357,3 +357,12 @@ def test_arch_show_lists_the_sparse_features() -> None:
     assert "iact_spad.metadata_read" in res.output  # estimated metadata energies are listed
     dense = CliRunner().invoke(main, ["arch", "show", "eyeriss_v1"])
     assert "sparse optimizations" not in dense.output
+
+
+def test_workload_show_has_a_densities_column_only_for_sparse_networks() -> None:
+    res = CliRunner().invoke(main, ["workload", "show", "alexnet_pruned"])
+    assert res.exit_code == 0, res.output
+    row = next(line for line in res.output.splitlines() if line.split()[1:2] == ["conv3"])
+    assert row.endswith("  Inputs 0.275, Weights 0.346133, Outputs 0.303")
+    dense = CliRunner().invoke(main, ["workload", "show", "alexnet"])
+    assert "densities" not in dense.output.splitlines()[0]

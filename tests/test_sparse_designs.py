@@ -366,3 +366,30 @@ def test_workload_show_has_a_densities_column_only_for_sparse_networks() -> None
     assert row.endswith("  Inputs 0.275, Weights 0.346133, Outputs 0.303")
     dense = CliRunner().invoke(main, ["workload", "show", "alexnet"])
     assert "densities" not in dense.output.splitlines()[0]
+
+
+def test_eyeriss_v1_sparse_is_the_dense_chip_plus_zero_handling(tmp_path: Path) -> None:
+    """The sparse entry repeats eyeriss_v1's levels: the same sizes and energies, and with
+    its sparse features removed the same result on a dense layer (the filter spad's one read
+    a cycle does not slow a dense layer down)."""
+    dense = load_architecture("eyeriss_v1").arch
+    sparse = load_architecture("eyeriss_v1_sparse").arch
+    assert [lv.name for lv in dense.levels] == [lv.name for lv in sparse.levels]
+    for a, b in zip(dense.levels, sparse.levels, strict=True):
+        assert (a.instances, a.depth, a.width, a.datawidth, a.shared_bandwidth,
+                a.write_bandwidth) == (b.instances, b.depth, b.width, b.datawidth,
+                                       b.shared_bandwidth, b.write_bandwidth)
+        assert {k: e.pJ for k, e in a.energy.items()} == {
+            k: e.pJ for k, e in b.energy.items() if not k.startswith("metadata_")}
+    doc = yaml.safe_load((ARCH / "eyeriss_v1_sparse.yaml").read_text())
+    del doc["sparse_optimizations"]
+    twin = tmp_path / "twin.yaml"
+    twin.write_text(yaml.safe_dump(doc, sort_keys=False))
+    layer = tmp_path / "conv3.yaml"
+    prob = yaml.safe_load((DATA / "alexnet_pruned_conv3.yaml").read_text())
+    del prob["problem"]["instance"]["densities"]
+    layer.write_text(yaml.safe_dump(prob, sort_keys=False))
+    mapping = DATA / "eyeriss_v1.conv3.map.yaml"
+    a, _ = _model(tmp_path / "a", ARCH / "eyeriss_v1.yaml", layer, mapping)
+    b, _ = _model(tmp_path / "b", twin, layer, mapping)
+    assert (a["cycles"], a["energy_pJ"]) == (b["cycles"], b["energy_pJ"])

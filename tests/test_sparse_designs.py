@@ -393,3 +393,16 @@ def test_eyeriss_v1_sparse_is_the_dense_chip_plus_zero_handling(tmp_path: Path) 
     a, _ = _model(tmp_path / "a", ARCH / "eyeriss_v1.yaml", layer, mapping)
     b, _ = _model(tmp_path / "b", twin, layer, mapping)
     assert (a["cycles"], a["energy_pJ"]) == (b["cycles"], b["energy_pJ"])
+
+
+def test_import_of_problem_files_keeps_their_densities(tmp_path: Path) -> None:
+    native = tmp_path / "mm.yaml"
+    native.write_text("problem: {type: matmul, M: 8, N: 8, K: 16, densities: {B: 0.5}}\n")
+    out = tmp_path / "net.yaml"
+    res = CliRunner().invoke(main, ["import", str(DATA / "alexnet_pruned_conv3.yaml"),
+                                    str(native), "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    net = load_network_text(out.read_text(), str(out))
+    assert net.layer("alexnet_pruned_conv3").densities == {
+        "Inputs": 0.275, "Weights": 0.346133, "Outputs": 0.303}
+    assert net.layer("mm").densities == {"B": 0.5}

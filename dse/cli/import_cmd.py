@@ -51,12 +51,18 @@ def import_(sources: tuple[str, ...], out: str, name: str | None, exclude: tuple
                             hint="give densities in the problem files (problem.instance."
                                  "densities), or per layer in the network YAML")
         from dse.network import load_network_text
-        from dse.workload_library import load_problem_file, network_text_from_problems
+        from dse.workload_library import (
+            load_problem_file,
+            network_text_from_problems,
+            problem_file_densities,
+        )
 
         problems = [load_problem_file(s) for s in sources]
+        densities = [problem_file_densities(s) for s in sources]
         names = [Path(s).stem for s in sources]
         net_name = name or (names[0] if len(names) == 1 else out_path.stem)
-        text = network_text_from_problems(problems, net_name, ", ".join(sources), names)
+        text = network_text_from_problems(problems, net_name, ", ".join(sources), names,
+                                          densities)
         net = load_network_text(text, out)
     from dse.report_model import atomic_write
 

@@ -406,3 +406,11 @@ def test_import_of_problem_files_keeps_their_densities(tmp_path: Path) -> None:
     assert net.layer("alexnet_pruned_conv3").densities == {
         "Inputs": 0.275, "Weights": 0.346133, "Outputs": 0.303}
     assert net.layer("mm").densities == {"B": 0.5}
+
+
+def test_unique_export_refuses_layers_that_differ_only_in_densities(tmp_path: Path) -> None:
+    res = CliRunner().invoke(main, ["workload", "export", "mobilenet05_sparse", "--timeloop",
+                                    "--unique", "--out", str(tmp_path)])
+    assert res.exit_code == 2
+    assert "L15_pw7, L17_pw8, L19_pw9, L21_pw10, L23_pw11 share a shape but not their " \
+           "densities" in res.output

@@ -132,8 +132,9 @@ def export_timeloop(net: Network, out_dir: str | Path, *, unique: bool = False) 
     else:
         items = [(lay.problem, (lay.name,)) for lay in net.mappable()]
     width = len(str(len(items)))
+    group_densities = [_group_densities(net, names) for _, names in items]  # check all first
     for i, (problem, names) in enumerate(items, start=1):
-        densities = _group_densities(net, names)
+        densities = group_densities[i - 1]
         path = out / f"{i:0{width}d}_{_safe(names[0])}.yaml"
         header = (f"# {net.name}: layer {names[0]}" if len(names) == 1 else
                   f"# {net.name}: {len(names)} layers of this shape: {', '.join(names)}")

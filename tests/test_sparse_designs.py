@@ -414,3 +414,4 @@ def test_unique_export_refuses_layers_that_differ_only_in_densities(tmp_path: Pa
     assert res.exit_code == 2
     assert "L15_pw7, L17_pw8, L19_pw9, L21_pw10, L23_pw11 share a shape but not their " \
            "densities" in res.output
+    assert not list(tmp_path.glob("*.yaml"))  # refused before writing anything

@@ -18,11 +18,11 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from dse.arch_library import load_architecture
 from dse.cli import main
 from dse.errors import SpecError
-from dse.network import load_network_text
-from dse.workload_library import load_workload
+from dse.spec.arch_library import load_architecture
+from dse.spec.network import load_network_text
+from dse.spec.workload_library import load_workload
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "tests" / "data" / "sparse_designs"
@@ -229,7 +229,7 @@ def test_densities_on_a_layer_without_macs_are_refused() -> None:
 
 
 def test_network_densities_round_trip_through_layer_spec() -> None:
-    from dse.network import dump_network, layer_spec
+    from dse.spec.network import dump_network, layer_spec
 
     net = load_network_text(NET.replace("DENS", "densities: {Weights: 0.25, Inputs: {"
                                         "distribution: hypergeometric, density: 0.5}}"), "t")
@@ -312,7 +312,7 @@ def test_onnx_import_measures_weight_densities_exactly(tmp_path: Path) -> None:
 
 
 def test_onnx_import_all_zero_weights_stay_dense_with_a_note(tmp_path: Path) -> None:
-    from dse.onnx_import import import_onnx
+    from dse.spec.onnx_import import import_onnx
 
     model = tmp_path / "m.onnx"
     w, g = _pruned_model(model)

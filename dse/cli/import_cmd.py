@@ -38,7 +38,7 @@ def import_(sources: tuple[str, ...], out: str, name: str | None, exclude: tuple
     if onnx_files:
         if len(sources) != 1:
             raise SpecError("give one ONNX model at a time", found=list(sources))
-        from dse.onnx_import import import_onnx
+        from dse.spec.onnx_import import import_onnx
 
         text, net, report = import_onnx(sources[0], name=name, exclude=exclude,
                                         activation_densities=act_csv)
@@ -50,8 +50,8 @@ def import_(sources: tuple[str, ...], out: str, name: str | None, exclude: tuple
             raise SpecError("--activation-densities applies to ONNX models only",
                             hint="give densities in the problem files (problem.instance."
                                  "densities), or per layer in the network YAML")
-        from dse.network import load_network_text
-        from dse.workload_library import (
+        from dse.spec.network import load_network_text
+        from dse.spec.workload_library import (
             load_problem_file,
             network_text_from_problems,
             problem_file_densities,
@@ -64,7 +64,7 @@ def import_(sources: tuple[str, ...], out: str, name: str | None, exclude: tuple
         text = network_text_from_problems(problems, net_name, ", ".join(sources), names,
                                           densities)
         net = load_network_text(text, out)
-    from dse.report_model import atomic_write
+    from dse.pipeline.writers import atomic_write
 
     atomic_write(out_path, text)
     s = net.stats()

@@ -263,11 +263,9 @@ def test_native_problem_densities_and_refused_flags(tmp_path: Path) -> None:
 
 # ----------------------------------------------------------------------------- ONNX import
 
-onnx = pytest.importorskip("onnx")
-
-
-def _pruned_model(path: Path) -> None:
+def _pruned_model(path: Path) -> tuple:
     """conv (8x4x3x3 = 288 weights, 99 zero) -> relu -> flatten -> gemm (32x10, 264 zero)."""
+    onnx = pytest.importorskip("onnx")  # the optional extra: only these tests need it
     import numpy as np
     from onnx import TensorProto, helper, numpy_helper
 
@@ -316,6 +314,8 @@ def test_onnx_import_all_zero_weights_stay_dense_with_a_note(tmp_path: Path) -> 
 
     model = tmp_path / "m.onnx"
     w, g = _pruned_model(model)
+    import onnx
+
     m = onnx.load(str(model))
     for init in m.graph.initializer:
         if init.name == "g":

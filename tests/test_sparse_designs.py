@@ -436,3 +436,17 @@ def test_convert_carries_the_sparse_inputs(tmp_path: Path, arch: str, mapping: s
     got, _ = _model(tmp_path / "b", *files, DATA / mapping)
     assert (got["cycles"], got["actual_computes"]) == (want["cycles"], want["actual_computes"])
     assert got["energy_pJ"] == pytest.approx(want["energy_pJ"], rel=1e-12)
+
+
+def test_eyeriss_v2_on_a_sparse_mobilenet_layer(tmp_path: Path) -> None:
+    """Hypergeometric densities (Sparseloop's Eyeriss v2 setup, L27: iacts 0.58, weights 0.30)
+    through the whole design: skipped weight reads, compressed tiles, fewer cycles."""
+    s, rows = _model(tmp_path, ARCH / "eyeriss_v2.yaml", DATA / "mobilenet05_sparse_L27.yaml",
+                     DATA / "eyeriss_v2.L27.map.yaml")
+    w = rows[("weight_spad", "Weights")]
+    assert w["density_distribution"] == "hypergeometric"
+    assert _i(w, "skipped_reads_per_instance") > 0
+    assert _i(rows[("DRAM", "Weights")], "utilized_capacity_words") < 0.31 * 512 * 512
+    assert s["actual_computes"] < 0.6 * s["macs"]
+    assert s["cycles"] < 0.6 * s["dense_cycles"]
+    assert s["energy_pJ"] < 0.4 * s["dense_energy_pJ"]

@@ -57,9 +57,13 @@ def _to_native(doc, out: Path) -> list[str]:
     header = "# Converted by `dse convert` from: " + ", ".join(doc.files) + "\n"
     problem = arch = None
     cons: dict = {}
+    densities = _densities(doc)
     if "problem" in doc.data or "workload" in doc.data:
         problem = build.read_problem(doc)
-        text = yaml.safe_dump({"problem": conv.problem_to_native(problem)}, sort_keys=False)
+        native_problem = conv.problem_to_native(problem)
+        if densities:
+            native_problem["densities"] = densities
+        text = yaml.safe_dump({"problem": native_problem}, sort_keys=False)
         atomic_write(out / "problem.yaml", header + text)
         written.append("problem.yaml")
     if "architecture" in doc.data:
@@ -68,6 +72,7 @@ def _to_native(doc, out: Path) -> list[str]:
         node_cons = conv.arch_constraints_to_native(arch, doc.data)
         if node_cons is not None:  # mapspace constraints travel with the architecture
             sections["constraints"] = node_cons
+        sections.update(_sparse_optimizations(doc))
         text = yaml.safe_dump(sections, sort_keys=False)
         atomic_write(out / "architecture.yaml", header + text)
         written.append("architecture.yaml")
@@ -96,12 +101,18 @@ def _to_timeloop(doc, out: Path) -> list[str]:
     cons: dict = {}
     if "problem" in doc.data or "workload" in doc.data:
         problem = build.read_problem(doc)
-        atomic_write(out / "problem.yaml", header + yaml.safe_dump(to_timeloop(problem),
-                                                                   sort_keys=False))
+        tl_problem = to_timeloop(problem)
+        densities = _densities(doc)
+        if densities:
+            tl_problem["problem"]["instance"]["densities"] = densities
+        atomic_write(out / "problem.yaml", header + yaml.safe_dump(tl_problem, sort_keys=False))
         written.append("problem.yaml")
     if "architecture" in doc.data:
         arch, cons = build.read_arch(doc)
         text = conv.dump_timeloop({"architecture": conv.arch_to_timeloop(arch, cons)})
+        sparse = _sparse_optimizations(doc)
+        if sparse:  # Sparseloop's top-level form, as read
+            text += yaml.safe_dump(sparse, sort_keys=False)
         atomic_write(out / "architecture.yaml", header + text)
         written.append("architecture.yaml")
         ert = conv.ert_of(arch)
@@ -115,3 +126,20 @@ def _to_timeloop(doc, out: Path) -> list[str]:
         atomic_write(out / "map.yaml", header + text)
         written.append("map.yaml")
     return written
+
+
+def _densities(doc) -> dict:
+    """The document's tensor densities (Timeloop's or the native form), as plain data."""
+    from dse.spec.convert import _plain
+    from dse.spec.sparse import densities_node
+
+    holder, _ = densities_node(doc.data)
+    return _plain(holder.get("densities")) if holder is not None else {}
+
+
+def _sparse_optimizations(doc) -> dict:
+    """The top-level `sparse_optimizations` (Sparseloop's form; both formats read it)."""
+    from dse.spec.convert import _plain
+
+    node = doc.data.get("sparse_optimizations")
+    return {"sparse_optimizations": _plain(node)} if node else {}

@@ -17,12 +17,18 @@ from dse.cli.errors import reports_spec_errors
 @click.option("--exclude", multiple=True, metavar="PATTERN",
               help="Leave out ONNX nodes whose name or output matches this glob (e.g. "
                    "'*AuxLogits*'), and everything that depends on them. Repeatable.")
+@click.option("--activation-densities", "act_csv", type=click.Path(dir_okay=False),
+              default=None, metavar="TABLE.csv",
+              help="Per-layer activation densities to write into the network (ONNX only): a CSV "
+                   "with a `layer` column and `Inputs`/`Outputs` (matmul: `A`/`Z`) columns; "
+                   "weight densities are measured from the model (docs/sparse.md).")
 @click.option("--force", is_flag=True, help="Overwrite OUT if it exists.")
 @reports_spec_errors
 def import_(sources: tuple[str, ...], out: str, name: str | None, exclude: tuple[str, ...],
-            force: bool) -> None:
+            act_csv: str | None, force: bool) -> None:
     """Make a network YAML from an ONNX model (needs the `onnx` extra) or from one or
-    more single-layer problem files (Timeloop or native; one layer each)."""
+    more single-layer problem files (Timeloop or native; one layer each). From ONNX, each
+    layer's weight density (nonzeros / elements) is measured and written when below 1."""
     from dse.errors import SpecError
 
     out_path = Path(out)
@@ -34,18 +40,29 @@ def import_(sources: tuple[str, ...], out: str, name: str | None, exclude: tuple
             raise SpecError("give one ONNX model at a time", found=list(sources))
         from dse.spec.onnx_import import import_onnx
 
-        text, net, report = import_onnx(sources[0], name=name, exclude=exclude)
+        text, net, report = import_onnx(sources[0], name=name, exclude=exclude,
+                                        activation_densities=act_csv)
         click.echo(report.text(), err=True)
     else:
         if exclude:
             raise SpecError("--exclude applies to ONNX models only")
+        if act_csv:
+            raise SpecError("--activation-densities applies to ONNX models only",
+                            hint="give densities in the problem files (problem.instance."
+                                 "densities), or per layer in the network YAML")
         from dse.spec.network import load_network_text
-        from dse.spec.workload_library import load_problem_file, network_text_from_problems
+        from dse.spec.workload_library import (
+            load_problem_file,
+            network_text_from_problems,
+            problem_file_densities,
+        )
 
         problems = [load_problem_file(s) for s in sources]
+        densities = [problem_file_densities(s) for s in sources]
         names = [Path(s).stem for s in sources]
         net_name = name or (names[0] if len(names) == 1 else out_path.stem)
-        text = network_text_from_problems(problems, net_name, ", ".join(sources), names)
+        text = network_text_from_problems(problems, net_name, ", ".join(sources), names,
+                                          densities)
         net = load_network_text(text, out)
     from dse.pipeline.writers import atomic_write
 

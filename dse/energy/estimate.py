@@ -61,6 +61,24 @@ def _fill(existing: dict[str, Energy], values: dict[str, float], source: str) ->
     return out
 
 
+METADATA_ATTRIBUTES = ("metadata_datawidth", "metadata_storage_width", "metadata_storage_depth")
+
+
+def _with_metadata_energy(lv: StorageLevel, model: str) -> StorageLevel:
+    """A level that declares metadata storage (sparse hardware) gets `metadata_read/write/update`
+    priced like its data: the data action's energy per bit x one metadata row
+    (`metadata_storage_width`, else the data word), as the sparse model counts metadata in
+    such rows. Levels without metadata attributes are unchanged."""
+    if lv.is_dummy or not any(a in lv.attributes for a in METADATA_ATTRIBUTES):
+        return lv
+    width = lv.width or lv.datawidth * lv.block_size
+    md_bits = int(lv.attributes.get("metadata_storage_width") or lv.datawidth)
+    values = {f"metadata_{a}": lv.energy[a].pJ / width * md_bits
+              for a in STORAGE_ACTIONS if a in lv.energy}
+    src = (f"estimator:{model} (this level's data energy per bit x {md_bits}-bit metadata row)")
+    return replace(lv, energy=_fill(lv.energy, values, src))
+
+
 # ----------------------------------------------------------------------------- table-45nm
 
 
@@ -155,6 +173,7 @@ def estimate(arch: Architecture, model: str = "table-45nm",
                    f"{compute_bits(arch)}-bit MAC; {note})")
             comp = replace(comp, energy=_fill(comp.energy, {"compute": rel["MAC"][0] * unit},
                                               src))
+    levels = [_with_metadata_energy(lv, model) for lv in levels]
     attrs = dict(arch.attributes)
     attrs.setdefault("energy_model", model)
     return replace(arch, levels=tuple(levels), compute=comp, attributes=attrs)

@@ -121,7 +121,9 @@ def plan(network: Network, arch: ArchInput, cfg: SearchConfig) -> tuple[list[Lay
     rules are checked first (SpecError naming the rule), and each layer is rounded up to the
     units the hardware processes it in before it is mapped."""
     from dse.arch.rules import check_network, prepare_problem
+    from dse.spec.sparse import refuse_sparse_network
 
+    refuse_sparse_network(network)
     check_network(network, arch.arch)
     tasks: dict[str, LayerTask] = {}
     keys: dict[str, str] = {}
@@ -234,6 +236,9 @@ def run_network(network: Network, arch: ArchInput, cfg: SearchConfig, out: Path,
     writes nothing; the layers finished so far are stored, so rerunning completes the run.
     An architecture with `execution:` runs the network with its execution model instead."""
     if arch.arch.attributes.get("execution"):
+        from dse.spec.sparse import refuse_sparse_network
+
+        refuse_sparse_network(network)
         return run_execution(network, arch, out, point, params or {})
     tasks, keys = plan(network, arch, cfg)
 

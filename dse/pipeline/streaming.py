@@ -224,6 +224,9 @@ def run_streaming_cli(arch_file: str, workload: str, out: Path, plan_file: str |
                         "ignored", hint="give one of them")
     arch = load_streaming(arch_file)
     network = load_workload(workload)
+    from dse.spec.sparse import refuse_sparse_network
+
+    refuse_sparse_network(network)
     start = time.perf_counter()
     rows, tot = run_streaming(network, arch, out, plan_file, allocator)
     took = time.perf_counter() - start

@@ -96,12 +96,14 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 
 def energy_rows(arch: Architecture) -> list[tuple[str, float, str]]:
     rows = []
+    first = ("read", "write", "update", "leak")
     for lv in arch.levels:
-        for action in ("read", "write", "update", "leak"):
+        for action in [*first, *sorted(set(lv.energy) - set(first))]:  # + sparse actions
             if action in lv.energy:
                 e = lv.energy[action]
                 rows.append((f"{lv.name}.{action}", e.pJ, e.source))
-    for action in ("compute", "leak"):
+    comp = ("compute", "leak")
+    for action in [*comp, *sorted(set(arch.compute.energy) - set(comp))]:
         if action in arch.compute.energy:
             e = arch.compute.energy[action]
             rows.append((f"{arch.compute.name}.{action}", e.pJ, e.source))
@@ -173,6 +175,11 @@ def arch_text(loaded: LoadedArch) -> str:
         lines.append("dimension granularity (bounds padded before mapping):")
         for d, (size, mult) in a["dimension_granularity"].items():
             lines.append(f"  {d}: passes of up to {size}, each a multiple of {mult}")
+    if loaded.sparse:
+        lines.append("")
+        lines.append("sparse optimizations (formats outermost rank first; read by `dse model`, "
+                     "docs/sparse.md):")
+        lines.extend(f"  {line}" for line in loaded.sparse)
     cons = list(loaded.constraint_keys)
     if loaded.constraints_file:
         cons.append(f"optional: {display_path(loaded.constraints_file)}")

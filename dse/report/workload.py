@@ -40,10 +40,25 @@ HEADERS = ["#", "layer", "type", "N", "C", "K", "H_in", "RxS", "stride", "pad", 
 RIGHT = {0, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13}
 
 
+def _densities(lay: Layer) -> str:
+    """`Weights 0.346, Inputs 0.275 (hypergeometric)`; empty for a dense layer."""
+    parts = []
+    for tensor, d in lay.densities.items():
+        if isinstance(d, dict):
+            parts.append(f"{tensor} {d['density']:g} ({d['distribution']})")
+        else:
+            parts.append(f"{tensor} {d:g}")
+    return ", ".join(parts)
+
+
 def layer_table(net: Network) -> str:
-    """A fixed-width table, one row per layer, then the totals."""
-    rows = [HEADERS] + [_row(i + 1, lay) for i, lay in enumerate(net.layers)]
-    widths = [max(len(r[c]) for r in rows) for c in range(len(HEADERS))]
+    """A fixed-width table, one row per layer, then the totals; a `densities` column when
+    some layer has densities."""
+    sparse = any(lay.densities for lay in net.layers)
+    headers = HEADERS + (["densities"] if sparse else [])
+    rows = [headers] + [_row(i + 1, lay) + ([_densities(lay)] if sparse else [])
+                        for i, lay in enumerate(net.layers)]
+    widths = [max(len(r[c]) for r in rows) for c in range(len(headers))]
     out = []
     for j, r in enumerate(rows):
         cells = [(v.rjust(widths[c]) if c in RIGHT else v.ljust(widths[c]))
@@ -91,6 +106,17 @@ def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
 
 
+def _group_densities(net: Network, names: tuple[str, ...]) -> dict:
+    """The densities of layers exported as one file: they must agree (else export per layer)."""
+    from dse.errors import SpecError
+
+    found = [net.layer(n).densities for n in names]
+    if any(d != found[0] for d in found[1:]):
+        raise SpecError(f"layers {', '.join(names)} share a shape but not their densities",
+                        hint="export one file per layer (drop --unique)")
+    return dict(found[0])
+
+
 def export_timeloop(net: Network, out_dir: str | Path, *, unique: bool = False) -> list[Path]:
     """Write one Timeloop problem YAML per mappable layer (or per unique shape)."""
     import yaml
@@ -106,7 +132,9 @@ def export_timeloop(net: Network, out_dir: str | Path, *, unique: bool = False) 
     else:
         items = [(lay.problem, (lay.name,)) for lay in net.mappable()]
     width = len(str(len(items)))
+    group_densities = [_group_densities(net, names) for _, names in items]  # check all first
     for i, (problem, names) in enumerate(items, start=1):
+        densities = group_densities[i - 1]
         path = out / f"{i:0{width}d}_{_safe(names[0])}.yaml"
         header = (f"# {net.name}: layer {names[0]}" if len(names) == 1 else
                   f"# {net.name}: {len(names)} layers of this shape: {', '.join(names)}")
@@ -114,7 +142,10 @@ def export_timeloop(net: Network, out_dir: str | Path, *, unique: bool = False) 
         if bits:
             header += "\n# bit widths (not part of Timeloop's problem format): " + ", ".join(
                 f"{k} {v}" for k, v in bits.items())
-        text = yaml.safe_dump(to_timeloop(problem), sort_keys=False, default_flow_style=None)
+        doc = to_timeloop(problem)
+        if densities:  # Sparseloop's place for them (read by `dse model`, docs/sparse.md)
+            doc["problem"]["instance"]["densities"] = densities
+        text = yaml.safe_dump(doc, sort_keys=False, default_flow_style=None)
         atomic_write(path, header + "\n" + text)
         written.append(path)
     return written

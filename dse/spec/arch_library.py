@@ -21,6 +21,8 @@ class LoadedArch:
     keep: dict  # {level: (keep, bypass)} from the architecture's keep:/bypass: lists
     constraint_keys: list[str] = field(default_factory=list)  # top-level *constraints keys
     constraints_file: Path | None = None  # NAME.constraints.yaml beside it, if any
+    # one line per target of a top-level `sparse_optimizations` (read by `dse model`)
+    sparse: list[str] = field(default_factory=list)
 
 
 def architecture_files(directory: Path = REPO_ARCH_SPECS) -> list[Path]:
@@ -88,7 +90,41 @@ def load_architecture(ref: str | Path, *, parameters: dict | None = None,
     if "ERT" in doc.data:
         arch = timeloop.apply_ert(arch, timeloop.read_ert(doc.data["ERT"], str(path)))
     keys = [str(k) for k in doc.data if "constraints" in str(k)]
-    return LoadedArch(arch, path, keep, keys, constraints_file(path))
+    return LoadedArch(arch, path, keep, keys, constraints_file(path),
+                      sparse_summary(doc.data.get("sparse_optimizations")))
+
+
+def sparse_summary(node) -> list[str]:
+    """`sparse_optimizations` as one line per target ("DRAM: Inputs UOP/RLE; gating Weights on
+    Inputs"), for `dse arch show`; `dse model` reads and checks them against a problem."""
+    targets = node.get("targets") if isinstance(node, dict) else None
+    lines = []
+    for tgt in targets if isinstance(targets, list) else []:
+        if not isinstance(tgt, dict):
+            continue
+        parts = []
+        rf = tgt.get("representation_format", tgt.get("representation-format")) or {}
+        for ds in (rf.get("data_spaces", rf.get("data-spaces")) or []) if isinstance(
+                rf, dict) else []:
+            if isinstance(ds, dict):
+                fmts = "/".join(str(r.get("format", "?")) for r in ds.get("ranks") or []
+                                if isinstance(r, dict))
+                parts.append(f"{ds.get('name')} {fmts}")
+        for key in ("action_optimization", "action-optimization"):
+            for ao in tgt.get(key) or []:
+                if not isinstance(ao, dict):
+                    continue
+                for opt in ao.get("options") or []:
+                    if isinstance(opt, dict):
+                        cond = opt.get("condition_on", opt.get("condition-on")) or []
+                        parts.append(f"{ao.get('type')} {opt.get('target')} on "
+                                     f"{', '.join(map(str, cond))}")
+        for key in ("compute_optimization", "compute-optimization"):
+            for co in tgt.get(key) or []:
+                if isinstance(co, dict):
+                    parts.append(f"compute {co.get('type')}")
+        lines.append(f"{tgt.get('name')}: " + "; ".join(parts))
+    return lines
 
 
 def parse_settings(items) -> dict[str, float]:

@@ -116,6 +116,7 @@ def arch_to_native(arch: Architecture, constraints: dict | None = None) -> dict:
             entry["cluster_size"] = lv.cluster_size
         if lv.neighbour_links:
             entry["neighbour_links"] = True
+        entry.update(sparse_attributes(lv))
         keep, bypass = constraints.get(lv.name, (None, None))
         if keep is not None:
             entry["keep"] = list(keep)
@@ -138,6 +139,18 @@ def arch_to_native(arch: Architecture, constraints: dict | None = None) -> dict:
     if c.energy:
         compute["energy"] = _energy(c.energy)
     out["compute"] = compute
+    return out
+
+
+def sparse_attributes(lv) -> dict:
+    """A level's sparse-hardware attributes (metadata storage, (de)compression), as written."""
+    from dse.spec.native import SPARSE_FLAG_ATTRIBUTES, SPARSE_INT_ATTRIBUTES
+
+    out = {}
+    for key in SPARSE_INT_ATTRIBUTES + SPARSE_FLAG_ATTRIBUTES:
+        value = lv.attributes.get(key, lv.attributes.get(key.replace("_", "-")))
+        if value is not None:
+            out[key] = value if isinstance(value, (bool, int, float)) else str(value)
     return out
 
 
@@ -339,6 +352,7 @@ def arch_to_timeloop(arch: Architecture, constraints: dict | None = None) -> dic
                 attrs[key] = _num(getattr(lv, key))
         if lv.multiple_buffering != 1.0:
             attrs["multiple_buffering"] = _num(lv.multiple_buffering)
+        attrs.update(sparse_attributes(lv))
         node = TimeloopNode("!Component", name=lv.name,
                             **{"class": "DRAM" if lv.is_dram else (lv.cls or "SRAM")},
                             attributes=attrs)

@@ -32,13 +32,24 @@ STORAGE_KEYS = {
     "name", "class", "depth", "width", "datawidth", "block_size", "read_bandwidth",
     "write_bandwidth", "shared_bandwidth", "multiple_buffering", "keep", "bypass", "energy",
     "meshX", "meshY", "banks", "cluster_size", "neighbour_links",
-}
+} | {"metadata_datawidth", "metadata_storage_width", "metadata_storage_depth",
+     "compression_supported", "decompression_supported"}
+# sparse-capable hardware (read by dse.model.sparse from the level's attributes; docs/sparse.md)
+SPARSE_INT_ATTRIBUTES = ("metadata_datawidth", "metadata_storage_width", "metadata_storage_depth")
+SPARSE_FLAG_ATTRIBUTES = ("compression_supported", "decompression_supported")
 FANOUT_KEYS = {"fanout", "meshX", "meshY"}
 COMPUTE_KEYS = {"name", "class", "datawidth", "energy", "meshX", "meshY"}
-STORAGE_ACTIONS = {"read", "write", "update", "leak"}
-COMPUTE_ACTIONS = {"compute", "add", "compare", "leak"}
+# gated/skipped accesses, metadata accesses and (de)compressions of sparse designs (Sparseloop's
+# ERT action names); an action a sparse design performs but the level does not price costs 0
+SPARSE_STORAGE_ACTIONS = (
+    {f"{k}_{a}" for k in ("gated", "skipped") for a in ("read", "write", "update")}
+    | {f"{k}metadata_{a}" for k in ("", "gated_", "skipped_") for a in ("read", "write", "update")}
+    | {"decompression_count", "compression_count"})
+STORAGE_ACTIONS = {"read", "write", "update", "leak"} | SPARSE_STORAGE_ACTIONS
+COMPUTE_ACTIONS = {"compute", "add", "compare", "leak", "gated_compute", "skipped_compute"}
 
-PROBLEM_KEYS = {"version", "name", "dims", "coefficients", "tensors", "type"}
+# `densities:` is read by dse.spec.sparse (Sparseloop density models; docs/sparse.md)
+PROBLEM_KEYS = {"version", "name", "dims", "coefficients", "tensors", "type", "densities"}
 TENSOR_KEYS = {"ranks", "read_write", "bits"}
 CONV2D_KEYS = {"N", "C", "M", "P", "Q", "R", "S", "stride", "dilation", "Wstride", "Hstride",
                "Wdilation", "Hdilation"}
@@ -208,6 +219,18 @@ def _storage_level(entry: Node, path: str, mesh: tuple[int, int],
         raise SpecError(f"cluster_size {cluster} of {name} does not divide its "
                         f"{mesh[0] * mesh[1]} instances", key_path=f"{p}.cluster_size",
                         **where(entry, "cluster_size"))
+    attributes: dict = {"banks": banks} if banks is not None else {}
+    for key in SPARSE_INT_ATTRIBUTES:
+        v = _opt_number(entry, key, p, integer=True, positive=False, names=names)
+        if v is not None:
+            attributes[key] = v
+    for key in SPARSE_FLAG_ATTRIBUTES:
+        flag = get(entry, key)
+        if flag is not None:
+            if not isinstance(flag, bool):
+                raise SpecError("expected true or false", key_path=f"{p}.{key}", found=flag,
+                                **where(entry, key))
+            attributes[key] = flag
     links = get(entry, "neighbour_links", False)
     if not isinstance(links, bool):
         raise SpecError("expected true or false", key_path=f"{p}.neighbour_links", found=links,
@@ -226,7 +249,7 @@ def _storage_level(entry: Node, path: str, mesh: tuple[int, int],
         read_bandwidth=bw("read_bandwidth"), write_bandwidth=bw("write_bandwidth"),
         shared_bandwidth=bw("shared_bandwidth"),
         energy=_energy(entry, p, STORAGE_ACTIONS, names), cls=cls,
-        attributes={"banks": banks} if banks is not None else {}, cluster_size=cluster,
+        attributes=attributes, cluster_size=cluster,
         neighbour_links=links,
     )
     return level, mesh
@@ -592,7 +615,7 @@ def _shorthand(node: Node, path: str) -> tuple[dict, dict, tuple, str]:
                         expected="one of " + ", ".join(LAYER_TYPES),
                         hint=did_you_mean(str(kind), LAYER_TYPES), **where(node, "type"))
     extra = CONV2D_KEYS if kind == "conv2d" else MATMUL_KEYS
-    check_keys(node, {"version", "name", "type"} | extra, path)
+    check_keys(node, {"version", "name", "type", "densities"} | extra, path)
 
     def bound(key: str, default: int | None = None) -> int:
         if key not in node:
@@ -637,7 +660,7 @@ def read_problem(node: Node, path: str = "problem") -> Problem:
     check_version(node, path)
     from dse.spec.timeloop import refuse_sparse
 
-    for key in ("densities", "density", "sparse_optimizations"):
+    for key in ("density", "sparse_optimizations"):
         refuse_sparse(node, key, path)
     if has(node, "type"):
         dims, coefs, spaces, default_name = _shorthand(node, path)

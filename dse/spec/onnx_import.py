@@ -6,6 +6,10 @@ before it when that layer feeds only it), Concat, Reshape/Flatten/Squeeze/Unsque
 (pass-through) and the element-wise activations Relu/Clip/LeakyRelu plus Identity/Dropout,
 which are fused into their producer. Constant sub-graphs (Shape, Gather on shapes...) are
 folded away. Any other op becomes a pass-through node and is listed in the report.
+
+Sparsity: each conv/fc/matmul layer whose weights are an initializer gets its measured weight
+density (nonzeros / elements) as `densities: {Weights: d}` when d < 1; activation densities
+come from a per-layer table the user provides (`read_activation_densities`, docs/sparse.md).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from dse import install_hint
-from dse.errors import SpecError, short_repr
+from dse.errors import SpecError, did_you_mean, short_repr
 from dse.spec.network import dump_network, load_network_text
 from dse.workload.network import Network
 
@@ -52,6 +56,7 @@ class ImportReport:
     """What the importer did besides making layers."""
 
     unsupported: dict[str, list[str]] = field(default_factory=dict)  # op -> node names
+    weight_densities: dict[str, float] = field(default_factory=dict)  # layer -> measured d < 1
     fused: dict[str, int] = field(default_factory=dict)  # op -> count
     excluded: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -71,6 +76,12 @@ class ImportReport:
         if self.excluded:
             lines.append(f"excluded {len(self.excluded)} nodes: " + ", ".join(self.excluded[:8])
                          + (", ..." if len(self.excluded) > 8 else ""))
+        if self.weight_densities:
+            low = min(self.weight_densities.items(), key=lambda kv: kv[1])
+            lines.append(f"measured weight densities below 1 in {len(self.weight_densities)} "
+                         f"layers (lowest {low[1]:.4g} in {low[0]}); the others are dense")
+        else:
+            lines.append("measured weight densities: every layer dense")
         lines.extend(f"note: {n}" for n in self.notes)
         return "\n".join(lines)
 
@@ -152,6 +163,7 @@ class _Importer:
         self.exclude = exclude
         self.const: set[str] = {t.name for t in self.graph.initializer}
         self.init_shape = {t.name: list(t.dims) for t in self.graph.initializer}
+        self.init_tensor = {t.name: t for t in self.graph.initializer}
         self.shapes: dict[str, list[int]] = {}
         self.symbolic: set[str] = set()
         for vi in list(self.graph.input) + list(self.graph.value_info) + list(self.graph.output):
@@ -255,6 +267,37 @@ class _Importer:
     def data_inputs(self, node: Any) -> list[str]:
         return [t for t in node.input if t and t not in self.const]
 
+    def measure_weights(self, entry: dict, tensor: str, role: str = "Weights") -> None:
+        """Write the measured density of the weight initializer `tensor` into the layer entry
+        under `role` (the layer's weight tensor: Weights for conv/fc, B for matmul)
+        (only when some weights are zero); weights that are not an initializer, or are all
+        zero (a model exported without trained values), stay dense with a note."""
+        init = self.init_tensor.get(tensor)
+        if init is None:
+            self.report.notes.append(f"weights of {entry['name']} are computed, not stored: "
+                                     "density not measured (dense)")
+            return
+        try:
+            from onnx import numpy_helper
+
+            values = numpy_helper.to_array(init)
+        except Exception as exc:  # noqa: BLE001 - external data missing, odd dtypes
+            self.report.notes.append(f"weights of {entry['name']} could not be read ({exc}): "
+                                     "density not measured (dense)")
+            return
+        import numpy as np
+
+        size = int(values.size)
+        nnz = int(np.count_nonzero(values))
+        if size == 0 or nnz == 0:
+            self.report.notes.append(f"weights of {entry['name']} are all zero (no trained "
+                                     "values?): density not measured (dense)")
+            return
+        if nnz < size:
+            density = nnz / size
+            entry["densities"] = {role: density}
+            self.report.weight_densities[entry["name"]] = density
+
     # -- the walk
     def run(self) -> None:
         g = self.graph
@@ -350,6 +393,7 @@ class _Importer:
                                 [pads[0], pads[1]] if pads[:2] == pads[2:] else pads)
         conv_groups_and_outputs(entry, c, k, groups, p, q, n,
                                 bias=len(node.input) > 2 and bool(node.input[2]))
+        self.measure_weights(entry, wname)
         self.add_layer(node, entry, [x])
 
     def gemm(self, node: Any, label: str, data: list[str]) -> None:
@@ -369,6 +413,7 @@ class _Importer:
             if ashape[0] != 1:
                 entry["N"] = ashape[0]
             entry["bias"] = bias
+            self.measure_weights(entry, b)
             self.add_layer(node, entry, [a])
             return
         if b_const and len(bshape) == 2:  # shared weights: every leading dim is a row
@@ -383,6 +428,8 @@ class _Importer:
         entry["bias"] = bias
         if self.batch != 1:
             entry["allow_mismatch"] = "matmul rows include the batch"
+        if b_const:
+            self.measure_weights(entry, b, "B")
         self.add_layer(node, entry, [a] if b_const or len(data) < 2 else [a, b])
 
     def add(self, node: Any, label: str, data: list[str]) -> None:
@@ -485,9 +532,101 @@ class _Importer:
         self.add_layer(node, entry, data)
 
 
+# activation tensors a per-layer table may give, by layer type (weights are measured)
+ACTIVATION_TENSORS = {"conv2d": ("Inputs", "Outputs"), "depthwise": ("Inputs", "Outputs"),
+                      "fc": ("Inputs", "Outputs"), "matmul": ("A", "Z")}
+
+
+@dataclass(frozen=True)
+class DensityRow:
+    layer: str
+    densities: dict[str, float]
+    line: int
+
+
+def read_activation_densities(path: str) -> list[DensityRow]:
+    """A CSV table `layer,Inputs,Outputs` (matmul layers: `A`, `Z`; an empty cell = not
+    given) -> rows, each density checked to be a number in (0, 1]."""
+    import csv
+
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            lines = list(csv.reader(f))
+    except FileNotFoundError:
+        raise SpecError("file not found", file=path) from None
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise SpecError(f"cannot read this table: {exc}", file=path) from None
+    if not lines or not lines[0]:
+        raise SpecError("the activation-density table is empty", file=path, line=1,
+                        expected="a header line: layer,Inputs,Outputs")
+    header = [h.strip() for h in lines[0]]
+    allowed = sorted({t for ts in ACTIVATION_TENSORS.values() for t in ts})
+    if header[0] != "layer":
+        raise SpecError("the first column must be `layer`", file=path, line=1,
+                        found=header[0], expected="layer,Inputs,Outputs")
+    for h in header[1:]:
+        if h not in allowed:
+            raise SpecError(f"unknown column '{h}'", file=path, line=1,
+                            expected="activation tensors: " + ", ".join(allowed),
+                            hint=did_you_mean(h, allowed) or "weight densities are measured "
+                            "from the model's initializers, not read from the table")
+    if len(set(header)) != len(header):
+        raise SpecError("a column appears twice", file=path, line=1, found=header)
+    rows: list[DensityRow] = []
+    seen: dict[str, int] = {}
+    for n, cells in enumerate(lines[1:], start=2):
+        if not cells or all(not c.strip() for c in cells):
+            continue
+        if len(cells) > len(header):
+            raise SpecError(f"{len(cells)} cells but {len(header)} columns", file=path,
+                            line=n, found=cells)
+        layer = cells[0].strip()
+        if layer in seen:
+            raise SpecError(f"layer '{layer}' is listed twice (first on line {seen[layer]})",
+                            file=path, line=n)
+        seen[layer] = n
+        dens: dict[str, float] = {}
+        for col, cell in zip(header[1:], cells[1:], strict=False):
+            if not cell.strip():
+                continue
+            try:
+                d = float(cell)
+            except ValueError:
+                d = -1.0
+            if not 0.0 < d <= 1.0:
+                raise SpecError(f"density of {col} for layer '{layer}' must be a number in "
+                                "(0, 1]", file=path, line=n, found=cell.strip())
+            dens[col] = d
+        rows.append(DensityRow(layer, dens, n))
+    return rows
+
+
+def apply_activation_densities(layers: list[dict], rows: list[DensityRow], path: str) -> None:
+    """Merge the table's densities into the imported layer entries (checked: the layer exists,
+    has a problem, and the tensor is one of its activations)."""
+    by_name = {e["name"]: e for e in layers}
+    for row in rows:
+        entry = by_name.get(row.layer)
+        if entry is None or entry["type"] not in ACTIVATION_TENSORS:
+            mac = [e["name"] for e in layers if e["type"] in ACTIVATION_TENSORS]
+            what = "no such layer" if entry is None else f"a {entry['type']} layer has no MACs"
+            raise SpecError(f"layer '{row.layer}': {what} in the imported network", file=path,
+                            line=row.line, expected="a conv, fc or matmul layer name",
+                            hint=did_you_mean(row.layer, mac))
+        ok = ACTIVATION_TENSORS[entry["type"]]
+        for tensor, d in row.densities.items():
+            if tensor not in ok:
+                raise SpecError(f"layer '{row.layer}' ({entry['type']}) has no activation "
+                                f"tensor {tensor}", file=path, line=row.line,
+                                expected=" or ".join(ok))
+            entry.setdefault("densities", {})[tensor] = d
+
+
 def import_onnx(model: Any, *, name: str | None = None, exclude: tuple[str, ...] = (),
-                source: str | None = None) -> tuple[str, Network, ImportReport]:
-    """ONNX model (path or ModelProto) -> (network YAML text, Network, report)."""
+                source: str | None = None, activation_densities: str | None = None
+                ) -> tuple[str, Network, ImportReport]:
+    """ONNX model (path or ModelProto) -> (network YAML text, Network, report).
+    `activation_densities`: a CSV table of per-layer activation densities to merge in."""
     onnx = require_onnx()
     path = None
     if isinstance(model, (str, Path)):
@@ -517,10 +656,17 @@ def import_onnx(model: Any, *, name: str | None = None, exclude: tuple[str, ...]
         spec["input"] = imp.inputs_spec[0]
     else:
         spec["inputs"] = imp.inputs_spec
+    if activation_densities:
+        apply_activation_densities(imp.layers, read_activation_densities(activation_densities),
+                                   activation_densities)
     spec["layers"] = imp.layers
     header = [f"Imported by `dse import` from {path or 'an in-memory ONNX model'}.",
               "Unsupported ops became pass-through layers: "
-              + (", ".join(sorted(report.unsupported)) or "none") + "."]
+              + (", ".join(sorted(report.unsupported)) or "none") + ".",
+              "Weight densities: nonzeros / elements of each layer's initializer (written when "
+              "below 1)."]
+    if activation_densities:
+        header.append(f"Activation densities: from {activation_densities}.")
     text = dump_network(spec, header)
     net = load_network_text(text, f"<import of {path or 'ONNX model'}>")
     return text, net, report

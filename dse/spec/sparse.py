@@ -22,22 +22,34 @@ RANK_KEYS = {"format", "flattened_rankIDs", "flattened_rank_ids", "metadata_word
              "payload_word_bits"}
 
 
+def densities_node(data):
+    """(mapping holding `densities`, its key path) — Timeloop's `problem.instance.densities` or a
+    native problem's `problem.densities` (`workload:` is the native alias of `problem:`);
+    (None, path) when neither is given."""
+    prob = data.get("problem", data.get("workload")) if isinstance(data, dict) else None
+    if not isinstance(prob, dict):
+        return None, "problem.instance.densities"
+    inst = prob.get("instance")
+    if isinstance(inst, dict) and "densities" in inst:
+        return inst, "problem.instance.densities"
+    if "densities" in prob:
+        return prob, "problem.densities"
+    return None, "problem.instance.densities"
+
+
 def has_sparse_inputs(data) -> bool:
-    prob = data.get("problem") if isinstance(data, dict) else None
-    inst = prob.get("instance") if isinstance(prob, dict) else None
-    dens = inst.get("densities") if isinstance(inst, dict) else None
+    holder, _ = densities_node(data)
+    dens = holder.get("densities") if holder is not None else None
     return bool(dens) or bool(data.get("sparse_optimizations"))
 
 
 def read_sparse(data, problem: Problem, arch: Architecture) -> SparseSpec:
     """Densities from `problem.instance.densities`, SAFs from top-level `sparse_optimizations`."""
     densities: dict[str, DensityModel] = {}
-    prob = data.get("problem") or {}
-    inst = prob.get("instance") if isinstance(prob, dict) else None
+    inst, path = densities_node(data)
     tensors = [ds.name for ds in problem.data_spaces]
-    dens = inst.get("densities") if isinstance(inst, dict) else None
+    dens = inst.get("densities") if inst is not None else None
     if dens:
-        path = "problem.instance.densities"
         require_mapping(dens, path, inst, "densities")
         for name, node in dens.items():
             if str(name).startswith("_"):
@@ -46,7 +58,7 @@ def read_sparse(data, problem: Problem, arch: Architecture) -> SparseSpec:
                 raise SpecError(f"density for unknown tensor '{name}'", key_path=f"{path}.{name}",
                                 expected=f"one of {', '.join(tensors)}",
                                 hint=did_you_mean(name, tensors), **where(dens, name))
-            densities[str(name)] = _density(node, f"{path}.{name}", dens, name,
+            densities[str(name)] = read_density(node, f"{path}.{name}", dens, name,
                                             problem.data_space(name).size(problem.bounds))
     so = data.get("sparse_optimizations")
     formats: dict[tuple[str, str], tuple[RankFormat, ...]] = {}
@@ -118,7 +130,8 @@ def _compute_optimization(tgt, path: str) -> tuple[bool, bool]:
     return "gating" in kinds, "skipping" in kinds
 
 
-def _density(node, path: str, parent, key, tensor_size: int) -> DensityModel:
+def read_density(node, path: str, parent, key, tensor_size: int) -> DensityModel:
+    """One tensor's density: a number (fixed_structured) or {distribution, density}."""
     if isinstance(node, (int, float)):
         return DensityModel("fixed_structured", _fraction(node, path, parent, key))
     require_mapping(node, path, parent, key)
@@ -226,8 +239,22 @@ def refuse_sparse_search(data, command: str = "map") -> None:
     if so:
         node, key, path = data, "sparse_optimizations", "sparse_optimizations"
     else:
-        node = data["problem"]["instance"]
-        key, path = "densities", "problem.instance.densities"
+        node, path = densities_node(data)
+        key = "densities"
     raise SpecError(f"'{key}': sparse search is not modelled yet (dse {command})",
                     key_path=path, hint="use `dse model` to evaluate a sparse design with a "
                     "fixed mapping (docs/sparse.md)", **where(node, key))
+
+
+def refuse_sparse_network(network, command: str = "run") -> None:
+    """Network runs evaluate dense designs only: a layer with densities is refused (not run
+    dense), at the layer's file:line."""
+    layer = next((lay for lay in network.layers if lay.densities), None)
+    if layer is None:
+        return
+    raise SpecError(f"layer '{layer.name}' has densities: sparse search is not modelled yet "
+                    f"(dse {command})", file=layer.file, line=layer.line,
+                    key_path=f"network.layers ({layer.name}).densities",
+                    hint="evaluate one layer with `dse model` (export it with `dse workload "
+                         "export NAME --timeloop`; docs/sparse.md), or use a network without "
+                         "densities to run it dense")

@@ -117,6 +117,22 @@ def load_problem_file(path: str | Path) -> Problem:
     return read_any_problem(doc, str(p))
 
 
+def problem_file_densities(path: str | Path) -> dict:
+    """The densities a problem file gives (`problem.instance.densities` or a native problem's
+    `densities:`), as plain values for a network layer's `densities:`; {} when dense."""
+    from dse.spec.sparse import densities_node
+    from dse.spec.yamlload import load_yaml_text, read_spec_text
+
+    p = Path(path)
+    doc = load_yaml_text(read_spec_text(p), str(p))
+    holder, _ = densities_node(doc)
+    dens = holder.get("densities") if holder is not None else None
+    if not isinstance(dens, dict):
+        return {}
+    return {str(k): (dict(v) if isinstance(v, dict) else v) for k, v in dens.items()
+            if not str(k).startswith("_")}
+
+
 def problem_layer(problem: Problem, name: str, input_name: str) -> tuple[dict, dict]:
     """(network input, layer entry) for a conv2d- or matmul-shaped problem."""
     from dse.workload import layers as L
@@ -174,8 +190,10 @@ def _as_matmul(problem: Problem) -> dict | None:
 
 
 def network_text_from_problems(problems: list[Problem], name: str, source: str,
-                               names: list[str] | None = None) -> str:
-    """Network YAML with one layer per problem, each reading its own network input."""
+                               names: list[str] | None = None,
+                               densities: list[dict] | None = None) -> str:
+    """Network YAML with one layer per problem, each reading its own network input (and the
+    problem's densities, when given, as the layer's `densities:`)."""
     inputs, entries = [], []
     used: set[str] = set()
     for i, prob in enumerate(problems):
@@ -185,6 +203,8 @@ def network_text_from_problems(problems: list[Problem], name: str, source: str,
             lname, k = f"{base}_{k}", k + 1
         used.add(lname)
         inp, entry = problem_layer(prob, lname, f"{lname}.in")
+        if densities and densities[i]:
+            entry["densities"] = densities[i]
         inputs.append(inp)
         entries.append(entry)
     spec = {"name": name, "source": source, "inputs": inputs, "layers": entries}

@@ -52,7 +52,8 @@ TYPE_KEYS: dict[str, set[str]] = {
     "passthrough": _SPATIAL,
 }
 LAYER_TYPES = tuple(TYPE_KEYS)
-COMMON_KEYS = {"name", "type", "inputs", "bits", "N", "note", "allow_mismatch", "op"}
+COMMON_KEYS = {"name", "type", "inputs", "bits", "N", "note", "allow_mismatch", "op",
+               "densities"}
 BUILTIN_DEFAULTS: dict[str, dict[str, Any]] = {
     "conv2d": {"bias": True, "bn": False},
     "fc": {"bias": True, "bn": False},
@@ -86,6 +87,9 @@ class Layer:
     file: str | None = None
     line: int | None = None
     note: str | None = None
+    # Sparseloop density models per tensor, as written ({tensor: d} or {tensor: {distribution,
+    # density}}); empty = dense (docs/sparse.md)
+    densities: dict[str, Any] = field(default_factory=dict)
 
     @property
     def params(self) -> int:

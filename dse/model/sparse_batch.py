@@ -402,9 +402,10 @@ class SparseStep:
         fmts = list(self.formats[(i, t)])
         dens = self.dens[t]
         per_tile = rank_units(fmts, shapes, dens, worst_case=False)
+        kept = tile > 0  # rows keeping t here (the dense detail zeroes the others' tiles)
         for r, u in enumerate(rank_units(fmts, shapes, dens, worst_case=True)):
-            cap_units[:, i, t, r, 0] = u.metadata
-            cap_units[:, i, t, r, 1] = u.payload
+            cap_units[:, i, t, r, 0] = np.where(kept, u.metadata, 0.0)
+            cap_units[:, i, t, r, 1] = np.where(kept, u.payload, 0.0)
         for k, kname in enumerate(KINDS):
             a = alg[:, i, t, k]
             for r, u in enumerate(per_tile):
@@ -556,15 +557,27 @@ class SparseBatchModel(BatchModel):
                          placement=placement)
         self.sparse = SparseStep(self, sparse)
 
-    def evaluate(self, T, SX, SY, perm, keep, check_capacity: bool = True) -> BatchResult:
-        B = T.shape[0]
+    def word_capacity(self, T, SX, SY, keep):
+        """(B,) rows whose (compressed) tiles fit every level's words, and (B, L) the words
+        over capacity per level."""
         T, SX, SY, S, keep, box, size = self._tiles(T, SX, SY, keep)
+        return self._word_overflow(size, keep)
+
+    def _word_overflow(self, size, keep):
         occ = self.sparse.occupancy(size, keep)
         overflow = np.where(self.cap[None, :] < 0, 0,
                             np.maximum(occ.sum(axis=2) - self.cap[None, :], 0))
+        return (overflow == 0).all(axis=1), overflow
+
+    def evaluate(self, T, SX, SY, perm, keep, check_capacity: bool = True) -> BatchResult:
+        """Capacity (compressed tiles, formats' metadata) and fan-out first, then the dense
+        passes and the sparse step on the valid rows. A row needing (de)compression at a
+        level that does not support it is invalid (capacity and fan-out ok)."""
+        B = T.shape[0]
+        T, SX, SY, S, keep, box, size = self._tiles(T, SX, SY, keep)
+        cap_ok, overflow = self._word_overflow(size, keep)
         fanout_ok = ((SX.prod(axis=2) <= self.fanout[None, :, 0])
                      & (SY.prod(axis=2) <= self.fanout[None, :, 1])).all(axis=1)
-        cap_ok = (overflow == 0).all(axis=1)
         if check_capacity and cap_ok.any() and self.sparse.md_capacity_bits.any():
             idx = np.nonzero(cap_ok & fanout_ok)[0]
             md_over = self.sparse.metadata_overflow(T[idx], SX[idx], SY[idx], perm[idx],
@@ -590,7 +603,6 @@ class SparseBatchModel(BatchModel):
             energy[idx] = np.where(ok, sd.energy_total, np.inf)
             cycles[idx] = np.where(ok, sd.cycles, cycles[idx])
             util[idx] = np.where(ok, sd.utilization, 0.0)
-            capacity_ok[idx[~ok]] = False
             valid[idx[~ok]] = False
         return BatchResult(energy, cycles, valid, capacity_ok, fanout_ok, util, overflow)
 

@@ -57,7 +57,8 @@ TYPE_KEYS: dict[str, set[str]] = {
     "passthrough": _SPATIAL,
 }
 LAYER_TYPES = tuple(TYPE_KEYS)
-COMMON_KEYS = {"name", "type", "inputs", "bits", "N", "note", "allow_mismatch", "op"}
+COMMON_KEYS = {"name", "type", "inputs", "bits", "N", "note", "allow_mismatch", "op",
+               "densities"}
 BUILTIN_DEFAULTS: dict[str, dict[str, Any]] = {
     "conv2d": {"bias": True, "bn": False},
     "fc": {"bias": True, "bn": False},
@@ -507,6 +508,8 @@ class _Builder:
         if "pad" in node and (typ in CONV_TYPES or typ in POOL_TYPES):
             pad = node["pad"]
             attrs["pad"] = tuple(pad) if isinstance(pad, list) else pad
+        if "densities" in node:
+            attrs["densities"] = _densities(node, raw.path, problem)
         self.shapes[raw.name] = out_shape
         ops = problem.macs if problem is not None else 0
         note = node.get("note")
@@ -556,6 +559,33 @@ class _Builder:
                             key_path=raw.path, **_where(node),
                             hint="fix the shape, or add `allow_mismatch: <reason>` to the layer "
                                  "if the source network really does this")
+
+
+def _densities(node, path: str, problem: Problem | None) -> dict[str, dict]:
+    """A layer's `densities: {TENSOR: d or {distribution, density}}` (Sparseloop density
+    models, docs/sparse.md), checked and kept as plain data: tensor -> {distribution,
+    density}."""
+    from dse.spec.common import require_mapping
+    from dse.spec.sparse import read_density
+
+    dp = f"{path}.densities"
+    value = node["densities"]
+    require_mapping(value, dp, node, "densities")
+    if problem is None:
+        raise SpecError("densities are given on a layer that moves no data (it is not mapped)",
+                        key_path=dp, **_where(node, "densities"))
+    tensors = [ds.name for ds in problem.data_spaces]
+    out = {}
+    for name in value:
+        if str(name).startswith("_"):
+            continue
+        if name not in tensors:
+            raise SpecError(f"density for unknown tensor '{name}'", key_path=f"{dp}.{name}",
+                            expected=f"one of {', '.join(tensors)}",
+                            hint=did_you_mean(str(name), tensors), **_where(value, name))
+        m = read_density(value[name], f"{dp}.{name}", value, name, 0)
+        out[str(name)] = {"distribution": m.distribution, "density": m.density}
+    return out
 
 
 def _parse_bits(value: Any, path: str, parent: Any) -> dict[str, int | None]:

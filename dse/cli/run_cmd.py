@@ -97,7 +97,11 @@ def run(arch_ref, cons_files, workload, out_dir, objective, search, max_evals, s
         _run_execution(network, arch, out, quiet)
         return
     store = ResultStore(store_path)
+    from dse.pipeline.run import is_sparse, plan
+
     unique = len({s.key for s in network.unique_shapes()})
+    if is_sparse(network, arch):  # layers differ by density too, and each is also run dense
+        unique = len(plan(network, arch, cfg)[0])
     bar = tqdm(total=unique, unit="layer", desc=network.name, disable=quiet, position=0)
 
     def on_layer(name: str, cached: bool) -> None:

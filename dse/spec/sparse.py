@@ -7,6 +7,8 @@ skipping (`target`, `condition_on`). Anything else is refused with its file:line
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from dse.arch import Architecture
 from dse.errors import SpecError, did_you_mean
 from dse.model.density import SUPPORTED_DISTRIBUTIONS, DensityModel
@@ -231,3 +233,36 @@ def refuse_sparse_search(data, command: str = "map") -> None:
     raise SpecError(f"'{key}': sparse search is not modelled yet (dse {command})",
                     key_path=path, hint="use `dse model` to evaluate a sparse design with a "
                     "fixed mapping (docs/sparse.md)", **where(node, key))
+
+
+def read_density(node, path: str, parent, key, tensor_size: int) -> DensityModel:
+    """One tensor's density model (a bare number: fixed_structured), checked."""
+    return _density(node, path, parent, key, tensor_size)
+
+
+def layer_sparse_spec(arch_data, densities: dict | None, problem: Problem,
+                      arch: Architecture) -> SparseSpec | None:
+    """The sparse spec of one network layer on an architecture: the architecture file's
+    `sparse_optimizations` and the layer's densities (plain tensor -> {distribution, density},
+    as dse.network keeps them); None when neither is given (the layer runs dense)."""
+    so = arch_data.get("sparse_optimizations") if isinstance(arch_data, dict) else None
+    if not so and not densities:
+        return None
+    spec = read_sparse({"sparse_optimizations": so} if so else {}, problem, arch)
+    models = {}
+    for name, d in (densities or {}).items():
+        size = problem.data_space(name).size(problem.bounds)
+        models[name] = DensityModel(d["distribution"], float(d["density"]), size)
+    return replace(spec, densities=models)
+
+
+def densities_in_arch_files(data) -> None:
+    """`dse run`/`sweep` take densities from the workload's layers, not the architecture
+    files: refuse them there (they would be ignored)."""
+    prob = data.get("problem") if isinstance(data, dict) else None
+    inst = prob.get("instance") if isinstance(prob, dict) else None
+    if isinstance(inst, dict) and inst.get("densities"):
+        raise SpecError("'densities' in an architecture file is not used by dse run",
+                        key_path="problem.instance.densities",
+                        hint="give them on the workload's layers (`densities: {Weights: 0.4}`"
+                        " on a layer, docs/sparse.md)", **where(inst, "densities"))

@@ -80,6 +80,59 @@ class SparseDetail:
     holder: dict  # (tensor index, optimization index) -> (B,) level where it acts (-1 none)
 
 
+class LoopNest:
+    """The loop nest of a batch of rows, innermost first: dims, bounds (B, K) and levels (K,);
+    per level its spatial loops (spatial order) inside its temporal ones (perm, innermost
+    first). Built on first use (only formats without flattened ranks and block growth need
+    it)."""
+
+    def __init__(self, T, S, perm, spatial_order, relevant) -> None:
+        self._args = (T, S, perm, spatial_order)
+        self._relevant = relevant
+        self._built = False
+        self._masks: dict[int, np.ndarray] = {}
+
+    def _build(self) -> None:
+        T, S, perm, spatial_order = self._args
+        B, L, D = T.shape
+        rows = np.arange(B)[:, None]
+        dims, bounds, levels = [], [], []
+        for j in range(L - 1, -1, -1):
+            so = (np.broadcast_to(np.arange(D), (B, D)) if spatial_order is None
+                  else spatial_order[:, j])
+            dims += [so, perm[:, j]]
+            bounds += [S[rows, j, so], T[rows, j, perm[:, j]]]
+            levels += [np.full(2 * D, j)]
+        self._dims = np.concatenate(dims, axis=1)
+        self._bounds = np.concatenate(bounds, axis=1)
+        self._levels = np.concatenate(levels)
+        self._built = True
+
+    @property
+    def dims(self) -> np.ndarray:
+        if not self._built:
+            self._build()
+        return self._dims
+
+    @property
+    def bounds(self) -> np.ndarray:
+        if not self._built:
+            self._build()
+        return self._bounds
+
+    @property
+    def levels(self) -> np.ndarray:
+        if not self._built:
+            self._build()
+        return self._levels
+
+    def mask(self, t: int) -> np.ndarray:
+        """(B, K) loops with bound > 1 over a dim of tensor t."""
+        if t not in self._masks:
+            self._masks[t] = self._relevant[t][self.dims] & (self.bounds > 1)
+        return self._masks[t]
+
+
 class SparseStep:
     """Constants of one (problem, architecture, sparse spec) for the batch sparse step."""
 
@@ -92,8 +145,8 @@ class SparseStep:
         self.level_index = {n: i for i, n in enumerate(names)}
         self.dens = [spec.density(ds.name) for ds in model.tensors]
         self.tensor_index = {ds.name: t for t, ds in enumerate(model.tensors)}
-        self.dims_of = [np.array([model.dims.index(d) for d in ds.dims()], dtype=np.int64)
-                        for ds in model.tensors]
+        # (T, D) whether each dim indexes each tensor
+        self.relevant = np.array([[d in ds.dims() for d in model.dims] for ds in model.tensors])
         self.formats = {(self.level_index[lv], self.tensor_index[t]): f
                         for (lv, t), f in spec.formats.items()
                         if lv in self.level_index and t in self.tensor_index}
@@ -157,28 +210,15 @@ class SparseStep:
             box[:, i] = box[:, i + 1] * per_level[:, i]
         return box
 
-    def _loops(self, T, S, perm, spatial_order):
-        """The loop nest innermost first: dims, bounds and levels (B, K); per level its
-        spatial loops (spatial order) inside its temporal ones (perm, innermost first)."""
-        B, L, D = T.shape
-        rows = np.arange(B)[:, None]
-        dims, bounds, levels = [], [], []
-        for j in range(L - 1, -1, -1):
-            so = (np.broadcast_to(np.arange(D), (B, D)) if spatial_order is None
-                  else spatial_order[:, j])
-            dims += [so, perm[:, j]]
-            bounds += [S[rows, j, so], T[rows, j, perm[:, j]]]
-            levels += [np.full(2 * D, j)]
-        return (np.concatenate(dims, axis=1), np.concatenate(bounds, axis=1),
-                np.concatenate(levels))
+    def _loops(self, T, S, perm, spatial_order) -> LoopNest:
+        return LoopNest(T, S, perm, spatial_order, self.relevant)
 
-    def _inner_dim(self, loops, level: int, t: int):
+    def _inner_dim(self, loops: LoopNest, level: int, t: int):
         """(B,) the dim of the innermost loop with bound > 1 at `level` or inside it over one
         of tensor t's dims (-1 when there is none)."""
-        dims, bounds, levels = loops
-        mask = (levels[None, :] >= level) & (bounds > 1) & np.isin(dims, self.dims_of[t])
+        mask = loops.mask(t) & (loops.levels[None, :] >= level)
         first = np.argmax(mask, axis=1)
-        return np.where(mask.any(axis=1), dims[np.arange(len(dims)), first], -1)
+        return np.where(mask.any(axis=1), loops.dims[np.arange(len(mask)), first], -1)
 
     def _shapes(self, loops, i: int, t: int, tile, child_tile) -> list[np.ndarray]:
         """Fiber shape of each rank (outermost first), per row. Without `flattened_rankIDs`
@@ -195,8 +235,8 @@ class SparseStep:
             if n > 1:
                 shapes[-2] = np.maximum(tile // np.maximum(child_tile, 1), 1)
             return shapes
-        dims, bounds, levels = loops
-        mask = (levels[None, :] >= i) & (bounds > 1) & np.isin(dims, self.dims_of[t])
+        mask = loops.mask(t) & (loops.levels[None, :] >= i)
+        bounds = loops.bounds
         pos = np.cumsum(mask, axis=1) - 1
         shapes = []
         for r in range(n):  # outermost first; rank n-1-p takes the p-th loop from inside

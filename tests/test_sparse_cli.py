@@ -278,3 +278,13 @@ def test_bad_layer_densities_are_clear_errors(tmp_path: Path, old: str, new: str
     assert r.exit_code == 2, r.output
     for needle in needles:
         assert needle in r.output
+
+
+def test_run_refuses_what_sparse_designs_do_not_model(tmp_path: Path) -> None:
+    arch, net = _sparse_design(tmp_path)
+    base = ["run", "--arch", arch, "--workload", net, "--max-evals", "10", "-q",
+            "--store", tmp_path / "s.sqlite", "--out", tmp_path / "o"]
+    r = dse(*base, "--timeloop-generation", "legacy")
+    assert r.exit_code == 2 and "2024 Timeloop (Sparseloop) build only" in r.output
+    r = dse(*base, "--schedule", "fused")
+    assert r.exit_code == 2 and "not modelled for sparse designs" in r.output

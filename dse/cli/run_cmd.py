@@ -90,6 +90,12 @@ def run(arch_ref, cons_files, workload, out_dir, objective, search, max_evals, s
                        link_transfers=link_mode(link_transfers, no_link_transfers),
                        bound_skip=not no_bound_skip)
     out = Path(out_dir)
+    from dse.pipeline.run import is_sparse
+
+    if schedule_spec.kind != "layerwise" and is_sparse(network, arch):
+        raise click.UsageError("--schedule fused is not modelled for sparse designs yet (an "
+                               "architecture with sparse_optimizations or layers with "
+                               "densities); run them layer by layer")
     if arch.arch.attributes.get("execution"):
         if schedule_spec.kind != "layerwise":
             raise click.UsageError("--schedule applies to loop-nest architectures only; "
@@ -97,7 +103,7 @@ def run(arch_ref, cons_files, workload, out_dir, objective, search, max_evals, s
         _run_execution(network, arch, out, quiet)
         return
     store = ResultStore(store_path)
-    from dse.pipeline.run import is_sparse, plan
+    from dse.pipeline.run import plan
 
     unique = len({s.key for s in network.unique_shapes()})
     if is_sparse(network, arch):  # layers differ by density too, and each is also run dense

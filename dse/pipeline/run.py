@@ -160,6 +160,10 @@ def plan(network: Network, arch: ArchInput, cfg: SearchConfig) -> tuple[list[Lay
     tasks: dict[str, LayerTask] = {}
     keys: dict[str, str] = {}
     sparse_run = is_sparse(network, arch)
+    if sparse_run and cfg.generation != "2024":
+        raise SpecError("sparse designs are modelled as the 2024 Timeloop (Sparseloop) build "
+                        "only", key_path="--timeloop-generation", found=cfg.generation,
+                        hint="drop --timeloop-generation legacy")
     for layer in network.mappable():
         problem = prepare_problem(layer.problem, arch.arch)[0]
         densities = layer.attrs.get("densities")

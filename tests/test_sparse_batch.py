@@ -275,3 +275,28 @@ def test_compressed_tiles_admit_mappings_the_dense_check_refuses() -> None:
     sparse_r = SparseBatchModel(problem, arch, sparse).evaluate(*rows)
     assert (sparse_r.capacity_ok >= dense.capacity_ok).all()
     assert (sparse_r.capacity_ok & ~dense.capacity_ok).any()
+
+
+def test_mapper_rejects_rows_needing_unsupported_decompression() -> None:
+    """Eyeriss-like gating case: DRAM keeps Inputs compressed, shared_glb uncompressed. Without
+    shared_glb's decompression_supported the reference mapping is invalid for the mapper (as
+    dse model refuses it), counted under its own rejection reason."""
+    from dataclasses import replace
+
+    spec = _case("sparseloop_04_2_1_eyeriss_like_gating")
+    levels = tuple(replace(lv, attributes={k: v for k, v in lv.attributes.items()
+                                           if k != "decompression_supported"})
+                   for lv in spec.arch.levels)
+    arch = replace(spec.arch, levels=levels)
+    from dse.model.batch import rows_from_mappings
+
+    for a, valid in ((spec.arch, True), (arch, False)):
+        model = SparseBatchModel(spec.problem, a, spec.sparse)
+        r = model.evaluate(*rows_from_mappings(model, [spec.mapping]))
+        assert (bool(r.valid[0]), bool(r.capacity_ok[0]), bool(r.fanout_ok[0])) == (
+            valid, True, True)
+    searcher = Searcher(spec.problem, arch, Constraints({}), SearchConfig(), sparse=spec.sparse)
+    rows = _rows(searcher.space, 300, 6)
+    choice = np.zeros((300, len(spec.problem.dims)), dtype=np.int64)
+    searcher._evaluate(choice, rows[3], rows[4], factors=rows[:3], canonical=True)
+    assert searcher.result.rejected["(de)compression not supported"] > 0

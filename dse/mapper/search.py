@@ -166,8 +166,8 @@ class Searcher:
         other = ~valid & fan_ok & cap_ok
         if self.min_util > 0:
             other &= util_ok
-        if other.any():  # a tensor placement walked, or a sparse level cannot (de)compress
-            res.rejected["placement or (de)compression support"] += int(other.sum())
+        if other.any():  # a sparse level would have to (de)compress and cannot
+            res.rejected["(de)compression not supported"] += int(other.sum())
         bad = fan_ok & ~cap_ok
         if bad.any():
             first = np.argmax(overflow[bad] > 0, axis=1)

@@ -42,8 +42,7 @@ def test_model_writes_sparse_columns_and_totals(tmp_path: Path) -> None:
 
 def test_map_searches_sparse_designs(tmp_path: Path) -> None:
     """dse map on the gated dot product: the search scores rows with the sparse step and
-    writes the sparse levels.csv columns and summary for the best mapping (no bound-skip: the
-    bounds are the dense model's)."""
+    writes the sparse levels.csv columns and summary for the best mapping."""
     r = dse("map", *FILES[:1], FILES[2], "--out", tmp_path, "--max-evals", "300", "-q")
     assert r.exit_code == 0, r.output
     rows = {(x["level"], x["tensor"]): x for x in csv.DictReader(open(tmp_path / "levels.csv"))}
@@ -54,7 +53,7 @@ def test_map_searches_sparse_designs(tmp_path: Path) -> None:
     assert summ["actual_computes"] == 4 and summ["macs"] == 16
     assert search["best"]["energy_pJ"] == pytest.approx(summ["energy_pJ"])
     assert search["best"]["energy_pJ"] < summ["dense_energy_pJ"]
-    assert search["bound_skip"] is False
+    assert search["bound_skip"] is True  # with the sparse bounds (dse.mapper.bounds)
 
 
 def test_map_refuses_the_legacy_generation_for_sparse_designs(tmp_path: Path) -> None:

@@ -27,7 +27,7 @@ import numpy as np
 
 from dse.arch import Architecture
 from dse.mapper.batch import BatchModel
-from dse.mapper.bounds import Bounds
+from dse.mapper.bounds import Bounds, SparseBounds
 from dse.mapper.constraints import Constraints
 from dse.mapper.mapspace import MapSpace
 from dse.workload import Problem
@@ -122,9 +122,10 @@ class Searcher:
         self.sparse = sparse
         self.space = MapSpace(problem, arch, constraints)
         self.model = make_model(problem, arch, config.link_transfers, config.generation, sparse)
-        # the bounds are the dense model's (a sparse row can cost less than the dense
-        # bound), so a sparse search evaluates every candidate
-        self.bounds = Bounds(self.model) if config.bound_skip and sparse is None else None
+        # a sparse design has its own, weaker bounds (compute and leakage only)
+        self.bounds = None
+        if config.bound_skip:
+            self.bounds = Bounds(self.model) if sparse is None else SparseBounds(self.model)
         self.min_util = constraints.min_utilization
         self.result = SearchResult(None)
         self.pool: ProcessPoolExecutor | None = None

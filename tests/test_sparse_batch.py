@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dse.arch import Architecture
+from dse.mapper.bounds import SparseBounds
 from dse.mapper.constraints import Constraints
 from dse.mapper.mapspace import MapSpace
 from dse.mapper.search import SearchConfig, Searcher
@@ -241,15 +242,14 @@ def test_density_one_without_optimizations_is_the_dense_model(m, n, k, seed) -> 
 
 # ------------------------------------------------------------------------ the mapper
 def test_mapper_finds_a_sparse_mapping_with_compressed_tiles() -> None:
-    """spMspM with A and B compressed: the dense tiles of the best sparse mapping would not
-    all fit where the compressed ones do, or the search found its best among mappings the
-    dense model also admits — either way the search uses compressed occupancy, and its best
-    is at least as good as the reference mapping's."""
+    """spMspM (A and B compressed, skipping), unconstrained mapspace: the search (with the
+    sparse bounds) finds a mapping whose one-mapping evaluation equals its score and whose
+    energy-delay product is no worse than the tutorial's own mapping's."""
     spec = _case("sparseloop_02_2_1_spmspm")
     cfg = SearchConfig(objective="edp", search="random", max_evals=4000, seed=1)
     searcher = Searcher(spec.problem, spec.arch, Constraints({}), cfg, sparse=spec.sparse)
     result = searcher.run()
-    assert result.best is not None and searcher.bounds is None
+    assert result.best is not None and isinstance(searcher.bounds, SparseBounds)
     m = searcher.mapping_of(result.best)
     got = _one(spec.problem, spec.arch, m, spec.sparse)
     assert got == (pytest.approx(result.best.energy_pJ, rel=1e-9), result.best.cycles)
@@ -311,8 +311,6 @@ def test_mapper_rejects_rows_needing_unsupported_decompression() -> None:
 def test_sparse_bounds_never_exceed_the_model(name: str) -> None:
     """SparseBounds.lower <= the sparse model's energy and cycles on every valid random row,
     and the cycles bound is tight for some (full use of the compute units, no throttling)."""
-    from dse.mapper.bounds import SparseBounds
-
     spec = _case(name)
     model = SparseBatchModel(spec.problem, spec.arch, spec.sparse)
     bounds = SparseBounds(model)
@@ -330,8 +328,6 @@ def test_sparse_bounds_never_exceed_the_model(name: str) -> None:
 @PROPS
 @given(designs())
 def test_sparse_bounds_hold_on_small_designs(design) -> None:
-    from dse.mapper.bounds import SparseBounds
-
     m, n, k, dens, fmt_a, fmt_b, saf, level, seed = design
     problem, arch = _matmul_design(m, n, k)
     for kind in ("gating", "skipping"):

@@ -310,6 +310,40 @@ class SparseStep:
         shapes = self._shapes(loops, i, t, size[:, i, t], child_tile)
         return rank_units(list(self.formats[(i, t)]), shapes, self.dens[t], worst_case=True)
 
+    def _optimizations(self, t: int, kt, box, child, loops, holders: dict):
+        """Where tensor t's gating/skipping acts, per row: each optimization at its level or
+        at the nearest outer level keeping t (`holders[(t, k)]`, -1 for none); per level the
+        kind of the first one acting there (B, L: 0 none, 1 gating, 2 skipping) and P(a
+        request from the child is ineffectual) (B, L: NaN where none acts): some condition
+        piece is empty, 1 - the product over conditions of (1 - P(piece empty))."""
+        B, L = kt.shape
+        kind = np.zeros((B, L), dtype=np.int8)
+        p_own = np.full((B, L), np.nan)
+        for k, ao in self.actions[t]:
+            h = np.full(B, -1, dtype=np.int64)
+            for i in range(self.level_index[ao.level] + 1):
+                h = np.where(kt[:, i], i, h)
+            holders[(t, k)] = h
+        for i in range(L):
+            here = {k: holders[(t, k)] == i for k, _ in self.actions[t]}
+            if not any(h.any() for h in here.values()):
+                continue
+            cbox = self._condition_box(box, child[:, i], loops, i, t)
+            p_eff = np.ones(B)
+            has = np.zeros(B, dtype=bool)
+            for k, ao in self.actions[t]:
+                if not here[k].any():
+                    continue
+                for c in ao.condition_on:
+                    ct = self.tensor_index[c]
+                    empty = self.dens[ct].prob_empty(self.model._tile_size(ct, cbox))
+                    p_eff = p_eff * np.where(here[k], 1.0 - empty, 1.0)
+                kind[:, i] = np.where(here[k] & ~has, 1 if ao.kind == "gating" else 2,
+                                      kind[:, i])
+                has |= here[k]
+            p_own[:, i] = np.where(has, 1.0 - p_eff, np.nan)
+        return kind, p_own
+
     # ---------------------------------------------------------------- the step
     def apply(self, det: Detail, T, SX, SY, perm, spatial_order=None) -> SparseDetail:
         """The sparse step on the dense detail of the same rows."""
@@ -339,32 +373,8 @@ class SparseStep:
         for t, ds in enumerate(model.tensors):
             d = self.dens[t].density
             kt = keep[:, :, t]
-            # each optimization acts at its level, or at the nearest outer level keeping t
-            kind = np.zeros((B, L), dtype=np.int8)  # 0 none, 1 gating, 2 skipping
-            for k, ao in self.actions[t]:
-                li = self.level_index[ao.level]
-                h = np.full(B, -1, dtype=np.int64)
-                for i in range(li + 1):
-                    h = np.where(kt[:, i], i, h)
-                holders[(t, k)] = h
-            for i in range(L):
-                here = {k: holders[(t, k)] == i for k, _ in self.actions[t]}
-                if not any(h.any() for h in here.values()):
-                    continue
-                cbox = self._condition_box(box, child[:, i, t], loops, i, t)
-                p_eff = np.ones(B)
-                has = np.zeros(B, dtype=bool)
-                for k, ao in self.actions[t]:
-                    if not here[k].any():
-                        continue
-                    for c in ao.condition_on:
-                        ct = self.tensor_index[c]
-                        empty = self.dens[ct].prob_empty(self.model._tile_size(ct, cbox))
-                        p_eff = p_eff * np.where(here[k], 1.0 - empty, 1.0)
-                    kind[:, i] = np.where(here[k] & ~has, 1 if ao.kind == "gating" else 2,
-                                          kind[:, i])
-                    has |= here[k]
-                p_own_all[:, i, t] = np.where(has, 1.0 - p_eff, np.nan)
+            kind, p_own = self._optimizations(t, kt, box, child[:, :, t], loops, holders)
+            p_own_all[:, :, t] = p_own
             p_above = np.zeros(B)
             parent_compressed = np.zeros(B, dtype=bool)
             parent_upd = np.zeros(B, dtype=np.int64)
@@ -373,7 +383,7 @@ class SparseStep:
                 k_i = kt[:, i]
                 if not k_i.any():
                     continue
-                po = p_own_all[:, i, t]
+                po = p_own[:, i]
                 has = ~np.isnan(po)
                 with np.errstate(divide="ignore", invalid="ignore"):
                     p_cond = np.where(has & (p_above < 1.0),

@@ -14,7 +14,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dse.arch import Architecture
+from dse.arch.architecture import Architecture
 from dse.mapper.bounds import SparseBounds
 from dse.mapper.constraints import Constraints
 from dse.mapper.mapspace import MapSpace
@@ -347,8 +347,8 @@ def test_bound_skip_finds_the_same_sparse_best(tmp_path, objective: str, search:
     """Bound-and-skip with the sparse bounds is exact: on the sparse VGG bench case (Eyeriss-
     like, row-stationary constraints) it skips candidates (for objectives with delay) and
     finds the same best."""
-    from dse.bench import EYERISS, SPARSE_VGG, _bundled
-    from dse.mapper.run import prepare
+    from dse.bench.run import EYERISS, SPARSE_VGG, _bundled
+    from dse.pipeline.map import prepare
 
     layer = tmp_path / "vgg_sparse.yaml"
     layer.write_text(SPARSE_VGG)

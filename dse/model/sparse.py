@@ -13,14 +13,14 @@ import itertools
 import math
 from dataclasses import dataclass, field
 
-from dse.arch import Architecture
+from dse.arch.architecture import Architecture
 from dse.mapping import Mapping
 from dse.model import generation as generations
 from dse.model.density import DENSE, DensityModel
 from dse.model.evaluate import Evaluation, LevelSummary, LevelTensorStats
 from dse.model.formats import RankFormat, RankUnits
 from dse.model.sparse_batch import KINDS, attribute, md_word_bits
-from dse.workload import Problem
+from dse.workload.problem import Problem
 
 
 @dataclass(frozen=True)

@@ -364,3 +364,18 @@ def test_bound_skip_finds_the_same_sparse_best(tmp_path, objective: str, search:
     assert best[1][5] == 0
     if objective != "energy":  # the energy bound (compute + leakage) rarely beats a mapping
         assert best[0][5] > 0
+
+
+def test_sparse_search_is_the_same_for_any_jobs() -> None:
+    """Worker processes build the same sparse model (the spec travels with the pool's
+    initializer): 1 and 2 jobs give the same best and counts."""
+    spec = _case("sparseloop_02_2_2_spmspm_tiled")
+    out = []
+    for jobs in (1, 2):
+        cfg = SearchConfig(objective="edp", search="random", max_evals=8192, seed=3, jobs=jobs,
+                           bound_skip=False, block=4096)
+        res = Searcher(spec.problem, spec.arch, Constraints({}), cfg, sparse=spec.sparse).run()
+        out.append((res.best.energy_pJ, res.best.cycles, res.best.choice.tobytes(),
+                    res.best.perm.tobytes(), res.best.keep.tobytes(), res.valid,
+                    dict(res.rejected)))
+    assert out[0] == out[1]

@@ -26,8 +26,8 @@ SEARCH_KEYS = ("objective", "search", "max_evals", "time_limit", "seed", "genera
 
 def layer_key(arch: ArchInput, problem, cfg: SearchConfig, densities: dict | None = None,
               dense: bool = False) -> str:
-    """The store key of one layer's search. `densities` (a layer's, as dse.network keeps
-    them) and the architecture's sparse optimizations are part of it; `dense`: the key of the
+    """The store key of one layer's search. `densities` (a layer's Layer.densities) and the
+    architecture's sparse optimizations are part of it; `dense`: the key of the
     same layer on the same architecture run dense (its sparse optimizations dropped)."""
     from dse.model.links import resolve_link_mode
 
@@ -48,7 +48,7 @@ def layer_key(arch: ArchInput, problem, cfg: SearchConfig, densities: dict | Non
 def is_sparse(network: Network, arch: ArchInput) -> bool:
     """A run is sparse when the architecture has sparse optimizations or a layer densities."""
     return bool(arch.sparse_optimizations) or any(
-        lay.attrs.get("densities") for lay in network.mappable())
+        lay.densities for lay in network.mappable())
 
 
 def dense_twin_keys(network: Network, arch: ArchInput, cfg: SearchConfig) -> dict[str, str]:
@@ -166,7 +166,7 @@ def plan(network: Network, arch: ArchInput, cfg: SearchConfig) -> tuple[list[Lay
                         hint="drop --timeloop-generation legacy")
     for layer in network.mappable():
         problem = prepare_problem(layer.problem, arch.arch)[0]
-        densities = layer.attrs.get("densities")
+        densities = layer.densities or None
         key = layer_key(arch, problem, cfg, densities)
         keys[layer.name] = key
         if key not in tasks:
@@ -232,9 +232,8 @@ def sparse_fields(layer, result: dict, dense: dict | None) -> dict:
     """A sparse run's layer columns: densities, computes, and the comparison with the same
     layer searched and run dense (speed-up = dense cycles / cycles; energy saving = 1 -
     energy / dense energy)."""
-    dens = layer.attrs.get("densities") or {}
-    out = {"densities": " ".join(f"{t}={v['density']:g}" for t, v in sorted(dens.items()))
-           or "dense",
+    dens = {t: v["density"] if isinstance(v, dict) else v for t, v in layer.densities.items()}
+    out = {"densities": " ".join(f"{t}={v:g}" for t, v in sorted(dens.items())) or "dense",
            "actual_computes": result.get("actual_computes", result["ops"]),
            "gated_computes": result.get("gated_computes", 0),
            "skipped_computes": result.get("skipped_computes", 0)}

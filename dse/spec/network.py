@@ -22,6 +22,7 @@ from dse.workload.network import (
     CONV_TYPES,
     FORMAT_VERSION,
     LAYER_TYPES,
+    MAC_TYPES,
     NETWORK_KEYS,
     POOL_TYPES,
     TYPE_KEYS,
@@ -354,14 +355,41 @@ class _Builder:
         if "pad" in node and (typ in CONV_TYPES or typ in POOL_TYPES):
             pad = node["pad"]
             attrs["pad"] = tuple(pad) if isinstance(pad, list) else pad
-        if "densities" in node:
-            attrs["densities"] = _densities(node, raw.path, problem)
         self.shapes[raw.name] = out_shape
         ops = problem.macs if problem is not None else 0
         note = node.get("note")
+        densities = self._densities(raw, problem) if "densities" in node else {}
         return Layer(raw.name, typ, raw.inputs, attrs, in_shape, out_shape, problem, bits, N,
                      macs, ops, weights, biases, bn, raw.node.file, raw.node.line,
-                     str(note) if note is not None else None)
+                     str(note) if note is not None else None, densities)
+
+    def _densities(self, raw: _Raw, problem: Problem | None) -> dict[str, Any]:
+        """`densities: {Weights: 0.35, Inputs: {distribution: hypergeometric, density: 0.6}}`
+        on a conv/fc/matmul layer, checked as `dse model` reads them (dse.spec.sparse)."""
+        from dse.spec.common import require_mapping
+        from dse.spec.sparse import read_density
+
+        node = raw.node
+        path = f"{raw.path}.densities"
+        if raw.type not in MAC_TYPES or problem is None:
+            raise SpecError(f"densities apply to conv, fc and matmul layers, not to a "
+                            f"{raw.type} layer", key_path=path, **_where(node, "densities"))
+        dens = require_mapping(node["densities"], path, node, "densities")
+        tensors = [ds.name for ds in problem.data_spaces]
+        out: dict[str, Any] = {}
+        for tensor, value in dens.items():
+            if tensor not in tensors:
+                raise SpecError(f"density for unknown tensor '{tensor}'",
+                                key_path=f"{path}.{tensor}",
+                                expected=f"one of {', '.join(tensors)}",
+                                hint=did_you_mean(str(tensor), tensors), **_where(dens, tensor))
+            model = read_density(value, f"{path}.{tensor}", dens, tensor,
+                                 problem.data_space(str(tensor)).size(problem.bounds))
+            out[str(tensor)] = (model.density if model.distribution == "fixed_structured"
+                                and not isinstance(value, dict)
+                                else {"distribution": model.distribution,
+                                      "density": model.density})
+        return out
 
     def _check_inputs(self, raw: _Raw, typ: str, in_shape: Shape, in_shapes: list[Shape],
                       attrs: dict[str, Any]) -> None:
@@ -405,33 +433,6 @@ class _Builder:
                             key_path=raw.path, **_where(node),
                             hint="fix the shape, or add `allow_mismatch: <reason>` to the layer "
                                  "if the source network really does this")
-
-
-def _densities(node, path: str, problem: Problem | None) -> dict[str, dict]:
-    """A layer's `densities: {TENSOR: d or {distribution, density}}` (Sparseloop density
-    models, docs/sparse.md), checked and kept as plain data: tensor -> {distribution,
-    density}."""
-    from dse.spec.common import require_mapping
-    from dse.spec.sparse import read_density
-
-    dp = f"{path}.densities"
-    value = node["densities"]
-    require_mapping(value, dp, node, "densities")
-    if problem is None:
-        raise SpecError("densities are given on a layer that moves no data (it is not mapped)",
-                        key_path=dp, **_where(node, "densities"))
-    tensors = [ds.name for ds in problem.data_spaces]
-    out = {}
-    for name in value:
-        if str(name).startswith("_"):
-            continue
-        if name not in tensors:
-            raise SpecError(f"density for unknown tensor '{name}'", key_path=f"{dp}.{name}",
-                            expected=f"one of {', '.join(tensors)}",
-                            hint=did_you_mean(str(name), tensors), **_where(value, name))
-        m = read_density(value[name], f"{dp}.{name}", value, name, 0)
-        out[str(name)] = {"distribution": m.distribution, "density": m.density}
-    return out
 
 
 def _parse_bits(value: Any, path: str, parent: Any) -> dict[str, int | None]:
@@ -745,5 +746,7 @@ def layer_spec(layer: Layer) -> dict[str, Any]:
             d[key] = a[key]
     if layer.note:
         d["note"] = layer.note
+    if layer.densities:
+        d["densities"] = dict(layer.densities)
     d["inputs"] = list(layer.inputs)
     return d

@@ -48,7 +48,7 @@ def read_sparse(data, problem: Problem, arch: Architecture) -> SparseSpec:
                 raise SpecError(f"density for unknown tensor '{name}'", key_path=f"{path}.{name}",
                                 expected=f"one of {', '.join(tensors)}",
                                 hint=did_you_mean(name, tensors), **where(dens, name))
-            densities[str(name)] = _density(node, f"{path}.{name}", dens, name,
+            densities[str(name)] = read_density(node, f"{path}.{name}", dens, name,
                                             problem.data_space(name).size(problem.bounds))
     so = data.get("sparse_optimizations")
     formats: dict[tuple[str, str], tuple[RankFormat, ...]] = {}
@@ -120,7 +120,8 @@ def _compute_optimization(tgt, path: str) -> tuple[bool, bool]:
     return "gating" in kinds, "skipping" in kinds
 
 
-def _density(node, path: str, parent, key, tensor_size: int) -> DensityModel:
+def read_density(node, path: str, parent, key, tensor_size: int) -> DensityModel:
+    """One tensor's density: a number (fixed_structured) or {distribution, density}."""
     if isinstance(node, (int, float)):
         return DensityModel("fixed_structured", _fraction(node, path, parent, key))
     require_mapping(node, path, parent, key)
@@ -235,16 +236,12 @@ def refuse_sparse_search(data, command: str = "map") -> None:
                     "fixed mapping (docs/sparse.md)", **where(node, key))
 
 
-def read_density(node, path: str, parent, key, tensor_size: int) -> DensityModel:
-    """One tensor's density model (a bare number: fixed_structured), checked."""
-    return _density(node, path, parent, key, tensor_size)
-
-
 def layer_sparse_spec(arch_data, densities: dict | None, problem: Problem,
                       arch: Architecture) -> SparseSpec | None:
     """The sparse spec of one network layer on an architecture: the architecture file's
-    `sparse_optimizations` and the layer's densities (plain tensor -> {distribution, density},
-    as dse.network keeps them); None when neither is given (the layer runs dense)."""
+    `sparse_optimizations` and the layer's densities (dse.workload.network.Layer.densities:
+    tensor -> d (fixed_structured) or {distribution, density}); None when neither is given
+    (the layer runs dense)."""
     so = arch_data.get("sparse_optimizations") if isinstance(arch_data, dict) else None
     if not so and not densities:
         return None
@@ -252,7 +249,9 @@ def layer_sparse_spec(arch_data, densities: dict | None, problem: Problem,
     models = {}
     for name, d in (densities or {}).items():
         size = problem.data_space(name).size(problem.bounds)
-        models[name] = DensityModel(d["distribution"], float(d["density"]), size)
+        dist, value = (d["distribution"], d["density"]) if isinstance(d, dict) \
+            else ("fixed_structured", d)
+        models[name] = DensityModel(dist, float(value), size)
     return replace(spec, densities=models)
 
 

@@ -87,6 +87,9 @@ class Layer:
     file: str | None = None
     line: int | None = None
     note: str | None = None
+    # Sparseloop density models per tensor, as written ({tensor: d} or {tensor: {distribution,
+    # density}}); empty = dense (docs/sparse.md)
+    densities: dict[str, Any] = field(default_factory=dict)
 
     @property
     def params(self) -> int:

@@ -112,6 +112,8 @@ def map_(files, objective, search, max_evals, time_limit, seed, jobs, pareto, ou
     if not quiet:
         mapping = searcher.mapping_of(result.best)
         _, shown, rows, _ = evaluate_best(spec, mapping, cfg)
+        for note in getattr(shown, "notes", []):  # a sparse design: unused formats, moved SAFs
+            click.echo(note, err=True)
         click.echo(terminal_table(shown, rows))
         skipped = (f", {result.skipped_by_bound:,} more skipped by bound"
                    if result.skipped_by_bound else "")

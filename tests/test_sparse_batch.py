@@ -87,6 +87,31 @@ def test_mapper_rows_equal_the_one_mapping_path(name: str, n: int, min_valid: in
     assert valid >= min_valid
 
 
+def test_metadata_storage_rejects_the_same_rows_as_the_one_mapping_path(tmp_path) -> None:
+    """conv1d with output channels, its Buffer's metadata storage cut from 38 to 6 rows of 4
+    bits: random rows whose formats' metadata no longer fit are invalid for the mapper exactly
+    where dse model refuses them, though their compressed words fit."""
+    case = SPARSELOOP_REFS / "sparseloop_03_2_2_conv1d_oc"
+    meta = yaml.safe_load((case / "case.yaml").read_text())
+    files = [case / "inputs" / f for f in meta["inputs"]]
+    text = files[0].read_text()
+    assert text.count("metadata_storage_depth: 38") == 1
+    edited = tmp_path / files[0].name
+    edited.write_text(text.replace("metadata_storage_depth: 38", "metadata_storage_depth: 6"))
+    spec = load_spec([edited, *files[1:]], allow_sparse=True)
+    space = MapSpace(spec.problem, spec.arch, Constraints({}))
+    model = SparseBatchModel(spec.problem, spec.arch, spec.sparse)
+    rows = _rows(space, 300, 8)
+    r = model.evaluate(*rows)
+    words_ok, _ = model.word_capacity(rows[0], rows[1], rows[2], rows[4])
+    metadata_only = r.fanout_ok & words_ok & ~r.capacity_ok
+    assert metadata_only.sum() >= 5
+    for b in range(len(rows[0])):
+        m = space.to_mapping(*(a[b] for a in rows))
+        got = _one(spec.problem, spec.arch, m, spec.sparse)
+        assert (got is not None) == bool(r.valid[b]), f"row {b}: {m}"
+
+
 @pytest.mark.parametrize("name", ["sparseloop_02_2_2_spmspm_tiled",
                                   "sparseloop_03_2_2_conv1d_oc",
                                   "sparseloop_04_2_1_eyeriss_like_gating"])

@@ -287,7 +287,9 @@ class SparseStep:
                 units = self._capacity_units(loops, box, child, size, i, t)
                 for (mdb, plb), u in zip(self.md_bits[(i, t)], units, strict=True):
                     bits = bits + np.where(keep[:, i, t], mdb * u.metadata + plb * u.payload, 0.0)
-            over[:, i] = np.maximum(np.rint(bits).astype(np.int64) - self.md_capacity_bits[i], 0)
+            # the same test as dse.model.sparse.check_sparse_capacity: bits > depth x width
+            excess = bits - self.md_capacity_bits[i]
+            over[:, i] = np.where(excess > 0, np.ceil(excess), 0).astype(np.int64)
         return over
 
     def _children(self, keep):

@@ -1,5 +1,6 @@
-"""`dse model` on Sparseloop inputs writes the sparse columns and totals; searches refuse them;
-bad sparse input gets a clear error."""
+"""`dse model` and `dse map` on Sparseloop inputs write the sparse columns and totals; `dse run`
+on a sparse architecture and a workload with densities writes the sparse layer columns; bad
+sparse input gets a clear error."""
 
 from __future__ import annotations
 
@@ -39,12 +40,26 @@ def test_model_writes_sparse_columns_and_totals(tmp_path: Path) -> None:
     assert "computes: actual 4" in r.output
 
 
-def test_map_refuses_sparse_inputs(tmp_path: Path) -> None:
-    r = dse("map", *FILES[:1], FILES[2], "--out", tmp_path / "o", "--max-evals", "10", "-q")
-    assert r.exit_code == 2, r.output
-    assert "sparse search is not modelled yet" in r.output
-    assert "use `dse model`" in r.output
-    assert "parsed-processed-input.yaml:" in r.output
+def test_map_searches_sparse_designs(tmp_path: Path) -> None:
+    """dse map on the gated dot product: the search scores rows with the sparse step and
+    writes the sparse levels.csv columns and summary for the best mapping."""
+    r = dse("map", *FILES[:1], FILES[2], "--out", tmp_path, "--max-evals", "300", "-q")
+    assert r.exit_code == 0, r.output
+    rows = {(x["level"], x["tensor"]): x for x in csv.DictReader(open(tmp_path / "levels.csv"))}
+    assert rows[("Buffer", "B")]["algorithmic_reads_per_instance"] == "16"
+    assert rows[("mac", "compute")]["computes"] == "4"
+    summ = json.loads((tmp_path / "summary.json").read_text())
+    search = json.loads((tmp_path / "search.json").read_text())
+    assert summ["actual_computes"] == 4 and summ["macs"] == 16
+    assert search["best"]["energy_pJ"] == pytest.approx(summ["energy_pJ"])
+    assert search["best"]["energy_pJ"] < summ["dense_energy_pJ"]
+    assert search["bound_skip"] is True  # with the sparse bounds (dse.mapper.bounds)
+
+
+def test_map_refuses_the_legacy_generation_for_sparse_designs(tmp_path: Path) -> None:
+    r = dse("map", *FILES[:1], FILES[2], "--out", tmp_path, "--max-evals", "10", "-q",
+            "--timeloop-generation", "legacy")
+    assert r.exit_code == 2 and "2024 Timeloop (Sparseloop) build only" in r.output
 
 
 @pytest.mark.parametrize("old,new,needles", [
@@ -160,3 +175,115 @@ def test_levels_csv_carries_the_reference_columns(tmp_path: Path, name: str) -> 
                 assert h == w, (want["level"], want["tensor"], col)
             else:
                 assert abs(float(h) - float(w)) <= 1, (want["level"], want["tensor"], col, h, w)
+
+
+SPARSE_TARGETS = """
+sparse_optimizations:
+  targets:
+  - name: weights_spad
+    action_optimization:
+    - type: gating
+      options: [{target: Weights, condition_on: [Inputs]}]
+  - name: psum_spad
+    action_optimization:
+    - type: skipping
+      options: [{target: Outputs, condition_on: [Inputs]}]
+  - name: ifmap_spad
+    representation_format:
+      data_spaces:
+      - name: Inputs
+        ranks: [{format: RLE}]
+"""
+
+TINY_NET = """
+network:
+  version: 1
+  name: tiny
+  input: {C: 8, H: 8}
+  bits: {weights: 8, activations: 8, bias: 16, accumulator: 32}
+  layers:
+    - {name: c1, type: conv2d, C: 8, K: 16, H: 8, R: 3, pad: 1, P: 8, bias: false,
+       inputs: [input], densities: {Inputs: 0.5}}
+    - {name: c2, type: conv2d, C: 16, K: 16, H: 8, R: 3, pad: 1, P: 8, bias: false,
+       inputs: [c1], densities: {Inputs: 0.25, Weights: {distribution: hypergeometric,
+                                                         density: 0.5}}}
+    - {name: c3, type: conv2d, C: 16, K: 16, H: 8, R: 3, pad: 1, P: 8, bias: false,
+       inputs: [c2]}
+"""
+
+
+def _sparse_design(tmp_path: Path) -> tuple[Path, Path]:
+    root = Path(__file__).resolve().parents[1] / "arch_specs"
+    arch = tmp_path / "eyeriss_sparse.yaml"
+    arch.write_text((root / "eyeriss_like.yaml").read_text() + SPARSE_TARGETS)
+    (tmp_path / "eyeriss_sparse.constraints.yaml").write_text(
+        (root / "eyeriss_like.constraints.yaml").read_text())
+    net = tmp_path / "tiny.yaml"
+    net.write_text(TINY_NET)
+    return arch, net
+
+
+def test_run_writes_sparse_layer_columns(tmp_path: Path) -> None:
+    """Each layer searched with the sparse step and again dense (its own stored task): the
+    speed-up and energy saving are the ratios of the two; a second run reuses every result
+    and writes the same layers.csv."""
+    arch, net = _sparse_design(tmp_path)
+    args = ["run", "--arch", arch, "--workload", net, "--max-evals", "1500", "-q",
+            "--store", tmp_path / "store.sqlite"]
+    r = dse(*args, "--out", tmp_path / "a")
+    assert r.exit_code == 0, r.output
+    rows = {x["layer"]: x for x in csv.DictReader(open(tmp_path / "a" / "layers.csv"))}
+    assert rows["c1"]["densities"] == "Inputs=0.5"
+    assert rows["c2"]["densities"] == "Inputs=0.25 Weights=0.5"
+    assert rows["c3"]["densities"] == "dense"
+    for x in rows.values():
+        assert x["status"] == "ok"
+        cyc, dense_cyc = int(x["cycles"]), int(x["dense_cycles"])
+        e, dense_e = float(x["energy_pJ"]), float(x["dense_energy_pJ"])
+        assert float(x["sparse_speedup"]) == pytest.approx(dense_cyc / cyc)
+        assert float(x["sparse_energy_saving"]) == pytest.approx(1 - e / dense_e)
+        assert int(x["actual_computes"]) <= int(x["ops"])
+    # half the inputs are zero: the MACs they would feed vanish, and gating saves energy
+    assert int(rows["c1"]["actual_computes"]) == int(rows["c1"]["ops"]) // 2
+    assert float(rows["c1"]["sparse_energy_saving"]) > 0.05
+    again = dse(*args, "--out", tmp_path / "b")
+    assert again.exit_code == 0, again.output
+    assert (tmp_path / "a" / "layers.csv").read_bytes() == \
+        (tmp_path / "b" / "layers.csv").read_bytes()
+
+
+def test_dense_run_layers_csv_is_unchanged_by_the_sparse_columns(tmp_path: Path) -> None:
+    net = tmp_path / "tiny.yaml"
+    net.write_text(TINY_NET.replace("densities:", "_densities:"))
+    r = dse("run", "--arch", "eyeriss_like", "--workload", net, "--max-evals", "200", "-q",
+            "--store", tmp_path / "s.sqlite", "--out", tmp_path / "o")
+    assert r.exit_code == 0, r.output
+    header = (tmp_path / "o" / "layers.csv").read_text().splitlines()[0]
+    assert "densities" not in header and "sparse_speedup" not in header
+
+
+@pytest.mark.parametrize("old,new,needles", [
+    ("densities: {Inputs: 0.5}", "densities: {Input: 0.5}",
+     ["unknown tensor 'Input'", "did you mean 'Inputs'", "tiny.yaml:"]),
+    ("densities: {Inputs: 0.5}", "densities: {Inputs: 2}", ["a density is a number in (0, 1]"]),
+    ("distribution: hypergeometric", "distribution: banded", ["banded", "not modelled yet"]),
+])
+def test_bad_layer_densities_are_clear_errors(tmp_path: Path, old: str, new: str,
+                                              needles: list[str]) -> None:
+    arch, net = _sparse_design(tmp_path)
+    net.write_text(TINY_NET.replace(old, new))
+    r = dse("run", "--arch", arch, "--workload", net, "--max-evals", "10", "-q",
+            "--store", tmp_path / "s.sqlite", "--out", tmp_path / "o")
+    assert r.exit_code == 2, r.output
+    for needle in needles:
+        assert needle in r.output
+
+
+def test_run_refuses_what_sparse_designs_do_not_model(tmp_path: Path) -> None:
+    arch, net = _sparse_design(tmp_path)
+    base = ["run", "--arch", arch, "--workload", net, "--max-evals", "10", "-q",
+            "--store", tmp_path / "s.sqlite", "--out", tmp_path / "o"]
+    r = dse(*base, "--timeloop-generation", "legacy")
+    assert r.exit_code == 2 and "2024 Timeloop (Sparseloop) build only" in r.output
+    r = dse(*base, "--schedule", "fused")
+    assert r.exit_code == 2 and "not modelled for sparse designs" in r.output

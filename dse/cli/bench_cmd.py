@@ -25,9 +25,9 @@ from dse.cli.errors import COUNT, reports_spec_errors
 @reports_spec_errors
 def bench(max_evals: int, objective: str, no_bound_skip: bool, as_json: bool, no_network: bool,
           compare_rev: str | None, rounds: int) -> None:
-    """Evaluated mappings per second (one process) on the Eyeriss-like VGG layer and a
-    ResNet-18 3x3 layer, the time of one model evaluation, and ResNet-50 end to end on the
-    Eyeriss-like design (default search, --jobs 2, fresh store)."""
+    """Evaluated mappings per second (one process) on the Eyeriss-like VGG layer (dense and
+    sparse) and a ResNet-18 3x3 layer, the time of one model evaluation, and ResNet-50 end to
+    end on the Eyeriss-like design (default search, --jobs 2, fresh store)."""
     import json
 
     if compare_rev is not None:

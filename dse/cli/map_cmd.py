@@ -63,14 +63,13 @@ def map_(files, objective, search, max_evals, time_limit, seed, jobs, pareto, ou
     from tqdm import tqdm
 
     from dse.mapper.search import SearchConfig
-    from dse.model import evaluate
-    from dse.pipeline.map import mapper_defaults, prepare, write_search_outputs
-    from dse.pipeline.writers import level_rows, terminal_table
+    from dse.pipeline.map import evaluate_best, mapper_defaults, prepare, write_search_outputs
+    from dse.pipeline.writers import terminal_table
     from dse.spec.arch_library import parse_settings
     from dse.spec.build import load_spec
 
     params = parse_settings(settings) if settings else None
-    spec0 = load_spec(files, need_mapping=False, parameters=params)
+    spec0 = load_spec(files, need_mapping=False, parameters=params, allow_sparse=True)
     for note in spec0.document.notes:
         click.echo(note, err=True)
     d = mapper_defaults(spec0)
@@ -112,9 +111,10 @@ def map_(files, objective, search, max_evals, time_limit, seed, jobs, pareto, ou
         raise SystemExit(1)
     if not quiet:
         mapping = searcher.mapping_of(result.best)
-        ev = evaluate(spec.problem, spec.arch, mapping, link_transfers=cfg.link_transfers,
-                      generation=generation)
-        click.echo(terminal_table(ev, level_rows(ev, spec.arch)))
+        _, shown, rows, _ = evaluate_best(spec, mapping, cfg)
+        for note in getattr(shown, "notes", []):  # a sparse design: unused formats, moved SAFs
+            click.echo(note, err=True)
+        click.echo(terminal_table(shown, rows))
         skipped = (f", {result.skipped_by_bound:,} more skipped by bound"
                    if result.skipped_by_bound else "")
         click.echo(f"searched {result.evaluated:,} mappings ({result.valid:,} valid{skipped}) "

@@ -71,7 +71,9 @@ def model(files: tuple[str, ...], out_dir: str | None, link_transfers: str | Non
             sparse_summary,
         )
 
-        shown = sparse_evaluate(spec.problem, spec.arch, spec.mapping, ev, spec.sparse)
+        shown = sparse_evaluate(spec.problem, spec.arch, spec.mapping, ev, spec.sparse,
+                                link_transfers=mode, generation=generation,
+                                placement=placement)
         check_sparse_capacity(spec.arch, spec.mapping, shown)
         for note in shown.notes:
             click.echo(note, err=True)

@@ -92,6 +92,12 @@ def run(arch_ref, cons_files, workload, out_dir, objective, search, max_evals, s
                        link_transfers=link_mode(link_transfers, no_link_transfers),
                        bound_skip=not no_bound_skip)
     out = Path(out_dir)
+    from dse.pipeline.run import is_sparse
+
+    if schedule_spec.kind != "layerwise" and is_sparse(network, arch):
+        raise click.UsageError(f"--schedule {schedule_spec.kind} is not modelled for sparse "
+                               "designs yet (an architecture with sparse_optimizations or layers "
+                               "with densities); run them layer by layer")
     pipeline = None
     if schedule_spec.kind == "pipeline" and not arch.arch.attributes.get("execution"):
         from dse.pipeline.pipelined import evaluate_pipeline, resolve_pipeline
@@ -107,7 +113,11 @@ def run(arch_ref, cons_files, workload, out_dir, objective, search, max_evals, s
         _run_execution(network, arch, out, quiet)
         return
     store = ResultStore(store_path)
+    from dse.pipeline.run import plan
+
     unique = len({s.key for s in network.unique_shapes()})
+    if is_sparse(network, arch):  # layers differ by density too, and each is also run dense
+        unique = len(plan(network, arch, cfg)[0])
     bar = tqdm(total=unique, unit="layer", desc=network.name, disable=quiet, position=0)
 
     def on_layer(name: str, cached: bool) -> None:

@@ -94,3 +94,74 @@ class Bounds:
             operand = blocks * self.operand_pJ[inner, t_idx] * charged
         energy = energy + np.where(ok, operand, 0.0).sum(axis=1)
         return energy * SAFETY, cycles
+
+
+class SparseBounds:
+    """Lower bounds for the sparse model (dse.model.sparse_batch.SparseBatchModel), whose
+    storage accesses a sparse design may gate, skip or compress away, so only compute and
+    leakage are bounded:
+    * computes + gated computes >= C_min for every mapping. With a storage gating/skipping
+      on an operand, each such operand removes floor(c x p) of c computes, p = 1 - the
+      product over its conditions of (1 - P(piece empty)); a piece has at least one element
+      and P(empty) falls with the piece's size (both density models), so p <= the value for
+      one-element pieces over all the operand's conditions. Without one, the compute-level
+      classification depends only on which operands are compressed at their innermost
+      keeper: the least actual + gated over those patterns.
+    * cycles >= ceil(C_min / spatial instances used) (the sparse compute cycles).
+    * energy >= C_min x min(compute, gated compute energy) + leakage over those cycles (as
+      Bounds); every gated, skipped, metadata and (de)compression energy must be >= 0, else
+      no energy bound.
+    """
+
+    def __init__(self, model) -> None:
+        from dse.model.sparse import classify_computes
+
+        self.model = model
+        step = model.sparse
+        spec = step.spec
+        self.L = model.L
+        macs = model.problem.macs
+        operands = step.operands
+        saf_ops = [t for t in operands if step.actions[t]]
+        floor_c = macs
+        for t in saf_ops:  # each operand with a storage optimization, at its largest p
+            q = 1.0
+            for _, ao in step.actions[t]:
+                for c in ao.condition_on:
+                    q *= 1.0 - step.dens[step.tensor_index[c]].prob_empty(1)
+            floor_c *= q
+        # the floors of the model remove at most a rounding margin less
+        c_saf = max(0.0, floor_c * (1.0 - 1e-9) - 1.0)
+        c_plain = min(
+            (sum(classify_computes(macs, [(step.dens[t].density, bool(pat >> k & 1))
+                                          for k, t in enumerate(operands)],
+                                   spec.compute_gating, spec.compute_skipping)[:2])
+             for pat in range(2 ** len(operands))), default=macs)
+        self.c_min = min(c_saf, c_plain) if saf_ops else float(c_plain)
+        energies = np.concatenate([model.e_action.ravel(), model.e_leak, step.e_gated.ravel(),
+                                   step.e_skipped.ravel(), step.e_md.ravel(),
+                                   step.e_decompress, step.e_compress,
+                                   [step.e_compute, step.e_gated_compute,
+                                    step.e_skipped_compute]])
+        self.energy_ok = bool((energies >= 0).all())
+        self.compute_pJ = self.c_min * min(step.e_compute, step.e_gated_compute)
+        self.leak = model.e_leak.copy()
+        self.dummy = model.dummy.copy()
+
+    def lower(self, T: np.ndarray, SX: np.ndarray, SY: np.ndarray, keep: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray]:
+        """(energy_pJ lower bound, cycles lower bound) per row; both <= the model's values."""
+        B = T.shape[0]
+        fan = (SX.astype(np.int64) * SY.astype(np.int64)).prod(axis=2)  # (B, L)
+        used = np.maximum(fan.prod(axis=1), 1)
+        cycles = np.ceil(self.c_min / used - 1e-9).astype(np.int64)
+        cycles = np.maximum(cycles, 0)
+        if not self.energy_ok:
+            return np.full(B, -np.inf), cycles
+        keep = keep.astype(bool) & ~self.dummy[None, :, None]
+        rep = np.ones((B, self.L), dtype=np.int64)
+        for i in range(1, self.L):
+            rep[:, i] = rep[:, i - 1] * fan[:, i - 1]
+        leak = (np.where(keep.any(axis=2), self.leak[None, :] * rep, 0.0).sum(axis=1)
+                * cycles)
+        return (leak + self.compute_pJ) * SAFETY, cycles

@@ -27,7 +27,7 @@ import numpy as np
 
 from dse.arch.architecture import Architecture
 from dse.mapper.batch import BatchModel
-from dse.mapper.bounds import Bounds
+from dse.mapper.bounds import Bounds, SparseBounds
 from dse.mapper.constraints import Constraints
 from dse.mapper.mapspace import MapSpace
 from dse.workload.problem import Problem
@@ -88,10 +88,21 @@ _WORKER: BatchModel | None = None
 
 
 def _init_worker(problem: Problem, arch: Architecture, link_transfers: str | None = None,
-                 generation: str = "2024") -> None:
+                 generation: str = "2024", sparse=None) -> None:
     global _WORKER
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
-    _WORKER = BatchModel(problem, arch, link_transfers, generation=generation)
+    _WORKER = make_model(problem, arch, link_transfers, generation, sparse)
+
+
+def make_model(problem: Problem, arch: Architecture, link_transfers: str | None,
+               generation: str, sparse=None) -> BatchModel:
+    """The batch model the search scores rows with: with the sparse step
+    (dse.model.sparse_batch) when `sparse` (a dse.model.sparse.SparseSpec) is given."""
+    if sparse is None:
+        return BatchModel(problem, arch, link_transfers, generation=generation)
+    from dse.model.sparse_batch import SparseBatchModel
+
+    return SparseBatchModel(problem, arch, sparse, link_transfers, generation=generation)
 
 
 def _eval_in_worker(arrays):
@@ -102,14 +113,19 @@ def _eval_in_worker(arrays):
 
 class Searcher:
     def __init__(self, problem: Problem, arch: Architecture, constraints: Constraints,
-                 config: SearchConfig) -> None:
+                 config: SearchConfig, sparse=None) -> None:
+        """`sparse`: a dse.model.sparse.SparseSpec to search a sparse design (rows scored by
+        the sparse step; compressed tiles checked against capacity)."""
         if config.objective not in OBJECTIVES:
             raise ValueError(f"unknown objective {config.objective}")
         self.problem, self.arch, self.cfg = problem, arch, config
+        self.sparse = sparse
         self.space = MapSpace(problem, arch, constraints)
-        self.model = BatchModel(problem, arch, config.link_transfers,
-                                generation=config.generation)
-        self.bounds = Bounds(self.model) if config.bound_skip else None
+        self.model = make_model(problem, arch, config.link_transfers, config.generation, sparse)
+        # a sparse design has its own, weaker bounds (compute and leakage only)
+        self.bounds = None
+        if config.bound_skip:
+            self.bounds = Bounds(self.model) if sparse is None else SparseBounds(self.model)
         self.min_util = constraints.min_utilization
         self.result = SearchResult(None)
         self.pool: ProcessPoolExecutor | None = None
@@ -148,6 +164,11 @@ class Searcher:
         res.evaluated += len(choice)
         res.valid += int(valid.sum())
         res.rejected["fan-out exceeded"] += int((~fan_ok).sum())
+        other = ~valid & fan_ok & cap_ok
+        if self.min_util > 0:
+            other &= util_ok
+        if other.any():  # a sparse level would have to (de)compress and cannot
+            res.rejected["(de)compression not supported"] += int(other.sum())
         bad = fan_ok & ~cap_ok
         if bad.any():
             first = np.argmax(overflow[bad] > 0, axis=1)
@@ -377,17 +398,21 @@ class Searcher:
         for chunk in space.iter_choices(1024):
             T, SX, SY = space.factor_arrays(chunk)
             # sound pruning: a factorization that overflows with minimal keeps never fits
-            pre = self.model.evaluate(T, SX, SY, np.tile(np.arange(space.D), (len(chunk),
-                                      space.L, 1)), np.repeat(min_keep, len(chunk), axis=0))
-            ok = pre.capacity_ok
+            keeps_min = np.repeat(min_keep, len(chunk), axis=0)
+            if self.sparse is None:
+                pre = self.model.evaluate(T, SX, SY, np.tile(np.arange(space.D),
+                                                             (len(chunk), space.L, 1)), keeps_min)
+                ok, overflow = pre.capacity_ok, pre.overflow
+            else:  # compressed words only: the formats' metadata depends on the keeps
+                ok, overflow = self.model.word_capacity(T, SX, SY, keeps_min)
             if (~ok).any():
                 # every order and bypass choice of these overflows the same level: each such
                 # factorization counts once as evaluated and rejected
-                first = np.argmax(pre.overflow[~ok] > 0, axis=1)
+                first = np.argmax(overflow[~ok] > 0, axis=1)
                 for lvl, cnt in zip(*np.unique(first, return_counts=True), strict=True):
                     self.result.rejected[f"capacity at {self.arch.levels[lvl].name}"] += int(cnt)
                 self.result.evaluated += int((~ok).sum())
-                self._note_overflow(pre.overflow[~ok])
+                self._note_overflow(overflow[~ok])
             for r in np.nonzero(ok)[0]:
                 orders = space.orders_for(T[r])
                 for pe in orders:
@@ -524,7 +549,7 @@ class Searcher:
             self.pool = ProcessPoolExecutor(self.cfg.jobs, initializer=_init_worker,
                                             initargs=(self.problem, self.arch,
                                                       self.cfg.link_transfers,
-                                                      self.cfg.generation))
+                                                      self.cfg.generation, self.sparse))
         try:
             if self.cfg.search == "exhaustive":
                 self._run_exhaustive()

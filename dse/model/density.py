@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
 
 # S*d is computed in floating point; values within this of an integer count as that integer
 # except where Timeloop's own rounding is reproduced (max occupancy, see below).
@@ -28,23 +31,23 @@ class DensityModel:
     def dense(self) -> bool:
         return self.density >= 1.0
 
-    def prob_empty(self, tile: int) -> float:
-        if tile <= 0 or self.density >= 1.0:
-            return 0.0 if tile > 0 else 1.0
-        if self.distribution == "hypergeometric":
-            n = self.tensor_size
-            nnz = math.ceil(n * self.density)
-            if tile > n - nnz:
-                return 0.0
-            # C(N-nnz, S) / C(N, S), as a product to stay in range
-            p = 1.0
-            for i in range(tile):
-                p *= (n - nnz - i) / (n - i)
-            return p
-        mean = tile * self.density
-        return 1.0 - mean if mean < 1.0 else 0.0
+    def prob_empty(self, tile):
+        """P(a tile of `tile` elements holds no nonzero); `tile` an int or an integer array
+        (the batch model's tiles), the result a float or a float array."""
+        s = np.asarray(tile, dtype=np.int64)
+        if self.density >= 1.0:
+            out = np.where(s > 0, 0.0, 1.0)
+        elif self.distribution == "hypergeometric":
+            n, nnz = self.tensor_size, math.ceil(self.tensor_size * self.density)
+            out = np.ones(s.shape)
+            for v in np.unique(s[s > 0]):
+                out[s == v] = _hyper_empty(n, nnz, int(v))
+        else:
+            mean = s * self.density
+            out = np.where(s <= 0, 1.0, np.where(mean < 1.0, 1.0 - mean, 0.0))
+        return out if out.ndim else float(out)
 
-    def expected_occupancy(self, tile: int) -> float:
+    def expected_occupancy(self, tile):
         return tile * self.density
 
     def occupancy_pmf(self, tile: int) -> dict[int, float]:
@@ -65,14 +68,29 @@ class DensityModel:
             return {lo: 1.0}
         return {lo: 1.0 - frac, lo + 1: frac}
 
-    def max_occupancy(self, tile: int) -> int:
+    def max_occupancy(self, tile):
         """Words a compressed tile needs at most (the ceiling of S d; floating-point products
-        such as 230400 x 0.275 land just above the integer, as in Timeloop)."""
+        such as 230400 x 0.275 land just above the integer, as in Timeloop). `tile` an int or
+        an integer array."""
+        s = np.asarray(tile, dtype=np.int64)
         if self.density >= 1.0:
-            return tile
-        if self.distribution == "hypergeometric":
-            return min(tile, math.ceil(self.tensor_size * self.density))
-        return math.ceil(tile * self.density)
+            out = s
+        elif self.distribution == "hypergeometric":
+            out = np.minimum(s, math.ceil(self.tensor_size * self.density))
+        else:
+            out = np.ceil(s * self.density).astype(np.int64)
+        return out if out.ndim else int(out)
+
+
+@lru_cache(maxsize=4096)
+def _hyper_empty(n: int, nnz: int, tile: int) -> float:
+    """C(N-nnz, S) / C(N, S), as a product to stay in range."""
+    if tile > n - nnz:
+        return 0.0
+    p = 1.0
+    for i in range(tile):
+        p *= (n - nnz - i) / (n - i)
+    return p
 
 
 def _log_comb(n: int, k: int) -> float:

@@ -13,16 +13,14 @@ import itertools
 import math
 from dataclasses import dataclass, field
 
-from dse.arch.architecture import Architecture, StorageLevel
+from dse.arch.architecture import Architecture
 from dse.mapping import Mapping
+from dse.model import generation as generations
 from dse.model.density import DENSE, DensityModel
-from dse.model.evaluate import Evaluation, LevelSummary, LevelTensorStats, action_energy
-from dse.model.formats import RankFormat, RankUnits, rank_units
-from dse.model.nest import build_nest
-from dse.model.wordbits import bandwidth_scale, words_per_block
+from dse.model.evaluate import Evaluation, LevelSummary, LevelTensorStats
+from dse.model.formats import RankFormat, RankUnits
+from dse.model.sparse_batch import KINDS, attribute, md_word_bits
 from dse.workload.problem import Problem
-
-KINDS = ("reads", "fills", "updates")
 
 
 @dataclass(frozen=True)
@@ -129,165 +127,75 @@ class SparseEvaluation:
         return out
 
 
-def _floor(x: float) -> int:
-    # products like 16 x 0.75 must not lose an integer to rounding noise
-    return math.floor(x + 1e-9)
-
-
-def _ceil(x: float) -> int:
-    return math.ceil(x - 1e-9)
-
-
-def rank_shapes(formats: tuple[RankFormat, ...], tensor_dims: set[str], loops,
-                tile: int, child_tile: int) -> list[int]:
-    """Fiber shape of each rank (outermost first).
-
-    Without `flattened_rankIDs` the ranks take the tile's loops over the tensor's dimensions
-    from the innermost out, one loop each; the outermost rank takes what is left. With them,
-    the innermost rank is the whole tile of the next inner level keeping the tensor and the
-    rank above it this level's own loops (as Sparseloop's reference outputs show)."""
-    n = len(formats)
-    shapes = [1] * n
-    if any(f.dims for f in formats):
-        shapes[-1] = child_tile
-        if n > 1:
-            shapes[-2] = max(tile // max(child_tile, 1), 1)
-        return shapes
-    bounds = [lp.bound for lp in loops if lp.dim in tensor_dims and lp.bound > 1]
-    r = n - 1
-    for b in reversed(bounds):
-        shapes[max(r, 0)] *= b
-        r -= 1
-    return shapes
-
-
 def sparse_evaluate(problem: Problem, arch: Architecture, mapping: Mapping, ev: Evaluation,
-                    spec: SparseSpec) -> SparseEvaluation:
-    """The dense evaluation `ev` post-processed with densities, formats and gating/skipping."""
-    nest = build_nest(problem, mapping)
-    n = len(arch.levels)
-    by_key = {(r.level, r.tensor): r for r in ev.stats}
-    rows: dict[tuple[str, str], SparseRow] = {}
-    computes = ev.macs
+                    spec: SparseSpec, *, link_transfers: bool | str | None = None,
+                    generation: str = generations.DEFAULT,
+                    placement: dict[str, str] | None = None) -> SparseEvaluation:
+    """The dense evaluation `ev` post-processed with densities, formats and gating/skipping:
+    the batch sparse step (dse.model.sparse_batch) on a one-row batch, unpacked into
+    per-(level, tensor) rows. The options are those `ev` was evaluated with."""
+    from dse.model.batch import BatchModel, rows_from_mappings, spatial_orders
+    from dse.model.sparse_batch import SparseStep
+
+    model = BatchModel(problem, arch, link_transfers, generation=generation,
+                       placement=placement)
+    T, SX, SY, perm, keep = rows_from_mappings(model, [mapping])
+    order = spatial_orders(model, [mapping])
+    det = model.detail(T, SX, SY, perm, keep, spatial_order=order)
+    step = SparseStep(model, spec)
+    sd = step.apply(det, T, SX, SY, perm, order)
+    return unpack_row(problem, model.arch, ev, step, sd, 0)
+
+
+def unpack_row(problem: Problem, arch: Architecture, ev: Evaluation, step, sd, b: int
+               ) -> SparseEvaluation:
+    """Row `b` of a SparseDetail as per-(level, tensor) SparseRows and level summaries."""
+    names = [lv.name for lv in arch.levels]
+    index = {ds.name: t for t, ds in enumerate(problem.data_spaces)}
     notes = [f"note: {lv} has a representation format for {t} but does not keep {t} under "
              "this mapping; the format is unused (as in Sparseloop)"
-             for lv, t in spec.formats if (lv, t) not in by_key]
-    operand_saf = False
-    # per operand at its innermost keeper: (density, stored with metadata)
-    operand_state: list[tuple[float, bool]] = []
-    for ds in problem.data_spaces:
-        t = ds.name
-        dens = spec.density(t)
-        keepers = [i for i in range(n) if (arch.levels[i].name, t) in by_key]  # outer first
-        # each optimization acts at its level, or at the nearest outer level keeping t
-        own: dict[int, list[ActionOptimization]] = {}
-        for ao in spec.actions:
-            if ao.target != t:
-                continue
-            li = arch.index(ao.level)
-            holder = max((i for i in keepers if i <= li), default=None)
-            if holder is not None:
-                own.setdefault(holder, []).append(ao)
-                if holder != li:
-                    notes.append(f"note: the {ao.kind} of {t} declared at {ao.level} acts at "
-                                 f"{arch.levels[holder].name}, the nearest outer level "
-                                 f"keeping {t}")
-        p_above = 0.0
-        parent_compressed = False
-        parent_row: SparseRow | None = None
-        for pos, i in enumerate(keepers):
-            lv = arch.levels[i]
-            d = by_key[(lv.name, t)]
-            child = keepers[pos + 1] if pos + 1 < len(keepers) else n
-            fmts = spec.formats.get((lv.name, t), ())
-            compressed = any(f.compressed for f in fmts) and not dens.dense
-            p_own = None
-            kind = None
-            if i in own:
-                p_own = _prob_ineffectual(own[i], problem, nest, spec, arch, i, ds, child)
-                kind = own[i][0].kind
-            p_cond = 0.0
-            if p_own is not None:
-                p_cond = 1.0 - (1.0 - p_own) / (1.0 - p_above) if p_above < 1.0 else 0.0
-            data: dict[str, Counts] = {}
-            for k, alg in zip(KINDS, (d.reads_per_instance, d.fills_per_instance,
-                                      d.updates_per_instance), strict=True):
-                x = alg
-                if compressed:
-                    x -= _floor(x * (1.0 - dens.density))
-                x -= _floor(x * p_above)
-                off = 0
-                if p_own is not None and k != "fills":
-                    off = _ceil(x * p_cond) if (k == "reads" and ds.read_write) \
-                        else _floor(x * p_cond)
-                c = Counts(alg, x - off)
-                if kind == "gating":
-                    c.gated = off
-                elif kind == "skipping":
-                    c.skipped = off
-                data[k] = c
-            tile = d.utilized_capacity_words
-            tile_loops = [lp for lp in nest.loops if lp.level >= i]
-            child_tile = ds.size(nest.box(child)) if child < n else 1
-            shapes = rank_shapes(fmts, set(ds.dims()), tile_loops, tile, child_tile) \
-                if fmts else []
-            md: dict[str, list[tuple[RankUnits, RankUnits, RankUnits]]] = {k: [] for k in KINDS}
-            cap_ranks: list[RankUnits] = []
-            if fmts:
-                per_tile = rank_units(list(fmts), shapes, dens, worst_case=False)
-                cap_ranks = rank_units(list(fmts), shapes, dens, worst_case=True)
-                for k in KINDS:
-                    alg = data[k].algorithmic
-                    for u in per_tile:
-                        triple = []
-                        for units in (u.metadata, u.payload):
-                            x = math.ceil(units * alg / tile) if tile else 0  # raw, as Timeloop
-                            x -= _floor(x * p_above)
-                            off = _floor(x * p_cond) if (p_own is not None and k != "fills") else 0
-                            triple.append((x - off, off))
-                        act = RankUnits(triple[0][0], triple[1][0])
-                        offu = RankUnits(triple[0][1], triple[1][1])
-                        zero = RankUnits(0, 0)
-                        md[k].append((act, offu if kind == "gating" else zero,
-                                      offu if kind == "skipping" else zero))
-            alg_upd = d.updates_per_instance
-            reductions = d.temporal_reductions_per_instance
-            if alg_upd and data["updates"].actual != alg_upd:
-                reductions = _ceil(reductions * data["updates"].actual / alg_upd)
-            row = SparseRow(
-                dense=d, data=data, metadata=md, formats=fmts, capacity_ranks=cap_ranks,
-                utilized_capacity_words=dens.max_occupancy(tile) if compressed else tile,
-                density=dens, temporal_reductions=reductions,
-            )
-            if parent_row is not None and parent_compressed and not compressed:
-                # every fill arrives compressed; what goes up is compressed into the
-                # parent's (compressed) updates
-                row.decompressions = data["fills"].actual
-                if ds.read_write:
-                    row.compressions = parent_row.data["updates"].actual
-            rows[(lv.name, t)] = row
-            parent_compressed = compressed
-            parent_row = row
-            if p_own is not None:
-                p_above = p_own
-        if not ds.read_write:
-            inner = arch.levels[keepers[-1]].name
-            operand_state.append((dens.density, bool(spec.formats.get((inner, t)))
-                                  and not dens.dense))
-        if not ds.read_write and own:
-            operand_saf = True
-            innermost = max(own)
-            child = next((k for k in keepers if k > innermost), n)
-            p = _prob_ineffectual(own[innermost], problem, nest, spec, arch, innermost, ds, child)
-            computes -= _floor(computes * p)
-    gated = skipped = 0
-    if not operand_saf:
-        computes, gated, skipped = classify_computes(ev.macs, operand_state,
-                                                     spec.compute_gating, spec.compute_skipping)
-    ordered = [rows[(r.level, r.tensor)] for r in ev.stats]
-    sev = _micro_architecture(problem, arch, ev, ordered, computes, gated, skipped)
-    sev.notes = notes
-    return sev
+             for lv, t in step.spec.formats if not sd.keep[b, names.index(lv), index[t]]]
+    for (_, k), h in sd.holder.items():
+        ao = step.spec.actions[k]
+        li = names.index(ao.level)
+        if h[b] >= 0 and h[b] != li:
+            notes.append(f"note: the {ao.kind} of {ao.target} declared at {ao.level} acts at "
+                         f"{names[h[b]]}, the nearest outer level keeping {ao.target}")
+    rows = []
+    for d in ev.stats:
+        i, t = names.index(d.level), index[d.tensor]
+        data = {k: Counts(int(sd.algorithmic[b, i, t, j]), int(sd.actual[b, i, t, j]),
+                          int(sd.gated[b, i, t, j]), int(sd.skipped[b, i, t, j]))
+                for j, k in enumerate(KINDS)}
+        fmts = step.formats.get((i, t), ())
+        md: dict[str, list[tuple[RankUnits, RankUnits, RankUnits]]] = {k: [] for k in KINDS}
+        for j, k in enumerate(KINDS):
+            for r in range(len(fmts)):
+                u = sd.metadata[b, i, t, j, r]
+                md[k].append(tuple(RankUnits(float(u[w, 0]), float(u[w, 1]))
+                                   for w in range(3)))
+        cap = [RankUnits(float(sd.capacity_units[b, i, t, r, 0]),
+                         float(sd.capacity_units[b, i, t, r, 1])) for r in range(len(fmts))]
+        rows.append(SparseRow(
+            dense=d, data=data, metadata=md, formats=fmts, capacity_ranks=cap,
+            utilized_capacity_words=int(sd.occupancy[b, i, t]), density=step.dens[t],
+            temporal_reductions=int(sd.temporal_reductions[b, i, t]),
+            decompressions=int(sd.decompressions[b, i, t]),
+            compressions=int(sd.compressions[b, i, t]), energy_pJ=float(sd.energy[b, i, t])))
+    summaries = []
+    for i, (lv, dense_sum) in enumerate(zip(arch.levels, ev.levels, strict=True)):
+        summaries.append(LevelSummary(
+            name=lv.name, instances=lv.instances, utilized_instances=dense_sum.utilized_instances,
+            capacity_words=lv.capacity_words,
+            used_words=int(sum(sd.occupancy[b, i])), slowdown=float(sd.slowdown[b, i]),
+            cycles=int(sd.level_cycles[b, i]), energy_pJ=float(sd.level_energy[b, i]),
+            leakage_pJ=float(sd.leak[b, i])))
+    return SparseEvaluation(
+        dense=ev, rows=rows, macs=ev.macs, actual_computes=int(sd.actual_computes[b]),
+        gated_computes=int(sd.gated_computes[b]), skipped_computes=int(sd.skipped_computes[b]),
+        compute_cycles=int(sd.compute_cycles[b]), cycles=int(sd.cycles[b]),
+        utilization=float(sd.utilization[b]), compute_energy_pJ=float(sd.compute_energy[b]),
+        levels=summaries, energy_pJ=float(sd.energy_total[b]), notes=notes)
 
 
 def classify_computes(total: int, operands: list[tuple[float, bool]], gate: bool, skip: bool
@@ -314,180 +222,8 @@ def classify_computes(total: int, operands: list[tuple[float, bool]], gate: bool
                 p_gate += p
         elif any(x == 1 for x in states) and gate:
             p_gate += p
-    skipped, gated, none = _floor(total * p_skip), _floor(total * p_gate), _floor(total * p_none)
+    skipped, gated, none = (math.floor(total * p + 1e-9) for p in (p_skip, p_gate, p_none))
     return total - skipped - gated - none, gated, skipped
-
-
-def _prob_ineffectual(opts: list[ActionOptimization], problem: Problem, nest, spec: SparseSpec,
-                      arch: Architecture, level: int, ds, child: int) -> float:
-    """P(a request for `ds` from the child is ineffectual): some condition piece is empty.
-    The piece of C is C's part of the child's tile (one operand at the compute level), grown
-    to the level's block when the block is larger than the requested piece."""
-    lv = arch.levels[level]
-    box = nest.box(child) if child < nest.n_levels else {d: 1 for d in problem.dims}
-    grow = max(1, lv.block_size // max(ds.size(box), 1))
-    if grow > 1:
-        # the block runs along the innermost loop over one of the target's dimensions
-        inner = [lp for lp in nest.loops if lp.level >= level and lp.bound > 1
-                 and lp.dim in ds.dims()]
-        if inner:
-            box = dict(box)
-            box[inner[-1].dim] *= grow
-    p_effectual = 1.0
-    for ao in opts:
-        for c in ao.condition_on:
-            piece = problem.data_space(c).size(box)
-            p_effectual *= 1.0 - spec.density(c).prob_empty(piece)
-    return 1.0 - p_effectual
-
-
-def _md_bits(lv: StorageLevel, fmt: RankFormat) -> tuple[int, int]:
-    dw = _attr(lv, "metadata_datawidth", lv.datawidth)
-    mdb = fmt.metadata_word_bits if fmt.metadata_word_bits is not None else (
-        1 if fmt.format in ("B", "UB") else dw)
-    plb = fmt.payload_word_bits if fmt.payload_word_bits is not None else dw
-    return mdb, plb
-
-
-def _attr(lv: StorageLevel, key: str, default: int) -> int:
-    v = lv.attributes.get(key, lv.attributes.get(key.replace("_", "-")))
-    return default if v is None else int(v)
-
-
-def _metadata_bits(lv: StorageLevel, row: SparseRow, kind: str, which: int) -> int:
-    bits = 0.0
-    for fmt, triple in zip(row.formats, row.metadata[kind], strict=True):
-        mdb, plb = _md_bits(lv, fmt)
-        bits += mdb * triple[which].metadata + plb * triple[which].payload
-    return round(bits)
-
-
-def _energy(lv: StorageLevel, action: str, fallback: str | None = None) -> float:
-    e = lv.energy
-    if action in e:
-        return e[action].pJ
-    if fallback and fallback in e:
-        return e[fallback].pJ
-    return 0.0
-
-
-# Timeloop's thresholds (model/buffer.hpp, VectorWidthCoefficientTable): for a compressed tile
-# of S words at a level with block (vector) B, when S // B is below the entry for the tile's
-# density (0.1 .. 1.0), vector accesses are not ceil(count / B) but corrected by the expected
-# number of vectors a tile with its random nonzero count really needs.
-VECTOR_WIDTH_THRESHOLDS = {
-    2: (251, 125, 84, 63, 51, 42, 36, 32, 28, 1),
-    4: (375, 188, 125, 94, 75, 63, 54, 47, 42, 1),
-    8: (438, 219, 146, 110, 88, 73, 63, 55, 49, 1),
-    16: (469, 235, 157, 118, 94, 79, 67, 59, 52, 1),
-    32: (485, 243, 162, 122, 97, 81, 70, 61, 52, 1),
-}
-
-
-def vector_ratio(row: SparseRow, block: int) -> float:
-    """Factor on a compressed tile's vector accesses (1.0 when the naive count holds)."""
-    tile = row.dense.utilized_capacity_words
-    d = row.density.density
-    compressed = any(f.compressed for f in row.formats)
-    if not compressed or tile == 0 or block <= 1 or d >= 1.0:
-        return 1.0
-    table = VECTOR_WIDTH_THRESHOLDS.get(block)
-    if table is None:
-        return 1.0
-    idx = max(math.floor(d / 0.1) - 1, 0) if d >= 0.1 else 0
-    if table[idx] <= tile // block:
-        return 1.0
-    expected = sum(math.ceil(k / block) * p for k, p in row.density.occupancy_pmf(tile).items()
-                   if k >= 1)
-    return expected / (tile * d / block)
-
-
-DATA_ACTIONS = {"reads": "read", "fills": "write", "updates": "update"}
-MD_ACTIONS = {"reads": "metadata_read", "fills": "metadata_write", "updates": "metadata_update"}
-
-
-def _micro_architecture(problem: Problem, arch: Architecture, ev: Evaluation,
-                        rows: list[SparseRow], computes: int, gated_computes: int = 0,
-                        skipped_computes: int = 0) -> SparseEvaluation:
-    """Energy per action from the ERT; bandwidth demand (actual + gated) -> cycles."""
-    for r in rows:
-        lv = arch.levels[arch.index(r.level)]
-        ds = problem.data_space(r.tensor)
-        block = words_per_block(lv, ds)
-        md_width = _attr(lv, "metadata_storage_width", 0) or lv.datawidth
-        ratio = vector_ratio(r, block)
-        e = 0.0
-        for k in KINDS:
-            c = r.data[k]
-            base = DATA_ACTIONS[k] if k != "updates" or "update" in lv.energy else "write"
-            data_e = math.ceil(c.actual / block) * (action_energy(lv, base) if c.actual else 0.0)
-            data_e += math.ceil(c.gated / block) * _energy(lv, f"gated_{base}")
-            data_e += math.ceil(c.skipped / block) * _energy(lv, f"skipped_{base}",
-                                                              f"gated_{base}")
-            e += data_e * ratio
-            if r.formats:
-                mact = MD_ACTIONS[k]
-                for which, name in ((0, mact), (1, f"gated_{mact}"), (2, f"skipped_{mact}")):
-                    bits = _metadata_bits(lv, r, k, which)
-                    if bits:
-                        fb = f"gated_{mact}" if which == 2 else None
-                        e += math.ceil(bits / md_width) * _energy(lv, name, fb)
-        e += r.decompressions * _energy(lv, "decompression_count")
-        e += r.compressions * _energy(lv, "compression_count")
-        r.energy_pJ = e * lv.utilized_clusters(r.dense.utilized_instances)
-    used = max(ev.compute_utilized_instances, 1)
-    compute_cycles = math.ceil((computes + gated_computes) / used)
-    cycles = compute_cycles
-    summaries: list[LevelSummary] = []
-    by_level: dict[str, list[SparseRow]] = {}
-    for r in rows:
-        by_level.setdefault(r.level, []).append(r)
-    for lv, dense_sum in zip(arch.levels, ev.levels, strict=True):
-        lr = by_level.get(lv.name, [])
-        rd = wr = 0.0
-        for r in lr:
-            k = bandwidth_scale(lv, problem.data_space(r.tensor))
-            rd += (r.data["reads"].actual + r.data["reads"].gated) * k
-            wr += sum(r.data[x].actual + r.data[x].gated for x in ("fills", "updates")) * k
-            if r.formats:  # whole data words of metadata (Timeloop divides integers)
-                rd += sum(_metadata_bits(lv, r, "reads", w) for w in (0, 1)) // lv.datawidth
-                wr += sum(_metadata_bits(lv, r, x, w) for x in ("fills", "updates")
-                          for w in (0, 1)) // lv.datawidth
-        slowdown = 1.0
-        if compute_cycles:
-            rd, wr = rd / compute_cycles, wr / compute_cycles
-            if lv.read_bandwidth is not None and lv.read_bandwidth < rd:
-                slowdown = min(slowdown, lv.read_bandwidth / rd)
-            if lv.write_bandwidth is not None and lv.write_bandwidth < wr:
-                slowdown = min(slowdown, lv.write_bandwidth / wr)
-            if lv.shared_bandwidth is not None and lv.shared_bandwidth < rd + wr:
-                slowdown = min(slowdown, lv.shared_bandwidth / (rd + wr))
-        lv_cycles = math.ceil(compute_cycles / slowdown)
-        cycles = max(cycles, lv_cycles)
-        summaries.append(LevelSummary(
-            name=lv.name, instances=lv.instances, utilized_instances=dense_sum.utilized_instances,
-            capacity_words=lv.capacity_words,
-            used_words=sum(r.utilized_capacity_words for r in lr), slowdown=slowdown,
-            cycles=lv_cycles, energy_pJ=sum(r.energy_pJ for r in lr), leakage_pJ=0.0))
-    for s, lv in zip(summaries, arch.levels, strict=True):
-        if s.utilized_instances and "leak" in lv.energy:
-            s.leakage_pJ = lv.energy["leak"].pJ * cycles * s.utilized_instances
-            s.energy_pJ += s.leakage_pJ
-    comp = arch.compute
-    e_compute = action_energy(comp, "compute")
-    ce = comp.energy
-    e_gated = next((ce[a].pJ for a in ("gated_compute", "compute_gated") if a in ce), e_compute)
-    e_skipped = next((ce[a].pJ for a in ("skipped_compute", "compute_skipped") if a in ce),
-                     e_gated)
-    compute_energy = (computes * e_compute + gated_computes * e_gated
-                      + skipped_computes * e_skipped)
-    total = compute_energy + sum(s.energy_pJ for s in summaries)
-    return SparseEvaluation(
-        dense=ev, rows=rows, macs=ev.macs, actual_computes=computes,
-        gated_computes=gated_computes, skipped_computes=skipped_computes,
-        compute_cycles=compute_cycles, cycles=cycles,
-        utilization=(computes + gated_computes) / (comp.instances * cycles) if cycles else 0.0,
-        compute_energy_pJ=compute_energy, levels=summaries, energy_pJ=total)
 
 
 def sparse_columns(row: SparseRow) -> dict[str, object]:
@@ -542,14 +278,14 @@ def check_sparse_capacity(arch: Architecture, mapping: Mapping, sev: SparseEvalu
                         key_path=f"architecture.{name}.attributes.{attr}",
                         hint=f"set {attr}: true, give {name} a compressed format for "
                         f"{r.tensor}, or bypass {r.tensor} at {name}")
-        depth = _attr(lv, "metadata_storage_depth", 0)
-        width = _attr(lv, "metadata_storage_width", 0)
+        depth = attribute(lv, "metadata_storage_depth", 0)
+        width = attribute(lv, "metadata_storage_width", 0)
         if not (depth and width):
             continue
         bits = 0.0
         for r in rows:
             for fmt, u in zip(r.formats, r.capacity_ranks, strict=True):
-                mdb, plb = _md_bits(lv, fmt)
+                mdb, plb = md_word_bits(lv, fmt)
                 bits += mdb * u.metadata + plb * u.payload
         if bits > depth * width:
             raise MappingError(

@@ -23,6 +23,8 @@ class LayerTask:
     arch: Architecture
     constraints: Constraints
     config: SearchConfig
+    # densities / formats / gating-skipping (dse.model.sparse.SparseSpec); None = dense
+    sparse: object = None
 
 
 def dram_bound_fields(problem: Problem, arch: Architecture) -> dict:
@@ -39,7 +41,7 @@ def map_layer(task: LayerTask, progress=None) -> dict:
     `progress(result, rate)` is called during the search (in-process runs only). A search cut
     short by Ctrl-C gives a row with `interrupted: True`, which is never stored."""
     cfg = SearchConfig(**{**asdict(task.config), "jobs": 1, "pareto": False})
-    searcher = Searcher(task.problem, task.arch, task.constraints, cfg)
+    searcher = Searcher(task.problem, task.arch, task.constraints, cfg, sparse=task.sparse)
     searcher.progress = progress
     result = searcher.run()
     if result.interrupted:
@@ -52,26 +54,43 @@ def map_layer(task: LayerTask, progress=None) -> dict:
         return row
     mapping = searcher.mapping_of(result.best)
     ev = evaluate(task.problem, task.arch, mapping, link_transfers=cfg.link_transfers,
-                  generation=cfg.generation)
+                  generation=cfg.generation, check_capacity=task.sparse is None)
     arch = task.arch
-    level_energy = {lv.name: s.energy_pJ for lv, s in zip(arch.levels, ev.levels, strict=True)}
+    shown = ev
+    # per (level, tensor): (reads, fills + updates) per instance and utilized instances
+    moves = [(r.level, r.tensor, r.reads_per_instance,
+              r.fills_per_instance + r.updates_per_instance, r.utilized_instances)
+             for r in ev.stats]
+    if task.sparse is not None:
+        from dse.model.sparse import check_sparse_capacity, sparse_evaluate
+
+        shown = sparse_evaluate(task.problem, arch, mapping, ev, task.sparse,
+                                link_transfers=cfg.link_transfers, generation=cfg.generation)
+        check_sparse_capacity(arch, mapping, shown)
+        moves = [(r.level, r.tensor, r.data["reads"].actual,
+                  r.data["fills"].actual + r.data["updates"].actual,
+                  r.dense.utilized_instances) for r in shown.rows]
+        row.update({"actual_computes": shown.actual_computes,
+                    "gated_computes": shown.gated_computes,
+                    "skipped_computes": shown.skipped_computes})
+    level_energy = {lv.name: s.energy_pJ for lv, s in zip(arch.levels, shown.levels,
+                                                           strict=True)}
     reads = {lv.name: 0 for lv in arch.levels}
     writes = {lv.name: 0 for lv in arch.levels}
     dram_bits = 0  # all outermost-level reads and writes, each tensor at its own word width
-    for r in ev.stats:
-        reads[r.level] += r.reads_per_instance * r.utilized_instances
-        writes[r.level] += (r.fills_per_instance + r.updates_per_instance) * r.utilized_instances
-        if r.level == arch.levels[0].name:
-            moved = (r.reads_per_instance + r.fills_per_instance + r.updates_per_instance)
-            dram_bits += moved * r.utilized_instances * tensor_bits(
-                arch.levels[0], task.problem.data_space(r.tensor))
+    for level, tensor, rd, wr, used in moves:
+        reads[level] += rd * used
+        writes[level] += wr * used
+        if level == arch.levels[0].name:
+            dram_bits += (rd + wr) * used * tensor_bits(arch.levels[0],
+                                                        task.problem.data_space(tensor))
     row.update({
         "status": "ok",
-        "cycles": ev.cycles,
-        "energy_pJ": ev.energy_pJ,
+        "cycles": shown.cycles,
+        "energy_pJ": shown.energy_pJ,
         "ops": ev.macs,
-        "utilization": ev.utilization,
-        "energy_compute_pJ": ev.compute_energy_pJ,
+        "utilization": shown.utilization,
+        "energy_compute_pJ": shown.compute_energy_pJ,
         "level_energy_pJ": level_energy,
         "reads_words": reads,
         "writes_words": writes,

@@ -12,7 +12,17 @@ from dse import __version__
 from dse.errors import SpecError, did_you_mean
 from dse.mapper.search import OBJECTIVES, SearchConfig, Searcher, SearchResult
 from dse.model import evaluate
-from dse.pipeline.writers import atomic_write, csv_text, level_rows, summary, write_outputs
+from dse.pipeline.writers import (
+    LEVEL_COLUMNS,
+    SPARSE_COLUMNS,
+    atomic_write,
+    csv_text,
+    level_rows,
+    sparse_level_rows,
+    sparse_summary,
+    summary,
+    write_outputs,
+)
 from dse.spec.build import Spec, load_spec
 from dse.spec.common import get, whole_number
 from dse.spec.constraints import constraints_from_document
@@ -112,7 +122,7 @@ def write_search_outputs(out: Path, spec: Spec, searcher: Searcher, result: Sear
         # bounds could not win (not evaluated; --max-evals counts both); valid and rejected
         # count evaluated candidates only
         "evaluated": result.evaluated, "skipped_by_bound": result.skipped_by_bound,
-        "bound_skip": cfg.bound_skip, "valid": result.valid,
+        "bound_skip": searcher.bounds is not None, "valid": result.valid,
         "rejected": dict(sorted(result.rejected.items())),
         "evals_per_s": result.evaluated / result.wall_s if result.wall_s else None,
         "wall_s": result.wall_s, "interrupted": result.interrupted,
@@ -124,17 +134,15 @@ def write_search_outputs(out: Path, spec: Spec, searcher: Searcher, result: Sear
         atomic_write(out / "search.json", json.dumps(info, indent=2) + "\n")
         return info
     mapping = searcher.mapping_of(result.best)
-    ev = evaluate(spec.problem, spec.arch, mapping, link_transfers=cfg.link_transfers,
-                  generation=cfg.generation)
-    info["best"] = {"energy_pJ": ev.energy_pJ, "cycles": ev.cycles,
-                    "edp_pJ_cycles": ev.energy_pJ * ev.cycles}
+    ev, shown, rows, columns = evaluate_best(spec, mapping, cfg)
+    info["best"] = {"energy_pJ": shown.energy_pJ, "cycles": shown.cycles,
+                    "edp_pJ_cycles": shown.energy_pJ * shown.cycles}
     native = mapping_to_native(mapping, spec.arch, spec.problem)
     atomic_write(out / "mapping.yaml", "# Found by dse map; native dse format\n"
                  + yaml.safe_dump({"mapping": native}, sort_keys=False))
     timeloop = mapping_to_timeloop(mapping, spec.arch, spec.problem)
     atomic_write(out / "map.yaml", "# Found by dse map; Timeloop mapping format\n"
                  + yaml.safe_dump({"mapping": timeloop}, sort_keys=False))
-    rows = level_rows(ev, spec.arch)
     from dse.model.dram_bound import dram_summary
     from dse.model.links import resolve_link_mode
 
@@ -148,13 +156,40 @@ def write_search_outputs(out: Path, spec: Spec, searcher: Searcher, result: Sear
         extra["padded_from"] = dict(spec.problem.padded_from)
         extra["true_macs"] = true_macs(spec.problem)
         extra["notes"] = list(spec.notes)
-    write_outputs(out, rows, summary(ev, spec.arch, spec.problem, spec.document.hashes, extra))
+    if spec.sparse is None:
+        summ = summary(ev, spec.arch, spec.problem, spec.document.hashes, extra)
+    else:
+        summ = sparse_summary(shown, spec.arch, spec.problem, spec.document.hashes, extra)
+    write_outputs(out, rows, summ, columns)
     atomic_write(out / "search.json", json.dumps(info, indent=2) + "\n")
     if cfg.pareto:
         prow = pareto_rows(searcher, result)
         atomic_write(out / "pareto.csv", csv_text(prow, ["energy_pJ", "cycles", "edp_pJ_cycles",
                                                          "mapping"]))
     return info
+
+
+def evaluate_best(spec: Spec, mapping, cfg: SearchConfig):
+    """The found mapping evaluated for the outputs: (dense evaluation, the one shown — the
+    sparse one for a sparse design —, levels.csv rows, their columns or None for the dense
+    ones)."""
+    ev = evaluate(spec.problem, spec.arch, mapping, link_transfers=cfg.link_transfers,
+                  generation=cfg.generation, check_capacity=spec.sparse is None)
+    if spec.sparse is None:
+        return ev, ev, level_rows(ev, spec.arch), None
+    from dse.model.sparse import check_sparse_capacity, sparse_evaluate
+
+    sev = sparse_evaluate(spec.problem, spec.arch, mapping, ev, spec.sparse,
+                          link_transfers=cfg.link_transfers, generation=cfg.generation)
+    check_sparse_capacity(spec.arch, mapping, sev)
+    return ev, sev, sparse_level_rows(sev, spec.arch), LEVEL_COLUMNS + SPARSE_COLUMNS
+
+
+def check_sparse_generation(spec: Spec, generation: str) -> None:
+    if spec.sparse is not None and generation != "2024":
+        raise SpecError("sparse designs are modelled as the 2024 Timeloop (Sparseloop) build "
+                        "only", key_path="--timeloop-generation", found=generation,
+                        hint="drop --timeloop-generation legacy")
 
 
 def prepare(files, cfg: SearchConfig, parameters: dict | None = None) -> tuple[Spec, Searcher]:
@@ -164,12 +199,13 @@ def prepare(files, cfg: SearchConfig, parameters: dict | None = None) -> tuple[S
 
     from dse.arch.rules import check_layer, prepare_problem
 
-    spec = load_spec(files, need_mapping=False, parameters=parameters)
+    spec = load_spec(files, need_mapping=False, parameters=parameters, allow_sparse=True)
+    check_sparse_generation(spec, cfg.generation)
     check_layer(spec.problem, spec.arch)
     problem, notes = prepare_problem(spec.problem, spec.arch)
     spec = replace(spec, problem=problem, notes=list(spec.notes) + list(notes))
     cons = constraints_from_document(spec.document.data, spec.arch, spec.problem,
                                      spec.arch_constraints)
     spec = replace(spec, notes=list(spec.notes) + list(cons.notes))
-    return spec, Searcher(spec.problem, spec.arch, cons, cfg)
+    return spec, Searcher(spec.problem, spec.arch, cons, cfg, sparse=spec.sparse)
 

@@ -24,7 +24,11 @@ from dse.workload.network import Network
 SEARCH_KEYS = ("objective", "search", "max_evals", "time_limit", "seed", "generation")
 
 
-def layer_key(arch: ArchInput, problem, cfg: SearchConfig) -> str:
+def layer_key(arch: ArchInput, problem, cfg: SearchConfig, densities: dict | None = None,
+              dense: bool = False) -> str:
+    """The store key of one layer's search. `densities` (a layer's Layer.densities) and the
+    architecture's sparse optimizations are part of it; `dense`: the key of the
+    same layer on the same architecture run dense (its sparse optimizations dropped)."""
     from dse.model.links import resolve_link_mode
 
     settings = {k: getattr(cfg, k) for k in SEARCH_KEYS}
@@ -32,8 +36,31 @@ def layer_key(arch: ArchInput, problem, cfg: SearchConfig) -> str:
     settings["link_transfers"] = resolve_link_mode(arch.arch, cfg.link_transfers)
     if problem.compute_action != "mac":  # not in the native problem text; it prices compute
         settings["compute_action"] = problem.compute_action
-    return content_key(arch.identity(), problem_to_native(task_problem(problem)), settings,
+    identity = arch.identity()
+    if dense:
+        identity.pop("sparse_optimizations", None)
+    elif densities:
+        settings["densities"] = densities
+    return content_key(identity, problem_to_native(task_problem(problem)), settings,
                        __version__)
+
+
+def is_sparse(network: Network, arch: ArchInput) -> bool:
+    """A run is sparse when the architecture has sparse optimizations or a layer densities."""
+    return bool(arch.sparse_optimizations) or any(
+        lay.densities for lay in network.mappable())
+
+
+def dense_twin_keys(network: Network, arch: ArchInput, cfg: SearchConfig) -> dict[str, str]:
+    """Layer name -> key of the same layer run dense, for every layer of a sparse run (the
+    speed-up and energy saving columns compare with it)."""
+    from dse.arch.rules import prepare_problem
+
+    if not is_sparse(network, arch):
+        return {}
+    return {lay.name: layer_key(arch, prepare_problem(lay.problem, arch.arch)[0], cfg,
+                                dense=True)
+            for lay in network.mappable()}
 
 
 def task_problem(problem):
@@ -72,10 +99,17 @@ def dram_fields(arch, result: dict) -> dict:
     return out
 
 
-def layer_columns(arch) -> list[str]:
+# a sparse run's layers (docs/sparse.md): the densities, computes as the sparse model counts
+# them, and the same layer searched and run dense on the same design
+SPARSE_LAYER_COLUMNS = ["densities", "actual_computes", "gated_computes", "skipped_computes",
+                        "dense_cycles", "dense_energy_pJ", "sparse_speedup",
+                        "sparse_energy_saving"]
+
+
+def layer_columns(arch, sparse: bool = False) -> list[str]:
     return (["network", "layer", "type", "arch", "point", "shape_id", "macs", "ops", "cycles",
              "energy_pJ", "pJ_per_mac", "utilization", "area_mm2"] + level_columns(arch)
-            + DRAM_COLUMNS
+            + DRAM_COLUMNS + (SPARSE_LAYER_COLUMNS if sparse else [])
             + ["status", "reason", "mapping", "evaluated", "valid", "seed", "objective",
                "tool_version", "layer_key", "energy_sources"])
 
@@ -121,19 +155,29 @@ def plan(network: Network, arch: ArchInput, cfg: SearchConfig) -> tuple[list[Lay
     rules are checked first (SpecError naming the rule), and each layer is rounded up to the
     units the hardware processes it in before it is mapped."""
     from dse.arch.rules import check_network, prepare_problem
-    from dse.spec.sparse import refuse_sparse_network
 
-    refuse_sparse_network(network)
     check_network(network, arch.arch)
     tasks: dict[str, LayerTask] = {}
     keys: dict[str, str] = {}
+    sparse_run = is_sparse(network, arch)
+    if sparse_run and cfg.generation != "2024":
+        raise SpecError("sparse designs are modelled as the 2024 Timeloop (Sparseloop) build "
+                        "only", key_path="--timeloop-generation", found=cfg.generation,
+                        hint="drop --timeloop-generation legacy")
     for layer in network.mappable():
         problem = prepare_problem(layer.problem, arch.arch)[0]
-        key = layer_key(arch, problem, cfg)
+        densities = layer.densities or None
+        key = layer_key(arch, problem, cfg, densities)
         keys[layer.name] = key
         if key not in tasks:
             tasks[key] = LayerTask(key, task_problem(problem), arch.arch,
-                                   arch.constraints_for(problem), cfg)
+                                   arch.constraints_for(problem), cfg,
+                                   arch.sparse_for(problem, densities))
+        if sparse_run:  # the same layer run dense, for the speed-up and energy saving
+            twin = layer_key(arch, problem, cfg, dense=True)
+            if twin not in tasks:
+                tasks[twin] = LayerTask(twin, task_problem(problem), arch.arch,
+                                        arch.constraints_for(problem), cfg)
     return list(tasks.values()), keys
 
 
@@ -143,6 +187,7 @@ def layer_rows(network: Network, arch: ArchInput, cfg: SearchConfig, keys: dict,
 
     cols = level_columns(arch.arch)
     area = total_area_mm2(arch.arch)  # the design's, on every row (per level: totals.csv)
+    twins = dense_twin_keys(network, arch, cfg)
     rows = []
     for layer in network.layers:
         row = {"network": network.name, "layer": layer.name, "type": layer.type,
@@ -177,8 +222,27 @@ def layer_rows(network: Network, arch: ArchInput, cfg: SearchConfig, keys: dict,
                 row[f"reads_{lv.name}_words"] = r["reads_words"][lv.name]
                 row[f"writes_{lv.name}_words"] = r["writes_words"][lv.name]
             row.update(dram_fields(arch.arch, r))
+            if twins:
+                row.update(sparse_fields(layer, r, results.get(twins[layer.name])))
         rows.append(row)
     return rows
+
+
+def sparse_fields(layer, result: dict, dense: dict | None) -> dict:
+    """A sparse run's layer columns: densities, computes, and the comparison with the same
+    layer searched and run dense (speed-up = dense cycles / cycles; energy saving = 1 -
+    energy / dense energy)."""
+    dens = {t: v["density"] if isinstance(v, dict) else v for t, v in layer.densities.items()}
+    out = {"densities": " ".join(f"{t}={v:g}" for t, v in sorted(dens.items())) or "dense",
+           "actual_computes": result.get("actual_computes", result["ops"]),
+           "gated_computes": result.get("gated_computes", 0),
+           "skipped_computes": result.get("skipped_computes", 0)}
+    if dense is not None and dense.get("status") == "ok":
+        out.update(dense_cycles=dense["cycles"], dense_energy_pJ=dense["energy_pJ"],
+                   sparse_speedup=dense["cycles"] / result["cycles"] if result["cycles"] else "",
+                   sparse_energy_saving=1.0 - result["energy_pJ"] / dense["energy_pJ"]
+                   if dense["energy_pJ"] else "")
+    return out
 
 
 def failure_reason(result: dict) -> str:
@@ -291,7 +355,8 @@ def write_results(out: Path, network: Network, arch: ArchInput, cfg: SearchConfi
                 atomic_write(path, r["mapping"])
     rows = layer_rows(network, arch, cfg, keys, results, point, "mappings")
     tot = totals_row(network, arch, cfg, rows, point, params)
-    atomic_write(out / "layers.csv", csv_text(rows, layer_columns(arch.arch)))
+    atomic_write(out / "layers.csv", csv_text(rows, layer_columns(arch.arch,
+                                                                  is_sparse(network, arch))))
     atomic_write(out / "totals.csv", csv_text([tot], total_columns(arch.arch, params)))
     atomic_write(out / "timing.csv", csv_text(timing_rows(network, keys, results,
                                                           computed or set()), TIMING_COLUMNS))

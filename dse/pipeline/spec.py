@@ -46,8 +46,22 @@ class ArchInput:
         nodes = self.arch.attributes.get("node_constraints")
         if nodes:
             cons["architecture.nodes"] = _plain(nodes)
-        return {"arch": arch_to_native(self.arch, self.arch_keep), "constraints": cons,
-                "overrides": self.overrides}
+        out = {"arch": arch_to_native(self.arch, self.arch_keep), "constraints": cons,
+               "overrides": self.overrides}
+        if self.sparse_optimizations:  # a dense architecture's identity stays as it was
+            out["sparse_optimizations"] = _plain(self.sparse_optimizations)
+        return out
+
+    @property
+    def sparse_optimizations(self):
+        """The file's Sparseloop `sparse_optimizations` (formats, gating, skipping), or None."""
+        return self.document.data.get("sparse_optimizations") or None
+
+    def sparse_for(self, problem: Problem, densities: dict | None):
+        """The sparse spec of a layer (its densities) on this architecture; None = dense."""
+        from dse.spec.sparse import layer_sparse_spec
+
+        return layer_sparse_spec(self.document.data, densities, problem, self.arch)
 
 
 def _plain(node):
@@ -118,9 +132,11 @@ def apply_overrides(data: Node, overrides: dict, where: str) -> None:
 def load_arch(files: list[str], overrides: dict | None = None, name: str | None = None
               ) -> ArchInput:
     doc = load_documents(files)
-    from dse.spec.sparse import refuse_sparse_search
+    from dse.spec.sparse import densities_in_arch_files
 
-    refuse_sparse_search(doc.data, "run")
+    # an architecture's sparse_optimizations are read per layer (ArchInput.sparse_for);
+    # densities belong to the workload's layers
+    densities_in_arch_files(doc.data)
     if overrides:
         doc = copy.copy(doc)
         doc.data = copy.deepcopy(doc.data)

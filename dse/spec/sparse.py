@@ -7,6 +7,8 @@ skipping (`target`, `condition_on`). Anything else is refused with its file:line
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from dse.arch.architecture import Architecture
 from dse.errors import SpecError, did_you_mean
 from dse.model.density import SUPPORTED_DISTRIBUTIONS, DensityModel
@@ -43,8 +45,11 @@ def has_sparse_inputs(data) -> bool:
     return bool(dens) or bool(data.get("sparse_optimizations"))
 
 
-def read_sparse(data, problem: Problem, arch: Architecture) -> SparseSpec:
-    """Densities from `problem.instance.densities`, SAFs from top-level `sparse_optimizations`."""
+def read_sparse(data, problem: Problem, arch: Architecture,
+                absent: frozenset[str] = frozenset()) -> SparseSpec:
+    """Densities from `problem.instance.densities`, SAFs from top-level `sparse_optimizations`.
+    Formats and optimizations naming a tensor in `absent` (one this layer does not have) are
+    left out; any other unknown tensor is an error."""
     densities: dict[str, DensityModel] = {}
     inst, path = densities_node(data)
     tensors = [ds.name for ds in problem.data_spaces]
@@ -92,11 +97,13 @@ def read_sparse(data, problem: Problem, arch: Architecture) -> SparseSpec:
                                 **where(tgt, "compute_optimization"))
             rf = get(tgt, "representation_format")
             if rf:
-                _formats(rf, f"{tp}.representation_format", tgt, level, tensors, formats)
+                _formats(rf, f"{tp}.representation_format", tgt, level, tensors, formats,
+                         absent)
             for k, ao in enumerate(require_list(get(tgt, "action_optimization") or [],
                                                 f"{tp}.action_optimization", tgt,
                                                 "action_optimization")):
-                actions.extend(_action(ao, f"{tp}.action_optimization[{k}]", level, tensors))
+                actions.extend(_action(ao, f"{tp}.action_optimization[{k}]", level, tensors,
+                                       absent))
     gating = skipping = False
     if compute_node is not None:
         gating, skipping = compute_flags
@@ -160,7 +167,8 @@ def _fraction(value, path: str, parent, key) -> float:
 
 
 def _formats(rf, path: str, parent, level: str, tensors: list[str],
-             out: dict[tuple[str, str], tuple[RankFormat, ...]]) -> None:
+             out: dict[tuple[str, str], tuple[RankFormat, ...]],
+             absent: frozenset[str] = frozenset()) -> None:
     require_mapping(rf, path, parent, "representation_format")
     check_keys(rf, {"data_spaces"}, path)
     for j, ds in enumerate(require_list(get(rf, "data_spaces") or [], f"{path}.data_spaces", rf,
@@ -169,6 +177,8 @@ def _formats(rf, path: str, parent, level: str, tensors: list[str],
         require_mapping(ds, dp)
         check_keys(ds, {"name", "ranks"}, dp)
         name = str(get(ds, "name"))
+        if name in absent:
+            continue
         if name not in tensors:
             raise SpecError(f"format for unknown tensor '{name}'", key_path=f"{dp}.name",
                             expected=f"one of {', '.join(tensors)}",
@@ -201,7 +211,8 @@ def _bits(rank, key: str, path: str) -> int | None:
     return v
 
 
-def _action(ao, path: str, level: str, tensors: list[str]) -> list[ActionOptimization]:
+def _action(ao, path: str, level: str, tensors: list[str],
+            absent: frozenset[str] = frozenset()) -> list[ActionOptimization]:
     require_mapping(ao, path)
     check_keys(ao, {"type", "options"}, path)
     kind = str(get(ao, "type"))
@@ -221,6 +232,8 @@ def _action(ao, path: str, level: str, tensors: list[str]) -> list[ActionOptimiz
         target = str(get(opt, "target"))
         cond = [str(c) for c in require_list(get(opt, "condition_on") or [],
                                              f"{op}.condition_on", opt, "condition_on")]
+        if absent & {target, *cond}:
+            continue  # nothing to gate, or nothing to condition on, in this layer
         for name, key in [(target, "target")] + [(c, "condition_on") for c in cond]:
             if name not in tensors:
                 raise SpecError(f"unknown tensor '{name}'", key_path=f"{op}.{key}",
@@ -258,3 +271,37 @@ def refuse_sparse_network(network, command: str = "run") -> None:
                     hint="evaluate one layer with `dse model` (export it with `dse workload "
                          "export NAME --timeloop`; docs/sparse.md), or use a network without "
                          "densities to run it dense")
+def layer_sparse_spec(arch_data, densities: dict | None, problem: Problem,
+                      arch: Architecture) -> SparseSpec | None:
+    """The sparse spec of one network layer on an architecture: the architecture file's
+    `sparse_optimizations` and the layer's densities (dse.workload.network.Layer.densities:
+    tensor -> d (fixed_structured) or {distribution, density}); None when neither is given
+    (the layer runs dense)."""
+    so = arch_data.get("sparse_optimizations") if isinstance(arch_data, dict) else None
+    if not so and not densities:
+        return None
+    tensors = {ds.name for ds in problem.data_spaces}
+    # pooling and element-wise layers have no Weights: what the design does to weights does
+    # not apply to them (a layer without Inputs/Outputs, e.g. a matmul's A/B/Z, stays an error)
+    absent = (frozenset({"Weights"}) - tensors if {"Inputs", "Outputs"} <= tensors
+              else frozenset())
+    spec = read_sparse({"sparse_optimizations": so} if so else {}, problem, arch, absent)
+    models = {}
+    for name, d in (densities or {}).items():
+        size = problem.data_space(name).size(problem.bounds)
+        dist, value = (d["distribution"], d["density"]) if isinstance(d, dict) \
+            else ("fixed_structured", d)
+        models[name] = DensityModel(dist, float(value), size)
+    return replace(spec, densities=models)
+
+
+def densities_in_arch_files(data) -> None:
+    """`dse run`/`sweep` take densities from the workload's layers, not the architecture
+    files: refuse them there (they would be ignored)."""
+    prob = data.get("problem") if isinstance(data, dict) else None
+    inst = prob.get("instance") if isinstance(prob, dict) else None
+    if isinstance(inst, dict) and inst.get("densities"):
+        raise SpecError("'densities' in an architecture file is not used by dse run",
+                        key_path="problem.instance.densities",
+                        hint="give them on the workload's layers (`densities: {Weights: 0.4}`"
+                        " on a layer, docs/sparse.md)", **where(inst, "densities"))

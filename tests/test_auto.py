@@ -274,3 +274,47 @@ def test_fused_schedules_never_move_more_dram_than_layerwise(layers, C, H, glb_w
         if spec.kind == "auto":
             assert objective_key(objective, ftot["energy_pJ"], ftot["cycles"]) <= \
                 objective_key(objective, tot["energy_pJ"], tot["cycles"])
+
+
+# -- schedule as a sweep axis
+
+
+def test_sweep_takes_schedule_as_an_axis(tmp_path):
+    f = tmp_path / "s.yaml"
+    f.write_text("sweep:\n  version: 1\n  architectures: [eyeriss_like]\n"
+                 f"  workloads: [{HEAD}]\n  schedule: [layerwise, fused, auto]\n"
+                 "  mapper: {max_evals: 300}\n")
+    r = CliRunner().invoke(main, ["sweep", str(f), "--out", str(tmp_path / "o"), "--store",
+                                  str(tmp_path / "st.sqlite")])
+    assert r.exit_code == 0, r.output
+    rows = {row["schedule"]: row for row in read(tmp_path / "o" / "sweep.csv")}
+    assert set(rows) == {"layerwise", "fused", "auto"}
+    lw = rows["layerwise"]
+    for kind in ("fused", "auto"):
+        row = rows[kind]
+        assert row["point"].endswith(f"schedule={kind}")
+        # each scheduled point carries the layerwise reference of the same mappings
+        assert row["layerwise_cycles"] == lw["cycles"]
+        assert row["layerwise_dram_bytes"] == lw["dram_bytes"]
+        assert int(row["dram_bytes"]) < int(lw["dram_bytes"])
+        assert (tmp_path / "o" / row["point"] / "segments.csv").exists()
+    # same segments and figures as `dse run --schedule auto` with the same store
+    r = run(tmp_path, "a", "--schedule", "auto", "--store", str(tmp_path / "st.sqlite"))
+    assert r.exit_code == 0, r.output
+    auto_run = read(tmp_path / "a" / "segments.csv")
+    auto_sweep = read(tmp_path / "o" / rows["auto"]["point"] / "segments.csv")
+    drop = ("point",)
+    assert [{k: v for k, v in s.items() if k not in drop} for s in auto_run] == \
+        [{k: v for k, v in s.items() if k not in drop} for s in auto_sweep]
+    assert float(rows["auto"]["energy_pJ"]) * int(rows["auto"]["cycles"]) <= \
+        float(lw["energy_pJ"]) * int(lw["cycles"])
+
+
+def test_sweep_refuses_an_unknown_schedule_with_file_and_line(tmp_path):
+    f = tmp_path / "s.yaml"
+    f.write_text("sweep:\n  version: 1\n  architectures: [eyeriss_like]\n"
+                 f"  workloads: [{HEAD}]\n  schedule: [layerwise, atuo]\n")
+    r = CliRunner().invoke(main, ["sweep", str(f), "--out", str(tmp_path / "o"), "--store",
+                                  str(tmp_path / "st.sqlite")])
+    assert r.exit_code == 2, r.output
+    assert "did you mean 'auto'" in r.output and f"{f}:5" in r.output

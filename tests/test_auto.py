@@ -318,3 +318,26 @@ def test_sweep_refuses_an_unknown_schedule_with_file_and_line(tmp_path):
                                   str(tmp_path / "st.sqlite")])
     assert r.exit_code == 2, r.output
     assert "did you mean 'auto'" in r.output and f"{f}:5" in r.output
+
+
+# -- whole networks (the check): DRAM saving reported, never more EDP than layerwise
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("network", ["resnet18", "resnet50"])
+def test_resnets_on_eyeriss_auto_saves_dram_and_never_more_edp(tmp_path, network):
+    r = CliRunner().invoke(main, ["run", "--arch", "eyeriss_like", "--workload", network,
+                                  "--out", str(tmp_path / "a"), "--store",
+                                  str(tmp_path / "st.sqlite"), "--max-evals", "3000",
+                                  "--schedule", "auto", "--jobs", "2"])
+    assert r.exit_code == 0, r.output
+    tot = read(tmp_path / "a" / "totals.csv")[0]
+    lw, fu = int(tot["layerwise_dram_bytes"]), int(tot["dram_bytes"])
+    assert fu < lw
+    assert f"DRAM {fu:,} bytes vs {lw:,} layerwise ({lw - fu:,} saved)" in r.output
+    edp = float(tot["energy_pJ"]) * int(tot["cycles"])
+    assert edp <= float(tot["layerwise_energy_pJ"]) * int(tot["layerwise_cycles"])
+    segs = read(tmp_path / "a" / "segments.csv")
+    assert int(tot["segments"]) == len(segs) > 0
+    for s in segs:
+        assert int(s["buffer_peak_bytes"]) <= int(s["capacity_bytes"])

@@ -506,9 +506,14 @@ def write_fused(out: Path, network: Network, arch_input, cfg, spec: ScheduleSpec
     params = params or {}
     onchip = None
     level = spec.level or outermost_buffer(arch_input.arch)
-    if spec.kind == "auto":
-        level_capacity_bits(arch_input.arch, level, "schedule")  # an on-chip level, or refuse
-        onchip = onchip_results(network, arch_input, cfg, store, level, jobs)
+    if spec.kind == "auto":  # onchip mappings for the layers some fused candidate holds
+        from dse.schedule.auto import fusable_layers
+
+        cap = level_capacity_bits(arch_input.arch, level, "schedule")
+        arch = arch_input.arch
+        covered = fusable_layers(FusedModel(network, dram_level(arch).datawidth), level, cap,
+                                 layer_options(network, arch_input, cfg, keys, results))
+        onchip = onchip_results(network, arch_input, cfg, store, level, jobs, covered)
     elif any(m == ONCHIP for _, m in spec.mappings):
         _onchip_level_check(spec, level)
         onchip = onchip_results(network, arch_input, cfg, store, level, jobs,

@@ -177,6 +177,50 @@ def segment_candidates(model: FusedModel, seg: Segment, capacity_bits: int,
     return pareto(out, lambda p: p[0], lambda p: p[1])
 
 
+def fusable_layers(model: FusedModel, level: str, capacity_bits: int,
+                   options: dict[str, dict[str, LayerFigures]], max_layers: int = 16,
+                   halos: tuple[str, ...] = HALO_MODES) -> set[str]:
+    """The layers some fused candidate of the search holds. Which ranges have candidates
+    depends on the fused model and the layerwise DRAM bits only, not on the mapping options,
+    so the caller searches the extra mappings of these layers alone."""
+    layerwise = {n: {LAYERWISE: o[LAYERWISE]} for n, o in options.items() if LAYERWISE in o}
+    out: set[str] = set()
+    for _j, _i, seg, _cands in _ranges(model, level, capacity_bits, layerwise, 0.0, 0.0,
+                                       max_layers, halos):
+        out.update(seg.layers)
+    return out
+
+
+def _ranges(model: FusedModel, level: str, capacity_bits: int,
+            options: dict[str, dict[str, LayerFigures]], read_pJ: float, write_pJ: float,
+            max_layers: int, halos: tuple[str, ...]):
+    """(last, first, segment, candidates) of every layer range that makes a valid segment
+    with at least one candidate."""
+    layers = model.network.layers
+    n = len(layers)
+
+    def fusable(i: int) -> bool:
+        lay = layers[i]
+        return (lay.type in FUSABLE_TYPES and lay.problem is not None
+                and LAYERWISE in options.get(lay.name, {}))
+
+    for i in range(n):
+        if not fusable(i):
+            continue
+        for j in range(i + 1, min(n, i + max_layers)):
+            if not fusable(j):
+                break
+            seg = Segment(tuple(lay.name for lay in layers[i:j + 1]), 1, halos[0], {}, level)
+            try:
+                model.check(seg, "segment")
+            except SpecError:
+                continue
+            cands = segment_candidates(model, seg, capacity_bits, options, read_pJ, write_pJ,
+                                       halos)
+            if cands:
+                yield j, i, seg, cands
+
+
 def search(model: FusedModel, level: str, capacity_bits: int,
            options: dict[str, dict[str, LayerFigures]], read_pJ_per_bit: float,
            write_pJ_per_bit: float, objective: str, max_layers: int = 16,
@@ -194,34 +238,16 @@ def search(model: FusedModel, level: str, capacity_bits: int,
         return Step((lay.name,), None, (LAYERWISE,), fig.cycles, fig.energy_pJ, fig.dram_bits,
                     fig.cycles, fig.energy_pJ, fig.dram_bits)
 
-    def fusable(i: int) -> bool:
-        lay = layers[i]
-        return (lay.type in FUSABLE_TYPES and lay.problem is not None
-                and LAYERWISE in options.get(lay.name, {}))
-
     # the fused candidates ending at each layer
     ending: dict[int, list[tuple[int, list]]] = {}
     covered: set[str] = set()
     ranges = candidates = 0
-    for i in range(n):
-        if not fusable(i):
-            continue
-        for j in range(i + 1, min(n, i + max_layers)):
-            if not fusable(j):
-                break
-            seg = Segment(tuple(lay.name for lay in layers[i:j + 1]), 1, halos[0], {}, level)
-            try:
-                model.check(seg, "segment")
-            except SpecError:
-                continue
-            cands = segment_candidates(model, seg, capacity_bits, options, read_pJ_per_bit,
-                                       write_pJ_per_bit, halos)
-            if not cands:
-                continue
-            ranges += 1
-            candidates += len(cands)
-            covered.update(seg.layers)
-            ending.setdefault(j, []).append((i, cands))
+    for j, i, seg, cands in _ranges(model, level, capacity_bits, options, read_pJ_per_bit,
+                                    write_pJ_per_bit, max_layers, halos):
+        ranges += 1
+        candidates += len(cands)
+        covered.update(seg.layers)
+        ending.setdefault(j, []).append((i, cands))
 
     # dynamic programming over cut points: fronts[k] = schedules of layers[:k]
     fronts: list[list[_Point]] = [[_Point(0.0, 0.0, ())]] + [[] for _ in range(n)]

@@ -308,6 +308,16 @@ def test_sweep_takes_schedule_as_an_axis(tmp_path):
         [{k: v for k, v in s.items() if k not in drop} for s in auto_sweep]
     assert float(rows["auto"]["energy_pJ"]) * int(rows["auto"]["cycles"]) <= \
         float(lw["energy_pJ"]) * int(lw["cycles"])
+    # the report tells the sweep's schedules apart by point
+    r = CliRunner().invoke(main, ["report", str(tmp_path / "o"), "--out", str(tmp_path / "r"),
+                                  "--no-plots"])
+    assert r.exit_code == 0, r.output
+    md = (tmp_path / "r" / "report.md").read_text()
+    for kind in ("fused", "auto"):
+        row = rows[kind]
+        saved = 1 - int(row["dram_bytes"]) / int(row["layerwise_dram_bytes"])
+        assert f"| {row['point']} | {kind} | {int(lw['dram_bytes']):,} | " \
+               f"{int(row['dram_bytes']):,} | {saved:.1%} |" in md
 
 
 def test_sweep_refuses_an_unknown_schedule_with_file_and_line(tmp_path):

@@ -414,11 +414,13 @@ def _fused_md(rows: list[dict]) -> list[str]:
     if not mine:
         return []
     body = []
+    points = any(r.get("point") for r in mine)
     for r in mine:
         lw, fu = num(r["layerwise_dram_bytes"]), num(r["dram_bytes"])
         cyc, lwc = num(r["cycles"]), num(r["layerwise_cycles"])
         e, lwe = num(r["energy_pJ"]), num(r["layerwise_energy_pJ"])
-        body.append([r["network"], r["arch"], r["schedule"], _i(lw), _i(fu),
+        body.append([r["network"], r["arch"], *([r["point"]] if points else []),
+                     r["schedule"], _i(lw), _i(fu),
                      f"{(lw - fu) / lw:.1%}" if lw else "", _x(lwc / cyc if cyc else ""),
                      _x(e / lwe if lwe else ""),
                      _x(e * cyc / (lwe * lwc) if lwe and lwc else "")])
@@ -426,9 +428,10 @@ def _fused_md(rows: list[dict]) -> list[str]:
             "DRAM bytes of each fused or auto schedule against the same network run layerwise "
             "(the run's layerwise mappings); speed-up = layerwise cycles / schedule cycles; "
             "energy and EDP ratio = schedule / layerwise (docs/fusion.md).", ""
-            ] + _md_table(["network", "architecture", "schedule", "layerwise DRAM bytes",
-                           "schedule DRAM bytes", "DRAM saved", "speed-up", "energy ratio",
-                           "EDP ratio"], body, {3, 4, 5, 6, 7, 8})
+            ] + _md_table(["network", "architecture", *(["point"] if points else []),
+                           "schedule", "layerwise DRAM bytes", "schedule DRAM bytes",
+                           "DRAM saved", "speed-up", "energy ratio", "EDP ratio"], body,
+                          {i + points for i in (3, 4, 5, 6, 7, 8)})
 
 
 def markdown(res: Results, rows: list[dict], base: Baseline | None, files: list[str],

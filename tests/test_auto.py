@@ -212,6 +212,12 @@ def test_bad_mapping_options_in_a_schedule_file_are_refused(tmp_path):
                  "      mappings: {conv2_1a: onchip}\n")
     r = run(tmp_path, "x", "--schedule", str(f))
     assert r.exit_code == 2 and "not in this segment" in r.output
+    # onchip mappings are searched for the schedule's level only
+    f.write_text("schedule:\n  segments:\n    - layers: [conv1, pool1]\n"
+                 "      level: ifmap_spad\n      mappings: {conv1: onchip}\n")
+    r = run(tmp_path, "x", "--schedule", str(f))
+    assert r.exit_code == 2 and "onchip mappings are searched for the schedule's level " \
+        "(shared_glb); this segment is at ifmap_spad" in r.output and f"{f}:3" in r.output
 
 
 # -- property: for the same per-layer mappings, a fused schedule (the greedy default or the

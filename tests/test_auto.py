@@ -17,7 +17,6 @@ from hypothesis import strategies as st
 
 from dse.cli import main
 from dse.mapper.search import SearchConfig
-from dse.network import load_network_text
 from dse.pipeline.fused import ScheduleSpec, fused_run
 from dse.pipeline.layer import map_layer
 from dse.pipeline.run import layer_rows, plan, totals_row
@@ -25,6 +24,7 @@ from dse.pipeline.spec import load_arch
 from dse.schedule import auto
 from dse.schedule.auto import LAYERWISE, ONCHIP, LayerFigures, objective_key, segment_cost
 from dse.schedule.fused import FusedModel, Segment, max_fitting_tile
+from dse.spec.network import load_network_text
 
 REPO = Path(__file__).resolve().parents[1]
 HEAD = REPO / "tests" / "data" / "fused" / "resnet18_head.yaml"

@@ -16,7 +16,6 @@ from pathlib import Path
 import yaml
 
 from dse.errors import SpecError
-from dse.network import Network
 from dse.schedule.fused import (
     HALO_MODES,
     FusedModel,
@@ -26,6 +25,7 @@ from dse.schedule.fused import (
     greedy_segments,
     level_capacity_bits,
 )
+from dse.workload.network import Network
 
 SCHEDULE_KINDS = ("layerwise", "fused")
 SEARCHED_KINDS = ("auto",)  # chosen by a search (dse/schedule/auto.py), never read from a file
@@ -262,7 +262,7 @@ def layer_options(network: Network, arch_input, cfg, keys: dict, results: dict,
                   onchip: tuple[dict, dict] | None = None) -> dict:
     """layer -> {mapping option: LayerFigures} for every mapped layer: its layerwise mapping
     and, with `onchip` (keys, results of the onchip searches), the ONCHIP mapping."""
-    from dse.arch_rules import prepare_problem
+    from dse.arch.rules import prepare_problem
     from dse.pipeline.run import task_problem
     from dse.schedule.auto import LAYERWISE, ONCHIP, LayerFigures
 
@@ -498,7 +498,7 @@ def write_fused(out: Path, network: Network, arch_input, cfg, spec: ScheduleSpec
     are read back from the store run_network filled; the ONCHIP mappings an auto search or a
     file asks for are searched (and stored) here."""
     from dse.pipeline.run import plan, total_columns
-    from dse.report_model import atomic_write, csv_text
+    from dse.pipeline.writers import atomic_write, csv_text
     from dse.schedule.auto import ONCHIP
 
     _tasks, keys = plan(network, arch_input, cfg)

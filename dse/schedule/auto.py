@@ -313,7 +313,7 @@ def onchip_architecture(arch, level: str):
     segment's tensors live; leakage at zero). In a segment the DRAM traffic is the segment's
     (counted by the fused model), so the mapping should weigh where its tensors really are;
     nothing becomes free. DRAM bandwidth still limits cycles (conservative)."""
-    from dse.arch import Energy
+    from dse.arch.architecture import Energy
 
     lv = next(x for x in arch.levels if x.name == level)
     per_bit = {a: e.pJ / (lv.block_size * lv.datawidth) for a, e in lv.energy.items()}

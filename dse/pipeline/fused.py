@@ -312,9 +312,9 @@ def explain(picked, network: Network) -> list[str]:
     lw_obj = objective_key(picked.objective, lw_e, lw_c)[0]
     obj = objective_key(picked.objective, picked.energy_pJ, picked.cycles)[0]
     segs = [s for s in picked.steps if s.segment is not None]
-    lines = [f"auto ({picked.objective}): {picked.ranges} layer ranges make a valid segment "
-             f"that fits, {picked.candidates} Pareto candidates (tile height x halo x "
-             f"mappings); chose {len(segs)} segment(s) over "
+    lines = [f"auto ({picked.objective}): {picked.ranges} layer ranges are candidate "
+             f"segments (valid, fit, no more DRAM than layerwise), {picked.candidates} Pareto "
+             f"points (tile height x halo x mappings); chose {len(segs)} segment(s) over "
              f"{sum(len(s.layers) for s in segs)} of {len(network.layers)} layers; "
              f"{picked.objective} {ratio(obj, lw_obj)}, energy "
              f"{ratio(picked.energy_pJ, lw_e)}, cycles {ratio(picked.cycles, lw_c)} "

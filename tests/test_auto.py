@@ -357,3 +357,16 @@ def test_resnets_on_eyeriss_auto_saves_dram_and_never_more_edp(tmp_path, network
     assert int(tot["segments"]) == len(segs) > 0
     for s in segs:
         assert int(s["buffer_peak_bytes"]) <= int(s["capacity_bytes"])
+
+
+def test_auto_outputs_do_not_depend_on_jobs(tmp_path):
+    outs = []
+    for jobs in ("1", "2"):
+        r = CliRunner().invoke(main, ["run", "--arch", "eyeriss_like", "--workload", str(HEAD),
+                                      "--out", str(tmp_path / jobs), "--store",
+                                      str(tmp_path / f"st{jobs}.sqlite"), "--max-evals", "300",
+                                      "--schedule", "auto", "--jobs", jobs, "-q"])
+        assert r.exit_code == 0, r.output
+        outs.append([(tmp_path / jobs / n).read_bytes()
+                     for n in ("segments.csv", "totals.csv", "schedule.yaml", "layers.csv")])
+    assert outs[0] == outs[1]

@@ -395,7 +395,7 @@ def test_report_shows_the_pipeline_against_layerwise(design, tmp_path):
     assert r.exit_code == 0, r.output
     md = (tmp_path / "rep" / "report.md").read_text()
     tot = read(out / "totals.csv")[0]
-    line = next(x for x in md.splitlines() if "aie_npu_3col (pipeline)" in x)
+    line = next(x for x in md.splitlines() if "| aie_npu_3col | pipeline |" in x)
     assert f"{int(tot['layerwise_dram_bytes']):,} | 540,672 |" in line
     saved = 1 - 540_672 / int(tot["layerwise_dram_bytes"])
     assert f"{saved:.1%}" in line

@@ -42,11 +42,12 @@ from dse.cli.options import generation_option, link_mode, link_transfer_options
               help="Streaming architectures: exact II-optimal search, or the 2023 NN2FPGA "
                    "proportional rule.")
 @click.option("--schedule", "schedule", default="layerwise", show_default=True,
-              metavar="layerwise|fused|pipeline|FILE",
+              metavar="layerwise|fused|pipeline|auto|FILE",
               help="How layers run: one by one (layerwise), in fused segments chosen greedily "
                    "(fused), as a pipeline of stages on groups of tiles (pipeline: the "
-                   "schedule shipped for the arch and workload), or the segments or stages "
-                   "of a schedule YAML (docs/fusion.md).")
+                   "schedule shipped for the arch and workload), segments, tile heights and "
+                   "mappings searched under --objective (auto), or the segments or stages of a "
+                   "schedule YAML (docs/fusion.md).")
 @click.option("--quiet", "-q", is_flag=True)
 @reports_spec_errors
 def run(arch_ref, cons_files, workload, out_dir, objective, search, max_evals, seed, jobs,
@@ -154,24 +155,29 @@ def run(arch_ref, cons_files, workload, out_dir, objective, search, max_evals, s
     seg_rows = None
     pipe_tot: dict = {}
     try:
-        if schedule_spec.kind == "fused" and not _failed(rows):
+        if schedule_spec.kind in ("fused", "auto") and not _failed(rows):
             from dse.pipeline.fused import write_fused
 
-            seg_rows, fused_tot = write_fused(out, network, arch, cfg, schedule_spec, store,
-                                              rows, tot)
+            seg_rows, fused_tot, notes = write_fused(out, network, arch, cfg, schedule_spec,
+                                                     store, rows, tot, jobs=jobs)
         if pipeline is not None and not _failed(rows):
             from dse.pipeline.pipelined import write_pipeline
 
             pipe_tot = write_pipeline(out, network, arch, cfg, pipeline[0], pipeline[1], store,
                                       rows, tot, pipeline[2])
+    except Interrupted:
+        click.echo(f"interrupted during the {schedule_spec.kind} schedule's mapping searches; "
+                   f"the layerwise results are in {out}; finished searches are kept in "
+                   f"{store_path}; run the same command again to finish.", err=True)
+        raise SystemExit(INTERRUPTED) from None
     finally:
         store.close()
     if pipeline is not None and not pipe_tot:
         click.echo("pipeline outputs not written: they need every layer's layerwise mapping "
                    "(the comparison columns)", err=True)
-    if schedule_spec.kind == "fused" and seg_rows is None:
-        click.echo("fused schedule not evaluated: it needs every layer's layerwise mapping",
-                   err=True)
+    if schedule_spec.kind in ("fused", "auto") and seg_rows is None:
+        click.echo(f"{schedule_spec.kind} schedule not evaluated: it needs every layer's "
+                   "layerwise mapping", err=True)
     if not quiet:
         click.echo(f"{network.name} on {arch.name}"
                    f"{' (layerwise)' if seg_rows is not None or pipeline else ''}: "
@@ -182,10 +188,14 @@ def run(arch_ref, cons_files, workload, out_dir, objective, search, max_evals, s
         if seg_rows is not None:
             ft = fused_tot
             saved = ft["layerwise_dram_bytes"] - ft["dram_bytes"]
-            click.echo(f"fused: {len(seg_rows)} segment(s) over {ft['fused_layers']} layers; "
+            for line in notes:
+                click.echo(line)
+            click.echo(f"{schedule_spec.kind}: {len(seg_rows)} segment(s) over "
+                       f"{ft['fused_layers']} layers; "
                        f"DRAM {ft['dram_bytes']:,} bytes vs {ft['layerwise_dram_bytes']:,} "
                        f"layerwise ({saved:,} saved); {ft['cycles']:,} cycles vs "
-                       f"{ft['layerwise_cycles']:,}, {ft['energy_pJ'] / 1e6:,.3f} uJ; "
+                       f"{ft['layerwise_cycles']:,}, {ft['energy_pJ'] / 1e6:,.3f} uJ vs "
+                       f"{ft['layerwise_energy_pJ'] / 1e6:,.3f}; "
                        f"wrote {out}/segments.csv, schedule.yaml")
     if pipe_tot and not quiet:
         res = pipeline[2]

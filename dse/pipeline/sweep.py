@@ -36,7 +36,7 @@ from dse.spec.yamlload import load_documents
 from dse.workload.network import Network
 
 SWEEP_KEYS = {"version", "name", "architectures", "workloads", "parameters", "mapper",
-              "description"}
+              "description", "schedule"}
 ARCH_KEYS = {"file", "name", "constraints", "parameters"}
 SEARCHES = ("auto", "random", "exhaustive")
 MAPPER_KEYS = {"objective", "search", "max_evals", "seed", "timeloop_generation", "link_transfers"}
@@ -49,6 +49,7 @@ class Point:
     arch_name: str | None
     workload: str
     params: dict
+    schedule: str = "layerwise"  # layerwise | fused | auto | a schedule file (--schedule)
 
 
 @dataclass
@@ -127,6 +128,7 @@ def read_sweep(file: str) -> SweepSpec:
     require_mapping(glob_params, "sweep.parameters", node, "parameters")
     workloads = [str(w) for w in require_list(get(node, "workloads"), "sweep.workloads", node,
                                               "workloads")]
+    schedules = _schedules(node, base)
     points: list[Point] = []
     for j, a in enumerate(require_list(get(node, "architectures"), "sweep.architectures", node,
                                        "architectures")):
@@ -144,15 +146,55 @@ def read_sweep(file: str) -> SweepSpec:
         params = {**glob_params, **(get(a, "parameters") or {})}
         for combo in _grid(params, ap + ".parameters", a) if params else [{}]:
             for w in workloads:
-                label = get(a, "name") or Path(arch_file).stem
-                pid = _slug("__".join([str(label), Path(w).stem]
-                                      + [f"{k}={v}" for k, v in combo.items()]))
-                points.append(Point(pid, files, get(a, "name"), w, combo))
+                for sched in schedules or ["layerwise"]:
+                    label = get(a, "name") or Path(arch_file).stem
+                    pid = _slug("__".join([str(label), Path(w).stem]
+                                          + [f"{k}={v}" for k, v in combo.items()]
+                                          + ([f"schedule={Path(sched).stem}"] if schedules
+                                             else [])))
+                    points.append(Point(pid, files, get(a, "name"), w, combo, sched))
     ids = [p.id for p in points]
     dupes = {i for i in ids if ids.count(i) > 1}
     if dupes:
         raise SpecError(f"design points repeat: {', '.join(sorted(dupes))}", file=file)
     return SweepSpec(name, points, cfg, file, doc.notes)
+
+
+def _schedules(node, base: Path) -> list[str]:
+    """`schedule: auto` or a list (an axis): layerwise, fused, auto or schedule files (beside
+    the sweep file or as given), each checked now as `dse run --schedule` checks it."""
+    from dse.pipeline.fused import SCHEDULE_KINDS, SEARCHED_KINDS, parse_schedule_option
+
+    if "schedule" not in node:
+        return []
+    value = get(node, "schedule")
+    values = value if isinstance(value, list) else [value]
+    if not values:
+        raise SpecError("`schedule` has an empty list", key_path="sweep.schedule",
+                        **where(node, "schedule"))
+    out = []
+    for v in values:
+        v = str(v)
+        if v not in SCHEDULE_KINDS + SEARCHED_KINDS:
+            v = _resolve(v, base)
+        try:
+            kind = parse_schedule_option(v).kind
+        except SpecError as exc:
+            if exc.file is None:
+                exc.key_path = exc.key_path or "sweep.schedule"
+                exc.file, exc.line = where(node, "schedule").get("file"), \
+                    where(node, "schedule").get("line")
+            raise
+        if kind == "pipeline":
+            raise SpecError("pipeline schedules are not a sweep axis yet", found=v,
+                            key_path="sweep.schedule", expected="layerwise, fused, auto or a "
+                            "fused schedule file", hint="run a pipeline with `dse run --schedule "
+                            "pipeline`", **where(node, "schedule"))
+        out.append(v)
+    if len(set(out)) != len(out):
+        raise SpecError("`schedule` lists a schedule twice", key_path="sweep.schedule",
+                        found=values, **where(node, "schedule"))
+    return out
 
 
 def _resolve(path: str, base: Path) -> str:
@@ -203,6 +245,38 @@ def _streaming_point(p: Point, out: Path, networks: dict, done: dict, refused: d
     return True
 
 
+def _schedule_refused(p: Point, refused: dict) -> bool:
+    """A fused or auto schedule applies to loop-nest architectures only."""
+    from dse.spec.streaming_arch import file_is_streaming
+
+    if file_is_streaming(Path(p.arch_files[0])):
+        refused[p.id] = (f"schedule {p.schedule}: a streaming architecture runs every layer on "
+                         "its own engine (schedules apply to loop-nest architectures)")
+        return True
+    return False
+
+
+def _schedule_point(p: Point, loaded: tuple, out: Path, store: ResultStore, jobs: int,
+                    cfg: SearchConfig, rows: list, tot: dict, done: dict, refused: dict) -> None:
+    """A point's fused or auto schedule after its layers are mapped (dse/pipeline/fused.py):
+    its totals row replaces the layerwise one; a schedule that cannot run is refused."""
+    from dse.pipeline.fused import parse_schedule_option, write_fused
+
+    arch, net, _, _ = loaded
+    bad = [r["layer"] for r in rows if r.get("status") not in ("ok", None)
+           and not str(r.get("status")).startswith("not mapped")]
+    if bad:
+        refused[p.id] = (f"schedule {p.schedule}: layers without a layerwise mapping "
+                         f"({', '.join(bad[:5])})")
+        return
+    try:
+        _, done[p.id], _ = write_fused(out / p.id, net, arch, cfg,
+                                       parse_schedule_option(p.schedule), store, rows, tot,
+                                       p.id, p.params, jobs)
+    except SpecError as exc:
+        refused[p.id] = f"schedule {p.schedule}: {exc}"
+
+
 def parse_shard(text: str | None) -> tuple[int, int] | None:
     if text is None:
         return None
@@ -247,6 +321,8 @@ def run_sweep(spec: SweepSpec, out: Path, store: ResultStore, jobs: int = 1,
     done_points: dict[str, dict] = {}
     pinned: dict[str, list[str]] = {}
     for p in points:
+        if p.schedule != "layerwise" and _schedule_refused(p, refused):
+            continue
         if _streaming_point(p, out, networks, done_points, refused):
             continue
         arch = load_arch(p.arch_files, p.params, p.arch_name)
@@ -256,6 +332,10 @@ def run_sweep(spec: SweepSpec, out: Path, store: ResultStore, jobs: int = 1,
             networks[p.workload] = load_workload(p.workload)
         net = networks[p.workload]
         if arch.arch.attributes.get("execution"):  # a chip's execution model: nothing to map
+            if p.schedule != "layerwise":
+                refused[p.id] = (f"schedule {p.schedule}: {arch.name} runs networks with its "
+                                 "execution model (schedules apply to loop-nest architectures)")
+                continue
             try:
                 done_points[p.id] = run_execution(net, arch, out / p.id, p.id, p.params)[1]
             except SpecError as exc:
@@ -280,12 +360,19 @@ def run_sweep(spec: SweepSpec, out: Path, store: ResultStore, jobs: int = 1,
             users.setdefault(key, []).append(p.id)
     by_id = {p.id: p for p in points}
 
+    scheduled: dict[str, tuple[list, dict]] = {}  # fused/auto points, finished after gather
+    axis = any(p.schedule != "layerwise" for p in points)
+
     def finish(pid: str) -> None:
         p = by_id[pid]
         arch, net, _, keys = loaded[pid]
-        _, tot = write_results(out / pid, net, arch, spec.config, keys, results, pid,
-                               p.params, computed=computed)
+        rows, tot = write_results(out / pid, net, arch, spec.config, keys, results, pid,
+                                  p.params, computed=computed)
         done_points[pid] = tot
+        if p.schedule != "layerwise":
+            scheduled[pid] = (rows, tot)
+        elif axis:  # beside fused/auto rows in sweep.csv, say which rows are layerwise
+            done_points[pid] = {**tot, "schedule": "layerwise"}
 
     for p in points:
         if p.id in waiting and not waiting[p.id]:
@@ -314,6 +401,10 @@ def run_sweep(spec: SweepSpec, out: Path, store: ResultStore, jobs: int = 1,
     except Interrupted as exc:
         exc.missing = [p.id for p in points if p.id not in done_points]
         raise
+    for pid, (rows, tot) in scheduled.items():  # their own searches may map more layers
+        _schedule_point(by_id[pid], loaded[pid], out, store, jobs, spec.config, rows, tot,
+                        done_points, refused)
+    points = [p for p in points if p.id not in refused]
     reused = len(work.reused)
     ordered = [done_points[p.id] for p in points]
     columns: list[str] = []

@@ -407,25 +407,32 @@ def _streaming_md(rows: list[dict]) -> list[str]:
 
 
 def _fused_md(rows: list[dict]) -> list[str]:
-    """DRAM traffic saved and speed-up of fused schedules against the same layers layerwise."""
-    mine = [r for r in rows if r.get("schedule") in ("fused", "pipeline")
+    """DRAM traffic saved, speed-up, energy and EDP ratios of fused, pipeline and auto
+    schedules against the same network run layerwise (the run's own layerwise reference)."""
+    mine = [r for r in rows if r.get("schedule") not in (None, "", "layerwise")
             and num(r.get("layerwise_dram_bytes", "")) is not None]
     if not mine:
         return []
     body = []
+    points = any(r.get("point") for r in mine)
     for r in mine:
         lw, fu = num(r["layerwise_dram_bytes"]), num(r["dram_bytes"])
         cyc, lwc = num(r["cycles"]), num(r["layerwise_cycles"])
         e, lwe = num(r["energy_pJ"]), num(r["layerwise_energy_pJ"])
-        arch = r["arch"] + (" (pipeline)" if r["schedule"] == "pipeline" else "")
-        body.append([r["network"], arch, _i(lw), _i(fu),
+        body.append([r["network"], r["arch"], *([r["point"]] if points else []),
+                     r["schedule"], _i(lw), _i(fu),
                      f"{(lw - fu) / lw:.1%}" if lw else "", _x(lwc / cyc if cyc else ""),
-                     _x(e / lwe if lwe else "")])
+                     _x(e / lwe if lwe else ""),
+                     _x(e * cyc / (lwe * lwc) if lwe and lwc else "")])
     return ["", "## Fused schedules", "",
-            "DRAM bytes of the fused schedule against the same layers run layerwise with the "
-            "same mappings; speed-up = layerwise cycles / fused cycles (docs/fusion.md).", ""
-            ] + _md_table(["network", "architecture", "layerwise DRAM bytes", "fused DRAM bytes",
-                           "DRAM saved", "speed-up", "energy ratio"], body, {2, 3, 4, 5, 6})
+            "DRAM bytes of each fused, pipeline or auto schedule against the same network run "
+            "layerwise "
+            "(the run's layerwise mappings); speed-up = layerwise cycles / schedule cycles; "
+            "energy and EDP ratio = schedule / layerwise (docs/fusion.md).", ""
+            ] + _md_table(["network", "architecture", *(["point"] if points else []),
+                           "schedule", "layerwise DRAM bytes", "schedule DRAM bytes",
+                           "DRAM saved", "speed-up", "energy ratio", "EDP ratio"], body,
+                          {i + points for i in (3, 4, 5, 6, 7, 8)})
 
 
 def markdown(res: Results, rows: list[dict], base: Baseline | None, files: list[str],

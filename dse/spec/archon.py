@@ -22,8 +22,10 @@ DESIGN_KEYS = {f.name for f in dataclasses.fields(ArchonDesign)} - {"energies"} 
     "main_array", "prediction_array", "overhead_energy_pJ"}
 ENERGY_KEYS = {f.name for f in dataclasses.fields(OverheadEnergies)}
 COMPAT_KEYS = {f.name for f in dataclasses.fields(ArtifactCompat)}
+REFERENCE_KEYS = ("paper_speedup_dense", "paper_speedup_sparse", "artifact_speedup_dense",
+                  "artifact_speedup_sparse")
 STUDY_KEYS = {"network", "dataset", "baseline", "archon", "nonzeros", "design", "artifact_compat",
-              "paper_speedup_dense", "paper_speedup_sparse"}
+              *REFERENCE_KEYS}
 OVERHEAD_STYLES = ("mobilenet", "fusionet")
 
 
@@ -36,8 +38,8 @@ class Study:
     nonzeros: str | None  # "<net>/<dataset>" key of the per-PE tables
     design: ArchonDesign
     compat: ArtifactCompat
-    paper_speedup_dense: float | None = None
-    paper_speedup_sparse: float | None = None
+    # published / artifact figures, printed beside ours for comparison only
+    reference: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -112,6 +114,26 @@ def _text(node, key: str, path: str, *, required: bool = True) -> str | None:
     return value
 
 
+def override_design(d: ArchonDesign, settings: dict[str, float]) -> ArchonDesign:
+    """`--set NAME=VALUE` on the design (a sweep point); unknown names are errors."""
+    names = {f.name for f in dataclasses.fields(ArchonDesign)} - {"energies"}
+    values = {}
+    for k, v in settings.items():
+        if k not in names:
+            from dse.errors import did_you_mean
+            raise SpecError(f"unknown ARCHON design parameter {k!r}", key_path=f"--set {k}",
+                            expected=", ".join(sorted(names)), hint=did_you_mean(k, names))
+        if isinstance(getattr(d, k), int):
+            if float(v) != int(v) or v <= 0:
+                raise SpecError(f"{k} must be a positive whole number", key_path=f"--set {k}",
+                                found=v)
+            v = int(v)
+        elif v <= 0:
+            raise SpecError(f"{k} must be positive", key_path=f"--set {k}", found=v)
+        values[k] = v
+    return dataclasses.replace(d, **values)
+
+
 def read_archon_study(path: str | Path) -> ArchonStudy:
     """The design file: the ARCHON design, its baselines and the network pairs to compare."""
     path = str(path)
@@ -148,8 +170,7 @@ def read_archon_study(path: str | Path) -> ArchonStudy:
             archon=_text(s, "archon", p), baseline=_text(s, "baseline", p, required=False),
             nonzeros=_text(s, "nonzeros", p, required=False), design=sd,
             compat=_compat(get(s, "artifact_compat"), f"{p}.artifact_compat"),
-            paper_speedup_dense=get(s, "paper_speedup_dense"),
-            paper_speedup_sparse=get(s, "paper_speedup_sparse")))
+            reference={k: float(number(s, k, p)) for k in REFERENCE_KEYS if k in s}))
     return ArchonStudy(
         file=path,
         main_array=_text(dnode, "main_array", "archon.design"),

@@ -283,7 +283,7 @@ def _order(baseline: Network | None, archon: Network) -> list[str]:
             if row not in seen:
                 seen.append(row)
     head = [r for r in seen if r.startswith("head.")]
-    tail = [r for r in seen if r.startswith("tail.")]
+    tail = sorted((r for r in seen if r.startswith("tail.")), key=lambda r: "FC" in r)
     blocks = sorted((r for r in seen if r not in head and r not in tail),
                     key=lambda r: (int(r[1:]) if r[1:].isdigit() else 10 ** 6, r))
     return head + blocks + tail

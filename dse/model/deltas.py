@@ -25,7 +25,7 @@ import math
 from dataclasses import dataclass
 
 from dse.model.nest import NestLoop
-from dse.workload import DataSpace
+from dse.workload.problem import DataSpace
 
 Vec = tuple[int, ...]
 

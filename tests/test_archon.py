@@ -15,11 +15,11 @@ import pytest
 from click.testing import CliRunner
 
 from dse.cli import main
-from dse.library_paths import bundled_dir
 from dse.model.actual_density import TileNonzeros, synthetic_nonzeros
 from dse.schedule import archon as A
 from dse.spec.archon import read_archon_study, read_nonzero_index
-from dse.workload_library import load_workload
+from dse.spec.library_paths import bundled_dir
+from dse.spec.workload_library import load_workload
 
 DATA = Path(__file__).parent / "data" / "archon"
 STUDY = read_archon_study(bundled_dir("arch_specs") / "archon" / "archon.yaml")

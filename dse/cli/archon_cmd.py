@@ -37,13 +37,13 @@ def archon(design_file, studies, out_dir, artifact_compat, settings, max_evals, 
     OUT/<net>_<dataset>/blocks.csv, OUT/speedups.csv and plots, and prints the tables."""
     import dataclasses
 
-    from dse.arch_library import parse_settings
-    from dse.library_paths import bundled_dir
     from dse.mapper.search import SearchConfig
     from dse.pipeline.archon import run_archon, select
     from dse.pipeline.store import ResultStore
     from dse.report.archon import block_table, plots, speedup_table
+    from dse.spec.arch_library import parse_settings
     from dse.spec.archon import override_design, read_archon_study
+    from dse.spec.library_paths import bundled_dir
 
     path = design_file or str(bundled_dir("arch_specs") / "archon" / "archon.yaml")
     study = read_archon_study(path)

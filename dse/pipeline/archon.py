@@ -19,10 +19,11 @@ import yaml
 from dse.errors import SpecError
 from dse.mapper.search import SearchConfig
 from dse.model.actual_density import synthetic_nonzeros
-from dse.network import Layer, Network, layer_spec, load_network_text
 from dse.pipeline.store import ResultStore
 from dse.schedule import archon as A
 from dse.spec.archon import ArchonStudy, LayerNonzeros, Study, read_nonzero_index
+from dse.spec.network import layer_spec, load_network_text
+from dse.workload.network import Layer, Network
 
 GENERATION = "legacy"  # the artifact's runs are Timeloop v0.3
 OBJECTIVE = "delay,energy"  # the artifact's mapper: optimise delay, then energy
@@ -94,7 +95,7 @@ def _spec(layer: Layer, compat: bool, rename: str | None = None) -> dict:
 
 def _tensor_energies(arch_input, problem, mapping_file: Path) -> tuple[dict, int]:
     """Per-(level, tensor) energies of the stored best mapping, and the DRAM Outputs words."""
-    from dse.arch_rules import prepare_problem
+    from dse.arch.rules import prepare_problem
     from dse.model.evaluate import evaluate
     from dse.spec.native import read_mapping
     from dse.spec.yamlload import load_yaml_text
@@ -114,9 +115,9 @@ def _tensor_energies(arch_input, problem, mapping_file: Path) -> tuple[dict, int
 def map_network(network: Network, arch_name: str, ctx: RunContext, label: str
                 ) -> dict[str, LayerResult]:
     """Map every layer (stored results are reused) and return per-layer results."""
-    from dse.arch_library import resolve as resolve_arch
     from dse.pipeline.run import run_network
     from dse.pipeline.spec import load_arch, sibling_constraints
+    from dse.spec.arch_library import resolve as resolve_arch
 
     arch_file = str(resolve_arch(arch_name))
     arch = load_arch([arch_file, *sibling_constraints(arch_file)])
@@ -167,7 +168,7 @@ def _nonzero_rule(study: ArchonStudy, s: Study, index: dict, block: str, part: s
 def baseline_rows(study: ArchonStudy, s: Study, ctx: RunContext, index: dict, seed: int
                   ) -> dict[str, dict]:
     """Dense and sparse cycles/energy per row (block or head/tail layer)."""
-    from dse.workload_library import load_workload
+    from dse.spec.workload_library import load_workload
 
     net = load_workload(s.baseline)
     if ctx.compat:
@@ -208,7 +209,7 @@ def baseline_rows(study: ArchonStudy, s: Study, ctx: RunContext, index: dict, se
 
 def archon_rows(study: ArchonStudy, s: Study, ctx: RunContext) -> dict[str, dict]:
     """ARCHON cycles/energy per fused block and per head/tail layer."""
-    from dse.workload_library import load_workload
+    from dse.spec.workload_library import load_workload
 
     net = load_workload(s.archon)
     blocks = A.find_bottlenecks(net)
@@ -291,7 +292,7 @@ def _order(baseline: Network | None, archon: Network) -> list[str]:
 
 def run_study(study: ArchonStudy, s: Study, ctx: RunContext, index: dict, seed: int
               ) -> tuple[list[dict], dict]:
-    from dse.workload_library import load_workload
+    from dse.spec.workload_library import load_workload
 
     ctx.log(f"{s.network}/{s.dataset}")
     base = baseline_rows(study, s, ctx, index, seed) if s.baseline else {}
@@ -366,8 +367,8 @@ def run_archon(study: ArchonStudy, studies: list[Study], out: Path, store: Resul
                cfg: SearchConfig, jobs: int, compat: bool, seed: int,
                log: Callable[[str], None]) -> tuple[list[dict], list[dict]]:
     """Every selected study; writes blocks.csv per study and speedups.csv, atomically."""
-    from dse.library_paths import bundled_dir
-    from dse.report_model import atomic_write, csv_text
+    from dse.pipeline.writers import atomic_write, csv_text
+    from dse.spec.library_paths import bundled_dir
 
     cfg = dataclasses.replace(cfg, objective=OBJECTIVE, generation=GENERATION)
     ctx = RunContext(store, cfg, out, jobs, compat, log)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +52,7 @@ class LayerResult:
     energies: dict  # (level, tensor) -> pJ, ("compute", "") for the MACs
     macs: int
     dram_out_words: int = 0
+    tiling: tuple[int, int, int] = (1, 1, 1)  # (PEs used, passes, MACs per PE per pass)
 
 
 @dataclass
@@ -93,6 +95,22 @@ def _spec(layer: Layer, compat: bool, rename: str | None = None) -> dict:
 
 # ----------------------------------------------------------------------------- mapping
 
+def _factors(text) -> int:
+    """'Q4 C16' -> 64."""
+    return math.prod(int(t.lstrip("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"))
+                     for t in str(text or "").split())
+
+
+def mapping_tiling(entries: list) -> tuple[int, int, int]:
+    """A mapping's work tiles: PEs used (all spatial factors), passes (temporal loops above the
+    innermost spatial fan-out) and MACs per PE per pass (temporal loops below it)."""
+    last = max((i for i, e in enumerate(entries) if e.get("spatial")), default=-1)
+    pes = math.prod(_factors(v) for e in entries for v in (e.get("spatial") or {}).values())
+    passes = math.prod(_factors(e.get("temporal")) for e in entries[:last + 1])
+    tile = math.prod(_factors(e.get("temporal")) for e in entries[last + 1:])
+    return pes, passes, tile
+
+
 def _tensor_energies(arch_input, problem, mapping_file: Path) -> tuple[dict, int]:
     """Per-(level, tensor) energies of the stored best mapping, and the DRAM Outputs words."""
     from dse.arch.rules import prepare_problem
@@ -131,9 +149,10 @@ def map_network(network: Network, arch_name: str, ctx: RunContext, label: str
                             f"{row.get('reason', '')}", hint="see " + str(out / "layers.csv"))
         layer = network.layer(row["layer"])
         energies, out_words = _tensor_energies(arch, layer.problem, out / row["mapping"])
+        entries = yaml.safe_load((out / row["mapping"]).read_text())["mapping"]
         results[row["layer"]] = LayerResult(row["layer"], int(row["cycles"]),
                                             float(row["energy_pJ"]), energies,
-                                            int(row["macs"]), out_words)
+                                            int(row["macs"]), out_words, mapping_tiling(entries))
     return results
 
 
@@ -148,20 +167,29 @@ def _block_of(name: str) -> tuple[str, str]:
 
 
 def _nonzero_rule(study: ArchonStudy, s: Study, index: dict, block: str, part: str,
-                  layer: Layer, seed: int) -> tuple[int | None, str]:
-    """Sparse cycles of one pruned layer and where they come from."""
+                  layer: LayerResult | None, seed: int) -> tuple[int | None, str]:
+    """Sparse cycles of one pruned layer (a block's layer; head and tail are not pruned) and
+    where they come from. Without measured data: seeded synthetic tiles on our own dense
+    mapping's tiling, at the study's density."""
     key = LAYER_KEYS.get(part)
-    if key is None or s.nonzeros is None:
+    if key is None:
         return None, "not pruned"
-    rec: LayerNonzeros | None = index.get((s.nonzeros, int(block[1:]), key))
+    rec: LayerNonzeros | None = None
+    if s.nonzeros is not None:
+        rec = index.get((s.nonzeros, int(block[1:]), key))
     if rec is None:
-        return None, "no nonzero data"
+        if layer is None:
+            return None, "no nonzero data"
+        density = study.sparse_density["depthwise" if key == "dw" else "pointwise"]
+        tiles = synthetic_nonzeros(*layer.tiling, density, seed + zlib.crc32(layer.name.encode()))
+        return tiles.slowest_pe_cycles(), "synthetic on own mapping"
     if rec.tiles is not None:
         return rec.tiles.slowest_pe_cycles() * rec.group_multiplier, "per-PE nonzeros"
     if study.missing_nonzeros == "measured" and rec.measured_sparse_cycles is not None:
         return rec.measured_sparse_cycles * rec.group_multiplier, "measured per layer"
     density = study.sparse_density["depthwise" if key == "dw" else "pointwise"]
-    tiles = synthetic_nonzeros(rec.pes, rec.passes, rec.tile_macs, density, seed)
+    tiles = synthetic_nonzeros(rec.pes, rec.passes, rec.tile_macs, density,
+                               seed + zlib.crc32(f"{block}.{part}".encode()))
     return tiles.slowest_pe_cycles() * rec.group_multiplier, "synthetic"
 
 
@@ -186,7 +214,7 @@ def baseline_rows(study: ArchonStudy, s: Study, ctx: RunContext, index: dict, se
         e_dense = r.energy_pJ
         if ctx.compat and depthwise and part:
             e_dense = A.dense_dw_energy_compat_pJ(r.energies, layer.attrs["K"])
-        sparse_c, source = _nonzero_rule(study, s, index, block, part, layer, seed)
+        sparse_c, source = _nonzero_rule(study, s, index, block, part, r, seed)
         if sparse_c is None:
             sparse_c, e_sparse = r.cycles, e_dense
         else:

@@ -10,6 +10,10 @@ def _num(v, fmt: str = ",.0f") -> str:
     return "-" if v == "" or v is None else format(v, fmt)
 
 
+def _times(v) -> str:
+    return "-" if v == "" or v is None else f"{v:.3f}x"
+
+
 def block_table(rows: list[dict]) -> str:
     """One study's rows like the artifact's result.csv, with a total line."""
     head = (f"{'row':<11} {'dense_cyc':>10} {'sparse_cyc':>10} {'archon_cyc':>10}  "
@@ -41,7 +45,7 @@ def speedup_table(speedups: list[dict], references: dict[tuple[str, str], dict])
         lines.append(
             f"{s['network']:<10} {s['dataset']:<9} {_num(s['dense_cycles']):>10} "
             f"{_num(s['sparse_cycles']):>10} {_num(s['archon_cycles']):>10} "
-            f"{_num(s['speedup_vs_dense'], '.3f'):>7}x {_num(s['speedup_vs_sparse'], '.3f'):>8}x"
+            f"{_times(s['speedup_vs_dense']):>8} {_times(s['speedup_vs_sparse']):>9}"
             f"  {paper:>11}  {art:>13}  {energy:>26}")
     return "\n".join(lines)
 

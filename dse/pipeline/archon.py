@@ -249,9 +249,10 @@ def archon_rows(study: ArchonStudy, s: Study, ctx: RunContext) -> dict[str, dict
     fused = {name for b in blocks for name in b.layers}
     pred_specs, main_specs = [], []
     for b in blocks:
-        pw1, dw = net.layer(b.layers[0]), net.layer(b.layers[1])
-        pred_specs.append(_spec(pw1, ctx.compat, f"{b.name}.pred_pw1"))
-        pred_specs.append(_spec(dw, ctx.compat, f"{b.name}.pred_dw"))
+        # the two predicted layers: PW1 and the DW, or (ShuffleNet) both grouped pointwise
+        first, second = net.layer(b.layers[0]), net.layer(b.layers[1])
+        pred_specs.append(_spec(first, ctx.compat, f"{b.name}.pred_pw1"))
+        pred_specs.append(_spec(second, ctx.compat, f"{b.name}.pred_2"))
         main_specs.append({"name": f"{b.name}.main", "type": "conv2d",
                            "C": b.in_ch // b.groups, "K": b.out_ch, "H": b.in_pixels,
                            "R": b.kernel, "stride": b.stride, "pad": b.kernel // 2,
@@ -267,16 +268,18 @@ def archon_rows(study: ArchonStudy, s: Study, ctx: RunContext) -> dict[str, dict
     rows: dict[str, dict] = {}
     for b in blocks:
         cyc = A.block_cycles(b, d, compat)
-        p1, p2 = pred[f"{b.name}.pred_pw1"], pred[f"{b.name}.pred_dw"]
+        p1, p2 = pred[f"{b.name}.pred_pw1"], pred[f"{b.name}.pred_2"]
+        dw2 = b.style == "expand_dw_project"
         mn = main[f"{b.name}.main"]
         e1 = A.prediction_energy_pJ(p1.energies, kind="pw", macs=p1.macs,
                                     outputs=p1.macs // max(1, b.in_ch // b.groups),
                                     in_ch=b.in_ch // b.groups, mid_ch=b.mid_ch,
                                     dram_out_words=p1.dram_out_words, d=d, compat=compat)
-        e2 = A.prediction_energy_pJ(p2.energies, kind="dw", macs=p2.macs,
-                                    outputs=p2.macs // (b.kernel ** 2), in_ch=b.mid_ch,
-                                    mid_ch=b.mid_ch, dram_out_words=p2.dram_out_words, d=d,
-                                    compat=compat)
+        e2 = A.prediction_energy_pJ(
+            p2.energies, kind="dw" if dw2 else "pw", macs=p2.macs,
+            outputs=p2.macs // (b.kernel ** 2 if dw2 else max(1, b.mid_ch // b.groups)),
+            in_ch=b.mid_ch if dw2 else b.mid_ch // b.groups, mid_ch=b.mid_ch,
+            dram_out_words=p2.dram_out_words, d=d, compat=compat)
         em = A.main_energy_pJ(mn.energies)
         over = A.overhead_energy_pJ(b, d, cyc["main_cycles"], compat)
         rows[b.name] = {

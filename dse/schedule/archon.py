@@ -297,28 +297,40 @@ def _is_pointwise(layer) -> bool:
                                          and a.get("S") == 1)
 
 
+def _groups(layer) -> int:
+    return layer.attrs.get("groups", 1) if layer.type == "conv2d" else 1
+
+
+def _only_consumer(network, layer):
+    nxt = network.consumers(layer.name)
+    return network.layer(nxt[0]) if len(nxt) == 1 else None
+
+
 def find_bottlenecks(network) -> list[Bottleneck]:
-    """Expanding pointwise -> depthwise -> pointwise chains, each layer the only consumer of the
-    one before: the blocks ARCHON fuses. Other layers (head, tail) run one by one."""
+    """The blocks ARCHON fuses: an expanding pointwise layer followed by a depthwise and a
+    pointwise layer (expand_dw_project) or by a pointwise and a depthwise layer (gpw_gpw_dw,
+    ShuffleNet), each layer the only consumer of the one before. Other layers (head, tail) run
+    one by one."""
     blocks = []
-    for pw1 in network.layers:
-        if not _is_pointwise(pw1) or pw1.attrs["K"] <= pw1.attrs["C"]:
+    for first in network.layers:
+        if not _is_pointwise(first) or first.attrs["K"] <= first.attrs["C"]:
             continue
-        nxt = network.consumers(pw1.name)
-        if len(nxt) != 1 or network.layer(nxt[0]).type != "depthwise":
+        second = _only_consumer(network, first)
+        third = _only_consumer(network, second) if second is not None else None
+        if third is None:
             continue
-        dw = network.layer(nxt[0])
-        nxt = network.consumers(dw.name)
-        if len(nxt) != 1 or not _is_pointwise(network.layer(nxt[0])):
+        if second.type == "depthwise" and _is_pointwise(third):
+            style, dw, last = "expand_dw_project", second, third
+        elif _is_pointwise(second) and third.type == "depthwise":
+            style, dw, last = "gpw_gpw_dw", third, second
+        else:
             continue
-        pw2 = network.layer(nxt[0])
-        a, ad = pw1.attrs, dw.attrs
+        a, ad = first.attrs, dw.attrs
         if ad["R"] != ad["S"] or ad["stride"][0] != ad["stride"][1] or ad["P"] != ad["Q"]:
             continue  # the fused array model covers square kernels and outputs
-        name = pw1.name.split(".")[0] if "." in pw1.name else pw1.name
+        name = first.name.split(".")[0] if "." in first.name else first.name
         blocks.append(Bottleneck(
-            name=name, style="expand_dw_project", in_ch=a["C"], mid_ch=a["K"],
-            out_ch=pw2.attrs["K"], out_pixels=ad["P"], stride=ad["stride"][0], kernel=ad["R"],
-            groups=a.get("groups", 1) if pw1.type == "conv2d" else 1,
-            layers=(pw1.name, dw.name, pw2.name)))
+            name=name, style=style, in_ch=a["C"], mid_ch=a["K"], out_ch=last.attrs["K"],
+            out_pixels=ad["P"], stride=ad["stride"][0], kernel=ad["R"], groups=_groups(first),
+            layers=(first.name, second.name, third.name)))
     return blocks

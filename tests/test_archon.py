@@ -163,6 +163,33 @@ def test_prediction_energy_scales_traffic_by_predictor_width():
     assert wider > got
 
 
+def test_block_detection_styles():
+    shuffle = A.find_bottlenecks(load_workload("archon_shufflenet_cifar10"))
+    assert len(shuffle) == 15 and {b.style for b in shuffle} == {"gpw_gpw_dw"}
+    assert shuffle[0].layers == ("b1.GPW1", "b1.GPW2", "b1.DW") and shuffle[0].groups == 3
+    fus = A.find_bottlenecks(load_workload("archon_fusionet_cifar10"))
+    assert len(fus) == 16 and fus[0].groups == 4 and fus[0].style == "expand_dw_project"
+    # head layers (PW 32->32 -> DW -> PW) do not expand, so they are not fused
+    assert all(not b.name.startswith("head") for b in
+               A.find_bottlenecks(load_workload("archon_mobilenet_cifar10")))
+
+
+def test_mapping_tiling_and_design_overrides():
+    from dse.pipeline.archon import mapping_tiling
+    from dse.spec.archon import override_design
+
+    entries = [{"level": "DRAM", "temporal": "Q4"}, {"level": "glb", "temporal": "P32 M2"},
+               {"level": "DummyBuffer", "spatial": {"X": "M2 Q4"}},
+               {"level": "PE", "spatial": {"Y": "C4 M2"}},
+               {"level": "wspad", "temporal": "C4"}, {"level": "psum", "temporal": "M12"}]
+    assert mapping_tiling(entries) == (64, 256, 48)
+    d = override_design(A.ArchonDesign(), {"adders_per_pe": 12, "fused_weight_density": 0.02})
+    assert (d.adders_per_pe, d.fused_weight_density) == (12, 0.02)
+    from dse.errors import SpecError
+    with pytest.raises(SpecError, match="positive whole number"):
+        override_design(A.ArchonDesign(), {"pe_rows": 2.5})
+
+
 # ----------------------------------------------------------------------------- sparse baseline
 
 INDEX = read_nonzero_index(bundled_dir("workloads") / STUDY.nonzero_dir)

@@ -202,7 +202,8 @@ def baseline_rows(study: ArchonStudy, s: Study, ctx: RunContext, index: dict, se
     if ctx.compat:
         specs = [_spec(lay, True) for lay in net.mappable()]
         net = load_network_text(_network_text(net.name + "_compat", specs))
-    dense = map_network(net, study.dense_arch, ctx, f"{s.network}_{s.dataset}/dense")
+    arch = (study.dense_artifact_arch or study.dense_arch) if ctx.compat else study.dense_arch
+    dense = map_network(net, arch, ctx, f"{s.network}_{s.dataset}/dense")
     d = s.design
     compat = s.compat if ctx.compat else None
     rows: dict[str, dict] = {}

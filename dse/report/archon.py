@@ -32,7 +32,7 @@ def speedup_table(speedups: list[dict], references: dict[tuple[str, str], dict])
     """Whole-network speed-ups, ours beside the paper's / the artifact's where known."""
     head = (f"{'network':<10} {'dataset':<9} {'dense_cyc':>10} {'sparse_cyc':>10} "
             f"{'archon_cyc':>10} {'vs_dense':>8} {'vs_sparse':>9}  {'paper':>11}  "
-            f"{'artifact':>13}  {'E dense/sparse/archon uJ':>26}")
+            f"{'artifact':>13}  {'E dense/sparse/archon uJ':>26}  {'artifact E uJ':>16}")
     lines = [head, "-" * len(head)]
     for s in speedups:
         ref = references.get((s["network"], s["dataset"]), {})
@@ -42,11 +42,14 @@ def speedup_table(speedups: list[dict], references: dict[tuple[str, str], dict])
                if "artifact_speedup_dense" in ref else "-")
         energy = "/".join(_num(s[k], ",.0f") for k in ("dense_energy_uJ", "sparse_energy_uJ",
                                                       "archon_energy_uJ"))
+        art_e = "/".join(_num(ref[f"artifact_energy_{k}_uJ"]) for k in ("dense", "sparse",
+                                                                        "archon")) \
+            if "artifact_energy_dense_uJ" in ref else "-"
         lines.append(
             f"{s['network']:<10} {s['dataset']:<9} {_num(s['dense_cycles']):>10} "
             f"{_num(s['sparse_cycles']):>10} {_num(s['archon_cycles']):>10} "
             f"{_times(s['speedup_vs_dense']):>8} {_times(s['speedup_vs_sparse']):>9}"
-            f"  {paper:>11}  {art:>13}  {energy:>26}")
+            f"  {paper:>11}  {art:>13}  {energy:>26}  {art_e:>16}")
     return "\n".join(lines)
 
 

@@ -23,7 +23,8 @@ DESIGN_KEYS = {f.name for f in dataclasses.fields(ArchonDesign)} - {"energies"} 
 ENERGY_KEYS = {f.name for f in dataclasses.fields(OverheadEnergies)}
 COMPAT_KEYS = {f.name for f in dataclasses.fields(ArtifactCompat)}
 REFERENCE_KEYS = ("paper_speedup_dense", "paper_speedup_sparse", "artifact_speedup_dense",
-                  "artifact_speedup_sparse")
+                  "artifact_speedup_sparse", "artifact_energy_dense_uJ",
+                  "artifact_energy_sparse_uJ", "artifact_energy_archon_uJ")
 STUDY_KEYS = {"network", "dataset", "baseline", "archon", "nonzeros", "design", "artifact_compat",
               *REFERENCE_KEYS}
 OVERHEAD_STYLES = ("mobilenet", "fusionet")
@@ -48,6 +49,7 @@ class ArchonStudy:
     main_array: str
     prediction_array: str
     dense_arch: str
+    dense_artifact_arch: str | None  # the dense baseline priced as the artifact's runs were
     sparse_arch: str
     nonzero_dir: str
     sparse_density: dict[str, float]
@@ -145,7 +147,7 @@ def read_archon_study(path: str | Path) -> ArchonStudy:
     dnode = require_mapping(get(root, "design"), "archon.design", root, "design")
     design = _design(dnode, ArchonDesign(), "archon.design")
     bnode = require_mapping(get(root, "baselines"), "archon.baselines", root, "baselines")
-    check_keys(bnode, {"dense", "sparse"}, "archon.baselines")
+    check_keys(bnode, {"dense", "dense_artifact", "sparse"}, "archon.baselines")
     snode = require_mapping(get(bnode, "sparse"), "archon.baselines.sparse", bnode, "sparse")
     sp = "archon.baselines.sparse"
     check_keys(snode, {"arch", "nonzeros", "density", "missing"}, sp)
@@ -176,6 +178,7 @@ def read_archon_study(path: str | Path) -> ArchonStudy:
         main_array=_text(dnode, "main_array", "archon.design"),
         prediction_array=_text(dnode, "prediction_array", "archon.design"),
         dense_arch=_text(bnode, "dense", "archon.baselines"),
+        dense_artifact_arch=_text(bnode, "dense_artifact", "archon.baselines", required=False),
         sparse_arch=_text(snode, "arch", sp), nonzero_dir=_text(snode, "nonzeros", sp),
         sparse_density=density, missing_nonzeros=missing, studies=studies)
 

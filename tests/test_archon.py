@@ -231,6 +231,25 @@ def test_sparse_block_cycles_equal_artifact(net, ds):
         assert got == want, blk
 
 
+def test_sparse_baseline_pruning_ratio_knob():
+    """Synthetic tiles on the measured tiling: fewer nonzeros, fewer cycles; at the measured
+    densities the Bernoulli stand-in lands near the measured per-PE result."""
+    from dse.pipeline.archon import _nonzero_rule
+
+    s = _study("mobilenet", "cifar10")
+
+    def total(study):
+        return sum(_nonzero_rule(study, s, INDEX, f"b{k}", p, None, 0)[0]
+                   for k in range(1, 17) for p in ("PW1", "DW", "PW2"))
+
+    measured = total(STUDY)
+    synth = [total(dataclasses.replace(STUDY, sparse_source="synthetic",
+                                       sparse_density={"pointwise": d, "depthwise": d + 0.1}))
+             for d in (0.1, 0.2, 0.4)]
+    assert synth[0] < synth[1] < synth[2]
+    assert synth[1] == pytest.approx(measured, rel=0.15)
+
+
 def test_synthetic_nonzeros_are_reproducible_and_bounded():
     a = synthetic_nonzeros(72, 64, 12, 0.3, seed=1)
     assert np.array_equal(a.counts, synthetic_nonzeros(72, 64, 12, 0.3, seed=1).counts)

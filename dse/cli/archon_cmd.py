@@ -21,6 +21,9 @@ from dse.cli.errors import COUNT, JOBS, SEED, reports_spec_errors
 @click.option("--set", "settings", multiple=True, metavar="NAME=VALUE",
               help="Override an ARCHON design parameter for every study, e.g. "
                    "--set adders_per_pe=4 (repeatable).")
+@click.option("--sparse-density", default=None, metavar="PW[,DW]",
+              help="Prune the sparse baseline to these weight densities (pointwise, depthwise) "
+                   "with seeded synthetic tiles instead of the measured per-PE tables.")
 @click.option("--max-evals", type=COUNT, default=100_000, show_default=True,
               help="Mappings evaluated per unique layer or phase.")
 @click.option("--seed", type=SEED, default=0, show_default=True,
@@ -31,8 +34,8 @@ from dse.cli.errors import COUNT, JOBS, SEED, reports_spec_errors
 @click.option("--no-plots", is_flag=True, help="Skip the plots.")
 @click.option("--quiet", "-q", is_flag=True)
 @reports_spec_errors
-def archon(design_file, studies, out_dir, artifact_compat, settings, max_evals, seed, jobs,
-           store_path, no_plots, quiet):
+def archon(design_file, studies, out_dir, artifact_compat, settings, sparse_density, max_evals,
+           seed, jobs, store_path, no_plots, quiet):
     """Dense, sparse and ARCHON cycles and energy per block for each network pair; writes
     OUT/<net>_<dataset>/blocks.csv, OUT/speedups.csv and plots, and prints the tables."""
     import dataclasses
@@ -47,6 +50,9 @@ def archon(design_file, studies, out_dir, artifact_compat, settings, max_evals, 
 
     path = design_file or str(bundled_dir("arch_specs") / "archon" / "archon.yaml")
     study = read_archon_study(path)
+    if sparse_density is not None:
+        study = dataclasses.replace(study, sparse_source="synthetic",
+                                    sparse_density=_densities(sparse_density))
     chosen = select(study, list(studies))
     overrides = parse_settings(settings)
     if overrides:
@@ -72,3 +78,14 @@ def archon(design_file, studies, out_dir, artifact_compat, settings, max_evals, 
         if written:
             click.echo(f"plots: {', '.join(str(out / w) + '.png' for w in written)}")
     click.echo(f"wrote {out / 'speedups.csv'}")
+
+
+def _densities(text: str) -> dict[str, float]:
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        values = []
+    if len(values) not in (1, 2) or not all(0 < v <= 1 for v in values):
+        raise click.BadParameter(f"expected PW[,DW] densities in (0, 1], got {text!r}",
+                                 param_hint="--sparse-density")
+    return {"pointwise": values[0], "depthwise": values[-1]}

@@ -183,9 +183,10 @@ def _nonzero_rule(study: ArchonStudy, s: Study, index: dict, block: str, part: s
         density = study.sparse_density["depthwise" if key == "dw" else "pointwise"]
         tiles = synthetic_nonzeros(*layer.tiling, density, seed + zlib.crc32(layer.name.encode()))
         return tiles.slowest_pe_cycles(), "synthetic on own mapping"
-    if rec.tiles is not None:
+    if rec.tiles is not None and study.sparse_source == "measured":
         return rec.tiles.slowest_pe_cycles() * rec.group_multiplier, "per-PE nonzeros"
-    if study.missing_nonzeros == "measured" and rec.measured_sparse_cycles is not None:
+    if study.sparse_source == "measured" and study.missing_nonzeros == "measured" and \
+            rec.measured_sparse_cycles is not None:
         return rec.measured_sparse_cycles * rec.group_multiplier, "measured per layer"
     density = study.sparse_density["depthwise" if key == "dw" else "pointwise"]
     tiles = synthetic_nonzeros(rec.pes, rec.passes, rec.tile_macs, density,

@@ -54,6 +54,9 @@ class ArchonStudy:
     nonzero_dir: str
     sparse_density: dict[str, float]
     missing_nonzeros: str
+    # "measured": the per-PE tables; "synthetic": seeded tiles at sparse_density everywhere
+    # (to sweep the baseline's pruning ratio)
+    sparse_source: str = "measured"
     studies: list[Study] = field(default_factory=list)
 
 

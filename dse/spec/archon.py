@@ -147,6 +147,9 @@ def read_archon_study(path: str | Path) -> ArchonStudy:
     check_keys(doc, {"archon"}, "")
     root = require_mapping(get(doc, "archon"), "archon", doc, "archon")
     check_keys(root, {"version", "design", "baselines", "studies"}, "archon")
+    if get(root, "version", 1) != 1:
+        raise SpecError("unsupported study file version", key_path="archon.version",
+                        expected="1", found=get(root, "version"), **where(root, "version"))
     dnode = require_mapping(get(root, "design"), "archon.design", root, "design")
     design = _design(dnode, ArchonDesign(), "archon.design")
     bnode = require_mapping(get(root, "baselines"), "archon.baselines", root, "baselines")

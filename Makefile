@@ -1,5 +1,5 @@
 # dse developer Makefile (GNU make >= 4.3).
-# Usage: make venv | test | test-slow | test-all | lint | run | sweep | report | bench | clean
+# Usage: make venv | test | test-slow | test-all | lint | run | sweep | report | bench | archon | clean
 #   make test runs the quick suite (tests not marked slow, a few minutes on 2 cores);
 #   make test-slow runs the rest (dask, sweeps, the wheel build, long searches); CI runs both.
 #   Override e.g.: make run RUN_WORKLOAD=resnet50 RUN_OUT=results/r50 JOBS=2
@@ -23,7 +23,7 @@ RUN_ARGS  ?=
 BENCH_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: venv test test-slow test-all lint run sweep report bench clean
+.PHONY: venv test test-slow test-all lint run sweep report bench clean archon
 
 venv: $(STAMP)
 
@@ -64,3 +64,10 @@ bench: venv
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache .hypothesis
 	find . -path ./.git -prune -o -type d -name __pycache__ -exec rm -rf {} +
+
+# The ARCHON study (docs/archon.md): dense, sparse and ARCHON per block for every network pair,
+# results/archon/speedups.csv, plots, and the tables printed next to the paper's figures.
+# The physical model by default; ARCHON_ARGS=--artifact-compat reproduces the artifact's choices.
+ARCHON_ARGS ?=
+archon: venv
+	$(DSE) archon --out results/archon --jobs $(JOBS) $(ARCHON_ARGS)

@@ -11,6 +11,8 @@ from dse import __version__
 
 COMMANDS = {
     "model": ("dse.cli.model_cmd", "model", "Evaluate one mapping (Timeloop-compatible model)."),
+    "archon": ("dse.cli.archon_cmd", "archon",
+               "ARCHON study: dense, sparse and predictive-fusion cycles/energy per block."),
     "arch": ("dse.cli.arch_cmd", "arch",
              "Architecture library: list, show (hierarchy, peak MACs, energy sources)."),
     "convert": ("dse.cli.convert_cmd", "convert", "Convert Timeloop YAML to dse's native YAML."),

@@ -232,6 +232,33 @@ def test_compute_optimization_with_storage_gating_is_read(tmp_path) -> None:
     assert _computes(sev) == (4, 0, 0)
 
 
+def test_compute_optimization_with_storage_skipping_and_three_operands_is_refused(tmp_path
+                                                                                  ) -> None:
+    """Sparseloop conditions the operand states on a storage optimization for two operands
+    only: a third read-only operand with both optimizations is refused with file:line."""
+    from dse.errors import SpecError
+
+    case = SPARSELOOP_REFS / "sparseloop_01_2_1_dudu_dot_product" / "inputs"
+    data = yaml.safe_load((case / "parsed-processed-input.yaml").read_text())
+    data["problem"]["shape"]["data_spaces"].insert(
+        2, {"name": "C", "projection": [[["K"]]], "read_write": False})
+    skip_a = {"type": "skipping", "options": [{"target": "A", "condition_on": ["B"]}]}
+    data["sparse_optimizations"] = {"targets": [
+        {"name": "Buffer", "action_optimization": [skip_a]},
+        {"name": "mac", "compute_optimization": [{"type": "skip_on_not_aligned_operands"}]}]}
+    mapping = yaml.safe_load((case / "timeloop-mapper.map.yaml").read_text())
+    mapping["mapping"][0]["keep"].append("C")
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(data))
+    (tmp_path / "map.yaml").write_text(yaml.safe_dump(mapping))
+    files = [tmp_path / "spec.yaml", tmp_path / "map.yaml", case / "timeloop-mapper.ERT.yaml"]
+    with pytest.raises(SpecError, match="3 operands") as err:
+        load_spec(files, allow_sparse=True)
+    assert "spec.yaml:" in str(err.value) and "not modelled yet" in str(err.value)
+    data["sparse_optimizations"]["targets"].pop()  # without the compute optimization: read
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(data))
+    assert load_spec(files, allow_sparse=True).sparse.actions
+
+
 def test_compute_optimization_is_read_and_checked(tmp_path) -> None:
     from dse.errors import SpecError
 

@@ -165,10 +165,11 @@ def designs(draw):
     saf = draw(st.sampled_from(["none", "A_on_B", "B_on_A", "Z_on_AB"]))
     level = draw(st.sampled_from(["Buffer", "DRAM"]))
     seed = draw(st.integers(0, 10_000))
-    return m, n, k, dens, fmt_a, fmt_b, saf, level, seed
+    comp = draw(st.sampled_from(["none", "gating", "skipping"]))  # compute-level optimization
+    return m, n, k, dens, fmt_a, fmt_b, saf, level, seed, comp
 
 
-def _spec(dens, fmt_a, fmt_b, saf, level, kind) -> SparseSpec:
+def _spec(dens, fmt_a, fmt_b, saf, level, kind, comp: str = "none") -> SparseSpec:
     formats = {}
     if fmt_a:
         formats[("Buffer", "A")] = (RankFormat(fmt_a),)
@@ -178,7 +179,7 @@ def _spec(dens, fmt_a, fmt_b, saf, level, kind) -> SparseSpec:
                     "Z_on_AB": ("Z", ("A", "B"))}[saf]
     actions = () if target is None else (ActionOptimization(kind, level, target, cond),)
     return SparseSpec({t: DensityModel("fixed_structured", d) for t, d in dens.items()},
-                      formats, actions)
+                      formats, actions, comp == "gating", comp == "skipping")
 
 
 def _batch(problem, arch, seed: int, n: int = 48):
@@ -198,11 +199,11 @@ def test_every_algorithmic_access_ends_somewhere(design) -> None:
     """actual + gated + skipped + vanished = algorithmic with every part >= 0; nothing
     vanishes at an uncompressed (level, tensor) that no outer level optimizes; gating never
     skips and skipping never gates."""
-    m, n, k, dens, fmt_a, fmt_b, saf, level, seed = design
+    m, n, k, dens, fmt_a, fmt_b, saf, level, seed, comp = design
     problem, arch = _matmul_design(m, n, k)
     model, rows, det = _batch(problem, arch, seed)
     for kind in ("gating", "skipping"):
-        step = SparseStep(model, _spec(dens, fmt_a, fmt_b, saf, level, kind))
+        step = SparseStep(model, _spec(dens, fmt_a, fmt_b, saf, level, kind, comp))
         sd = step.apply(det, *rows[:4])
         vanished = sd.algorithmic - sd.actual - sd.gated - sd.skipped
         assert (sd.actual >= 0).all() and (sd.gated >= 0).all() and (sd.skipped >= 0).all()
@@ -224,25 +225,37 @@ def test_every_algorithmic_access_ends_somewhere(design) -> None:
 @PROPS
 @given(designs())
 def test_skipping_never_costs_more_cycles_than_gating(design) -> None:
-    m, n, k, dens, fmt_a, fmt_b, saf, level, seed = design
+    m, n, k, dens, fmt_a, fmt_b, saf, level, seed, comp = design
     problem, arch = _matmul_design(m, n, k)
     model, rows, det = _batch(problem, arch, seed)
-    gate = SparseStep(model, _spec(dens, fmt_a, fmt_b, saf, level, "gating")).apply(det, *rows[:4])
-    skip = SparseStep(model, _spec(dens, fmt_a, fmt_b, saf, level, "skipping")).apply(
+    gate = SparseStep(model, _spec(dens, fmt_a, fmt_b, saf, level, "gating", comp)).apply(
+        det, *rows[:4])
+    skip = SparseStep(model, _spec(dens, fmt_a, fmt_b, saf, level, "skipping", comp)).apply(
         det, *rows[:4])
     assert (skip.cycles <= gate.cycles).all()
     if not (fmt_a or fmt_b):  # no metadata traffic: never slower than the dense model
         assert (skip.cycles <= det.cycles).all()
+    # at the compute level too: skipping computes never costs more compute cycles than gating
+    # them (nor total cycles, but for the one-cycle rounding of a throttled level's
+    # ceil(compute cycles / slowdown), done in floating point as Timeloop does), and neither
+    # changes how many computes exist (actual + gated + skipped)
+    by_comp = {c: SparseStep(model, _spec(dens, fmt_a, fmt_b, saf, level, "skipping", c)).apply(
+        det, *rows[:4]) for c in ("gating", "skipping")}
+    assert (by_comp["skipping"].compute_cycles <= by_comp["gating"].compute_cycles).all()
+    assert (by_comp["skipping"].cycles <= by_comp["gating"].cycles + 1).all()
+    total = {c: r.actual_computes + r.gated_computes + r.skipped_computes
+             for c, r in by_comp.items()}
+    assert (total["skipping"] == total["gating"]).all()
 
 
 @PROPS
 @given(designs(), st.sampled_from(["CP", "RLE", "B", "UOP", "UB"]))
 def test_compressing_a_tensor_never_increases_its_occupancy(design, fmt: str) -> None:
-    m, n, k, dens, _, fmt_b, saf, level, seed = design
+    m, n, k, dens, _, fmt_b, saf, level, seed, comp = design
     problem, arch = _matmul_design(m, n, k)
     model, rows, det = _batch(problem, arch, seed)
-    plain = SparseStep(model, _spec(dens, None, fmt_b, saf, level, "skipping"))
-    packed = SparseStep(model, _spec(dens, fmt, fmt_b, saf, level, "skipping"))
+    plain = SparseStep(model, _spec(dens, None, fmt_b, saf, level, "skipping", comp))
+    packed = SparseStep(model, _spec(dens, fmt, fmt_b, saf, level, "skipping", comp))
     a0 = plain.apply(det, *rows[:4])
     a1 = packed.apply(det, *rows[:4])
     assert (a1.occupancy <= a0.occupancy).all()
@@ -353,10 +366,10 @@ def test_sparse_bounds_never_exceed_the_model(name: str) -> None:
 @PROPS
 @given(designs())
 def test_sparse_bounds_hold_on_small_designs(design) -> None:
-    m, n, k, dens, fmt_a, fmt_b, saf, level, seed = design
+    m, n, k, dens, fmt_a, fmt_b, saf, level, seed, comp = design
     problem, arch = _matmul_design(m, n, k)
     for kind in ("gating", "skipping"):
-        sparse = _spec(dens, fmt_a, fmt_b, saf, level, kind)
+        sparse = _spec(dens, fmt_a, fmt_b, saf, level, kind, comp)
         model = SparseBatchModel(problem, arch, sparse)
         space = MapSpace(problem, arch, Constraints({}))
         T, SX, SY, perm, keep = _rows(space, 64, seed)

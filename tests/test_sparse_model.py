@@ -14,7 +14,7 @@ import yaml
 from dse.model import evaluate
 from dse.model.density import DensityModel
 from dse.model.formats import RankFormat
-from dse.model.sparse import SparseSpec, sparse_evaluate
+from dse.model.sparse import ActionOptimization, SparseSpec, sparse_evaluate
 from dse.spec.build import load_spec
 from tests.conftest import SPARSELOOP_REFS, TIMELOOP_REFS
 
@@ -172,6 +172,91 @@ def test_compute_classification_without_storage_optimizations() -> None:
     _, gating = _dot(0.25, 0.5, {}, gate=True)  # zeros stored: 14 of 16 computes gated
     assert (gating.actual_computes, gating.gated_computes, gating.skipped_computes) == (2, 14, 0)
     assert gating.compute_cycles == 16  # gated computes still take their cycle
+
+
+def _dot_saf(formats: dict, actions: tuple, gate: bool = False, skip: bool = False):
+    spec = _load(SPARSELOOP_REFS, "sparseloop_01_2_1_dudu_dot_product")
+    dens = {"A": DensityModel("fixed_structured", 0.25), "B": DensityModel("fixed_structured", 0.5)}
+    return _run(spec, SparseSpec(dens, formats, actions, gate, skip))[1]
+
+
+def _computes(sev) -> tuple[int, int, int]:
+    return sev.actual_computes, sev.gated_computes, sev.skipped_computes
+
+
+def test_compute_optimization_combined_with_storage_skipping() -> None:
+    """Dot product, 16 MACs, A at 0.25 and B at 0.5, both kept in the Buffer. The Buffer skips
+    A's reads when B is zero: that removes floor(16 x 0.5) = 8 computes, leaving 8 in which B
+    is nonzero — so B, conditioned on that, is nonzero with P = 0.5 / (1 - 0.5) = 1, and A
+    with P 0.25 (Sparseloop's compute analysis).
+    * A uncompressed: its zeros are stored (P 0.75), so 6 of the 8 have a zero operand and
+      none an absent one: gating gates floor(8 x 0.75) = 6; skipping needs an absent operand,
+      so all 8 are performed.
+    * A compressed (CP): its zeros are absent, so skipping skips 6 and 2 are performed, gating
+      gates those 6 instead, and without a compute optimization all 8 are performed (an
+      aligning unit without skip/gate sends a bubble that still computes).
+    * Both directions (A on B, B on A, both CP): 8 - floor(8 x 0.75) = 2 computes are left,
+      in which both operands are nonzero (P 0.25 / 0.25 and 0.5 / 0.5): 2 actual = 16 x 0.25
+      x 0.5, nothing left to skip."""
+    a_on_b = (ActionOptimization("skipping", "Buffer", "A", ("B",)),)
+    b_on_a = (ActionOptimization("skipping", "Buffer", "B", ("A",)),)
+    cp = (RankFormat("CP"),)
+    both = {("Buffer", "A"): cp, ("Buffer", "B"): cp}
+    assert _computes(_dot_saf({}, a_on_b, gate=True)) == (2, 6, 0)
+    assert _computes(_dot_saf({}, a_on_b, skip=True)) == (8, 0, 0)
+    assert _computes(_dot_saf(both, a_on_b, skip=True)) == (2, 0, 6)
+    assert _computes(_dot_saf(both, a_on_b, gate=True)) == (2, 6, 0)
+    assert _computes(_dot_saf(both, a_on_b)) == (8, 0, 0)
+    assert _computes(_dot_saf(both, a_on_b + b_on_a, skip=True)) == (2, 0, 0)
+    # skipped computes take no compute cycle; gated ones do
+    assert _dot_saf(both, a_on_b, skip=True).compute_cycles == 2
+    assert _dot_saf(both, a_on_b, gate=True).compute_cycles == 8
+
+
+def test_compute_optimization_with_storage_gating_is_read(tmp_path) -> None:
+    """The Sparseloop SUDU dot product (B and Z gated on A at the Buffer) with a compute
+    gating added to its YAML: read (it used to be refused) and modelled. 16 MACs, A at 0.25
+    uncompressed: the Buffer gating of B removes floor(16 x 0.75) = 12 computes, in the 4 left
+    A is nonzero (0.25 / 0.25) and B dense, so nothing is left to gate: (4, 0, 0), as
+    without the compute optimization."""
+    case = SPARSELOOP_REFS / "sparseloop_01_2_2_sudu_dot_product" / "inputs"
+    data = yaml.safe_load((case / "parsed-processed-input.yaml").read_text())
+    data["sparse_optimizations"]["targets"].append(
+        {"name": "mac", "compute_optimization": [{"type": "gate_on_zero_operand"}]})
+    spec_file = tmp_path / "spec.yaml"
+    spec_file.write_text(yaml.safe_dump(data))
+    spec = load_spec([spec_file, case / "timeloop-mapper.map.yaml",
+                      case / "timeloop-mapper.ERT.yaml"], allow_sparse=True)
+    assert spec.sparse.compute_gating and spec.sparse.actions
+    _, sev = _run(spec, spec.sparse)
+    assert _computes(sev) == (4, 0, 0)
+
+
+def test_compute_optimization_with_storage_skipping_and_three_operands_is_refused(tmp_path
+                                                                                  ) -> None:
+    """Sparseloop conditions the operand states on a storage optimization for two operands
+    only: a third read-only operand with both optimizations is refused with file:line."""
+    from dse.errors import SpecError
+
+    case = SPARSELOOP_REFS / "sparseloop_01_2_1_dudu_dot_product" / "inputs"
+    data = yaml.safe_load((case / "parsed-processed-input.yaml").read_text())
+    data["problem"]["shape"]["data_spaces"].insert(
+        2, {"name": "C", "projection": [[["K"]]], "read_write": False})
+    skip_a = {"type": "skipping", "options": [{"target": "A", "condition_on": ["B"]}]}
+    data["sparse_optimizations"] = {"targets": [
+        {"name": "Buffer", "action_optimization": [skip_a]},
+        {"name": "mac", "compute_optimization": [{"type": "skip_on_not_aligned_operands"}]}]}
+    mapping = yaml.safe_load((case / "timeloop-mapper.map.yaml").read_text())
+    mapping["mapping"][0]["keep"].append("C")
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(data))
+    (tmp_path / "map.yaml").write_text(yaml.safe_dump(mapping))
+    files = [tmp_path / "spec.yaml", tmp_path / "map.yaml", case / "timeloop-mapper.ERT.yaml"]
+    with pytest.raises(SpecError, match="3 operands") as err:
+        load_spec(files, allow_sparse=True)
+    assert "spec.yaml:" in str(err.value) and "not modelled yet" in str(err.value)
+    data["sparse_optimizations"]["targets"].pop()  # without the compute optimization: read
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(data))
+    assert load_spec(files, allow_sparse=True).sparse.actions
 
 
 def test_compute_optimization_is_read_and_checked(tmp_path) -> None:

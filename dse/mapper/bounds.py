@@ -23,6 +23,8 @@ one the energy bound is -inf (no skipping on energy).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from dse.mapper.batch import BatchModel
@@ -104,7 +106,9 @@ class SparseBounds:
       on an operand, each such operand removes floor(c x p) of c computes, p = 1 - the
       product over its conditions of (1 - P(piece empty)); a piece has at least one element
       and P(empty) falls with the piece's size (both density models), so p <= the value for
-      one-element pieces over all the operand's conditions. Without one, the compute-level
+      one-element pieces over all the operand's conditions; the compute classification that
+      follows keeps at least the share of computes with no operand absent (skipping) or not
+      every operand absent (otherwise), at the densities. Without one, the compute-level
       classification depends only on which operands are compressed at their innermost
       keeper: the least actual + gated over those patterns.
     * cycles >= ceil(C_min / spatial instances used) (the sparse compute cycles).
@@ -130,8 +134,16 @@ class SparseBounds:
                 for c in ao.condition_on:
                     q *= 1.0 - step.dens[step.tensor_index[c]].prob_empty(1)
             floor_c *= q
+        # the compute classification then keeps, of those, at least the computes with no
+        # operand absent (skipping) or not all absent (otherwise); conditioning on the
+        # storage optimizations only raises P(nonzero) above d, so the worst case is every
+        # operand compressed at its density
+        dens = [max(step.dens[t].density - 1e-6, 0.0) for t in operands]
+        keep_frac = (math.prod(dens) if spec.compute_skipping
+                     else 1.0 - math.prod(1.0 - d for d in dens))
+        floor_c *= keep_frac
         # the floors of the model remove at most a rounding margin less
-        c_saf = max(0.0, floor_c * (1.0 - 1e-9) - 1.0)
+        c_saf = max(0.0, floor_c * (1.0 - 1e-9) - 2.0)
         c_plain = min(
             (sum(classify_computes(macs, [(step.dens[t].density, bool(pat >> k & 1))
                                           for k, t in enumerate(operands)],

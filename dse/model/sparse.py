@@ -9,8 +9,6 @@ bandwidth, skipped ones do not) and energy (per action, from the ERT). See docs/
 
 from __future__ import annotations
 
-import itertools
-import math
 from dataclasses import dataclass, field
 
 from dse.arch.architecture import Architecture
@@ -200,30 +198,17 @@ def unpack_row(problem: Problem, arch: Architecture, ev: Evaluation, step, sd, b
 
 def classify_computes(total: int, operands: list[tuple[float, bool]], gate: bool, skip: bool
                       ) -> tuple[int, int, int]:
-    """(actual, gated, skipped) computes when no storage optimization removed any: each
-    operand is nonzero (d), a stored zero (1 - d, uncompressed) or absent (1 - d, compressed).
-    All absent: the compute never exists. Some absent: skipped by an aligning unit
-    (`skip`), else gated (`gate`), else performed. Zeros present, none absent: gated (`gate`)
-    or performed."""
-    p_gate = p_skip = p_none = 0.0
-    for states in itertools.product(range(3), repeat=len(operands)):  # 0 nonzero, 1 zero, 2 absent
-        p = 1.0
-        for state, (d, compressed) in zip(states, operands, strict=True):
-            p *= (d, 0.0 if compressed else 1.0 - d, 1.0 - d if compressed else 0.0)[state]
-        if not p:
-            continue
-        absent = sum(1 for x in states if x == 2)
-        if absent == len(operands) and operands:
-            p_none += p
-        elif absent:
-            if skip:
-                p_skip += p
-            elif gate:
-                p_gate += p
-        elif any(x == 1 for x in states) and gate:
-            p_gate += p
-    skipped, gated, none = (math.floor(total * p + 1e-9) for p in (p_skip, p_gate, p_none))
-    return total - skipped - gated - none, gated, skipped
+    """(actual, gated, skipped) of `total` computes, no storage optimization having removed
+    any: operands as (density, has metadata) (sparse_batch.classify_operand_states)."""
+    import numpy as np
+
+    from dse.model.sparse_batch import classify_operand_states
+
+    enz = np.array([[d for d, _ in operands]])
+    md = np.array([[c for _, c in operands]], dtype=bool)
+    a, g, s = classify_operand_states(np.array([total]), enz.reshape(1, len(operands)),
+                                      md.reshape(1, len(operands)), gate, skip)
+    return int(a[0]), int(g[0]), int(s[0])
 
 
 def sparse_columns(row: SparseRow) -> dict[str, object]:

@@ -11,6 +11,7 @@ runs it on one row, as dse.model.evaluate does for the dense model.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -371,6 +372,10 @@ class SparseStep:
         holders: dict = {}
         computes = np.full(B, self.macs, dtype=np.int64)
         saf_rows = np.zeros(B, dtype=bool)
+        # per operand: whether its own storage optimization reached the computes, and P(its
+        # request was ineffectual) there (Sparseloop's innermost_empty_cond_on_prob)
+        saf_on = np.zeros((B, nT), dtype=bool)
+        saf_p = np.zeros((B, nT))
         p_own_all = np.full((B, L, nT), np.nan)
         for t, ds in enumerate(model.tensors):
             d = self.dens[t].density
@@ -434,10 +439,15 @@ class SparseStep:
                     p = p_own_all[np.arange(B), np.maximum(innermost, 0), t]
                     p = np.where(has_own, p, 0.0)
                     computes = computes - floor_(computes * p).astype(np.int64)
+                    saf_on[:, t] = has_own
+                    saf_p[:, t] = np.round(p * 1e6) / 1e6
         g_comp = np.zeros(B, dtype=np.int64)
         s_comp = np.zeros(B, dtype=np.int64)
-        if (~saf_rows).any() and self.operands:
-            self._classify(keep, ~saf_rows, computes, g_comp, s_comp)
+        # Sparseloop conditions the operand states on the storage optimizations only for two
+        # operands; with more, rows a storage optimization reached keep their computes
+        rows = ~saf_rows if len(self.operands) != 2 else np.ones(B, dtype=bool)
+        if rows.any() and self.operands:
+            self._classify(keep, rows, computes, g_comp, s_comp, saf_on, saf_p)
         occupancy = self.occupancy(size, keep)
         return self._micro_architecture(det, keep, alg, actual, gated, skipped, md, cap_units,
                                         occupancy, reductions, decomp, comp, computes, g_comp,
@@ -473,30 +483,35 @@ class SparseStep:
                     md[:, i, t, k, r, 1, j] = np.where(kind == 1, off, 0.0)
                     md[:, i, t, k, r, 2, j] = np.where(kind == 2, off, 0.0)
 
-    def _classify(self, keep, rows, computes, g_comp, s_comp):
-        """Computes when no storage optimization removed any (dse.model.sparse's
-        classify_computes), per pattern of operand states over the rows `rows`."""
-        from dse.model.sparse import classify_computes
-
+    def _classify(self, keep, rows, computes, g_comp, s_comp, saf_on, saf_p):
+        """Computes the storage optimizations left, split into actual / gated / skipped /
+        nonexistent by the operands' states at their innermost keeper (classify_operand_states).
+        With two operands, when one operand's storage optimization removed computes (P = p of
+        its condition's piece being empty), the other operand is conditioned on its piece
+        being nonempty: P(nonzero) = d / (1 - p) (Sparseloop's compute analysis)."""
         L = self.L
-        pattern = np.zeros(len(rows), dtype=np.int64)
-        for bit, t in enumerate(self.operands):
+        ops = self.operands
+        n = len(ops)
+        B = len(rows)
+        enz = np.zeros((B, n))
+        has_md = np.zeros((B, n), dtype=bool)
+        for k, t in enumerate(ops):
             inner = L - 1 - np.argmax(keep[:, ::-1, t], axis=1)
             has_fmt = np.zeros(L, dtype=bool)
             for (i, tt) in self.formats:
                 if tt == t:
                     has_fmt[i] = True
-            stored = has_fmt[inner] & (not self.dens[t].dense)
-            pattern |= stored.astype(np.int64) << bit
-        for pat in np.unique(pattern[rows]):
-            sel = rows & (pattern == pat)
-            operands = [(self.dens[t].density, bool(pat >> bit & 1))
-                        for bit, t in enumerate(self.operands)]
-            for total in np.unique(computes[sel]):
-                a, g, s = classify_computes(int(total), operands, self.spec.compute_gating,
-                                            self.spec.compute_skipping)
-                here = sel & (computes == total)
-                computes[here], g_comp[here], s_comp[here] = a, g, s
+            has_md[:, k] = has_fmt[inner] & (not self.dens[t].dense)
+            d = round(self.dens[t].density * 1e6) / 1e6
+            enz[:, k] = d
+            if n == 2:
+                other = ops[1 - k]
+                cond = np.where(saf_on[:, other], 1.0 - saf_p[:, other], 1.0)
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    enz[:, k] = np.where(cond > 0, np.clip(d / cond, 0.0, 1.0), 1.0)
+        a, g, s = classify_operand_states(computes[rows], enz[rows], has_md[rows],
+                                          self.spec.compute_gating, self.spec.compute_skipping)
+        computes[rows], g_comp[rows], s_comp[rows] = a, g, s
 
     def _vector_ratio(self, size, i, t):
         """(B,) factor on a compressed tile's vector accesses (1.0 when the naive count
@@ -658,6 +673,37 @@ class SparseBatchModel(BatchModel):
             valid[idx[~ok]] = False
         return BatchResult(energy, cycles, valid, capacity_ok, fanout_ok, util, overflow)
 
+
+
+def classify_operand_states(total: np.ndarray, enz: np.ndarray, has_md: np.ndarray,
+                            gate: bool, skip: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(actual, gated, skipped) of `total` (B,) computes from each operand's state (B, n):
+    nonzero (P = enz), else a stored zero (no metadata) or absent (metadata: the zero is
+    not stored). All absent: the compute never exists. Some absent: skipped by an aligning
+    unit (`skip`), else gated (`gate`), else performed. Zeros present, none absent: gated
+    (`gate`) or performed. Gated, skipped and nonexistent counts round down."""
+    B, n = enz.shape
+    p_gate, p_skip, p_none = np.zeros(B), np.zeros(B), np.zeros(B)
+    zero = np.where(has_md, 0.0, 1.0 - enz)
+    absent = np.where(has_md, 1.0 - enz, 0.0)
+    for states in itertools.product(range(3), repeat=n):  # 0 nonzero, 1 zero, 2 absent
+        p = np.ones(B)
+        for k, state in enumerate(states):
+            p = p * (enz[:, k], zero[:, k], absent[:, k])[state]
+        n_absent = sum(1 for x in states if x == 2)
+        if n_absent == n and n:
+            p_none += p
+        elif n_absent:
+            if skip:
+                p_skip += p
+            elif gate:
+                p_gate += p
+        elif any(x == 1 for x in states) and gate:
+            p_gate += p
+    total = np.asarray(total, dtype=np.int64)
+    skipped, gated, none = (np.floor(total * p + 1e-9).astype(np.int64)
+                            for p in (p_skip, p_gate, p_none))
+    return total - skipped - gated - none, gated, skipped
 
 
 def attribute(lv, key: str, default: int) -> int:

@@ -108,10 +108,12 @@ def read_sparse(data, problem: Problem, arch: Architecture,
     if compute_node is not None:
         gating, skipping = compute_flags
         operand_saf = [a for a in actions if not problem.data_space(a.target).read_write]
-        if (gating or skipping) and operand_saf:
+        n_operands = sum(1 for ds in problem.data_spaces if not ds.read_write)
+        if (gating or skipping) and operand_saf and n_operands != 2:
             raise not_modelled(
                 "compute-level optimization together with storage gating/skipping of an "
-                f"operand ({operand_saf[0].target} at {operand_saf[0].level})", compute_node,
+                f"operand ({operand_saf[0].target} at {operand_saf[0].level}) with "
+                f"{n_operands} operands (Sparseloop conditions two)", compute_node,
                 "compute_optimization", "sparse_optimizations.targets")
     return SparseSpec(densities, formats, tuple(actions), gating, skipping)
 

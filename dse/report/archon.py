@@ -82,14 +82,14 @@ def plots(out: Path, rows: list[dict], speedups: list[dict]) -> list[str]:
     if sp:
         fig = P._figure(5.5, 3.0)
         ax = fig.add_subplot()
-        labels = [f"{s['network']}/{s['dataset']}" for s in sp]
+        labels = [f"{s['network']}\n{s['dataset']}" for s in sp]
         xs = range(len(sp))
         ax.bar([x - 0.2 for x in xs], [s["speedup_vs_dense"] for s in sp], 0.4,
                label="vs dense", color=colours["dense"])
         ax.bar([x + 0.2 for x in xs], [s["speedup_vs_sparse"] for s in sp], 0.4,
                label="vs sparse", color=colours["sparse"])
         ax.axhline(1.0, color="grey", lw=0.8)
-        ax.set_xticks(list(xs), labels, fontsize=8)
+        ax.set_xticks(list(xs), labels, fontsize=7)
         ax.set_ylabel("ARCHON speed-up (cycles)")
         ax.legend(fontsize=7)
         written.append(P._save(fig, out, "speedups"))

@@ -315,6 +315,8 @@ def _shipped_with(tmp_path: Path, old: str, new: str) -> Path:
     ("  version: 1", "  version: 2", "s.yaml:13: at 'schedule.version': unsupported"),
     ("in_depth: {b0.conv1: 4}", "in_depth: {b0.conv9: 4}", "does not read"),
     ("tile_level: tile_memory", "tile_level: tile_mem", "tile_memory"),
+    ("group_level: mem_tile", "group_level: tile_memory",
+     "s.yaml:16: at 'schedule.group_level': the group level is the memory shared by a group"),
 ])
 def test_schedule_file_errors_are_located(tmp_path, old, new, expect):
     path = _shipped_with(tmp_path, old, new)

@@ -72,6 +72,11 @@ def read_pipeline(node, file: str) -> tuple[Pipeline, tuple[int | None, ...]]:
     for key in ("tile_level", "group_level"):
         if key in node:
             opts[key] = _text(node, key, "schedule")
+    if opts.get("group_level") and opts.get("group_level") == opts.get("tile_level"):
+        raise SpecError("the group level is the memory shared by a group of tiles, above the "
+                        "tile level", key_path="schedule.group_level", found=opts["group_level"],
+                        expected=f"a buffer above {opts['tile_level']}",
+                        **where(node, "group_level"))
     if "efficiency" in node:
         eff = _number(node, "efficiency", "schedule")
         if not 0 < eff <= 1:

@@ -97,14 +97,22 @@ def load_schedule(path: Path) -> ScheduleSpec:
 
         pipe, lines = read_pipeline(node, str(path))
         return ScheduleSpec("pipeline", None, file=str(path), lines=lines, pipeline=pipe)
-    check_keys(node, {"version", "kind", "level", "halo", "segments"}, "schedule")
     if node.get("version", 1) != 1:
         raise SpecError("unsupported schedule version", key_path="schedule.version",
                         found=node.get("version"), expected="1", **where(node, "version"))
     kind = node.get("kind", "fused")
     if kind not in SCHEDULE_KINDS:
+        from dse.errors import did_you_mean
+
         raise SpecError("unknown schedule kind", key_path="schedule.kind", found=kind,
-                        expected=" or ".join(SCHEDULE_KINDS), **where(node, "kind"))
+                        expected=" or ".join(SCHEDULE_KINDS), **where(node, "kind"),
+                        hint=did_you_mean(str(kind), SCHEDULE_KINDS))
+    if "stages" in node:
+        raise SpecError("`stages:` belongs to a pipeline schedule", key_path="schedule.kind",
+                        found=kind, expected="pipeline", **where(node, "kind" if "kind" in node
+                                                                 else "stages"),
+                        hint="add `kind: pipeline` (a fused schedule has `segments:`)")
+    check_keys(node, {"version", "kind", "level", "halo", "segments"}, "schedule")
     if kind == "layerwise" and set(node) & {"segments", "level", "halo"}:
         raise SpecError("a layerwise schedule has no segments, level or halo",
                         key_path="schedule.kind", found=kind, **where(node, "kind"),
@@ -116,7 +124,7 @@ def load_schedule(path: Path) -> ScheduleSpec:
     segs, lines, mappings = [], [], []
     for i, s in enumerate(require_list(node["segments"], "schedule.segments", node, "segments")):
         p = f"schedule.segments[{i}]"
-        s = require_mapping(s, p)
+        s = require_mapping(s, p, node, "segments")
         check_keys(s, SEGMENT_KEYS, p)
         if "layers" not in s:
             raise SpecError("a segment needs `layers:`", key_path=p, **where(s))

@@ -60,7 +60,8 @@ def shipped_pipelines() -> list[str]:
 
 
 def read_pipeline(node, file: str) -> tuple[Pipeline, tuple[int | None, ...]]:
-    """The `schedule:` mapping of a `kind: pipeline` file (docs/fusion.md, "Pipelines")."""
+    """The `schedule:` mapping of a `kind: pipeline` file (docs/fusion.md, "Pipelines"), and
+    the line of each stage followed by the line of each staging FIFO (for errors)."""
     from dse.spec.common import check_keys, require_list, require_mapping, where
 
     check_keys(node, PIPELINE_KEYS, "schedule")
@@ -71,6 +72,11 @@ def read_pipeline(node, file: str) -> tuple[Pipeline, tuple[int | None, ...]]:
     for key in ("tile_level", "group_level"):
         if key in node:
             opts[key] = _text(node, key, "schedule")
+    if opts.get("group_level") and opts.get("group_level") == opts.get("tile_level"):
+        raise SpecError("the group level is the memory shared by a group of tiles, above the "
+                        "tile level", key_path="schedule.group_level", found=opts["group_level"],
+                        expected=f"a buffer above {opts['tile_level']}",
+                        **where(node, "group_level"))
     if "efficiency" in node:
         eff = _number(node, "efficiency", "schedule")
         if not 0 < eff <= 1:
@@ -100,7 +106,7 @@ def read_pipeline(node, file: str) -> tuple[Pipeline, tuple[int | None, ...]]:
     stages, lines = [], []
     for i, s in enumerate(require_list(node["stages"], "schedule.stages", node, "stages")):
         p = f"schedule.stages[{i}]"
-        s = require_mapping(s, p)
+        s = require_mapping(s, p, node, "stages")
         check_keys(s, STAGE_KEYS, p)
         for key in ("layers", "group"):
             if key not in s:
@@ -121,13 +127,17 @@ def read_pipeline(node, file: str) -> tuple[Pipeline, tuple[int | None, ...]]:
         if weights not in WEIGHT_MODES:
             raise SpecError("unknown weights mode", key_path=f"{p}.weights", found=weights,
                             expected=" or ".join(WEIGHT_MODES), **where(s, "weights"))
+        tiles = _count(s, "tiles", p) if "tiles" in s else 1
         place = s.get("place", [])
         place = [place] if isinstance(place, str) else require_list(place, f"{p}.place", s,
                                                                     "place")
+        if place and len(place) != tiles:
+            raise SpecError(f"`place` labels each of the stage's {tiles} tile(s)",
+                            key_path=f"{p}.place", found=place, expected=f"{tiles} label(s)",
+                            **where(s, "place"))
         stages.append(Stage(
-            str(s.get("name", f"s{i}")), tuple(str(n) for n in names),
-            _count(s, "group", p, minimum=0),
-            _count(s, "tiles", p) if "tiles" in s else 1, split, weights, in_depth,
+            _text(s, "name", p) if "name" in s else f"s{i}", tuple(str(n) for n in names),
+            _count(s, "group", p, minimum=0), tiles, split, weights, in_depth,
             _count(s, "out_depth", p) if "out_depth" in s else 2,
             tuple(str(x) for x in place)))
         lines.append(where(s)["line"])
@@ -135,13 +145,14 @@ def read_pipeline(node, file: str) -> tuple[Pipeline, tuple[int | None, ...]]:
     for j, g in enumerate(require_list(node.get("staging", []), "schedule.staging", node,
                                        "staging")):
         p = f"schedule.staging[{j}]"
-        g = require_mapping(g, p)
+        g = require_mapping(g, p, node, "staging")
         check_keys(g, STAGING_KEYS, p)
         for key in ("tensor", "group", "depth", "for"):
             if key not in g:
                 raise SpecError(f"a staging FIFO needs `{key}:`", key_path=p, **where(g))
         staging.append(Staging(_text(g, "tensor", p), _count(g, "group", p, minimum=0),
                                _count(g, "depth", p), _text(g, "for", p)))
+        lines.append(where(g)["line"])
     return Pipeline(tuple(stages), tuple(staging), **opts), tuple(lines)
 
 
@@ -217,9 +228,11 @@ def evaluate_pipeline(network: Network, arch, pipe: Pipeline, file: str | None,
     except SpecError as exc:
         if exc.file is None and file:
             exc.file = file
-            m = re.match(r"schedule\.stages\[(\d+)\]", exc.key_path or "")
-            if exc.line is None and m and int(m.group(1)) < len(lines):
-                exc.line = lines[int(m.group(1))]
+            m = re.match(r"schedule\.(stages|staging)\[(\d+)\]", exc.key_path or "")
+            i = int(m.group(2)) + (len(pipe.stages) if m and m.group(1) == "staging" else 0) \
+                if m else len(lines)
+            if exc.line is None and i < len(lines):
+                exc.line = lines[i]
         raise
 
 

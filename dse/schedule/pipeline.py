@@ -1,17 +1,19 @@
 """Pipelined schedules: stages of layers on disjoint groups of tiles, streaming row by row.
 
-A *stage* is a run of consecutive layers (the fused-segment rules of dse.schedule.fused) placed
-on `tiles` tiles of one *group* (an instance of the group level, e.g. an NPU column and its
-memory tile). Stages exchange activations one row at a time through FIFOs; only the tensors no
-stage produces are read from DRAM (once, broadcast to every reader) and only the tensors no
-stage reads are written to DRAM (docs/fusion.md, "Pipelines", says why).
+A *stage* is a few layers in network order (the fused-segment rules of dse.schedule.fused,
+except that it may skip layers other stages run) placed on `tiles` tiles of one *group* (an
+instance of the group level, e.g. an NPU column and its memory tile). Stages exchange
+activations one row at a time through FIFOs; only the tensors no stage produces are read from
+DRAM (once, broadcast to every reader) and only the tensors no stage reads are written to DRAM
+(docs/fusion.md, "Pipelines", says why).
 
 Timing is a row recurrence: row r of a stage starts when its previous row is done, the rows of
 its inputs that row r needs (back-projected through the stage's layers) are done by their
 producers, its weights are loaded, and (with back-pressure) the FIFO slots the row's output goes
-to are free. A row's service time is its executed MACs (kernel rows that fall on padding are
-skipped) over the MAC units of the stage's tiles; DMA streams move `dma_bytes_per_cycle` per
-cycle. The initiation interval is the slowest stage's row time; fill and drain follow from the
+to are free. A row's service time is each layer's row time (`row_time: mapped`: the row problem
+mapped on a one-tile slice; `compute`: its MACs over the tile's MAC units), counting only the
+kernel rows that do not fall on padding; DMA streams move `dma_bytes_per_cycle` per cycle.
+The initiation interval is the slowest stage's row time; fill and drain follow from the
 recurrence.
 
 Memory: a tile holds its weights (all of them when a split stage's weights are broadcast), its

@@ -35,8 +35,8 @@ POOLS = {"MaxPool": "maxpool", "AveragePool": "avgpool", "GlobalAveragePool": "a
 
 def conv_groups_and_outputs(entry: dict, c: int, k: int, groups: int, p: int, q: int,
                             n: int = 1, *, bias: bool) -> None:
-    """Finish an imported conv layer entry (shared by the ONNX and torch importers): groups
-    (depthwise when groups == channels), output size, batch, bias, no folded batch norm."""
+    """Finish an imported conv layer entry: groups (depthwise when groups == channels), output
+    size, batch, bias, no folded batch norm."""
     if groups != 1 and groups == c:
         entry["type"] = "depthwise"
         if k == c:

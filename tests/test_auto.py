@@ -380,3 +380,14 @@ def test_auto_outputs_do_not_depend_on_jobs(tmp_path):
         outs.append([(tmp_path / jobs / n).read_bytes()
                      for n in ("segments.csv", "totals.csv", "schedule.yaml", "layers.csv")])
     assert outs[0] == outs[1]
+
+
+def test_a_layerwise_run_into_a_fused_runs_folder_leaves_no_stale_schedule_files(tmp_path):
+    r = run(tmp_path, "a", "--schedule", "fused")
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "a" / "segments.csv").exists()
+    r = run(tmp_path, "a")  # the same folder, layerwise
+    assert r.exit_code == 0, r.output
+    assert not (tmp_path / "a" / "segments.csv").exists()
+    assert not (tmp_path / "a" / "schedule.yaml").exists()
+    assert read(tmp_path / "a" / "totals.csv")[0].get("schedule", "layerwise") in ("", "layerwise")

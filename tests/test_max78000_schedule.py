@@ -130,8 +130,7 @@ def test_the_published_faceid_figure_is_not_a_zoo_network(arch) -> None:
     MACs. Neither zoo FaceID network is it (55.2 M and 146.6 M MACs), and for both this model
     predicts far more than 1.5 x 1.4 ms (docs/architectures.md records why)."""
     published_s, published_macs_per_cycle = 1.4e-3, 117
-    implied_macs = published_macs_per_cycle * published_s * 50e6
-    assert 8.1e6 < implied_macs < 8.3e6
+    implied_macs = published_macs_per_cycle * published_s * 50e6  # 8.2 M
     for name in ("ai85faceid", "ai85faceid_112"):
         _, _, _, _, tot = run(name, arch)
         assert tot["macs"] > 6 * implied_macs

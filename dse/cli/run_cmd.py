@@ -94,6 +94,7 @@ def run(arch_ref, cons_files, workload, out_dir, objective, search, max_evals, s
                        bound_skip=not no_bound_skip)
     out = Path(out_dir)
     from dse.pipeline.run import is_sparse
+    from dse.pipeline.writers import remove_schedule_outputs
 
     if schedule_spec.kind != "layerwise" and is_sparse(network, arch):
         raise click.UsageError(f"--schedule {schedule_spec.kind} is not modelled for sparse "
@@ -113,6 +114,7 @@ def run(arch_ref, cons_files, workload, out_dir, objective, search, max_evals, s
                                    f"{arch.name} runs networks with its execution model")
         _run_execution(network, arch, out, quiet)
         return
+    remove_schedule_outputs(out)
     store = ResultStore(store_path)
     from dse.pipeline.run import plan
 

@@ -192,6 +192,18 @@ def summary(ev: Evaluation, arch, problem, inputs: dict[str, str], extra: dict |
     return out
 
 
+SCHEDULE_OUTPUTS = ("segments.csv", "schedule.yaml", "stages.csv", "fifos.csv")
+
+
+def remove_schedule_outputs(out_dir: Path) -> None:
+    """A run into a folder that holds an earlier run's schedule files (fused, auto, pipeline)
+    removes them first, so they never sit beside layers of another run."""
+    for name in SCHEDULE_OUTPUTS:
+        path = out_dir / name
+        if path.is_file():
+            path.unlink()
+
+
 def atomic_write(path: Path, data: str | bytes) -> None:
     """Write to a temp file in the same folder, then rename: readers never see half a file.
     The file gets the permissions of a normally created one (0666 less the umask; the temp

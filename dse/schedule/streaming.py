@@ -191,12 +191,6 @@ def build_stages(network, engine: Engine) -> tuple[list[Stage], list]:
     return list(stages.values()), adds
 
 
-def _skip_source(network, add, stage: Stage) -> str:
-    """The add input that is not the absorbing conv's output: the skip stream."""
-    others = [i for i in add.inputs if i != stage.name]
-    return others[0] if others else add.inputs[-1]
-
-
 def skip_buffers(network, stages: list[Stage], adds: list, abits: int,
                  forwarding: bool) -> list[SkipBuffer]:
     """Bits each residual join must hold. Stored whole: the skip tensor. Forwarded through the

@@ -1,0 +1,99 @@
+"""Which implementation evaluates the batch model's rows: the compiled per-mapping kernel
+(dse/model/kernel_numba.py, numba) or the numpy passes (dse/model/batch.py, the reference).
+
+`DSE_KERNEL=numpy` selects the numpy passes, `DSE_KERNEL=numba` the kernel; unset, the kernel
+is used when numba can be imported and the numpy passes otherwise (numba is a core dependency,
+but a missing one is not an error). Both give identical numbers (tests/test_kernel.py). numba
+is imported here only when a batch model is first built, so `dse --version` stays fast.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from dse.errors import SpecError, did_you_mean
+
+KERNELS = ("numba", "numpy")
+ENV = "DSE_KERNEL"
+
+
+def numba_available() -> bool:
+    try:
+        import dse.model.kernel_numba  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def kernel_choice(requested: str | None = None) -> str:
+    """'numba' or 'numpy': `requested`, else $DSE_KERNEL, else numba when importable. Asking
+    for numba explicitly when it is not installed falls back to numpy too (the numbers are
+    the same)."""
+    name = requested if requested is not None else os.environ.get(ENV, "").strip().lower()
+    if name and name not in KERNELS:
+        raise SpecError(f"unknown model kernel '{name}'", key_path=ENV,
+                        expected=" or ".join(KERNELS), hint=did_you_mean(name, KERNELS))
+    if name == "numpy":
+        return "numpy"
+    return "numba" if numba_available() else "numpy"
+
+
+class KernelConstants:
+    """The arrays of one BatchModel that the kernel reads, in the kernel's layout."""
+
+    def __init__(self, model) -> None:
+        nT = len(model.tensors)
+        R = max(a.shape[0] for a in model.A)
+        self.A = np.zeros((nT, R, model.D), dtype=np.int64)  # ranks padded with zero rows
+        for t, a in enumerate(model.A):
+            self.A[t, : a.shape[0]] = a
+        self.n_ranks = np.array([a.shape[0] for a in model.A], dtype=np.int64)
+        self.shared_dim = np.array(model.shared_dim, dtype=np.bool_)
+        self.relevant = ~np.array(model.irrelevant, dtype=np.bool_).reshape(nT, model.D)
+        self.linked = np.array(model.linked, dtype=np.bool_)
+        self.declared = model.link_mode == "declared"
+        self.args = (
+            self.A, self.n_ranks, self.shared_dim, self.relevant, self.linked, self.declared,
+            np.ascontiguousarray(model.dummy, dtype=np.bool_), model.placed_inside,
+            np.ascontiguousarray(model.above_backing), np.ascontiguousarray(model.at_backing),
+            model.backing.astype(np.int64), model.cap.astype(np.int64), model.has_bits,
+            model.bits_t.astype(np.int64), model.datawidth.astype(np.int64),
+            model.fanout.astype(np.int64), np.ascontiguousarray(model.rw, dtype=np.bool_),
+            model.elide_fills, model.block_t.astype(np.int64),
+            np.ascontiguousarray(model.e_action, dtype=np.float64),
+            model.e_leak.astype(np.float64), model.clusters.astype(np.int64),
+            model.rbw.astype(np.float64), model.wbw.astype(np.float64),
+            model.sbw.astype(np.float64), model.bw_scale.astype(np.float64),
+            float(model.compute_pJ),
+        )
+
+
+def run_kernel(consts: KernelConstants, T, SX, SY, perm, keep, every_row: bool,
+               check_capacity: bool = True) -> dict:
+    """The compiled kernel on a batch: validity and the model per row, as arrays. Rows with
+    `exact` set (a link transfer could act on them) still need the numpy passes."""
+    from dse.model.kernel_numba import evaluate_rows
+
+    B, L, D = T.shape
+    nT = keep.shape[2]
+    out = {
+        "valid": np.empty(B, dtype=np.bool_), "capacity_ok": np.empty(B, dtype=np.bool_),
+        "fanout_ok": np.empty(B, dtype=np.bool_), "overflow": np.empty((B, L), np.int64),
+        "exact": np.zeros(B, dtype=np.bool_), "energy": np.empty(B),
+        "cycles": np.empty(B, dtype=np.int64), "size": np.zeros((B, L, nT), np.int64),
+        "partition": np.zeros((B, L, nT), np.int64), "replication": np.zeros((B, L), np.int64),
+        "counts": np.zeros((B, L, nT, 3)), "energy_by_action": np.zeros((B, L, nT, 3)),
+        "slowdown": np.zeros((B, L)), "level_cycles": np.zeros((B, L), np.int64),
+        "leak": np.zeros((B, L)), "compute_cycles": np.zeros(B, np.int64),
+        "keep": np.zeros((B, L, nT), dtype=np.bool_),
+    }
+    as64 = [np.ascontiguousarray(x, dtype=np.int64) for x in (T, SX, SY, perm)]
+    evaluate_rows(*as64, np.ascontiguousarray(keep, dtype=np.bool_), every_row,
+                  check_capacity, *consts.args,
+                  out["valid"], out["capacity_ok"], out["fanout_ok"], out["overflow"],
+                  out["exact"], out["energy"], out["cycles"], out["size"], out["partition"],
+                  out["replication"], out["counts"], out["energy_by_action"], out["slowdown"],
+                  out["level_cycles"], out["leak"], out["compute_cycles"], out["keep"])
+    return out

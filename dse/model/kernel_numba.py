@@ -1,0 +1,432 @@
+"""The batch model's per-mapping hot path, compiled with numba (imported only through
+dse.model.kernel, which falls back to the numpy passes when numba is missing).
+
+One call walks the rows of a batch; per row it does what dse.model.batch's numpy passes do on
+a batch axis, in the same order and with the same float operations, so the numbers are
+identical (tests/test_kernel.py): nest and tiles (BatchModel._tiles, tiling._extents),
+capacity / fan-out / placement checks (BatchModel.evaluate), deltas (deltas.py's closed form,
+BatchModel._evaluate_valid), multicast groups (multicast._groups, _groups_exact), parent share
+and masking, partitions, accesses (buffer.py), energy, cycles and leakage (cost.py).
+Link transfers are not re-expressed: a row on which a link transfer could act (multicast.
+_links' `matters`) is flagged in `exact` and the caller evaluates it with the numpy passes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+READ, FILL, UPDATE = 0, 1, 2  # dse.model.actions.ACTIONS
+INT64_MAX = np.iinfo(np.int64).max
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def _extent(A, t, r, box, D):
+    """tiling._extents: extent of rank r of tensor t over an op-space box (no padding)."""
+    ext = 1
+    for d in range(D):
+        if A[t, r, d] != 0:
+            ext = ext + A[t, r, d] * (box[d] - 1)
+    return ext
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def _tile_size(A, n_ranks, t, box, D):
+    """tiling._tile_size: words of tensor t in an op-space box."""
+    size = 1
+    for r in range(n_ranks[t]):
+        size = size * _extent(A, t, r, box, D)
+    return size
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def _groups_exact(A, n_ranks, t, S, child_box, D):
+    """multicast._groups_exact: distinct projected child offsets of tensor t at a fan-out.
+    Child offset along dim d is k * child_box[d] for k < S[d] (X and Y loops together)."""
+    n = 1
+    for d in range(D):
+        n *= S[d]
+    R = n_ranks[t]
+    proj = np.zeros((n, R), dtype=np.int64)
+    k = np.zeros(D, dtype=np.int64)
+    for j in range(n):
+        for r in range(R):
+            p = 0
+            for d in range(D):
+                p += A[t, r, d] * k[d] * child_box[d]
+            proj[j, r] = p
+        for d in range(D):  # next child (mixed radix)
+            k[d] += 1
+            if k[d] < S[d]:
+                break
+            k[d] = 0
+    lo = np.empty(R, dtype=np.int64)
+    span = np.empty(R, dtype=np.int64)
+    radix_f = 1.0
+    for r in range(R):
+        lo[r] = proj[:, r].min()
+        span[r] = proj[:, r].max() - lo[r] + 1
+        radix_f *= span[r]
+    if radix_f < 4e18:  # one integer code per projection
+        codes = np.empty(n, dtype=np.int64)
+        for j in range(n):
+            c = 0
+            for r in range(R):
+                c = c * span[r] + (proj[j, r] - lo[r])
+            codes[j] = c
+        codes.sort()
+        distinct = 1
+        for j in range(1, n):
+            if codes[j] != codes[j - 1]:
+                distinct += 1
+        return distinct
+    distinct = 0  # pairwise (huge coordinate ranges only)
+    for j in range(n):
+        seen = False
+        for q in range(j):
+            same = True
+            for r in range(R):
+                if proj[j, r] != proj[q, r]:
+                    same = False
+                    break
+            if same:
+                seen = True
+                break
+        if not seen:
+            distinct += 1
+    return distinct
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def evaluate_rows(T, SX, SY, perm, keep_in, every_row, check_capacity,
+                  A, n_ranks, shared_dim, relevant, linked, declared, dummy, placed_inside,
+                  above_backing, at_backing, backing, cap, has_bits, bits_t, datawidth, fanout,
+                  rw, elide_fills, block_t, e_action, e_leak, clusters, rbw, wbw, sbw, bw_scale,
+                  compute_pJ,
+                  valid, capacity_ok, fanout_ok, overflow, exact, energy, cycles,
+                  size_out, partition_out, replication, counts, energy_by_action, slowdown,
+                  level_cycles, leak, compute_cycles, keep_out):
+    """Per row: validity (every_row=False: rows that fail it are left at energy inf) and the
+    whole model. Outputs are written in place; `exact[b]` marks rows left to the numpy path."""
+    B, L, D = T.shape
+    nT = keep_in.shape[2]
+    Rmax = A.shape[1]
+    box = np.ones((L + 1, D), dtype=np.int64)
+    S = np.empty((L, D), dtype=np.int64)
+    size = np.empty((L, nT), dtype=np.int64)
+    keep = np.empty((L, nT), dtype=np.bool_)
+    fan = np.empty(L, dtype=np.int64)
+    # temporal slots per level: non-unit loops in the level's order, innermost first
+    slot_dim = np.empty((L, D), dtype=np.int64)
+    slot_n = np.empty((L, D), dtype=np.int64)
+    slot_s = np.empty((L, D), dtype=np.int64)
+    n_slots = np.empty(L, dtype=np.int64)
+    sd = np.empty(L * D, dtype=np.int64)
+    sn = np.empty(L * D, dtype=np.int64)
+    ss = np.empty(L * D, dtype=np.int64)
+    weight = np.empty(L * D, dtype=np.int64)
+    ext = np.empty(Rmax, dtype=np.int64)
+    cum = np.empty(Rmax, dtype=np.int64)
+    v0 = np.empty(Rmax, dtype=np.int64)
+    delta = np.empty((L, nT))
+    groups = np.empty((L, nT))
+    total = np.empty((L, nT))
+    weighted = np.empty((L, nT))
+    content = np.empty((L, nT))
+    share = np.empty((L, nT))
+    partition = np.empty((L, nT), dtype=np.int64)
+    sbox = np.empty(D, dtype=np.int64)
+    rep = np.empty(L, dtype=np.int64)
+    for b in range(B):
+        # ---- nest and tiles (BatchModel._tiles)
+        for i in range(L):
+            for t in range(nT):
+                k = keep_in[b, i, t] and not dummy[i]
+                if placed_inside:
+                    k = (k and not above_backing[i, t]) or at_backing[i, t]
+                keep[i, t] = k
+            for d in range(D):
+                S[i, d] = SX[b, i, d] * SY[b, i, d]
+        for i in range(L - 1, -1, -1):
+            for d in range(D):
+                box[i, d] = box[i + 1, d] * (T[b, i, d] * S[i, d])
+        for i in range(L):
+            for t in range(nT):
+                size[i, t] = _tile_size(A, n_ranks, t, box[i], D)
+        # ---- validity (BatchModel.evaluate): capacity, fan-out, placement
+        cap_ok = True
+        for i in range(L):
+            used = 0
+            for t in range(nT):
+                if keep[i, t]:
+                    used += size[i, t] * bits_t[i, t] if has_bits else size[i, t]
+            over = 0
+            if cap[i] >= 0:
+                if has_bits:
+                    over = max(used - cap[i] * datawidth[i], 0)
+                    over = -(-over // datawidth[i])
+                else:
+                    over = max(used - cap[i], 0)
+            overflow[b, i] = over
+            if over != 0:
+                cap_ok = False
+        fan_ok = True
+        for i in range(L):
+            px = 1
+            py = 1
+            for d in range(D):
+                px *= SX[b, i, d]
+                py *= SY[b, i, d]
+            if px > fanout[i, 0] or py > fanout[i, 1]:
+                fan_ok = False
+        ok = (cap_ok or not check_capacity) and fan_ok
+        if placed_inside:  # BatchModel.placement_ok
+            for t in range(nT):
+                for i in range(backing[t]):
+                    for d in range(D):
+                        if relevant[t, d] and T[b, i, d] > 1:
+                            ok = False
+        capacity_ok[b] = cap_ok or not check_capacity
+        fanout_ok[b] = fan_ok
+        valid[b] = ok
+        exact[b] = False
+        if not ok and not every_row:
+            energy[b] = np.inf
+            cycles[b] = INT64_MAX
+            continue
+        # ---- the nest's temporal slots (BatchModel._evaluate_valid)
+        for i in range(L):
+            f = 1
+            for d in range(D):
+                f *= S[i, d]
+            fan[i] = f
+            w = 0
+            for j in range(D):
+                d = perm[b, i, j]
+                if T[b, i, d] > 1:
+                    slot_dim[i, w] = d
+                    slot_n[i, w] = T[b, i, d]
+                    slot_s[i, w] = box[i + 1, d] * S[i, d]  # spatial box of level i
+                    w += 1
+            n_slots[i] = w
+        # ---- deltas and multicast groups per boundary (deltas.py closed form)
+        flagged = False
+        for i in range(L):
+            bnd = i + 1
+            K = 0  # loops above boundary bnd, innermost first
+            for lv in range(i, -1, -1):
+                for j in range(n_slots[lv]):
+                    sd[K] = slot_dim[lv, j]
+                    sn[K] = slot_n[lv, j]
+                    ss[K] = slot_s[lv, j]
+                    K += 1
+            outer = 1  # W_k = (n_k - 1) * prod_{j>k} n_j
+            for k in range(K - 1, -1, -1):
+                weight[k] = (sn[k] - 1) * outer
+                outer *= sn[k]
+            child_box = box[bnd]
+            for t in range(nT):
+                needed = keep[i, t] or (keep[bnd, t] if bnd < L else True)
+                links_possible = fan[i] > 1 and linked[i] and K > 0
+                # multicast groups (multicast._groups)
+                g = 1.0
+                if fan[i] > 1:
+                    tricky = False
+                    any_spatial = False
+                    for d in range(D):
+                        if S[i, d] > 1:
+                            any_spatial = True
+                    for r in range(n_ranks[t]):
+                        n_sp = 0
+                        for d in range(D):
+                            if A[t, r, d] != 0 and S[i, d] > 1:
+                                n_sp += 1
+                                g *= S[i, d]
+                        if n_sp > 1:
+                            tricky = True
+                    if shared_dim[t] and any_spatial:
+                        tricky = True
+                    if tricky:
+                        g = float(_groups_exact(A, n_ranks, t, S[i], child_box, D))
+                groups[i, t] = g
+                if not (needed or links_possible):
+                    delta[i, t] = 1.0  # only the ratio groups / fan-out is used
+                    continue
+                # multicast._links acts on this row: the numpy passes evaluate it
+                link_rows = keep[bnd, t] if declared else True
+                if links_possible and link_rows and (needed or g < fan[i]):
+                    flagged = True
+                    break
+                full = 1
+                for r in range(n_ranks[t]):
+                    ext[r] = _extent(A, t, r, child_box, D)
+                    full *= ext[r]
+                if K == 0:
+                    delta[i, t] = full
+                elif bnd == L:  # the compute units: every step moves a whole tile
+                    wsum = 0
+                    for k in range(K):
+                        wsum += weight[k]
+                    delta[i, t] = full * (1 + wsum)
+                else:
+                    # fills = F + sum_k W_k c_k; c_1 = D(Delta_1), c_k = D(Delta_k) if
+                    # Delta_k == Delta_1 else F (deltas.py)
+                    R = n_ranks[t]
+                    for r in range(R):
+                        cum[r] = 0
+                    acc = 0
+                    for k in range(K):
+                        d = sd[k]
+                        cnt = 0
+                        vsum = 0
+                        er = 0
+                        differs = False
+                        for r in range(R):
+                            pv = A[t, r, d] * ss[k]
+                            v = pv - cum[r]  # Delta_k = stride_k - sum_{j<k} stride_j
+                            cum[r] += pv
+                            if k == 0:
+                                v0[r] = v
+                            elif v != v0[r]:
+                                differs = True
+                            if v != 0:
+                                cnt += 1
+                                er += ext[r]
+                            vsum += v
+                        vr = abs(vsum)
+                        if cnt == 0:
+                            c = 0
+                        elif cnt == 1 and vr < er:
+                            c = vr * (full // max(er, 1))  # the uncovered slab
+                        else:
+                            c = full
+                        if k > 0 and differs:
+                            c = full
+                        acc += weight[k] * c
+                    delta[i, t] = full + acc
+            if flagged:
+                break
+        if flagged:
+            exact[b] = True
+            continue
+        # ---- parent share and masking (buffer.parent_share_and_mask)
+        for i in range(L):
+            for t in range(nT):
+                total[i, t] = delta[i, t] * groups[i, t]
+                weighted[i, t] = delta[i, t] * float(fan[i])
+                content[i, t] = total[i, t]
+                share[i, t] = 0.0 if i == 0 else weighted[i - 1, t] / float(fan[i - 1])
+        for i in range(L - 1, 0, -1):
+            for t in range(nT):
+                if not keep[i, t]:
+                    factor = content[i, t] * float(fan[i - 1]) / weighted[i - 1, t]
+                    scaled = total[i - 1, t] * factor
+                    content[i - 1, t] = scaled
+                    total[i - 1, t] = scaled
+                    weighted[i - 1, t] = weighted[i - 1, t] * factor
+        if placed_inside:  # nothing comes from above a backing level
+            for i in range(L):
+                for t in range(nT):
+                    if at_backing[i, t]:
+                        share[i, t] = 0.0
+        # ---- partitions (buffer.partition_sizes) and replication
+        for t in range(nT):
+            partition[0, t] = size[0, t]
+        for i in range(1, L):
+            for d in range(D):
+                sbox[d] = box[i, d] * S[i - 1, d]
+            for t in range(nT):
+                spread = _tile_size(A, n_ranks, t, sbox, D)
+                partition[i, t] = partition[i - 1, t] * size[i, t] // spread
+        rep[0] = 1
+        for i in range(1, L):
+            rep[i] = rep[i - 1] * fan[i - 1]
+        # ---- reads, fills, updates (buffer.accesses); no peer accesses without links
+        for t in range(nT):
+            first_keeper = 0
+            for i in range(L):
+                if keep[i, t]:
+                    first_keeper = i
+                    break
+            for i in range(L):
+                if not keep[i, t]:
+                    counts[b, i, t, READ] = 0.0
+                    counts[b, i, t, FILL] = 0.0
+                    counts[b, i, t, UPDATE] = 0.0
+                    continue
+                if rw[t]:
+                    counts[b, i, t, UPDATE] = np.rint(content[i, t])
+                    counts[b, i, t, READ] = np.rint(content[i, t] - partition[i, t])
+                    if i == first_keeper or not elide_fills:
+                        counts[b, i, t, FILL] = np.rint(share[i, t])
+                    else:
+                        counts[b, i, t, FILL] = np.rint(share[i, t] - partition[i, t])
+                else:
+                    counts[b, i, t, UPDATE] = 0.0
+                    counts[b, i, t, READ] = np.rint(content[i, t])
+                    counts[b, i, t, FILL] = np.floor(share[i, t])
+        # ---- energy per action (cost.access_energy), summed in a fixed order
+        level_sum = 0.0
+        cc = 1
+        for i in range(L):
+            for d in range(D):
+                cc *= T[b, i, d]
+        for i in range(L):
+            charged = min(rep[i], clusters[i])
+            lsum = 0.0
+            for t in range(nT):
+                for a in range(3):
+                    if keep[i, t]:
+                        blocks = np.ceil(counts[b, i, t, a] / block_t[i, t])
+                        e = blocks * e_action[i, a] * charged
+                    else:
+                        e = 0.0 * charged
+                    energy_by_action[b, i, t, a] = e
+                    lsum = e if (t == 0 and a == 0) else lsum + e
+            level_sum = lsum if i == 0 else level_sum + lsum
+        # ---- bandwidth-limited cycles (cost.bandwidth_cycles)
+        worst = 0
+        for i in range(L):
+            rsum = 0.0
+            wsum_f = 0.0
+            for t in range(nT):
+                rd_t = counts[b, i, t, READ]
+                wr_t = counts[b, i, t, FILL] + counts[b, i, t, UPDATE]
+                if has_bits:
+                    rd_t = rd_t * bw_scale[i, t]
+                    wr_t = wr_t * bw_scale[i, t]
+                rsum = rd_t if t == 0 else rsum + rd_t
+                wsum_f = wr_t if t == 0 else wsum_f + wr_t
+            rd = rsum / cc
+            wd = wsum_f / cc
+            slow = 1.0
+            if rd > rbw[i]:
+                slow = min(slow, rbw[i] / rd)
+            if wd > wbw[i]:
+                slow = min(slow, wbw[i] / wd)
+            if rd + wd > sbw[i]:
+                slow = min(slow, sbw[i] / (rd + wd))
+            slowdown[b, i] = slow
+            lc = np.int64(np.ceil(cc / slow))
+            level_cycles[b, i] = lc
+            worst = lc if i == 0 else max(worst, lc)
+        cyc = max(cc, worst)
+        # ---- leakage (cost.leakage) and the total
+        leak_sum = 0.0
+        for i in range(L):
+            any_kept = False
+            for t in range(nT):
+                if keep[i, t]:
+                    any_kept = True
+            lk = e_leak[i] * float(cyc) * float(rep[i]) if any_kept else 0.0
+            leak[b, i] = lk
+            leak_sum = lk if i == 0 else leak_sum + lk
+        energy[b] = level_sum + leak_sum + compute_pJ
+        cycles[b] = cyc
+        compute_cycles[b] = cc
+        for i in range(L):
+            replication[b, i] = rep[i]
+            for t in range(nT):
+                keep_out[b, i, t] = keep[i, t]
+                size_out[b, i, t] = size[i, t] if keep[i, t] else 0
+                partition_out[b, i, t] = partition[i, t] if keep[i, t] else 0

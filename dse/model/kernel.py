@@ -50,12 +50,22 @@ class KernelConstants:
         for t, a in enumerate(model.A):
             self.A[t, : a.shape[0]] = a
         self.n_ranks = np.array([a.shape[0] for a in model.A], dtype=np.int64)
+        # per (tensor, rank): its non-zero dims and coefficients, in dimension order
+        self.nz_count = (self.A != 0).sum(axis=2).astype(np.int64)
+        self.nz_dim = np.zeros((nT, R, model.D), dtype=np.int64)
+        self.nz_coef = np.zeros((nT, R, model.D), dtype=np.int64)
+        for t in range(nT):
+            for r in range(R):
+                dims = np.nonzero(self.A[t, r])[0]
+                self.nz_dim[t, r, : len(dims)] = dims
+                self.nz_coef[t, r, : len(dims)] = self.A[t, r, dims]
         self.shared_dim = np.array(model.shared_dim, dtype=np.bool_)
         self.relevant = ~np.array(model.irrelevant, dtype=np.bool_).reshape(nT, model.D)
         self.linked = np.array(model.linked, dtype=np.bool_)
         self.declared = model.link_mode == "declared"
         self.args = (
-            self.A, self.n_ranks, self.shared_dim, self.relevant, self.linked, self.declared,
+            self.A, self.n_ranks, self.nz_dim, self.nz_coef, self.nz_count, self.shared_dim,
+            self.relevant, self.linked, self.declared,
             np.ascontiguousarray(model.dummy, dtype=np.bool_), model.placed_inside,
             np.ascontiguousarray(model.above_backing), np.ascontiguousarray(model.at_backing),
             model.backing.astype(np.int64), model.cap.astype(np.int64), model.has_bits,
@@ -68,6 +78,11 @@ class KernelConstants:
             model.sbw.astype(np.float64), model.bw_scale.astype(np.float64),
             float(model.compute_pJ),
         )
+        # load (or compile) the kernel now, not inside the first timed search block
+        L, D = len(model.arch.levels), model.D
+        empty = np.zeros((0, L, D), dtype=np.int64)
+        run_kernel(self, empty, empty, empty, empty, np.zeros((0, L, nT), dtype=np.bool_),
+                   every_row=False)
 
 
 def run_kernel(consts: KernelConstants, T, SX, SY, perm, keep, every_row: bool,

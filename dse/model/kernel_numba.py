@@ -20,32 +20,33 @@ READ, FILL, UPDATE = 0, 1, 2  # dse.model.actions.ACTIONS
 INT64_MAX = np.iinfo(np.int64).max
 
 
-@njit(cache=True, error_model="numpy", nogil=True)
-def _extent(A, t, r, box, D):
-    """tiling._extents: extent of rank r of tensor t over an op-space box (no padding)."""
+@njit(cache=True, error_model="numpy", nogil=True, inline="always")
+def _extent(nz_dim, nz_coef, nz_count, t, r, box, row):
+    """tiling._extents: extent of rank r of tensor t over the op-space box box[row] (no
+    padding). A rank's dims and coefficients are the non-zeros of its projection row, in
+    dimension order. Boxes are passed as (array, row): a slice would cost a reference count."""
     ext = 1
-    for d in range(D):
-        if A[t, r, d] != 0:
-            ext = ext + A[t, r, d] * (box[d] - 1)
+    for j in range(nz_count[t, r]):
+        ext = ext + nz_coef[t, r, j] * (box[row, nz_dim[t, r, j]] - 1)
     return ext
 
 
-@njit(cache=True, error_model="numpy", nogil=True)
-def _tile_size(A, n_ranks, t, box, D):
-    """tiling._tile_size: words of tensor t in an op-space box."""
+@njit(cache=True, error_model="numpy", nogil=True, inline="always")
+def _tile_size(nz_dim, nz_coef, nz_count, n_ranks, t, box, row):
+    """tiling._tile_size: words of tensor t in the op-space box box[row]."""
     size = 1
     for r in range(n_ranks[t]):
-        size = size * _extent(A, t, r, box, D)
+        size = size * _extent(nz_dim, nz_coef, nz_count, t, r, box, row)
     return size
 
 
 @njit(cache=True, error_model="numpy", nogil=True)
-def _groups_exact(A, n_ranks, t, S, child_box, D):
+def _groups_exact(A, n_ranks, t, S, i, box, bnd, D):
     """multicast._groups_exact: distinct projected child offsets of tensor t at a fan-out.
-    Child offset along dim d is k * child_box[d] for k < S[d] (X and Y loops together)."""
+    Child offset along dim d is k * box[bnd, d] for k < S[i, d] (X and Y loops together)."""
     n = 1
     for d in range(D):
-        n *= S[d]
+        n *= S[i, d]
     R = n_ranks[t]
     proj = np.zeros((n, R), dtype=np.int64)
     k = np.zeros(D, dtype=np.int64)
@@ -53,19 +54,23 @@ def _groups_exact(A, n_ranks, t, S, child_box, D):
         for r in range(R):
             p = 0
             for d in range(D):
-                p += A[t, r, d] * k[d] * child_box[d]
+                p += A[t, r, d] * k[d] * box[bnd, d]
             proj[j, r] = p
         for d in range(D):  # next child (mixed radix)
             k[d] += 1
-            if k[d] < S[d]:
+            if k[d] < S[i, d]:
                 break
             k[d] = 0
     lo = np.empty(R, dtype=np.int64)
     span = np.empty(R, dtype=np.int64)
     radix_f = 1.0
     for r in range(R):
-        lo[r] = proj[:, r].min()
-        span[r] = proj[:, r].max() - lo[r] + 1
+        lo[r] = proj[0, r]
+        hi = proj[0, r]
+        for j in range(1, n):
+            lo[r] = min(lo[r], proj[j, r])
+            hi = max(hi, proj[j, r])
+        span[r] = hi - lo[r] + 1
         radix_f *= span[r]
     if radix_f < 4e18:  # one integer code per projection
         codes = np.empty(n, dtype=np.int64)
@@ -99,10 +104,10 @@ def _groups_exact(A, n_ranks, t, S, child_box, D):
 
 @njit(cache=True, error_model="numpy", nogil=True)
 def evaluate_rows(T, SX, SY, perm, keep_in, every_row, check_capacity,
-                  A, n_ranks, shared_dim, relevant, linked, declared, dummy, placed_inside,
-                  above_backing, at_backing, backing, cap, has_bits, bits_t, datawidth, fanout,
-                  rw, elide_fills, block_t, e_action, e_leak, clusters, rbw, wbw, sbw, bw_scale,
-                  compute_pJ,
+                  A, n_ranks, nz_dim, nz_coef, nz_count, shared_dim, relevant, linked, declared,
+                  dummy, placed_inside, above_backing, at_backing, backing, cap, has_bits, bits_t,
+                  datawidth, fanout, rw, elide_fills, block_t, e_action, e_leak, clusters, rbw,
+                  wbw, sbw, bw_scale, compute_pJ,
                   valid, capacity_ok, fanout_ok, overflow, exact, energy, cycles,
                   size_out, partition_out, replication, counts, energy_by_action, slowdown,
                   level_cycles, leak, compute_cycles, keep_out):
@@ -135,7 +140,7 @@ def evaluate_rows(T, SX, SY, perm, keep_in, every_row, check_capacity,
     content = np.empty((L, nT))
     share = np.empty((L, nT))
     partition = np.empty((L, nT), dtype=np.int64)
-    sbox = np.empty(D, dtype=np.int64)
+    sbox = np.empty((1, D), dtype=np.int64)
     rep = np.empty(L, dtype=np.int64)
     for b in range(B):
         # ---- nest and tiles (BatchModel._tiles)
@@ -152,7 +157,7 @@ def evaluate_rows(T, SX, SY, perm, keep_in, every_row, check_capacity,
                 box[i, d] = box[i + 1, d] * (T[b, i, d] * S[i, d])
         for i in range(L):
             for t in range(nT):
-                size[i, t] = _tile_size(A, n_ranks, t, box[i], D)
+                size[i, t] = _tile_size(nz_dim, nz_coef, nz_count, n_ranks, t, box, i)
         # ---- validity (BatchModel.evaluate): capacity, fan-out, placement
         cap_ok = True
         for i in range(L):
@@ -224,7 +229,6 @@ def evaluate_rows(T, SX, SY, perm, keep_in, every_row, check_capacity,
             for k in range(K - 1, -1, -1):
                 weight[k] = (sn[k] - 1) * outer
                 outer *= sn[k]
-            child_box = box[bnd]
             for t in range(nT):
                 needed = keep[i, t] or (keep[bnd, t] if bnd < L else True)
                 links_possible = fan[i] > 1 and linked[i] and K > 0
@@ -238,8 +242,9 @@ def evaluate_rows(T, SX, SY, perm, keep_in, every_row, check_capacity,
                             any_spatial = True
                     for r in range(n_ranks[t]):
                         n_sp = 0
-                        for d in range(D):
-                            if A[t, r, d] != 0 and S[i, d] > 1:
+                        for j in range(nz_count[t, r]):
+                            d = nz_dim[t, r, j]
+                            if S[i, d] > 1:
                                 n_sp += 1
                                 g *= S[i, d]
                         if n_sp > 1:
@@ -247,7 +252,7 @@ def evaluate_rows(T, SX, SY, perm, keep_in, every_row, check_capacity,
                     if shared_dim[t] and any_spatial:
                         tricky = True
                     if tricky:
-                        g = float(_groups_exact(A, n_ranks, t, S[i], child_box, D))
+                        g = float(_groups_exact(A, n_ranks, t, S, i, box, bnd, D))
                 groups[i, t] = g
                 if not (needed or links_possible):
                     delta[i, t] = 1.0  # only the ratio groups / fan-out is used
@@ -259,7 +264,7 @@ def evaluate_rows(T, SX, SY, perm, keep_in, every_row, check_capacity,
                     break
                 full = 1
                 for r in range(n_ranks[t]):
-                    ext[r] = _extent(A, t, r, child_box, D)
+                    ext[r] = _extent(nz_dim, nz_coef, nz_count, t, r, box, bnd)
                     full *= ext[r]
                 if K == 0:
                     delta[i, t] = full
@@ -334,9 +339,9 @@ def evaluate_rows(T, SX, SY, perm, keep_in, every_row, check_capacity,
             partition[0, t] = size[0, t]
         for i in range(1, L):
             for d in range(D):
-                sbox[d] = box[i, d] * S[i - 1, d]
+                sbox[0, d] = box[i, d] * S[i - 1, d]
             for t in range(nT):
-                spread = _tile_size(A, n_ranks, t, sbox, D)
+                spread = _tile_size(nz_dim, nz_coef, nz_count, n_ranks, t, sbox, 0)
                 partition[i, t] = partition[i - 1, t] * size[i, t] // spread
         rep[0] = 1
         for i in range(1, L):

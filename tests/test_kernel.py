@@ -174,6 +174,34 @@ def test_search_same_best_and_pareto_either_path(search, objective, pareto, monk
         assert len(results["numba"][-1]) >= 1
 
 
+def test_candidate_decoding_and_bounds_identical(monkeypatch) -> None:
+    """The compiled factor decoding, loop ordering and lower bounds (dse/mapper/
+    kernel_numba.py) give the numpy code's arrays."""
+    from dse.mapper.bounds import Bounds
+
+    spec, searcher = prepare(ref_files("ispass_06_mapper_eyeriss"), SearchConfig())
+    problem2, arch2 = _window_design()
+    for problem, arch, cons in ((spec.problem, spec.arch, searcher.space.cons),
+                                (spec.problem, spec.arch, Constraints({})),
+                                (problem2, arch2, Constraints({}))):
+        out = {}
+        for kernel in ("numba", "numpy"):
+            monkeypatch.setenv(kernels.ENV, kernel)
+            space = MapSpace(problem, arch, cons)
+            assert space.compiled == (kernel == "numba")
+            rng = np.random.default_rng(3)
+            choice = space.sample_choices(3000, rng)
+            T, SX, SY = space.factor_arrays(choice)
+            perm = space.perms_random(T, rng)
+            keep = space.keep_random(3000, rng)
+            shuffled = rng.permuted(perm, axis=2)
+            canon = space.canonical_perm(T, shuffled)
+            bounds = Bounds(BatchModel(problem, arch, kernel=kernel)).lower(T, SX, SY, keep)
+            out[kernel] = (T, SX, SY, perm, keep, canon, *bounds)
+        for a, b in zip(out["numba"], out["numpy"], strict=True):
+            assert a.dtype == b.dtype and np.array_equal(a, b)
+
+
 def test_kernel_choice_environment(monkeypatch) -> None:
     monkeypatch.setenv(kernels.ENV, "numpy")
     assert kernels.kernel_choice() == "numpy"

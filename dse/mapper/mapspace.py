@@ -111,6 +111,16 @@ class MapSpace:
         self._spatial_cols = [j for j, s in enumerate(slots) if s.kind != "T"]
         self._build_spatial_combos()
         self._build_orders_and_bypass()
+        from dse.model.kernel import kernel_choice
+
+        # dse.mapper.kernel_numba decodes candidates when the model kernel is compiled too
+        self.compiled = kernel_choice() == "numba"
+        if self.compiled:
+            self._flat_options = np.ascontiguousarray(np.concatenate(self.options), np.int64)
+            self._option_offsets = np.cumsum([0] + [len(o) for o in self.options[:-1]]
+                                             ).astype(np.int64)
+            self._slot_level = np.array([s.level for s in slots], dtype=np.int64)
+            self._slot_kind = np.array(["TXY".index(s.kind) for s in slots], dtype=np.int64)
 
     # ------------------------------------------------------------------ factor options
     def _lc(self, i: int) -> LevelConstraints:
@@ -264,6 +274,13 @@ class MapSpace:
         T = np.ones((B, self.L, self.D), dtype=np.int64)
         SX = np.ones_like(T)
         SY = np.ones_like(T)
+        if self.compiled:
+            from dse.mapper.kernel_numba import decode_factors
+
+            decode_factors(np.ascontiguousarray(choice, dtype=np.int64), self._flat_options,
+                           self._option_offsets, self._slot_level, self._slot_kind, self.L,
+                           T, SX, SY)
+            return T, SX, SY
         for d in range(self.D):
             vals = self.options[d][choice[:, d]]  # (B, n_slots)
             for j, s in enumerate(self.slots):
@@ -276,13 +293,21 @@ class MapSpace:
         B = T.shape[0]
         perm = np.empty((B, self.L, self.D), dtype=np.int64)
         dims = np.arange(self.D, dtype=float)
+        all_keys = np.empty((B, self.L, self.D)) if self.compiled else None
         for i in range(self.L):
             keys = rng.random((B, self.D))
             if not self.order_matters[i]:
                 keys = np.broadcast_to(dims, (B, self.D)).copy()
             keys = self._constrained_keys(i, keys)
+            if all_keys is not None:
+                all_keys[:, i] = keys
+                continue
             keys = np.where(T[:, i, :] == 1, 2e6 + dims, keys)
             perm[:, i] = np.argsort(keys, axis=1, kind="stable")
+        if all_keys is not None:  # the same unit rule and stable sort, compiled
+            from dse.mapper.kernel_numba import order_by_keys
+
+            order_by_keys(all_keys, np.ascontiguousarray(T, dtype=np.int64), perm)
         return perm
 
     def _constrained_keys(self, i: int, keys: np.ndarray) -> np.ndarray:
@@ -302,14 +327,22 @@ class MapSpace:
         B = T.shape[0]
         rows = np.arange(B)[:, None]
         dims = np.arange(self.D)
-        out = np.empty_like(perm)
+        out = np.empty((B, self.L, self.D), dtype=np.int64)
+        all_keys = np.empty((B, self.L, self.D)) if self.compiled else None
         for i in range(self.L):
             p = perm[:, i]
             position = np.empty((B, self.D), dtype=float)
             position[rows, p] = dims[None, :]  # per dimension, its place in the order
             keys = self._constrained_keys(i, position)
+            if all_keys is not None:
+                all_keys[:, i] = keys
+                continue
             keys = np.where(T[:, i, :] == 1, 2e6 + dims, keys)
             out[:, i] = np.argsort(keys, axis=1, kind="stable")
+        if all_keys is not None:  # the same unit rule and stable sort, compiled
+            from dse.mapper.kernel_numba import order_by_keys
+
+            order_by_keys(all_keys, np.ascontiguousarray(T, dtype=np.int64), out)
         return out
 
     def keep_random(self, B: int, rng: np.random.Generator) -> np.ndarray:

@@ -116,6 +116,7 @@ class Searcher:
         self._option_index = [
             {tuple(row): k for k, row in enumerate(opts)} for opts in self.space.options
         ]
+        self._moves: dict[tuple[int, int], np.ndarray] = {}  # _factor_moves cache
         self._stop = False
         self.progress = None  # callable(result, evals_per_s) or None
         self._front_e = np.zeros(0)
@@ -402,15 +403,15 @@ class Searcher:
         flush()
         self.result.exhausted = not self._stop
 
-    def neighbours(self, cand: Candidate):
-        """All single moves from a candidate: factor moves, adjacent swaps, bypass flips."""
-        space = self.space
-        choices, perms, keeps = [], [], []
-        base_c, base_p, base_k = cand.choice, cand.perm, cand.keep
-        T, _, _ = space.factor_arrays(base_c[None])
-        for d in range(space.D):
-            row = space.options[d][base_c[d]]
+    def _factor_moves(self, d: int, k: int) -> np.ndarray:
+        """Option indices of dim d one prime-factor move away from option k (a factor p of
+        slot a moved to slot b), in the order (slot a, prime p, slot b); cached."""
+        key = (d, k)
+        moves = self._moves.get(key)
+        if moves is None:
+            row = self.space.options[d][k]
             n_slots = len(row)
+            out = []
             for a in range(n_slots):
                 if row[a] == 1:
                     continue
@@ -421,13 +422,28 @@ class Searcher:
                         new = row.copy()
                         new[a] //= p
                         new[b] *= p
-                        k = self._option_index[d].get(tuple(new))
-                        if k is not None:
-                            c = base_c.copy()
-                            c[d] = k
-                            choices.append(c)
-                            perms.append(base_p)
-                            keeps.append(base_k)
+                        j = self._option_index[d].get(tuple(new))
+                        if j is not None:
+                            out.append(j)
+            moves = self._moves[key] = np.array(out, dtype=np.int64)
+        return moves
+
+    def neighbours(self, cand: Candidate):
+        """All single moves from a candidate: factor moves, adjacent swaps, bypass flips."""
+        space = self.space
+        base_c, base_p, base_k = cand.choice, cand.perm, cand.keep
+        T, _, _ = space.factor_arrays(base_c[None])
+        blocks = []
+        for d in range(space.D):
+            ks = self._factor_moves(d, int(base_c[d]))
+            if len(ks):
+                c = np.repeat(base_c[None], len(ks), axis=0)
+                c[:, d] = ks
+                blocks.append(c)
+        n_moves = sum(len(c) for c in blocks)
+        choices = [np.concatenate(blocks)] if blocks else []
+        perms = [np.repeat(base_p[None], n_moves, axis=0)]
+        keeps = [np.repeat(base_k[None], n_moves, axis=0)]
         for i in range(space.L):
             lc = space._lc(i)
             fixed = {space.dims.index(x) for x in lc.perm_inner + lc.perm_outer}
@@ -440,18 +456,18 @@ class Searcher:
                 new_order[a], new_order[b] = new_order[b], new_order[a]
                 pe = base_p.copy()
                 pe[i] = new_order
-                choices.append(base_c)
-                perms.append(pe)
-                keeps.append(base_k)
+                choices.append(base_c[None])
+                perms.append(pe[None])
+                keeps.append(base_k[None])
         for i, t in space.free_keep:
             ke = base_k.copy()
             ke[i, t] = not ke[i, t]
-            choices.append(base_c)
-            perms.append(base_p)
-            keeps.append(ke)
+            choices.append(base_c[None])
+            perms.append(base_p[None])
+            keeps.append(ke[None])
         if not choices:
             return None
-        return np.array(choices), np.array(perms), np.array(keeps)
+        return np.concatenate(choices), np.concatenate(perms), np.concatenate(keeps)
 
     def _local_search(self, seeds: list[Candidate], width: int = 16) -> None:
         pool = seeds[:width]

@@ -33,21 +33,26 @@ def decode_factors(choice, flat_options, offsets, slot_level, slot_kind, L, T, S
 @njit(cache=True, nogil=True)
 def order_by_keys(keys, T, out):
     """Per (row, level): dims sorted by key, stably (np.argsort kind='stable'), after unit
-    loops get the key 2e6 + dim (they go last, in dimension order)."""
+    loops get the key 2e6 + dim. Every other key is below 2e6 (random keys in [0, 1), pinned
+    loops at +-1e6 + position), so that is: the non-unit dims sorted by key, then the unit
+    dims in dimension order."""
     B, L, D = keys.shape
-    k = np.empty(D)
     for b in range(B):
         for i in range(L):
+            n = 0
+            for d in range(D):  # non-unit dims, insertion-sorted (equal keys keep order)
+                if T[b, i, d] != 1:
+                    x = keys[b, i, d]
+                    j = n - 1
+                    while j >= 0 and keys[b, i, out[b, i, j]] > x:
+                        out[b, i, j + 1] = out[b, i, j]
+                        j -= 1
+                    out[b, i, j + 1] = d
+                    n += 1
             for d in range(D):
-                k[d] = 2e6 + d if T[b, i, d] == 1 else keys[b, i, d]
-                out[b, i, d] = d
-            for d in range(1, D):  # insertion sort: equal keys keep their order
-                x = out[b, i, d]
-                j = d - 1
-                while j >= 0 and k[out[b, i, j]] > k[x]:
-                    out[b, i, j + 1] = out[b, i, j]
-                    j -= 1
-                out[b, i, j + 1] = x
+                if T[b, i, d] == 1:
+                    out[b, i, n] = d
+                    n += 1
 
 
 @njit(cache=True, error_model="numpy", nogil=True)

@@ -20,6 +20,7 @@ from dse.model import generation as generations
 from dse.model.actions import ACTIONS, ENERGY_KEY, action_energy, compute_energy
 from dse.model.buffer import accesses, parent_share_and_mask, partition_sizes
 from dse.model.cost import access_energy, bandwidth_cycles, leakage, sum_in_order
+from dse.model.deltas import boundary_deltas
 from dse.model.kernel import KernelConstants, kernel_choice, run_kernel
 from dse.model.links import linked_fanouts, resolve_link_mode
 from dse.model.multicast import MulticastPasses
@@ -321,7 +322,6 @@ class BatchModel(TilingPasses, MulticastPasses):
             links_possible = ((fan[:, i] > 1) & nonunit.any(axis=1) if self.linked[i]
                               else np.zeros(B, dtype=bool))
             for t in range(nT):
-                AT = self.A[t].T  # (D, R)
                 # deltas at this boundary only matter where this level or its child (the
                 # compute units count as keeping everything) keeps t, or where a link
                 # transfer could change the ratio groups / fan-out; elsewhere only that ratio
@@ -336,52 +336,21 @@ class BatchModel(TilingPasses, MulticastPasses):
                                                        SY[:, i])
                     continue
                 ext_list = self._extents(t, child_box)
-                ext = np.stack(ext_list, axis=1)
                 full = ext_list[0].copy()
                 for e in ext_list[1:]:
                     full = full * e
-                if K == 0:
-                    delta_words[:, i, t] = full
-                    v = np.zeros((B, 0, AT.shape[1]), dtype=np.int64)
-                    kind_ok = nonunit
-                elif b == L:
-                    delta_words[:, i, t] = full * (1 + weight.sum(axis=1))
-                    if any_fan and self.linked[i]:
-                        v = np.stack(self._translations(t, sd, ss, nonunit), axis=2)
-                    kind_ok = nonunit
-                else:
-                    # per rank (B, K) arrays: numpy reduces poorly over a 3-4 long last axis
-                    vs = self._translations(t, sd, ss, nonunit)
-                    nzs = [x != 0 for x in vs]
-                    cnt = sum(nz.astype(np.int8) for nz in nzs)
-                    vr = np.abs(sum(vs))  # the moved rank's offset when cnt == 1
-                    er = sum(nz * ext[:, r, None] for r, nz in enumerate(nzs))
-                    partial = (cnt == 1) & (vr < er)
-                    fullk = full[:, None]
-                    c = np.where(partial, vr * (fullk // np.maximum(er, 1)), fullk)
-                    c = np.where(cnt == 0, 0, c)
-                    rows_b = np.arange(B)
-                    differs = np.zeros(sd.shape, dtype=bool)
-                    for x in vs:
-                        differs |= x != x[rows_b, first][:, None]
-                    later = np.arange(K)[None, :] > first[:, None]
-                    c = np.where(later & differs, fullk, c)
-                    delta_words[:, i, t] = full + (weight * c).sum(axis=1)
-                    v = None
-                    if any_fan and self.linked[i]:
-                        # a link needs the previous step's delta to be of the same kind
-                        kind = np.where(c == 0, 0, np.where(c == fullk, 2, 1))
-                        kfirst = kind[np.arange(B), first]
-                        ok_later = later & nonunit & (kind == kfirst[:, None]) & (kind > 0)
-                        ok_first = (kfirst > 0) & ((kfirst == 2) | ok_later.any(axis=1))
-                        kind_ok = ok_later | ((np.arange(K)[None, :] == first[:, None])
-                                              & ok_first[:, None])
+                links_here = any_fan and self.linked[i]
+                # translations per rank: for the closed form above the compute units' boundary,
+                # and for link transfers
+                vs = (self._translations(t, sd, ss, nonunit)
+                      if K and (b < L or links_here) else None)
+                delta_words[:, i, t], c, kind, kind_ok = boundary_deltas(
+                    full, ext_list, vs, weight, nonunit, first, b == L, links_here)
                 delta_words[~need_row, i, t] = 1.0
                 if any_fan:
                     groups[:, i, t] = self._groups(t, S[:, i], child_box, SX[:, i], SY[:, i])
                     if self.linked[i] and K:
-                        if v is None:
-                            v = np.stack(vs, axis=2)
+                        v = np.stack(vs, axis=2)
                         # `declared`: only between children that keep the tensor
                         link_rows = (keep[:, b, t] if self.link_mode == "declared"
                                      else np.ones(B, dtype=bool))

@@ -15,6 +15,7 @@ order is irrelevant when it feeds a single compute unit per instance, so it is f
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from dataclasses import dataclass
@@ -293,7 +294,19 @@ class MapSpace:
         B = T.shape[0]
         perm = np.empty((B, self.L, self.D), dtype=np.int64)
         dims = np.arange(self.D, dtype=float)
-        all_keys = np.empty((B, self.L, self.D)) if self.compiled else None
+        if self.compiled:
+            # the same draws (one (B, D) block per level, in level order), keys and sort
+            keys = rng.random((self.L, B, self.D)).transpose(1, 0, 2).copy()
+            for i in range(self.L):
+                if not self.order_matters[i]:
+                    keys[:, i] = dims
+                for d, key in self._pins[i]:
+                    keys[:, i, d] = key
+            from dse.mapper.kernel_numba import order_by_keys
+
+            order_by_keys(keys, np.ascontiguousarray(T, dtype=np.int64), perm)
+            return perm
+        all_keys = None
         for i in range(self.L):
             keys = rng.random((B, self.D))
             if not self.order_matters[i]:
@@ -309,6 +322,18 @@ class MapSpace:
 
             order_by_keys(all_keys, np.ascontiguousarray(T, dtype=np.int64), perm)
         return perm
+
+    @functools.cached_property
+    def _pins(self) -> list[list[tuple[int, float]]]:
+        """Per level, (dim, sort key) of the constraint's fixed innermost / outermost loops,
+        as _constrained_keys sets them."""
+        out = []
+        for i in range(self.L):
+            lc = self._lc(i)
+            pins = [(self.dims.index(d), -1e6 + pos) for pos, d in enumerate(lc.perm_inner)]
+            pins += [(self.dims.index(d), 1e6 + pos) for pos, d in enumerate(lc.perm_outer)]
+            out.append(pins)
+        return out
 
     def _constrained_keys(self, i: int, keys: np.ndarray) -> np.ndarray:
         """Sort keys with the constraint's fixed innermost / outermost loops pinned."""
@@ -382,20 +407,30 @@ class MapSpace:
         """Factorizations drawn uniformly from the fan-out-feasible set."""
         if not len(self.combos):
             return np.zeros((0, self.D), dtype=np.int64)
-        weights = self.combo_counts.astype(float)
-        weights /= weights.sum()
+        weights, tables = self._sampling_tables
         combo_idx = rng.choice(len(self.combos), size=n, p=weights)
         choice = np.empty((n, self.D), dtype=np.int64)
         for d in range(self.D):
             keys = self.combos[combo_idx, d]
-            comp = self.completions[d]
-            lens = np.array([len(c) for c in comp])
+            lens, starts, flat = tables[d]
             pick = (rng.random(n) * lens[keys]).astype(np.int64)
+            choice[:, d] = flat[starts[keys] + pick]
+        return choice
+
+    @functools.cached_property
+    def _sampling_tables(self):
+        """sample_choices' constants: combination weights, and per dim the completions of
+        each spatial key as (lengths, start offsets, concatenated option rows)."""
+        weights = self.combo_counts.astype(float)
+        weights /= weights.sum()
+        tables = []
+        for comp in self.completions:
+            lens = np.array([len(c) for c in comp])
             starts = np.zeros(len(comp) + 1, dtype=np.int64)
             starts[1:] = np.cumsum(lens)
             flat = np.concatenate(comp) if comp else np.zeros(0, dtype=np.int64)
-            choice[:, d] = flat[starts[keys] + pick]
-        return choice
+            tables.append((lens, starts, flat))
+        return weights, tables
 
     def iter_choices(self, chunk: int = 4096):
         """Every fan-out-feasible factorization, in a fixed order, in chunks."""

@@ -213,6 +213,15 @@ def test_kernel_choice_environment(monkeypatch) -> None:
     with pytest.raises(SpecError, match="unknown model kernel 'numbaa'") as err:
         kernels.kernel_choice()
     assert "numba" in (err.value.hint or "")
+    # one mapping (dse.model.evaluate): numba only once loaded, or when asked for
+    import sys
+
+    monkeypatch.delenv(kernels.ENV)
+    monkeypatch.setitem(sys.modules, "dse.model.kernel_numba", None)
+    monkeypatch.delitem(sys.modules, "dse.model.kernel_numba")
+    assert kernels.kernel_for_one_mapping() == "numpy"
+    monkeypatch.setenv(kernels.ENV, "numba")
+    assert kernels.kernel_for_one_mapping() == "numba"
     # numba missing: the numpy passes, without an error
     monkeypatch.setattr(kernels, "numba_available", lambda: False)
     monkeypatch.setenv(kernels.ENV, "numba")

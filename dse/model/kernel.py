@@ -97,26 +97,28 @@ class KernelConstants:
 
 def run_kernel(consts: KernelConstants, T, SX, SY, perm, keep, every_row: bool,
                check_capacity: bool = True) -> dict:
-    """The compiled kernel on a batch: validity and the model per row, as arrays. Rows with
-    `exact` set (a link transfer could act on them) still need the numpy passes."""
+    """The compiled kernel on a batch: validity and the model per row, as arrays (per-level
+    detail only with `every_row`, as detail() needs). Rows with `exact` set (a link transfer
+    could act on them) still need the numpy passes."""
     from dse.model.kernel_numba import evaluate_rows
 
     B, L, D = T.shape
     nT = keep.shape[2]
+    n = B if every_row else 0  # per-level detail only for detail()
     out = {
         "valid": np.empty(B, dtype=np.bool_), "capacity_ok": np.empty(B, dtype=np.bool_),
         "fanout_ok": np.empty(B, dtype=np.bool_), "overflow": np.empty((B, L), np.int64),
         "exact": np.zeros(B, dtype=np.bool_), "energy": np.empty(B),
-        "cycles": np.empty(B, dtype=np.int64), "size": np.zeros((B, L, nT), np.int64),
-        "partition": np.zeros((B, L, nT), np.int64), "replication": np.zeros((B, L), np.int64),
-        "counts": np.zeros((B, L, nT, 3)), "energy_by_action": np.zeros((B, L, nT, 3)),
-        "slowdown": np.zeros((B, L)), "level_cycles": np.zeros((B, L), np.int64),
-        "leak": np.zeros((B, L)), "compute_cycles": np.zeros(B, np.int64),
-        "keep": np.zeros((B, L, nT), dtype=np.bool_),
+        "cycles": np.empty(B, dtype=np.int64), "size": np.zeros((n, L, nT), np.int64),
+        "partition": np.zeros((n, L, nT), np.int64), "replication": np.zeros((n, L), np.int64),
+        "counts": np.zeros((n, L, nT, 3)), "energy_by_action": np.zeros((n, L, nT, 3)),
+        "slowdown": np.zeros((n, L)), "level_cycles": np.zeros((n, L), np.int64),
+        "leak": np.zeros((n, L)), "compute_cycles": np.zeros(n, np.int64),
+        "keep": np.zeros((n, L, nT), dtype=np.bool_),
     }
     as64 = [np.ascontiguousarray(x, dtype=np.int64) for x in (T, SX, SY, perm)]
     evaluate_rows(*as64, np.ascontiguousarray(keep, dtype=np.bool_), every_row,
-                  check_capacity, *consts.args,
+                  check_capacity, every_row, *consts.args,
                   out["valid"], out["capacity_ok"], out["fanout_ok"], out["overflow"],
                   out["exact"], out["energy"], out["cycles"], out["size"], out["partition"],
                   out["replication"], out["counts"], out["energy_by_action"], out["slowdown"],

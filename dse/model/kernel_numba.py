@@ -103,7 +103,7 @@ def _groups_exact(A, n_ranks, t, S, i, box, bnd, D):
 
 
 @njit(cache=True, error_model="numpy", nogil=True)
-def evaluate_rows(T, SX, SY, perm, keep_in, every_row, check_capacity,
+def evaluate_rows(T, SX, SY, perm, keep_in, every_row, check_capacity, detail,
                   A, n_ranks, nz_dim, nz_coef, nz_count, shared_dim, relevant, linked, declared,
                   dummy, placed_inside, above_backing, at_backing, backing, cap, has_bits, bits_t,
                   datawidth, fanout, rw, elide_fills, block_t, e_action, e_leak, clusters, rbw,
@@ -112,7 +112,9 @@ def evaluate_rows(T, SX, SY, perm, keep_in, every_row, check_capacity,
                   size_out, partition_out, replication, counts, energy_by_action, slowdown,
                   level_cycles, leak, compute_cycles, keep_out):
     """Per row: validity (every_row=False: rows that fail it are left at energy inf) and the
-    whole model. Outputs are written in place; `exact[b]` marks rows left to the numpy path."""
+    whole model. Outputs are written in place; `exact[b]` marks rows left to the numpy path.
+    The per-level and per-action arrays (size_out ... keep_out) are written only when
+    `detail` is set (they may be empty otherwise)."""
     B, L, D = T.shape
     nT = keep_in.shape[2]
     Rmax = A.shape[1]
@@ -142,6 +144,11 @@ def evaluate_rows(T, SX, SY, perm, keep_in, every_row, check_capacity,
     partition = np.empty((L, nT), dtype=np.int64)
     sbox = np.empty((1, D), dtype=np.int64)
     rep = np.empty(L, dtype=np.int64)
+    counts_row = np.empty((L, nT, 3))  # counts of this row: reads, fills, updates per instance
+    energy_row = np.empty((L, nT, 3))  # energy per action
+    slow_l = np.empty(L)
+    lcyc_l = np.empty(L, dtype=np.int64)
+    leak_l = np.empty(L)
     for b in range(B):
         # ---- nest and tiles (BatchModel._tiles)
         for i in range(L):
@@ -355,21 +362,21 @@ def evaluate_rows(T, SX, SY, perm, keep_in, every_row, check_capacity,
                     break
             for i in range(L):
                 if not keep[i, t]:
-                    counts[b, i, t, READ] = 0.0
-                    counts[b, i, t, FILL] = 0.0
-                    counts[b, i, t, UPDATE] = 0.0
+                    counts_row[i, t, READ] = 0.0
+                    counts_row[i, t, FILL] = 0.0
+                    counts_row[i, t, UPDATE] = 0.0
                     continue
                 if rw[t]:
-                    counts[b, i, t, UPDATE] = np.rint(content[i, t])
-                    counts[b, i, t, READ] = np.rint(content[i, t] - partition[i, t])
+                    counts_row[i, t, UPDATE] = np.rint(content[i, t])
+                    counts_row[i, t, READ] = np.rint(content[i, t] - partition[i, t])
                     if i == first_keeper or not elide_fills:
-                        counts[b, i, t, FILL] = np.rint(share[i, t])
+                        counts_row[i, t, FILL] = np.rint(share[i, t])
                     else:
-                        counts[b, i, t, FILL] = np.rint(share[i, t] - partition[i, t])
+                        counts_row[i, t, FILL] = np.rint(share[i, t] - partition[i, t])
                 else:
-                    counts[b, i, t, UPDATE] = 0.0
-                    counts[b, i, t, READ] = np.rint(content[i, t])
-                    counts[b, i, t, FILL] = np.floor(share[i, t])
+                    counts_row[i, t, UPDATE] = 0.0
+                    counts_row[i, t, READ] = np.rint(content[i, t])
+                    counts_row[i, t, FILL] = np.floor(share[i, t])
         # ---- energy per action (cost.access_energy), summed in a fixed order
         level_sum = 0.0
         cc = 1
@@ -382,11 +389,11 @@ def evaluate_rows(T, SX, SY, perm, keep_in, every_row, check_capacity,
             for t in range(nT):
                 for a in range(3):
                     if keep[i, t]:
-                        blocks = np.ceil(counts[b, i, t, a] / block_t[i, t])
+                        blocks = np.ceil(counts_row[i, t, a] / block_t[i, t])
                         e = blocks * e_action[i, a] * charged
                     else:
                         e = 0.0 * charged
-                    energy_by_action[b, i, t, a] = e
+                    energy_row[i, t, a] = e
                     lsum = e if (t == 0 and a == 0) else lsum + e
             level_sum = lsum if i == 0 else level_sum + lsum
         # ---- bandwidth-limited cycles (cost.bandwidth_cycles)
@@ -395,8 +402,8 @@ def evaluate_rows(T, SX, SY, perm, keep_in, every_row, check_capacity,
             rsum = 0.0
             wsum_f = 0.0
             for t in range(nT):
-                rd_t = counts[b, i, t, READ]
-                wr_t = counts[b, i, t, FILL] + counts[b, i, t, UPDATE]
+                rd_t = counts_row[i, t, READ]
+                wr_t = counts_row[i, t, FILL] + counts_row[i, t, UPDATE]
                 if has_bits:
                     rd_t = rd_t * bw_scale[i, t]
                     wr_t = wr_t * bw_scale[i, t]
@@ -411,9 +418,9 @@ def evaluate_rows(T, SX, SY, perm, keep_in, every_row, check_capacity,
                 slow = min(slow, wbw[i] / wd)
             if rd + wd > sbw[i]:
                 slow = min(slow, sbw[i] / (rd + wd))
-            slowdown[b, i] = slow
+            slow_l[i] = slow
             lc = np.int64(np.ceil(cc / slow))
-            level_cycles[b, i] = lc
+            lcyc_l[i] = lc
             worst = lc if i == 0 else max(worst, lc)
         cyc = max(cc, worst)
         # ---- leakage (cost.leakage) and the total
@@ -424,14 +431,22 @@ def evaluate_rows(T, SX, SY, perm, keep_in, every_row, check_capacity,
                 if keep[i, t]:
                     any_kept = True
             lk = e_leak[i] * float(cyc) * float(rep[i]) if any_kept else 0.0
-            leak[b, i] = lk
+            leak_l[i] = lk
             leak_sum = lk if i == 0 else leak_sum + lk
         energy[b] = level_sum + leak_sum + compute_pJ
         cycles[b] = cyc
+        if not detail:
+            continue
         compute_cycles[b] = cc
         for i in range(L):
             replication[b, i] = rep[i]
+            slowdown[b, i] = slow_l[i]
+            level_cycles[b, i] = lcyc_l[i]
+            leak[b, i] = leak_l[i]
             for t in range(nT):
                 keep_out[b, i, t] = keep[i, t]
                 size_out[b, i, t] = size[i, t] if keep[i, t] else 0
                 partition_out[b, i, t] = partition[i, t] if keep[i, t] else 0
+                for a in range(3):
+                    counts[b, i, t, a] = counts_row[i, t, a]
+                    energy_by_action[b, i, t, a] = energy_row[i, t, a]

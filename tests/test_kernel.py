@@ -78,12 +78,12 @@ def test_reference_case_identical_through_both_paths(name: str, handled: list[st
         handled.append(name)
 
 
-def test_kernel_itself_evaluates_most_reference_cases(handled: list[str]) -> None:
-    """The comparison above is not vacuous: most cases are computed by the kernel, not
-    handed back to the numpy passes (those have link transfers that could act)."""
+def test_kernel_itself_evaluates_the_reference_cases(handled: list[str]) -> None:
+    """The comparison above is not vacuous: the kernel computes every case itself (none
+    needs the exact link-transfer walk of the numpy passes)."""
     if len(handled) == 0:
         pytest.skip("run with the reference-case test above")
-    assert len(handled) >= len(CASES) // 2, handled
+    assert len(handled) == len(CASES), sorted(set(CASES) - set(handled))
 
 
 def _compare_random(problem, arch, cons, n: int, seed: int, **kw) -> tuple[int, int]:
@@ -104,22 +104,25 @@ def _compare_random(problem, arch, cons, n: int, seed: int, **kw) -> tuple[int, 
 def test_random_mappings_identical_ex06() -> None:
     spec, searcher = prepare(ref_files("ispass_06_mapper_eyeriss"), SearchConfig())
     valid, own = _compare_random(spec.problem, spec.arch, searcher.space.cons, 600, 31)
-    assert valid > 100 and own > 0
+    assert valid > 100 and valid * 0.8 < own < valid  # Timeloop's link mode: a few exact
     valid, own = _compare_random(spec.problem, spec.arch, Constraints({}), 600, 32)
     assert valid > 20
 
 
 def test_random_mappings_identical_windows_every_link_mode() -> None:
-    """Sliding windows over a fan-out: link transfers act on some rows (handed to the numpy
-    passes), the others are the kernel's."""
+    """Sliding windows over a fan-out: link transfers act on some rows; the kernel does the
+    closed forms, rows that need the exact walk per spatial structure go to the numpy
+    passes."""
     problem, arch = _window_design()
     window = Constraints({"GLB": LevelConstraints(spatial_exact={"R": 3}, perm_inner=("P",),
                                                   temporal_min={"P": 2})})
     for mode in (None, "off", "timeloop", "declared"):
         valid, own = _compare_random(problem, arch, window, 300, 33, link_transfers=mode)
-        assert valid > 50
-        if mode == "off":
+        assert valid > 50 and own > 0
+        if mode in ("off", "declared"):  # no link can act (declared: no neighbour_links)
             assert own == valid
+        else:  # some rows need the exact walk (the hybrid path is exercised)
+            assert own < valid
     valid, own = _compare_random(problem, arch, Constraints({}), 300, 34)
     assert valid > 50 and own > 0
 

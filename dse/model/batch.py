@@ -194,15 +194,17 @@ class BatchModel(TilingPasses, MulticastPasses):
         return self._evaluate_valid(T, SX, SY, S, perm, keep, box, size, spatial_order)
 
     def _detail_kernel(self, T, SX, SY, perm, keep, spatial_order=None) -> Detail:
-        """detail() by the compiled kernel; rows it leaves to the numpy passes (a link
-        transfer could act on them) are evaluated by those."""
-        out = run_kernel(self._kernel_consts, T, SX, SY, perm, keep, every_row=True)
-        B = T.shape[0]
+        """detail() by the compiled kernel; rows it leaves to the numpy passes (they need
+        the exact link-transfer walk) are evaluated by those."""
+        canonical = None
+        if spatial_order is not None:
+            canonical = self._canonical_spatial(spatial_order, SX * SY)
+        out = run_kernel(self._kernel_consts, T, SX, SY, perm, keep, every_row=True,
+                         canonical=canonical)
         det = Detail(size=out["size"], partition=out["partition"],
                      replication=out["replication"], counts=out["counts"],
-                     energy_by_action=out["energy_by_action"],
-                     links=np.zeros((B, self.L, len(self.tensors))),
-                     peer=np.zeros((B, self.L, len(self.tensors))), slowdown=out["slowdown"],
+                     energy_by_action=out["energy_by_action"], links=out["links"],
+                     peer=out["peer"], slowdown=out["slowdown"],
                      level_cycles=out["level_cycles"], leak=out["leak"],
                      compute_cycles=out["compute_cycles"], cycles=out["cycles"],
                      energy=out["energy"], keep=out["keep"])
@@ -252,7 +254,7 @@ class BatchModel(TilingPasses, MulticastPasses):
 
     def _evaluate_kernel(self, T, SX, SY, perm, keep, check_capacity: bool) -> BatchResult:
         """evaluate() by the compiled kernel (validity and model per row); rows it leaves to
-        the numpy passes (a link transfer could act on them) are evaluated by those."""
+        the numpy passes (they need the exact link-transfer walk) are evaluated by those."""
         out = run_kernel(self._kernel_consts, T, SX, SY, perm, keep, every_row=False,
                          check_capacity=check_capacity)
         energy, cycles, valid = out["energy"], out["cycles"], out["valid"]

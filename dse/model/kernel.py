@@ -72,10 +72,20 @@ class KernelConstants:
         self.shared_dim = np.array(model.shared_dim, dtype=np.bool_)
         self.relevant = ~np.array(model.irrelevant, dtype=np.bool_).reshape(nT, model.D)
         self.linked = np.array(model.linked, dtype=np.bool_)
+        # link transfers: sliding-window dim pairs, and multicast._simple_hits' hash codes
+        self.pairs = np.zeros((nT, model.D, model.D), dtype=np.bool_)
+        self.hash_w = np.zeros((nT, R), dtype=np.int64)
+        self.colw = np.zeros((nT, model.D), dtype=np.int64)
+        for t, a in enumerate(model.A):
+            for x, y in model.coupled_pairs[t]:
+                self.pairs[t, x, y] = True
+            w = model._hash_weights(a.shape[0])
+            self.hash_w[t, : a.shape[0]] = w
+            self.colw[t] = a.T @ w
         self.declared = model.link_mode == "declared"
         self.args = (
             self.A, self.n_ranks, self.nz_dim, self.nz_coef, self.nz_count, self.shared_dim,
-            self.relevant, self.linked, self.declared,
+            self.relevant, self.pairs, self.hash_w, self.colw, self.linked, self.declared,
             np.ascontiguousarray(model.dummy, dtype=np.bool_), model.placed_inside,
             np.ascontiguousarray(model.above_backing), np.ascontiguousarray(model.at_backing),
             model.backing.astype(np.int64), model.cap.astype(np.int64), model.has_bits,
@@ -96,10 +106,11 @@ class KernelConstants:
 
 
 def run_kernel(consts: KernelConstants, T, SX, SY, perm, keep, every_row: bool,
-               check_capacity: bool = True) -> dict:
+               check_capacity: bool = True, canonical: np.ndarray | None = None) -> dict:
     """The compiled kernel on a batch: validity and the model per row, as arrays (per-level
     detail only with `every_row`, as detail() needs). Rows with `exact` set (a link transfer
-    could act on them) still need the numpy passes."""
+    could act on them) still need the numpy passes. `canonical` (B, L): the level's spatial loops
+are in the mapper's canonical order (default: all are)."""
     from dse.model.kernel_numba import evaluate_rows
 
     B, L, D = T.shape
@@ -114,13 +125,18 @@ def run_kernel(consts: KernelConstants, T, SX, SY, perm, keep, every_row: bool,
         "counts": np.zeros((n, L, nT, 3)), "energy_by_action": np.zeros((n, L, nT, 3)),
         "slowdown": np.zeros((n, L)), "level_cycles": np.zeros((n, L), np.int64),
         "leak": np.zeros((n, L)), "compute_cycles": np.zeros(n, np.int64),
-        "keep": np.zeros((n, L, nT), dtype=np.bool_),
+        "keep": np.zeros((n, L, nT), dtype=np.bool_), "links": np.zeros((n, L, nT)),
+        "peer": np.zeros((n, L, nT)),
     }
+    if canonical is None:
+        canonical = np.ones((B, L), dtype=np.bool_)
     as64 = [np.ascontiguousarray(x, dtype=np.int64) for x in (T, SX, SY, perm)]
-    evaluate_rows(*as64, np.ascontiguousarray(keep, dtype=np.bool_), every_row,
+    evaluate_rows(*as64, np.ascontiguousarray(keep, dtype=np.bool_),
+                  np.ascontiguousarray(canonical, dtype=np.bool_), every_row,
                   check_capacity, every_row, *consts.args,
                   out["valid"], out["capacity_ok"], out["fanout_ok"], out["overflow"],
                   out["exact"], out["energy"], out["cycles"], out["size"], out["partition"],
                   out["replication"], out["counts"], out["energy_by_action"], out["slowdown"],
-                  out["level_cycles"], out["leak"], out["compute_cycles"], out["keep"])
+                  out["level_cycles"], out["leak"], out["compute_cycles"], out["keep"],
+                  out["links"], out["peer"])
     return out

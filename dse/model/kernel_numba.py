@@ -7,8 +7,10 @@ identical (tests/test_kernel.py): nest and tiles (BatchModel._tiles, tiling._ext
 capacity / fan-out / placement checks (BatchModel.evaluate), deltas (deltas.py's closed form,
 BatchModel._evaluate_valid), multicast groups (multicast._groups, _groups_exact), parent share
 and masking, partitions, accesses (buffer.py), energy, cycles and leakage (cost.py).
-Link transfers are not re-expressed: a row on which a link transfer could act (multicast.
-_links' `matters`) is flagged in `exact` and the caller evaluates it with the numpy passes.
+Link transfers (multicast._links): the closed forms (zero-translation steps on a mesh that
+decodes like the mapped grid, and the screen of translations against neighbour differences)
+are here; a row that needs the exact walk per spatial structure is flagged in `exact` and the
+caller evaluates it with the numpy passes.
 """
 
 from __future__ import annotations
@@ -103,14 +105,44 @@ def _groups_exact(A, n_ranks, t, S, i, box, bnd, D):
 
 
 @njit(cache=True, error_model="numpy", nogil=True)
-def evaluate_rows(T, SX, SY, perm, keep_in, every_row, check_capacity, detail,
-                  A, n_ranks, nz_dim, nz_coef, nz_count, shared_dim, relevant, linked, declared,
+def _simple_hits(K, R, vk, kind_ok, hash_w, colw, t, i, b, SX, SY, box, bnd, D):
+    """multicast._simple_hits for one row: some step's non-zero translation equals a
+    neighbour's offset difference on a mesh axis (compared by hash code, as there: an exact
+    necessary condition; a hit sends the row to the exact walk)."""
+    for axis in range(2):
+        acc = np.zeros(D, dtype=np.int64)
+        for d in range(D):  # innermost first (canonical order: dimension order)
+            fac = SX[b, i, d] if axis == 0 else SY[b, i, d]
+            if fac <= 1:
+                continue
+            base = box[bnd, d] if axis == 0 else box[bnd, d] * SX[b, i, d]
+            dcode = 0
+            for e in range(D):
+                if colw[t, e] != 0:
+                    diff = acc[e] + (base if e == d else 0)
+                    dcode += diff * colw[t, e]
+            for k in range(K):
+                if not kind_ok[k]:
+                    continue
+                code = 0
+                for r in range(R):
+                    code += vk[k, r] * hash_w[t, r]
+                if code != 0 and (code == dcode or code == -dcode):
+                    return True
+            acc[d] -= base * (fac - 1)
+    return False
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def evaluate_rows(T, SX, SY, perm, keep_in, canonical, every_row, check_capacity, detail,
+                  A, n_ranks, nz_dim, nz_coef, nz_count, shared_dim, relevant, pairs, hash_w,
+                  colw, linked, declared,
                   dummy, placed_inside, above_backing, at_backing, backing, cap, has_bits, bits_t,
                   datawidth, fanout, rw, elide_fills, block_t, e_action, e_leak, clusters, rbw,
                   wbw, sbw, bw_scale, compute_pJ,
                   valid, capacity_ok, fanout_ok, overflow, exact, energy, cycles,
                   size_out, partition_out, replication, counts, energy_by_action, slowdown,
-                  level_cycles, leak, compute_cycles, keep_out):
+                  level_cycles, leak, compute_cycles, keep_out, links_out, peer_out):
     """Per row: validity (every_row=False: rows that fail it are left at energy inf) and the
     whole model. Outputs are written in place; `exact[b]` marks rows left to the numpy path.
     The per-level and per-action arrays (size_out ... keep_out) are written only when
@@ -144,6 +176,13 @@ def evaluate_rows(T, SX, SY, perm, keep_in, every_row, check_capacity, detail,
     partition = np.empty((L, nT), dtype=np.int64)
     sbox = np.empty((1, D), dtype=np.int64)
     rep = np.empty(L, dtype=np.int64)
+    kind_ok = np.empty(L * D, dtype=np.bool_)
+    ck = np.empty(L * D, dtype=np.int64)
+    vk = np.empty((L * D, Rmax), dtype=np.int64)
+    zero_words = np.empty((L, nT))
+    zero_linked = np.empty((L, nT))
+    links = np.empty((L, nT))
+    peer = np.empty((L, nT))
     counts_row = np.empty((L, nT, 3))  # counts of this row: reads, fills, updates per instance
     energy_row = np.empty((L, nT, 3))  # energy per action
     slow_l = np.empty(L)
@@ -223,6 +262,8 @@ def evaluate_rows(T, SX, SY, perm, keep_in, every_row, check_capacity, detail,
             n_slots[i] = w
         # ---- deltas and multicast groups per boundary (deltas.py closed form)
         flagged = False
+        zero_words[:] = 0.0
+        zero_linked[:] = 0.0
         for i in range(L):
             bnd = i + 1
             K = 0  # loops above boundary bnd, innermost first
@@ -264,26 +305,33 @@ def evaluate_rows(T, SX, SY, perm, keep_in, every_row, check_capacity, detail,
                 if not (needed or links_possible):
                     delta[i, t] = 1.0  # only the ratio groups / fan-out is used
                     continue
-                # multicast._links acts on this row: the numpy passes evaluate it
                 link_rows = keep[bnd, t] if declared else True
-                if links_possible and link_rows and (needed or g < fan[i]):
-                    flagged = True
-                    break
+                # multicast._links' `matters`: a link transfer could act on this row
+                matters = links_possible and link_rows and (needed or g < fan[i])
                 full = 1
                 for r in range(n_ranks[t]):
                     ext[r] = _extent(nz_dim, nz_coef, nz_count, t, r, box, bnd)
                     full *= ext[r]
+                R = n_ranks[t]
                 if K == 0:
                     delta[i, t] = full
                 elif bnd == L:  # the compute units: every step moves a whole tile
                     wsum = 0
                     for k in range(K):
                         wsum += weight[k]
+                        kind_ok[k] = True
                     delta[i, t] = full * (1 + wsum)
+                    if matters:  # translations, for link transfers (tiling._translations)
+                        for r in range(R):
+                            cum[r] = 0
+                        for k in range(K):
+                            for r in range(R):
+                                pv = A[t, r, sd[k]] * ss[k]
+                                vk[k, r] = pv - cum[r]
+                                cum[r] += pv
                 else:
-                    # fills = F + sum_k W_k c_k; c_1 = D(Delta_1), c_k = D(Delta_k) if
-                    # Delta_k == Delta_1 else F (deltas.py)
-                    R = n_ranks[t]
+                    # deltas.boundary_deltas: fills = F + sum_k W_k c_k; c_1 = D(Delta_1),
+                    # c_k = D(Delta_k) if Delta_k == Delta_1 else F
                     for r in range(R):
                         cum[r] = 0
                     acc = 0
@@ -297,6 +345,7 @@ def evaluate_rows(T, SX, SY, perm, keep_in, every_row, check_capacity, detail,
                             pv = A[t, r, d] * ss[k]
                             v = pv - cum[r]  # Delta_k = stride_k - sum_{j<k} stride_j
                             cum[r] += pv
+                            vk[k, r] = v
                             if k == 0:
                                 v0[r] = v
                             elif v != v0[r]:
@@ -314,8 +363,76 @@ def evaluate_rows(T, SX, SY, perm, keep_in, every_row, check_capacity, detail,
                             c = full
                         if k > 0 and differs:
                             c = full
+                        ck[k] = c
                         acc += weight[k] * c
                     delta[i, t] = full + acc
+                    if matters:  # a link needs the previous step's delta of the same kind
+                        kfirst = 0 if ck[0] == 0 else (2 if ck[0] == full else 1)
+                        any_later = False
+                        for k in range(1, K):
+                            kd = 0 if ck[k] == 0 else (2 if ck[k] == full else 1)
+                            kind_ok[k] = kd == kfirst and kd > 0
+                            any_later = any_later or kind_ok[k]
+                        kind_ok[0] = kfirst > 0 and (kfirst == 2 or any_later)
+                if not matters:
+                    continue
+                # ---- link transfers (multicast._links): closed forms, else the numpy passes
+                zw = 0  # words per child over zero-translation steps
+                for k in range(K):
+                    zero = kind_ok[k]
+                    for r in range(R):
+                        if vk[k, r] != 0:
+                            zero = False
+                    if zero:
+                        zw += weight[k]
+                zw = zw * full
+                coupled = bnd == L
+                if not coupled:  # a sliding-window pair: spatial x here, y walked in time
+                    for x in range(D):
+                        if S[i, x] > 1:
+                            for y in range(D):
+                                if pairs[t, x, y]:
+                                    for lv in range(i + 1):
+                                        if T[b, lv, y] > 1:
+                                            coupled = True
+                xm = 1
+                ym = 1
+                for d in range(D):
+                    xm *= SX[b, i, d]
+                    ym *= SY[b, i, d]
+                spatial_sum = False
+                for r in range(R):
+                    n_sp = 0
+                    for j in range(nz_count[t, r]):
+                        if S[i, nz_dim[t, r, j]] > 1:
+                            n_sp += 1
+                    if n_sp > 1:
+                        spatial_sum = True
+                simple = (ym == 1 or xm == fanout[i, 0]) and not spatial_sum and canonical[b, i]
+                if not simple:
+                    if zw > 0 or coupled:  # the exact walk per spatial structure
+                        flagged = True
+                        break
+                    continue
+                if coupled and _simple_hits(K, R, vk, kind_ok, hash_w, colw, t, i, b, SX, SY,
+                                            box, bnd, D):
+                    flagged = True  # a translation a neighbour's offset matches
+                    break
+                all_linked = False
+                for d in range(D):
+                    if SX[b, i, d] > 1:
+                        all_linked = not relevant[t, d]
+                        break
+                if not all_linked:
+                    for d in range(D):
+                        if SY[b, i, d] > 1:
+                            all_linked = not relevant[t, d]
+                            break
+                if zw > 0 and all_linked:
+                    # every child has a same-data neighbour: zero-translation steps come
+                    # from it (multicast groups and children among the rest: none)
+                    zero_words[i, t] = zw
+                    zero_linked[i, t] = fan[i]
             if flagged:
                 break
         if flagged:
@@ -324,8 +441,10 @@ def evaluate_rows(T, SX, SY, perm, keep_in, every_row, check_capacity, detail,
         # ---- parent share and masking (buffer.parent_share_and_mask)
         for i in range(L):
             for t in range(nT):
-                total[i, t] = delta[i, t] * groups[i, t]
-                weighted[i, t] = delta[i, t] * float(fan[i])
+                zwf = zero_words[i, t]
+                total[i, t] = (delta[i, t] - zwf) * groups[i, t] + zwf * 0.0
+                weighted[i, t] = (delta[i, t] - zwf) * float(fan[i]) + zwf * 0.0
+                links[i, t] = zwf * zero_linked[i, t]
                 content[i, t] = total[i, t]
                 share[i, t] = 0.0 if i == 0 else weighted[i - 1, t] / float(fan[i - 1])
         for i in range(L - 1, 0, -1):
@@ -336,11 +455,14 @@ def evaluate_rows(T, SX, SY, perm, keep_in, every_row, check_capacity, detail,
                     content[i - 1, t] = scaled
                     total[i - 1, t] = scaled
                     weighted[i - 1, t] = weighted[i - 1, t] * factor
+                    links[i - 1, t] = 0.0
         if placed_inside:  # nothing comes from above a backing level
             for i in range(L):
                 for t in range(nT):
                     if at_backing[i, t]:
                         share[i, t] = 0.0
+                    if i + 1 < L and at_backing[i + 1, t]:
+                        links[i, t] = 0.0
         # ---- partitions (buffer.partition_sizes) and replication
         for t in range(nT):
             partition[0, t] = size[0, t]
@@ -353,6 +475,10 @@ def evaluate_rows(T, SX, SY, perm, keep_in, every_row, check_capacity, detail,
         rep[0] = 1
         for i in range(1, L):
             rep[i] = rep[i - 1] * fan[i - 1]
+        for t in range(nT):  # peer accesses per instance (link transfers)
+            peer[0, t] = 0.0
+            for i in range(1, L):
+                peer[i, t] = np.floor(np.floor(links[i - 1, t]) / rep[i])
         # ---- reads, fills, updates (buffer.accesses); no peer accesses without links
         for t in range(nT):
             first_keeper = 0
@@ -366,17 +492,19 @@ def evaluate_rows(T, SX, SY, perm, keep_in, every_row, check_capacity, detail,
                     counts_row[i, t, FILL] = 0.0
                     counts_row[i, t, UPDATE] = 0.0
                     continue
+                content_peer = content[i, t] + peer[i, t]
+                share_peer = share[i, t] + peer[i, t]
                 if rw[t]:
                     counts_row[i, t, UPDATE] = np.rint(content[i, t])
-                    counts_row[i, t, READ] = np.rint(content[i, t] - partition[i, t])
+                    counts_row[i, t, READ] = np.rint(content_peer - partition[i, t])
                     if i == first_keeper or not elide_fills:
-                        counts_row[i, t, FILL] = np.rint(share[i, t])
+                        counts_row[i, t, FILL] = np.rint(share_peer)
                     else:
-                        counts_row[i, t, FILL] = np.rint(share[i, t] - partition[i, t])
+                        counts_row[i, t, FILL] = np.rint(share_peer - partition[i, t])
                 else:
                     counts_row[i, t, UPDATE] = 0.0
-                    counts_row[i, t, READ] = np.rint(content[i, t])
-                    counts_row[i, t, FILL] = np.floor(share[i, t])
+                    counts_row[i, t, READ] = np.rint(content_peer)
+                    counts_row[i, t, FILL] = np.floor(share_peer)
         # ---- energy per action (cost.access_energy), summed in a fixed order
         level_sum = 0.0
         cc = 1
@@ -447,6 +575,8 @@ def evaluate_rows(T, SX, SY, perm, keep_in, every_row, check_capacity, detail,
                 keep_out[b, i, t] = keep[i, t]
                 size_out[b, i, t] = size[i, t] if keep[i, t] else 0
                 partition_out[b, i, t] = partition[i, t] if keep[i, t] else 0
+                links_out[b, i, t] = links[i, t]
+                peer_out[b, i, t] = peer[i, t]
                 for a in range(3):
                     counts[b, i, t, a] = counts_row[i, t, a]
                     energy_by_action[b, i, t, a] = energy_row[i, t, a]

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dse.network import Network
+from dse.workload.network import Network
 
 
 @dataclass

@@ -11,25 +11,25 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from dse.arch_library import (
+from dse.arch.rules import check_layer, check_network, prepare_problem, true_macs
+from dse.cli import main
+from dse.energy import estimate
+from dse.errors import SpecError
+from dse.mapper.search import SearchConfig, Searcher
+from dse.model import evaluate
+from dse.model.evaluate import MappingError
+from dse.pipeline.map import prepare
+from dse.spec.arch_library import (
     REPO_ARCH_SPECS,
     architecture_files,
     constraints_file,
     load_architecture,
 )
-from dse.arch_rules import check_layer, check_network, prepare_problem, true_macs
-from dse.cli import main
-from dse.energy import estimate
-from dse.errors import SpecError
-from dse.layers import conv2d
-from dse.mapper.constraints import constraints_from_document
-from dse.mapper.run import prepare
-from dse.mapper.search import SearchConfig, Searcher
-from dse.model import evaluate
-from dse.model.evaluate import MappingError
 from dse.spec.build import load_spec
+from dse.spec.constraints import constraints_from_document
 from dse.spec.native import read_mapping
-from dse.workload_library import load_workload
+from dse.spec.workload_library import load_workload
+from dse.workload.layers import conv2d
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL_CONV = "problem: {type: conv2d, C: 16, M: 16, P: 8, Q: 8, R: 3, S: 3}\n"

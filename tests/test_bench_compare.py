@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from dse.bench_compare import compare, resolve_revision
+from dse.bench.compare import compare, resolve_revision
 from dse.cli import main
 from dse.errors import SpecError
 

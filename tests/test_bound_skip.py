@@ -13,8 +13,8 @@ from dse.mapper.batch import BatchModel
 from dse.mapper.bounds import Bounds
 from dse.mapper.constraints import Constraints
 from dse.mapper.mapspace import MapSpace
-from dse.mapper.run import prepare
 from dse.mapper.search import OBJECTIVES, SearchConfig, Searcher
+from dse.pipeline.map import prepare
 from tests.test_mapper import _window_design, naive_results, tiny_designs
 from tests.test_walker_vs_model import make_problem
 
@@ -192,9 +192,9 @@ def test_cli_search_json_counts_skipped(tmp_path: Path) -> None:
 
 def test_bound_skip_is_not_part_of_the_store_key() -> None:
     """It cannot change a result, so a layer stored with it on is reused with it off."""
-    from dse.layers import conv2d
     from dse.pipeline.run import layer_key
     from dse.pipeline.spec import load_arch
+    from dse.workload.layers import conv2d
 
     arch = load_arch([str(ROOT / "arch_specs" / "eyeriss_like.yaml")])
     problem = conv2d("c", C=8, K=8, P=4, Q=4, R=3, S=3)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from dse import layers as L
-from dse.arch import Architecture, ComputeLevel
+from dse.arch.architecture import Architecture, ComputeLevel
 from dse.mapping import LevelMapping, Mapping
 from dse.model import evaluate
 from dse.model.batch import BatchModel, rows_from_mappings
+from dse.workload import layers as L
 from tests.test_mapper import _energy, _level
 
 

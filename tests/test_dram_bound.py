@@ -18,15 +18,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dse.arch import Architecture
+from dse.arch.architecture import Architecture
 from dse.factors import divisors
-from dse.layers import conv2d
 from dse.mapper.search import SearchConfig, Searcher
 from dse.model import dram_bound as db
 from dse.model import evaluate
 from dse.model.evaluate import MappingError
 from dse.pipeline.spec import load_arch
-from dse.workload import Problem
+from dse.workload.layers import conv2d
+from dse.workload.problem import Problem
 from tests.test_mapper import _level, _mac, enumerate_mappings
 from tests.test_walker_vs_model import make_problem
 

@@ -10,9 +10,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dse.errors import SpecError
-from dse.network import load_network_text
 from dse.schedule.fused import FusedModel, Segment
-from dse.workload_graph import tensor_graph
+from dse.spec.network import load_network_text
+from dse.workload.graph import tensor_graph
 from tests.oracle_fused import walk
 
 HEAD = """
@@ -146,7 +146,7 @@ def test_tensors_move_at_the_widths_the_layerwise_model_uses():
 
 def test_resnet18_graph_and_greedy_segments_are_valid_and_fit():
     from dse.schedule.fused import check_fits, greedy_segments
-    from dse.workload_library import load_workload
+    from dse.spec.workload_library import load_workload
 
     net = load_workload("resnet18")
     g = tensor_graph(net)

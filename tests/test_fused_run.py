@@ -13,12 +13,12 @@ from hypothesis import strategies as st
 
 from dse.cli import main
 from dse.mapper.search import SearchConfig
-from dse.network import load_network_text
 from dse.pipeline.fused import layerwise_dram_bits
 from dse.pipeline.layer import map_layer
 from dse.pipeline.run import plan
 from dse.pipeline.spec import load_arch
 from dse.schedule.fused import FusedModel, Segment
+from dse.spec.network import load_network_text
 
 REPO = Path(__file__).resolve().parents[1]
 HEAD = REPO / "tests" / "data" / "fused" / "resnet18_head.yaml"

@@ -22,10 +22,9 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from dse.arch import Architecture
+from dse.arch.architecture import Architecture
 from dse.cli import main
 from dse.errors import SpecError
-from dse.layers import Bits, conv2d
 from dse.mapper.batch import BatchModel, group_translations
 from dse.mapper.constraints import Constraints, LevelConstraints
 from dse.mapper.mapspace import MapSpace
@@ -35,7 +34,8 @@ from dse.model import evaluate
 from dse.model.evaluate import MappingError
 from dse.pipeline.run import layer_key
 from dse.pipeline.spec import load_arch
-from dse.workload import DataSpace, Problem
+from dse.workload.layers import Bits, conv2d
+from dse.workload.problem import DataSpace, Problem
 from tests.conftest import REPO
 from tests.oracle.scalar_model import scalar_evaluate
 from tests.test_mapper import _level, _mac, _random_rows

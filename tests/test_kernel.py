@@ -18,10 +18,10 @@ import yaml
 from dse.errors import SpecError
 from dse.mapper.constraints import Constraints, LevelConstraints
 from dse.mapper.mapspace import MapSpace
-from dse.mapper.run import prepare
 from dse.mapper.search import SearchConfig, Searcher
 from dse.model import kernel as kernels
 from dse.model.batch import BatchModel, rows_from_mappings, spatial_orders
+from dse.pipeline.map import prepare
 from dse.spec.build import load_spec
 from tests.conftest import TIMELOOP_REFS
 from tests.test_hardware_semantics import _bits_design
@@ -128,7 +128,7 @@ def test_random_mappings_identical_windows_every_link_mode() -> None:
 
 
 def test_random_mappings_identical_word_bits_and_placement() -> None:
-    from dse.layers import Bits, conv2d
+    from dse.workload.layers import Bits, conv2d
 
     arch = _bits_design()
     problem = conv2d("c", C=8, K=8, P=3, Q=1, R=3, S=1,

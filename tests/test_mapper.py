@@ -21,19 +21,19 @@ import numpy as np
 import pytest
 import yaml
 
-from dse.arch import Architecture, ComputeLevel, Energy, StorageLevel
+from dse.arch.architecture import Architecture, ComputeLevel, Energy, StorageLevel
 from dse.mapper.batch import BatchModel
 from dse.mapper.constraints import Constraints, LevelConstraints
 from dse.mapper.mapspace import MapSpace
-from dse.mapper.run import mapper_defaults, prepare
 from dse.mapper.search import OBJECTIVES, SearchConfig, Searcher, SearchResult
 from dse.mapping import LevelMapping, Mapping
 from dse.model import evaluate
 from dse.model.evaluate import MappingError
+from dse.pipeline.map import mapper_defaults, prepare
 from dse.spec.build import load_spec, read_mapping
 from dse.spec.convert import mapping_to_native, mapping_to_timeloop
 from dse.spec.yamlload import load_documents
-from dse.workload import Problem
+from dse.workload.problem import Problem
 from tests.conftest import TIMELOOP_REFS
 from tests.oracle.scalar_model import scalar_evaluate
 from tests.test_walker_vs_model import make_problem

@@ -9,12 +9,12 @@ import itertools
 import numpy as np
 import pytest
 
-from dse.arch import Architecture
-from dse.library_paths import bundled_dir
+from dse.arch.architecture import Architecture
 from dse.mapper.constraints import Constraints, LevelConstraints
 from dse.mapper.mapspace import MapSpace, spatial_combinations
-from dse.mapper.run import prepare
 from dse.mapper.search import SearchConfig
+from dse.pipeline.map import prepare
+from dse.spec.library_paths import bundled_dir
 from tests.test_mapper import _level, _mac, _window_design
 from tests.test_walker_vs_model import make_problem
 

@@ -12,10 +12,10 @@ from click.testing import CliRunner
 
 from dse.cli import main
 from dse.errors import SpecError
-from dse.network import load_network_text
 from dse.pipeline.spec import load_arch
 from dse.schedule.max78000 import MAX78000, layer_cycles, rows, schedule
-from dse.workload_library import load_workload
+from dse.spec.network import load_network_text
+from dse.spec.workload_library import load_workload
 from tests.conftest import REPO
 
 MAX = str(REPO / "arch_specs" / "max78000.yaml")

@@ -157,7 +157,7 @@ def test_a_search_cut_short_in_process_is_not_stored(tmp_path: Path, tiny: str) 
     from dse.pipeline.spec import load_arch
     from dse.pipeline.store import ResultStore
     from dse.pipeline.work import Interrupted
-    from dse.workload_library import load_workload
+    from dse.spec.workload_library import load_workload
 
     arch = load_arch([ARCH])
     net = load_workload(tiny)
@@ -339,7 +339,7 @@ def test_a_claim_of_a_dead_process_is_taken_over(tmp_path: Path) -> None:
 
 
 def test_outputs_get_the_permissions_of_normally_created_files(tmp_path: Path) -> None:
-    from dse.report_model import atomic_write
+    from dse.pipeline.writers import atomic_write
 
     old = os.umask(0o027)
     try:

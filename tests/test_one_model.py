@@ -15,11 +15,11 @@ import yaml
 
 from dse.mapper.constraints import Constraints, LevelConstraints
 from dse.mapper.mapspace import MapSpace
-from dse.mapper.run import prepare
 from dse.mapper.search import SearchConfig
 from dse.model.actions import ACTIONS
 from dse.model.batch import BatchModel, rows_from_mappings, spatial_orders
 from dse.model.evaluate import MappingError
+from dse.pipeline.map import prepare
 from dse.spec.build import load_spec
 from tests.conftest import TIMELOOP_REFS
 from tests.oracle.scalar_model import scalar_evaluate

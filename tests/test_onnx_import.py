@@ -14,8 +14,8 @@ from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 from dse.cli import main  # noqa: E402
 from dse.errors import SpecError  # noqa: E402
-from dse.network import load_network  # noqa: E402
-from dse.onnx_import import import_onnx  # noqa: E402
+from dse.spec.network import load_network  # noqa: E402
+from dse.spec.onnx_import import import_onnx  # noqa: E402
 
 
 def _init(name: str, shape: list[int]):

@@ -17,11 +17,11 @@ import pytest
 from click.testing import CliRunner
 
 import dse
-from dse.arch_library import REPO_ARCH_SPECS, architecture_files
 from dse.cli import main
 from dse.errors import SpecError
 from dse.pipeline.sweep import read_sweep
-from dse.workload_library import load_workload
+from dse.spec.arch_library import REPO_ARCH_SPECS, architecture_files
+from dse.spec.workload_library import load_workload
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 HEAVY_MODULES = ("pandas", "numpy", "yaml", "tqdm", "numba")

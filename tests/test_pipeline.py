@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from dse.cli import main
-from dse.workload_library import load_workload
+from dse.spec.workload_library import load_workload
 from tests.conftest import REPO
 
 ARCH = str(REPO / "arch_specs" / "eyeriss_like.yaml")

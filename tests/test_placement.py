@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dse.arch import Architecture
+from dse.arch.architecture import Architecture
 from dse.errors import SpecError
 from dse.mapper.constraints import Constraints
 from dse.mapper.mapspace import MapSpace

@@ -13,7 +13,6 @@ import pytest
 from click.testing import CliRunner
 
 from dse.cli import main
-from dse.network import load_network_text
 from dse.schedule.allocate import allocate_exact, allocate_proportional, candidates
 from dse.schedule.streaming import (
     Board,
@@ -24,8 +23,9 @@ from dse.schedule.streaming import (
     build_stages,
     evaluate,
 )
+from dse.spec.network import load_network_text
 from dse.spec.streaming_arch import load_streaming
-from dse.workload_library import load_workload
+from dse.spec.workload_library import load_workload
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "tests" / "data" / "nn2fpga"

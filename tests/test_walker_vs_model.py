@@ -15,10 +15,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dse.arch import Architecture, ComputeLevel, Energy, StorageLevel
+from dse.arch.architecture import Architecture, ComputeLevel, Energy, StorageLevel
 from dse.mapping import LevelMapping, Mapping
 from dse.model import Evaluation, evaluate
-from dse.workload import DataSpace, Problem
+from dse.workload.problem import DataSpace, Problem
 from tests.conftest import TIMELOOP_REFS
 from tests.walker import Walk, flatten, walk
 

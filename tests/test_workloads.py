@@ -15,13 +15,13 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dse import layers as L
 from dse.cli import main
 from dse.errors import SpecError
-from dse.network import dump_network, layer_spec, load_network, load_network_text
+from dse.spec.network import dump_network, layer_spec, load_network, load_network_text
 from dse.spec.timeloop import read_problem
+from dse.spec.workload_library import list_workloads, load_workload, resolve
 from dse.spec.yamlload import load_yaml_text
-from dse.workload_library import list_workloads, load_workload, resolve
+from dse.workload import layers as L
 
 REPO = Path(__file__).resolve().parents[1]
 SHAPES_MD = REPO / "tests" / "data" / "workload_shapes.md"
@@ -535,7 +535,7 @@ def test_cli_reports_bad_network_with_file_and_line(tmp_path: Path) -> None:
 
 
 def test_missing_onnx_extra_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    from dse import onnx_import
+    from dse.spec import onnx_import
 
     monkeypatch.setitem(sys.modules, "onnx", None)
     with pytest.raises(SpecError) as info:

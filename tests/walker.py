@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from itertools import product
 
-from dse.arch import Architecture
+from dse.arch.architecture import Architecture
 from dse.mapping import Mapping
-from dse.workload import DataSpace, Problem
+from dse.workload.problem import DataSpace, Problem
 
 Point = tuple[int, ...]
 

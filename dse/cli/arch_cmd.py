@@ -16,8 +16,8 @@ def arch() -> None:
 @reports_spec_errors
 def list_() -> None:
     """List the library: name, peak MACs/cycle, clock, technology, energy source, file."""
-    from dse.arch_library import architecture_files, streaming_files
-    from dse.report_arch import list_text, streaming_list_text
+    from dse.report.arch import list_text, streaming_list_text
+    from dse.spec.arch_library import architecture_files, streaming_files
 
     click.echo(list_text(architecture_files()))
     if streaming_files():
@@ -37,8 +37,8 @@ def show(ref: str, settings: tuple[str, ...], energy_model: str | None) -> None:
     """Print the hierarchy, sizes, fan-outs, peak MACs/cycle, clock and each energy's source."""
     from pathlib import Path
 
-    from dse.arch_library import load_architecture, parse_settings, resolve
-    from dse.report_arch import arch_text, streaming_arch_text
+    from dse.report.arch import arch_text, streaming_arch_text
+    from dse.spec.arch_library import load_architecture, parse_settings, resolve
     from dse.spec.streaming_arch import file_is_streaming, load_streaming
 
     if file_is_streaming(Path(resolve(ref))):

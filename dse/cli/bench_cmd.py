@@ -36,7 +36,7 @@ def bench(max_evals: int, objective: str, no_bound_skip: bool, as_json: bool, no
                                    "--objective or --no-bound-skip")
         _compare(compare_rev, max_evals, rounds, not no_network, as_json)
         return
-    from dse.bench import run_all
+    from dse.bench.run import run_all
 
     results = run_all(max_evals, network=not no_network, objective=objective,
                       bound_skip=not no_bound_skip)
@@ -57,7 +57,7 @@ def _compare(rev: str, max_evals: int, rounds: int, network: bool, as_json: bool
     from pathlib import Path
 
     import dse
-    from dse.bench_compare import compare
+    from dse.bench.compare import compare
 
     this_tree = Path(dse.__file__).resolve().parent.parent
     commit, rows = compare(this_tree, rev, max_evals=max_evals, rounds=rounds, network=network,

@@ -48,7 +48,7 @@ def _to_native(doc, out: Path) -> list[str]:
     """dse's native files for the merged document (energies inline with their source)."""
     import yaml
 
-    from dse.report_model import atomic_write
+    from dse.pipeline.writers import atomic_write
     from dse.spec import build
     from dse.spec import convert as conv
 
@@ -84,10 +84,10 @@ def _to_timeloop(doc, out: Path) -> list[str]:
     """Timeloop's files for the merged document; the map's targets follow the arch's names."""
     import yaml
 
-    from dse.layers import to_timeloop
-    from dse.report_model import atomic_write
+    from dse.pipeline.writers import atomic_write
     from dse.spec import build
     from dse.spec import convert as conv
+    from dse.workload.layers import to_timeloop
 
     build.check_top_level(doc)
     header = "# Converted by `dse convert --to timeloop` from: " + ", ".join(doc.files) + "\n"

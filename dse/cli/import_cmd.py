@@ -32,22 +32,22 @@ def import_(sources: tuple[str, ...], out: str, name: str | None, exclude: tuple
     if onnx_files:
         if len(sources) != 1:
             raise SpecError("give one ONNX model at a time", found=list(sources))
-        from dse.onnx_import import import_onnx
+        from dse.spec.onnx_import import import_onnx
 
         text, net, report = import_onnx(sources[0], name=name, exclude=exclude)
         click.echo(report.text(), err=True)
     else:
         if exclude:
             raise SpecError("--exclude applies to ONNX models only")
-        from dse.network import load_network_text
-        from dse.workload_library import load_problem_file, network_text_from_problems
+        from dse.spec.network import load_network_text
+        from dse.spec.workload_library import load_problem_file, network_text_from_problems
 
         problems = [load_problem_file(s) for s in sources]
         names = [Path(s).stem for s in sources]
         net_name = name or (names[0] if len(names) == 1 else out_path.stem)
         text = network_text_from_problems(problems, net_name, ", ".join(sources), names)
         net = load_network_text(text, out)
-    from dse.report_model import atomic_write
+    from dse.pipeline.writers import atomic_write
 
     atomic_write(out_path, text)
     s = net.stats()

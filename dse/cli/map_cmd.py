@@ -62,11 +62,11 @@ def map_(files, objective, search, max_evals, time_limit, seed, jobs, pareto, ou
     levels.csv and summary.json for the best mapping, search.json, and pareto.csv."""
     from tqdm import tqdm
 
-    from dse.arch_library import parse_settings
-    from dse.mapper.run import mapper_defaults, prepare, write_search_outputs
     from dse.mapper.search import SearchConfig
     from dse.model import evaluate
-    from dse.report_model import level_rows, terminal_table
+    from dse.pipeline.map import mapper_defaults, prepare, write_search_outputs
+    from dse.pipeline.writers import level_rows, terminal_table
+    from dse.spec.arch_library import parse_settings
     from dse.spec.build import load_spec
 
     params = parse_settings(settings) if settings else None

@@ -31,10 +31,10 @@ def model(files: tuple[str, ...], out_dir: str | None, link_transfers: str | Non
     """Evaluate ONE mapping. FILES are YAML files merged at their top level (later wins):
     architecture, problem (workload), mapping and optionally an Accelergy ERT (energies) and
     ART (areas)."""
-    from dse.arch_library import parse_settings
-    from dse.arch_rules import check_layer
+    from dse.arch.rules import check_layer
     from dse.model import evaluate
-    from dse.report_model import level_rows, summary, terminal_table, write_outputs
+    from dse.pipeline.writers import level_rows, summary, terminal_table, write_outputs
+    from dse.spec.arch_library import parse_settings
     from dse.spec.build import load_spec, read_mapping
     from dse.spec.jinja import parse_data
 
@@ -64,7 +64,7 @@ def model(files: tuple[str, ...], out_dir: str | None, link_transfers: str | Non
         extra["placement"] = placement
     if spec.sparse is not None:
         from dse.model.sparse import check_sparse_capacity, sparse_evaluate
-        from dse.report_model import (
+        from dse.pipeline.writers import (
             LEVEL_COLUMNS,
             SPARSE_COLUMNS,
             sparse_level_rows,

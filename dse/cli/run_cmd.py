@@ -54,16 +54,16 @@ def run(arch_ref, cons_files, workload, out_dir, objective, search, max_evals, s
     bar for the network and, with --jobs 1, one for the layer being searched."""
     from tqdm import tqdm
 
-    from dse.arch_library import resolve as resolve_arch
     from dse.mapper.search import SearchConfig
     from dse.pipeline.fused import parse_schedule_option
     from dse.pipeline.run import run_network
     from dse.pipeline.spec import load_arch, sibling_constraints
     from dse.pipeline.store import ResultStore
     from dse.pipeline.work import Interrupted
-    from dse.report_arch import display_path
+    from dse.report.arch import display_path
+    from dse.spec.arch_library import resolve as resolve_arch
     from dse.spec.streaming_arch import file_is_streaming
-    from dse.workload_library import load_workload
+    from dse.spec.workload_library import load_workload
 
     arch_file = str(resolve_arch(arch_ref))
     schedule_spec = parse_schedule_option(schedule)

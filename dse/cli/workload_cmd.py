@@ -16,7 +16,7 @@ def workload() -> None:
 @reports_spec_errors
 def list_() -> None:
     """List the library: name, kind and where the file is."""
-    from dse.workload_library import list_workloads
+    from dse.spec.workload_library import list_workloads
 
     entries = list_workloads()
     width = max((len(e.name) for e in entries), default=4)
@@ -29,8 +29,8 @@ def list_() -> None:
 @reports_spec_errors
 def show(ref: str) -> None:
     """Print the per-layer table of a network (shapes, MACs, parameters, inputs)."""
-    from dse.report_workload import layer_table
-    from dse.workload_library import load_workload
+    from dse.report.workload import layer_table
+    from dse.spec.workload_library import load_workload
 
     net = load_workload(ref)
     click.echo(layer_table(net))
@@ -44,8 +44,8 @@ def stats(ref: str, as_json: bool) -> None:
     """Print network totals: MACs, parameters (what is counted is stated), activations."""
     import json
 
-    from dse.report_workload import stats_text
-    from dse.workload_library import load_workload
+    from dse.report.workload import stats_text
+    from dse.spec.workload_library import load_workload
 
     net = load_workload(ref)
     if as_json:
@@ -65,8 +65,8 @@ def stats(ref: str, as_json: bool) -> None:
 def export(ref: str, timeloop: bool, out_dir: str, unique: bool) -> None:
     """Export each layer of a network as a problem file for Timeloop."""
     from dse.errors import SpecError
-    from dse.report_workload import export_timeloop
-    from dse.workload_library import load_workload
+    from dse.report.workload import export_timeloop
+    from dse.spec.workload_library import load_workload
 
     if not timeloop:
         raise SpecError("choose an export format", hint="add --timeloop")

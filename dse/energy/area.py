@@ -22,7 +22,7 @@ from __future__ import annotations
 import functools
 from dataclasses import replace
 
-from dse.arch import Architecture, StorageLevel
+from dse.arch.architecture import Architecture, StorageLevel
 from dse.energy.tables import (
     BASE_NODE_NM,
     _rows,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from dse.arch import Architecture, ComputeLevel, Energy, StorageLevel
+from dse.arch.architecture import Architecture, ComputeLevel, Energy, StorageLevel
 from dse.energy.tables import (
     mac_energy,
     storage_kind,

@@ -93,7 +93,8 @@ class Bounds:
         t_idx = np.arange(keep.shape[2])[None, :]
         blocks = -(-cycles[:, None] // self.block_t[inner, t_idx])
         charged = np.minimum(np.take_along_axis(rep, inner, axis=1), self.clusters[inner])
-        operand = blocks * self.operand_pJ[inner, t_idx] * charged
+        with np.errstate(over="ignore"):  # absurd energies (fuzzing) bound at inf, as the model
+            operand = blocks * self.operand_pJ[inner, t_idx] * charged
         energy = energy + sum_in_order(np.where(ok, operand, 0.0))
         return energy * SAFETY, cycles
 

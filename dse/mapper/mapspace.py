@@ -22,12 +22,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dse.arch import Architecture
+from dse.arch.architecture import Architecture
 from dse.errors import SpecError
 from dse.factors import divisors, ordered_factorizations
 from dse.mapper.constraints import Constraints, LevelConstraints, outermost_bypass_error
 from dse.mapping import LevelMapping, Mapping
-from dse.workload import Problem
+from dse.workload.problem import Problem
 
 MAX_DIMENSION = 2**40
 """Largest problem dimension the mapper accepts: finding its divisors stays under ~10^6 steps."""

@@ -25,12 +25,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from dse.arch import Architecture
+from dse.arch.architecture import Architecture
 from dse.mapper.batch import BatchModel
 from dse.mapper.bounds import Bounds
 from dse.mapper.constraints import Constraints
 from dse.mapper.mapspace import MapSpace
-from dse.workload import Problem
+from dse.workload.problem import Problem
 
 OBJECTIVES = ("edp", "energy", "delay", "delay,energy", "energy,delay")
 DEFAULT_BUDGET = 200_000  # mappings, for random and auto when no budget is given

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dse.arch import Architecture
+from dse.arch.architecture import Architecture
 from dse.model import generation as generations
 from dse.model.actions import ACTIONS, ENERGY_KEY, action_energy, compute_energy
 from dse.model.buffer import accesses, parent_share_and_mask, partition_sizes
@@ -27,7 +27,7 @@ from dse.model.multicast import MulticastPasses
 from dse.model.placement import backing_levels
 from dse.model.tiling import TilingPasses
 from dse.model.wordbits import bandwidth_scale, tensor_bits, words_per_block
-from dse.workload import Problem
+from dse.workload.problem import Problem
 
 
 @dataclass

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dse.model.nest import NestLoop
-from dse.workload import DataSpace
+from dse.workload.problem import DataSpace
 
 Vec = tuple[int, ...]
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from dse.factors import divisors
 from dse.model.deltas import fills_per_instance, steps_for
 from dse.model.nest import NestLoop
-from dse.workload import DataSpace, Problem
+from dse.workload.problem import DataSpace, Problem
 
 
 @dataclass(frozen=True)

@@ -10,14 +10,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from dse.arch import Architecture
+from dse.arch.architecture import Architecture
 from dse.errors import SpecError
 from dse.mapping import Mapping
 from dse.model import generation as generations
 from dse.model.actions import action_energy, compute_energy  # noqa: F401 (action_energy: re-export)
 from dse.model.nest import Nest, build_nest
 from dse.model.wordbits import tensor_bits
-from dse.workload import Problem
+from dse.workload.problem import Problem
 
 
 @dataclass

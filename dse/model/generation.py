@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from dse.arch import Architecture, Energy
+from dse.arch.architecture import Architecture, Energy
 from dse.errors import SpecError
 
 GENERATIONS = ("2024", "legacy")

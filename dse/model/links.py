@@ -12,7 +12,7 @@ anyone (tiling.cpp `ComputePeerAccesses` stops above the innermost level). Modes
 
 from __future__ import annotations
 
-from dse.arch import Architecture
+from dse.arch.architecture import Architecture
 from dse.errors import SpecError, did_you_mean
 
 LINK_MODES = ("timeloop", "declared", "off")

@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 
 from dse.mapping import Loop, Mapping
-from dse.workload import Problem
+from dse.workload.problem import Problem
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,9 @@ must not walk it in time above that level (that would need a level above to hold
 
 from __future__ import annotations
 
-from dse.arch import Architecture
+from dse.arch.architecture import Architecture
 from dse.errors import SpecError, did_you_mean
-from dse.workload import Problem
+from dse.workload.problem import Problem
 
 
 def backing_levels(problem: Problem, arch: Architecture,

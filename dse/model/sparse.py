@@ -13,14 +13,14 @@ import itertools
 import math
 from dataclasses import dataclass, field
 
-from dse.arch import Architecture, StorageLevel
+from dse.arch.architecture import Architecture, StorageLevel
 from dse.mapping import Mapping
 from dse.model.density import DENSE, DensityModel
 from dse.model.evaluate import Evaluation, LevelSummary, LevelTensorStats, action_energy
 from dse.model.formats import RankFormat, RankUnits, rank_units
 from dse.model.nest import build_nest
 from dse.model.wordbits import bandwidth_scale, words_per_block
-from dse.workload import Problem
+from dse.workload.problem import Problem
 
 KINDS = ("reads", "fills", "updates")
 

@@ -9,8 +9,8 @@ words * b / datawidth. Without `bits` everything is the level's datawidth, as in
 
 from __future__ import annotations
 
-from dse.arch import StorageLevel
-from dse.workload import DataSpace
+from dse.arch.architecture import StorageLevel
+from dse.workload.problem import DataSpace
 
 
 def tensor_bits(level: StorageLevel, ds: DataSpace) -> int:

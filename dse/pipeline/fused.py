@@ -16,7 +16,6 @@ from pathlib import Path
 import yaml
 
 from dse.errors import SpecError
-from dse.network import Network
 from dse.schedule.fused import (
     HALO_MODES,
     FusedModel,
@@ -26,6 +25,7 @@ from dse.schedule.fused import (
     greedy_segments,
     level_capacity_bits,
 )
+from dse.workload.network import Network
 
 SCHEDULE_KINDS = ("layerwise", "fused")
 NOT_YET = ("pipeline", "auto")
@@ -223,7 +223,7 @@ def fused_run(network: Network, arch_input, cfg, spec: ScheduleSpec, keys: dict,
               results: dict, layer_rows: list[dict], totals: dict, point: str
               ) -> tuple[list[dict], dict, list[Segment]]:
     """Segment rows and the schedule's totals row (pure: no I/O)."""
-    from dse.arch_rules import prepare_problem
+    from dse.arch.rules import prepare_problem
     from dse.pipeline.run import task_problem
 
     arch = arch_input.arch
@@ -329,7 +329,7 @@ def write_fused(out: Path, network: Network, arch_input, cfg, spec: ScheduleSpec
     the layerwise one; its figures stay in the layerwise_* columns). The layers' results are
     read back from the store run_network filled."""
     from dse.pipeline.run import plan, total_columns
-    from dse.report_model import atomic_write, csv_text
+    from dse.pipeline.writers import atomic_write, csv_text
 
     _tasks, keys = plan(network, arch_input, cfg)
     results = {k: store.get(k) for k in set(keys.values())}

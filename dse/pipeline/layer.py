@@ -7,13 +7,13 @@ from dataclasses import asdict, dataclass
 import yaml
 
 from dse import __version__
-from dse.arch import Architecture
+from dse.arch.architecture import Architecture
 from dse.mapper.constraints import Constraints
 from dse.mapper.search import SearchConfig, Searcher
 from dse.model import evaluate
 from dse.model.wordbits import tensor_bits
 from dse.spec.convert import mapping_to_native
-from dse.workload import Problem
+from dse.workload.problem import Problem
 
 
 @dataclass(frozen=True)

@@ -10,15 +10,15 @@ from pathlib import Path
 
 from dse import __version__
 from dse.errors import SpecError
-from dse.layers import shape_key, strip
 from dse.mapper.search import SearchConfig
-from dse.network import Network
 from dse.pipeline.layer import LayerTask, map_layer
 from dse.pipeline.spec import ArchInput
 from dse.pipeline.store import ResultStore, content_key
 from dse.pipeline.work import Interrupted, gather
-from dse.report_model import atomic_write, csv_text
+from dse.pipeline.writers import atomic_write, csv_text
 from dse.spec.convert import problem_to_native
+from dse.workload.layers import shape_key, strip
+from dse.workload.network import Network
 
 # the Timeloop generation changes the numbers: results of different generations never mix
 SEARCH_KEYS = ("objective", "search", "max_evals", "time_limit", "seed", "generation")
@@ -120,7 +120,7 @@ def plan(network: Network, arch: ArchInput, cfg: SearchConfig) -> tuple[list[Lay
     """One task per unique layer shape; returns the tasks and layer name -> key. The hardware's
     rules are checked first (SpecError naming the rule), and each layer is rounded up to the
     units the hardware processes it in before it is mapped."""
-    from dse.arch_rules import check_network, prepare_problem
+    from dse.arch.rules import check_network, prepare_problem
 
     check_network(network, arch.arch)
     tasks: dict[str, LayerTask] = {}

@@ -7,12 +7,13 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from dse.arch import Architecture
+from dse.arch.architecture import Architecture
 from dse.errors import SpecError, did_you_mean
-from dse.mapper.constraints import Constraints, constraints_from_document
+from dse.mapper.constraints import Constraints
 from dse.spec import build
+from dse.spec.constraints import constraints_from_document
 from dse.spec.yamlload import Document, Node, load_documents
-from dse.workload import Problem
+from dse.workload.problem import Problem
 
 
 @dataclass
@@ -37,7 +38,7 @@ class ArchInput:
 
     def identity(self) -> dict:
         """What a result depends on: the resolved architecture and the constraint sections."""
-        from dse.mapper.constraints import constraint_sections
+        from dse.spec.constraints import constraint_sections
         from dse.spec.convert import arch_to_native
 
         cons = {k: _plain(self.document.data[k]) for k, _ in

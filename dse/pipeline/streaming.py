@@ -9,7 +9,7 @@ from pathlib import Path
 
 from dse import __version__
 from dse.errors import SpecError, did_you_mean
-from dse.report_model import atomic_write, csv_text
+from dse.pipeline.writers import atomic_write, csv_text
 from dse.schedule.streaming import Par, StreamingArch, build_stages, evaluate
 
 ALLOCATORS = ("exact", "proportional")
@@ -215,7 +215,7 @@ def run_streaming_cli(arch_file: str, workload: str, out: Path, plan_file: str |
     import time
 
     from dse.spec.streaming_arch import load_streaming
-    from dse.workload_library import load_workload
+    from dse.spec.workload_library import load_workload
 
     if plan_file and allocator != "exact":
         raise SpecError(f"--plan fixes the parallelism, so --allocator {allocator} would be "

@@ -19,12 +19,11 @@ from pathlib import Path
 from dse.errors import SpecError, did_you_mean
 from dse.mapper.search import OBJECTIVES, SearchConfig
 from dse.model.links import LINK_MODES
-from dse.network import Network
 from dse.pipeline.run import plan, run_execution, write_results
 from dse.pipeline.spec import ArchInput, load_arch, sibling_constraints
 from dse.pipeline.store import ResultStore
 from dse.pipeline.work import Interrupted, gather
-from dse.report_model import atomic_write, csv_text
+from dse.pipeline.writers import atomic_write, csv_text
 from dse.spec.common import (
     check_keys,
     get,
@@ -34,6 +33,7 @@ from dse.spec.common import (
     whole_number,
 )
 from dse.spec.yamlload import load_documents
+from dse.workload.network import Network
 
 SWEEP_KEYS = {"version", "name", "architectures", "workloads", "parameters", "mapper",
               "description"}
@@ -164,7 +164,7 @@ def _resolve(path: str, base: Path) -> str:
 
 def _resolve_arch(ref: str, base: Path, key_path: str, at: dict) -> str:
     """A file (as given or beside the sweep file) or a library name, as `dse arch show` takes."""
-    from dse.arch_library import resolve
+    from dse.spec.arch_library import resolve
 
     path = _resolve(ref, base)
     try:
@@ -185,7 +185,7 @@ def _streaming_point(p: Point, out: Path, networks: dict, done: dict, refused: d
     `engine.dsp_packing: [true, false]`). False if the point is a loop-nest architecture."""
     from dse.pipeline.streaming import run_streaming
     from dse.spec.streaming_arch import file_is_streaming, load_streaming
-    from dse.workload_library import load_workload
+    from dse.spec.workload_library import load_workload
 
     if not file_is_streaming(Path(p.arch_files[0])):
         return False
@@ -233,7 +233,7 @@ def run_sweep(spec: SweepSpec, out: Path, store: ResultStore, jobs: int = 1,
               executor: str = "local", scheduler: str | None = None,
               shard: tuple[int, int] | None = None,
               progress: Callable[[int, int], None] | None = None) -> SweepResult:
-    from dse.workload_library import load_workload
+    from dse.spec.workload_library import load_workload
 
     points = spec.points
     if shard is not None:

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dse import install_hint
+from dse.pipeline.writers import atomic_write, csv_text
 from dse.report import plots as plotting
 from dse.report.merge import load
 from dse.report.tables import (
@@ -18,7 +19,6 @@ from dse.report.tables import (
     resolve_baseline,
     side_by_side,
 )
-from dse.report_model import atomic_write, csv_text
 
 PLOT_NOTE = f"plots skipped: matplotlib is not installed ({install_hint('plot')} enables them)"
 

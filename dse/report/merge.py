@@ -228,13 +228,3 @@ def load(paths: list[str]) -> Results:
         notes.append(f"no layers.csv for {'/'.join(x for x in k if x)} (totals only)")
     inputs = sorted(dict.fromkeys(str(p) for p in paths), key=natural_key)
     return Results(totals, layers, inputs, sorted(used), level_columns, notes)
-
-
-def merge(paths: list[str]) -> pd.DataFrame:
-    """All totals rows below `paths`, one per (network, arch, point), sorted by that key."""
-    return load(paths).totals
-
-
-def layers(paths: list[str]) -> pd.DataFrame:
-    """All layers.csv rows below `paths`, one per (network, arch, point, layer), file order."""
-    return load(paths).layers

@@ -10,9 +10,9 @@ import io
 import re
 from pathlib import Path
 
+from dse.pipeline.writers import atomic_write
 from dse.report.merge import Results, natural_key
 from dse.report.tables import display, latency, layer_order, num, pareto_front, series, short_point
-from dse.report_model import atomic_write
 
 FORMATS = ("svg", "pdf", "png")
 DPI = 200

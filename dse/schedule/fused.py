@@ -36,8 +36,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from dse.errors import SpecError, did_you_mean
-from dse.network import CONV_TYPES, MAC_TYPES, POOL_TYPES, Layer, Network
-from dse.workload_graph import TensorGraph, tensor_graph
+from dse.workload.graph import TensorGraph, tensor_graph
+from dse.workload.network import CONV_TYPES, MAC_TYPES, POOL_TYPES, Layer, Network
 
 FUSABLE_TYPES = CONV_TYPES + POOL_TYPES + ("add", "batchnorm")
 HALO_MODES = ("retain", "recompute")

@@ -85,7 +85,7 @@ class Chip:
 
 MAX78000 = Chip()
 
-# rule name (dse.arch_rules) -> how to fix a layer that breaks it
+# rule name (dse.arch.rules) -> how to fix a layer that breaks it
 FIXES = {
     "strides": "fix: stride {s} -> max_pool {s} before a stride-1 conv (the pool runs in flight "
                "in the same hardware layer)",
@@ -366,7 +366,7 @@ def _passes(channels: int, chip: Chip) -> tuple[int, int]:
 
 
 def _layer_checks(h: HwLayer, arch, chip: Chip) -> list[str]:
-    from dse.arch_rules import _violations
+    from dse.arch.rules import _violations
 
     out: list[str] = []
     f = h.front

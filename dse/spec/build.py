@@ -10,13 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-from dse.arch import Architecture
+from dse.arch.architecture import Architecture
 from dse.errors import SpecError, did_you_mean
 from dse.mapping import Mapping
 from dse.spec import timeloop
 from dse.spec.common import get, where
 from dse.spec.yamlload import Document, Node, load_documents
-from dse.workload import Problem
+from dse.workload.problem import Problem
 
 if TYPE_CHECKING:
     from dse.model.sparse import SparseSpec

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import re
 
-from dse.arch import Architecture, Energy
+from dse.arch.architecture import Architecture, Energy
 from dse.errors import SpecError
 from dse.mapping import LevelMapping, Mapping
 from dse.spec.native import FORMAT_VERSION, INLINE
-from dse.workload import Problem
+from dse.workload.problem import Problem
 
 
 def _num(x: float | int) -> float | int:
@@ -155,7 +155,7 @@ def arch_constraints_to_native(arch: Architecture, document: dict | None = None)
     constraint sections (`constraints`, `architecture_constraints`, ...) -> one `constraints:`
     section (Timeloop's target list, which the mapper reads from any file), or None.
     Node keep/bypass are not here: they become the levels' `keep:`/`bypass:`."""
-    from dse.mapper.constraints import constraint_sections
+    from dse.spec.constraints import constraint_sections
 
     targets = [_plain(t) for t in arch.attributes.get("node_constraints") or []]
     for _, listed in constraint_sections(document or {}):

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import re
 
-from dse.arch import Architecture, ComputeLevel, Energy, StorageLevel
+from dse.arch.architecture import Architecture, ComputeLevel, Energy, StorageLevel
 from dse.errors import SpecError, did_you_mean
 from dse.mapping import LevelMapping, Mapping
 from dse.spec.common import check_keys, get, has, number, require_list, require_mapping, where
 from dse.spec.yamlload import Node
-from dse.workload import DataSpace, Problem
+from dse.workload.problem import DataSpace, Problem
 
 FORMAT_VERSION = 1
 INLINE = "spec:inline"
@@ -391,8 +391,8 @@ def _link_default(node: Node, path: str) -> str:
 
 
 def _arch_attributes(node: Node, path: str, names: dict, energy_model: str | None) -> dict:
-    """The optional architecture-level settings, validated (see dse/arch_rules.py)."""
-    from dse import arch_rules
+    """The optional architecture-level settings, validated (see dse/arch/rules.py)."""
+    from dse.spec import arch_rules
 
     out: dict = {}
     if names:

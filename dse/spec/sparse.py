@@ -7,14 +7,14 @@ skipping (`target`, `condition_on`). Anything else is refused with its file:line
 
 from __future__ import annotations
 
-from dse.arch import Architecture
+from dse.arch.architecture import Architecture
 from dse.errors import SpecError, did_you_mean
 from dse.model.density import SUPPORTED_DISTRIBUTIONS, DensityModel
 from dse.model.formats import FORMATS, RankFormat
 from dse.model.sparse import ActionOptimization, SparseSpec
 from dse.spec.common import check_keys, get, require_list, require_mapping, where
 from dse.spec.timeloop import not_modelled
-from dse.workload import Problem
+from dse.workload.problem import Problem
 
 DENSITY_KEYS = {"distribution", "density", "band_width", "workload_tensor_size"}
 TARGET_KEYS = {"name", "representation_format", "action_optimization", "compute_optimization"}

@@ -12,7 +12,7 @@ import difflib
 import re
 from dataclasses import dataclass, field
 
-from dse.arch import Architecture, ComputeLevel, Energy, StorageLevel
+from dse.arch.architecture import Architecture, ComputeLevel, Energy, StorageLevel
 from dse.errors import SpecError, did_you_mean
 from dse.mapping import LevelMapping, Mapping
 from dse.spec.common import (
@@ -27,7 +27,7 @@ from dse.spec.common import (
 )
 from dse.spec.expr import ExpressionError, to_number
 from dse.spec.yamlload import Node
-from dse.workload import DataSpace, Problem
+from dse.workload.problem import DataSpace, Problem
 
 _RANGE = re.compile(r"^(?P<name>[^\[\]]+?)\s*\[\s*(?P<lo>\d+)\s*\.\.\s*(?P<hi>\d+)\s*\]$")
 

@@ -21,7 +21,7 @@ from dse.model.deltas import (  # noqa: F401 (re-exported for the scalar oracle)
     steps_for,
 )
 from dse.model.nest import Nest, NestLoop
-from dse.workload import DataSpace
+from dse.workload.problem import DataSpace
 
 
 def boundary_steps(nest: Nest, boundary: int, ds: DataSpace) -> list[Step]:

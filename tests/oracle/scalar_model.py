@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 
-from dse.arch import Architecture
+from dse.arch.architecture import Architecture
 from dse.mapping import Mapping
 from dse.model import generation as generations
 from dse.model.actions import action_energy
@@ -26,7 +26,7 @@ from dse.model.evaluate import (  # the capacity rule is validity, not a formula
 from dse.model.links import linked_fanouts, resolve_link_mode
 from dse.model.nest import Nest, build_nest
 from dse.model.wordbits import bandwidth_scale, words_per_block
-from dse.workload import Problem
+from dse.workload.problem import Problem
 from tests.oracle.deltas_steps import boundary_steps, fills_per_instance, spatial_stats
 
 

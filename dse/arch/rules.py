@@ -18,11 +18,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import Any
 
-from dse.arch import Architecture
+from dse.arch.architecture import Architecture
 from dse.errors import SpecError
-from dse.workload import Problem
+from dse.workload.problem import Problem
 
 # rule name -> (kind, what it means); kind: 'int' (whole number >= 1), 'ints' (list of them),
 # 'groups' (false, true or 'depthwise')
@@ -37,88 +36,6 @@ RULES: dict[str, tuple[str, str]] = {
     "max_layers": ("int", "largest number of conv/fc layers in one network"),
     "fc_max_inputs": ("int", "largest C*H*W of a fully connected layer (flattened input)"),
 }
-GRANULARITY_KEYS = {"pass_size", "multiple_of"}
-
-
-# ----------------------------------------------------------------------------- reading
-
-
-def _where(node, key=None) -> dict:
-    from dse.spec.common import where
-
-    return where(node, key)
-
-
-def _whole(value, path: str, node, key, names: dict) -> int:
-    from dse.spec.expr import ExpressionError, to_number
-
-    try:
-        v = to_number(value, names)
-    except ExpressionError as exc:
-        raise SpecError(str(exc), key_path=path, **_where(node, key)) from None
-    if isinstance(v, float) and v.is_integer():
-        v = int(v)
-    if not isinstance(v, int) or v < 1:
-        raise SpecError("expected a whole number >= 1", key_path=path, found=value,
-                        **_where(node, key))
-    return v
-
-
-def read_rules(value, path: str, parent, names: dict | None = None) -> dict[str, Any]:
-    """Validate a `rules:` mapping -> {rule: value}."""
-    from dse.spec.common import check_keys, require_mapping
-
-    names = names or {}
-    node = require_mapping(value, path, parent, "rules")
-    check_keys(node, set(RULES), path)
-    out: dict[str, Any] = {}
-    for k, v in node.items():
-        if str(k).startswith("_"):
-            continue
-        kind = RULES[k][0]
-        p = f"{path}.{k}"
-        if kind == "ints":
-            if not isinstance(v, list) or not v:
-                raise SpecError("expected a list of whole numbers, like [1, 3]", key_path=p,
-                                found=v, **_where(node, k))
-            out[k] = [_whole(x, p, node, k, names) for x in v]
-        elif kind == "groups":
-            if not (isinstance(v, bool) or v == "depthwise"):
-                raise SpecError("expected false, true or depthwise", key_path=p, found=v,
-                                **_where(node, k))
-            out[k] = v
-        else:
-            out[k] = _whole(v, p, node, k, names)
-    return out
-
-
-def read_granularity(value, path: str, parent,
-                     names: dict | None = None) -> dict[str, tuple[int, int]]:
-    """`{C: 64}` or `{C: {pass_size: 64, multiple_of: 4}}` -> {dim: (pass_size, multiple_of)}."""
-    from dse.spec.common import check_keys, require_mapping
-
-    names = names or {}
-    node = require_mapping(value, path, parent, "dimension_granularity")
-    out: dict[str, tuple[int, int]] = {}
-    for dim, v in node.items():
-        if str(dim).startswith("_"):
-            continue
-        p = f"{path}.{dim}"
-        if isinstance(v, dict):
-            check_keys(v, GRANULARITY_KEYS, p)
-            if "pass_size" not in v:
-                raise SpecError("needs `pass_size:` (how many the hardware processes at once)",
-                                key_path=p, **_where(v))
-            size = _whole(v["pass_size"], f"{p}.pass_size", v, "pass_size", names)
-            mult = (_whole(v["multiple_of"], f"{p}.multiple_of", v, "multiple_of", names)
-                    if "multiple_of" in v else size)
-            if size % mult:
-                raise SpecError(f"multiple_of {mult} does not divide pass_size {size}",
-                                key_path=p, **_where(v, "multiple_of"))
-        else:
-            size = mult = _whole(v, p, node, dim, names)
-        out[str(dim)] = (size, mult)
-    return out
 
 
 # ----------------------------------------------------------------------------- layer facts
@@ -148,7 +65,7 @@ def layer_facts(item) -> LayerFacts:
         return _problem_facts(item)
     if isinstance(item, LayerFacts):
         return item
-    # a dse.network.Layer (duck-typed to keep this module free of the network parser)
+    # a dse.workload.network.Layer (duck-typed to keep this module free of the network parser)
     typ, a = item.type, item.attrs
     bits = item.bits.weights if item.bits is not None else None
     if typ in ("conv2d", "pointwise", "depthwise"):
@@ -162,7 +79,7 @@ def layer_facts(item) -> LayerFacts:
 
 
 def _problem_facts(problem: Problem) -> LayerFacts:
-    from dse.layers import as_conv2d
+    from dse.workload.layers import as_conv2d
 
     p = as_conv2d(problem)
     if p is None:
@@ -254,7 +171,7 @@ def check_layer(layer_or_problem, arch: Architecture) -> None:
 
 def check_network(network, arch: Architecture) -> None:
     """Every layer's rules plus the rules on all layers together: their weights must all fit
-    the weight memory at once, and the layer count. `network` is a dse.network.Network or a
+    the weight memory at once, and the layer count. `network` is a dse.workload.network.Network or a
     list of its layers (or Problems)."""
     rules = arch.attributes.get("rules") or {}
     if not rules:
@@ -337,4 +254,4 @@ def true_macs(problem: Problem) -> int:
 
 
 __all__ = ["RULES", "check_layer", "check_network", "layer_violations", "prepare_problem",
-           "true_macs", "read_rules", "read_granularity", "padded_bound"]
+           "true_macs", "padded_bound"]

@@ -1,6 +1,6 @@
 """The workload library: resolve NAME -> workloads/NAME.yaml, list it, and load any workload file.
 
-A workload file is either a network (`network:`, see `dse.network`) or a single layer
+A workload file is either a network (`network:`, see `dse.workload.network`) or a single layer
 (`problem:` in Timeloop's format or dse's native one); a single layer loads as a one-layer
 network, so every command can take either. Extra library folders can be given in the
 environment variable DSE_WORKLOADS (separated like PATH); they are searched first.
@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dse.errors import SpecError, did_you_mean
-from dse.library_paths import bundled_dir
-from dse.network import Network, dump_network, load_network_text
-from dse.workload import Problem
+from dse.spec.library_paths import bundled_dir
+from dse.spec.network import dump_network, load_network_text
+from dse.workload.network import Network
+from dse.workload.problem import Problem
 
 REPO_WORKLOADS = bundled_dir("workloads")  # the library folder (checkout or installed)
 
@@ -85,7 +86,7 @@ def load_workload(ref: str | Path) -> Network:
             str(path))
     if doc is None:
         raise SpecError("the file is empty", file=str(path), line=1)
-    from dse.network import parse_network
+    from dse.spec.network import parse_network
 
     return parse_network(doc, str(path))
 
@@ -118,7 +119,7 @@ def load_problem_file(path: str | Path) -> Problem:
 
 def problem_layer(problem: Problem, name: str, input_name: str) -> tuple[dict, dict]:
     """(network input, layer entry) for a conv2d- or matmul-shaped problem."""
-    from dse import layers as L
+    from dse.workload import layers as L
 
     conv = L.as_conv2d(problem)
     if conv is not None:
@@ -160,7 +161,7 @@ def problem_layer(problem: Problem, name: str, input_name: str) -> tuple[dict, d
 
 
 def _as_matmul(problem: Problem) -> dict | None:
-    from dse import layers as L
+    from dse.workload import layers as L
 
     dims = set(problem.dims)
     if dims not in ({"M", "N", "K"}, {"G", "M", "N", "K"}):

@@ -10,12 +10,12 @@ import yaml
 
 from dse import __version__
 from dse.errors import SpecError, did_you_mean
-from dse.mapper.constraints import constraints_from_document
 from dse.mapper.search import OBJECTIVES, SearchConfig, Searcher, SearchResult
 from dse.model import evaluate
-from dse.report_model import atomic_write, csv_text, level_rows, summary, write_outputs
+from dse.pipeline.writers import atomic_write, csv_text, level_rows, summary, write_outputs
 from dse.spec.build import Spec, load_spec
 from dse.spec.common import get, whole_number
+from dse.spec.constraints import constraints_from_document
 from dse.spec.convert import mapping_to_native, mapping_to_timeloop
 
 ALGORITHMS = {"exhaustive": "exhaustive", "linear_pruned": "exhaustive",
@@ -143,7 +143,7 @@ def write_search_outputs(out: Path, spec: Spec, searcher: Searcher, result: Sear
              "link_transfers": resolve_link_mode(spec.arch, cfg.link_transfers),
              "dram": dram_summary(spec.problem, spec.arch, ev)}  # docs/bounds.md
     if spec.problem.padded_from:
-        from dse.arch_rules import true_macs
+        from dse.arch.rules import true_macs
 
         extra["padded_from"] = dict(spec.problem.padded_from)
         extra["true_macs"] = true_macs(spec.problem)
@@ -162,7 +162,7 @@ def prepare(files, cfg: SearchConfig, parameters: dict | None = None) -> tuple[S
     to the units the hardware processes them in (`dimension_granularity:`), build the search."""
     from dataclasses import replace
 
-    from dse.arch_rules import check_layer, prepare_problem
+    from dse.arch.rules import check_layer, prepare_problem
 
     spec = load_spec(files, need_mapping=False, parameters=parameters)
     check_layer(spec.problem, spec.arch)

@@ -22,11 +22,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from dse.workload import DataSpace, Problem
+from dse.workload.problem import DataSpace, Problem
 
 CNN_DIMS = ("C", "M", "R", "S", "N", "P", "Q")
 GROUPED_DIMS = ("G", "C", "M", "R", "S", "N", "P", "Q")
-CNN_COEFFICIENTS = ("Wstride", "Hstride", "Wdilation", "Hdilation")
 # The Timeloop coefficient name each CNN dimension is multiplied by in the Inputs projection.
 COEFFICIENT_OF = {"P": "Wstride", "R": "Wdilation", "Q": "Hstride", "S": "Hdilation"}
 

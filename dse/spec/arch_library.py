@@ -6,9 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dse.arch import Architecture
+from dse.arch.architecture import Architecture
 from dse.errors import SpecError, did_you_mean
-from dse.library_paths import bundled_dir
+from dse.spec.library_paths import bundled_dir
 
 REPO_ARCH_SPECS = bundled_dir("arch_specs")  # the library folder (checkout or installed)
 CONSTRAINTS_SUFFIX = ".constraints.yaml"

@@ -88,7 +88,7 @@ class Architecture:
     source: str | None = None
     # Optional architecture-level settings read from native YAML (none affect the model):
     # parameters (resolved values), energy_model, rules, dimension_granularity. See
-    # dse/arch_rules.py and docs/formats.md.
+    # dse/arch/rules.py and docs/formats.md.
     attributes: dict = field(default_factory=dict)
     # link-transfer mode when none is asked for: `timeloop` (Timeloop inputs and hand-built
     # architectures), `declared` (native architectures). See dse.model.links.
@@ -102,9 +102,6 @@ class Architecture:
             if lv.name == name:
                 return i
         raise KeyError(name)
-
-    def child_instances(self, i: int) -> int:
-        return self.levels[i + 1].instances if i + 1 < len(self.levels) else self.compute.instances
 
     def fanout(self, i: int) -> tuple[int, int]:
         """(X, Y) fan-out from level i to the next inner level (or to the compute units)."""

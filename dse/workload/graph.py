@@ -1,7 +1,7 @@
 """A network as a graph of tensors: every activation tensor has an identity, a shape, one
 producer and its consumers, and every layer binds its data spaces to tensors.
 
-Derived from `dse.network.Network` (whose layers name their inputs): the tensor ids are the
+Derived from `dse.workload.network.Network` (whose layers name their inputs): the tensor ids are the
 network inputs and the layer outputs (a layer's output tensor has the layer's name). A layer's
 `Inputs` data space is bound to its first input, `Inputs2`, `Inputs3`... (the extra operands of
 an element-wise add, i.e. residual joins) to the following ones, `Outputs` to its own tensor,
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dse.network import Network
+from dse.workload.network import Network
 
 WEIGHTS_SUFFIX = ".weights"
 
@@ -46,12 +46,10 @@ class TensorGraph:
         return tuple(t for ds, t in self.bindings[layer].items()
                      if ds != "Outputs" and not t.endswith(WEIGHTS_SUFFIX))
 
-    def output_of(self, layer: str) -> str:
-        return self.bindings[layer]["Outputs"]
 
 
 def input_space_names(count: int) -> list[str]:
-    """The data-space names of a layer's activation operands (dse.layers.eltwise naming)."""
+    """Data-space names of a layer's activation operands (dse.workload.layers.eltwise's naming)."""
     return ["Inputs"] + [f"Inputs{i}" for i in range(2, count + 1)]
 
 

@@ -19,14 +19,13 @@ from typing import Any
 
 from dse import install_hint
 from dse.errors import SpecError, short_repr
-from dse.network import Network, dump_network, load_network_text
+from dse.spec.network import dump_network, load_network_text
+from dse.workload.network import Network
 
 FUSED = {"Relu", "Clip", "LeakyRelu", "Identity", "Dropout"}
 RESHAPES = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose"}
 POOLS = {"MaxPool": "maxpool", "AveragePool": "avgpool", "GlobalAveragePool": "avgpool",
          "GlobalMaxPool": "maxpool"}
-HANDLED = FUSED | RESHAPES | set(POOLS) | {"Conv", "Gemm", "MatMul", "Add", "Sum",
-                                           "BatchNormalization", "Concat", "Constant"}
 
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from dse.library_paths import bundled_dir
+from dse.spec.library_paths import bundled_dir
 
 EYERISS = ["arch_specs/eyeriss_like.yaml", "arch_specs/eyeriss_like.constraints.yaml"]
 CASES = {
@@ -24,8 +24,8 @@ def _bundled(rel: str) -> str:
 
 def bench_mapper(files: list[str], search: str, max_evals: int, seed: int = 0,
                  objective: str = "delay,energy", bound_skip: bool = True) -> dict:
-    from dse.mapper.run import prepare
     from dse.mapper.search import SearchConfig
+    from dse.pipeline.map import prepare
 
     cfg = SearchConfig(objective=objective, search=search, max_evals=max_evals, seed=seed,
                        bound_skip=bound_skip)
@@ -71,7 +71,7 @@ def bench_network(workload: str = "resnet50", jobs: int = 2) -> dict:
     from dse.pipeline.run import run_network
     from dse.pipeline.spec import load_arch
     from dse.pipeline.store import ResultStore
-    from dse.workload_library import load_workload
+    from dse.spec.workload_library import load_workload
 
     arch = load_arch([_bundled(f) for f in EYERISS])
     net = load_workload(workload)

@@ -44,7 +44,7 @@ class Problem:
     data_spaces: tuple[DataSpace, ...]
     coefficients: dict[str, int] = field(default_factory=dict)
     source: str | None = None
-    # Set by dse.arch_rules.prepare_problem when bounds were rounded up to the hardware's
+    # Set by dse.arch.rules.prepare_problem when bounds were rounded up to the hardware's
     # granularity: the original bounds of the padded dimensions ({dim: bound}); None = not padded.
     padded_from: dict[str, int] | None = None
     # what one operation point costs the compute units: "mac" (conv, fc, matmul, scale and

@@ -4,8 +4,8 @@ with its source; rules, granularity and parameters."""
 
 from __future__ import annotations
 
-from dse.arch import Architecture, StorageLevel
-from dse.arch_library import LoadedArch
+from dse.arch.architecture import Architecture, StorageLevel
+from dse.spec.arch_library import LoadedArch
 
 
 def _bytes(n: float) -> str:
@@ -163,7 +163,7 @@ def arch_text(loaded: LoadedArch) -> str:
     lines += ["", *area_lines(arch)]
     if a.get("rules"):
         lines.append("")
-        lines.append("rules (checked before mapping, dse/arch_rules.py):")
+        lines.append("rules (checked before mapping, dse/arch/rules.py):")
         for k, v in a["rules"].items():
             text = (str(v).lower() if isinstance(v, bool) else
                     f"{v:,}" if isinstance(v, int) else str(v))
@@ -183,7 +183,7 @@ def arch_text(loaded: LoadedArch) -> str:
 
 
 def list_rows(paths) -> list[list[str]]:
-    from dse.arch_library import load_architecture
+    from dse.spec.arch_library import load_architecture
 
     rows = []
     for p in paths:

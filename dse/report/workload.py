@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from dse.network import CONV_TYPES, MAC_TYPES, POOL_TYPES, Layer, Network
+from dse.workload.network import CONV_TYPES, MAC_TYPES, POOL_TYPES, Layer, Network
 
 
 def _hw(a: int, b: int) -> str:
@@ -95,8 +95,8 @@ def export_timeloop(net: Network, out_dir: str | Path, *, unique: bool = False) 
     """Write one Timeloop problem YAML per mappable layer (or per unique shape)."""
     import yaml
 
-    from dse.layers import to_timeloop
-    from dse.report_model import atomic_write
+    from dse.pipeline.writers import atomic_write
+    from dse.workload.layers import to_timeloop
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,1 @@
+"""Benchmarks: the speed figures `dse bench` prints, and revision-to-revision ratios."""

@@ -1,0 +1,1 @@
+"""Workloads: one layer as a Problem, layer builders, and networks as graphs of tensors."""

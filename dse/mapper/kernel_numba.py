@@ -13,11 +13,16 @@ from numba import njit
 
 @njit(cache=True, nogil=True)
 def decode_factors(choice, flat_options, offsets, slot_level, slot_kind, L, T, SX, SY):
-    """MapSpace.factor_arrays: row choice[b, d] of dim d's options -> factors per slot.
-    slot_kind: 0 temporal, 1 mesh X, 2 mesh Y. T/SX/SY must be filled with ones."""
+    """MapSpace.factor_arrays: row choice[b, d] of dim d's options -> factors per slot
+    (slot_kind: 0 temporal, 1 mesh X, 2 mesh Y), 1 where no slot sets one."""
     B, D = choice.shape
     n_slots = slot_level.shape[0]
     for b in range(B):
+        for i in range(L):
+            for d in range(D):
+                T[b, i, d] = 1
+                SX[b, i, d] = 1
+                SY[b, i, d] = 1
         for d in range(D):
             row = offsets[d] + choice[b, d]
             for j in range(n_slots):
@@ -35,16 +40,16 @@ def order_by_keys(keys, T, out):
     """Per (row, level): dims sorted by key, stably (np.argsort kind='stable'), after unit
     loops get the key 2e6 + dim. Every other key is below 2e6 (random keys in [0, 1), pinned
     loops at +-1e6 + position), so that is: the non-unit dims sorted by key, then the unit
-    dims in dimension order."""
-    B, L, D = keys.shape
+    dims in dimension order. keys[i, b, d]: level-major, as the random keys are drawn."""
+    L, B, D = keys.shape
     for b in range(B):
         for i in range(L):
             n = 0
             for d in range(D):  # non-unit dims, insertion-sorted (equal keys keep order)
                 if T[b, i, d] != 1:
-                    x = keys[b, i, d]
+                    x = keys[i, b, d]
                     j = n - 1
-                    while j >= 0 and keys[b, i, out[b, i, j]] > x:
+                    while j >= 0 and keys[i, b, out[b, i, j]] > x:
                         out[b, i, j + 1] = out[b, i, j]
                         j -= 1
                     out[b, i, j + 1] = d

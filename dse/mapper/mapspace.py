@@ -272,16 +272,17 @@ class MapSpace:
     def factor_arrays(self, choice: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """choice[b, d] = option row of dim d -> (T, SX, SY) arrays (B, L, D)."""
         B = choice.shape[0]
-        T = np.ones((B, self.L, self.D), dtype=np.int64)
-        SX = np.ones_like(T)
-        SY = np.ones_like(T)
         if self.compiled:
             from dse.mapper.kernel_numba import decode_factors
 
+            T, SX, SY = (np.empty((B, self.L, self.D), dtype=np.int64) for _ in range(3))
             decode_factors(np.ascontiguousarray(choice, dtype=np.int64), self._flat_options,
                            self._option_offsets, self._slot_level, self._slot_kind, self.L,
                            T, SX, SY)
             return T, SX, SY
+        T = np.ones((B, self.L, self.D), dtype=np.int64)
+        SX = np.ones_like(T)
+        SY = np.ones_like(T)
         for d in range(self.D):
             vals = self.options[d][choice[:, d]]  # (B, n_slots)
             for j, s in enumerate(self.slots):
@@ -296,31 +297,23 @@ class MapSpace:
         dims = np.arange(self.D, dtype=float)
         if self.compiled:
             # the same draws (one (B, D) block per level, in level order), keys and sort
-            keys = rng.random((self.L, B, self.D)).transpose(1, 0, 2).copy()
+            keys = rng.random((self.L, B, self.D))  # keys[i, b, d]
             for i in range(self.L):
                 if not self.order_matters[i]:
-                    keys[:, i] = dims
+                    keys[i] = dims
                 for d, key in self._pins[i]:
-                    keys[:, i, d] = key
+                    keys[i, :, d] = key
             from dse.mapper.kernel_numba import order_by_keys
 
             order_by_keys(keys, np.ascontiguousarray(T, dtype=np.int64), perm)
             return perm
-        all_keys = None
         for i in range(self.L):
             keys = rng.random((B, self.D))
             if not self.order_matters[i]:
                 keys = np.broadcast_to(dims, (B, self.D)).copy()
             keys = self._constrained_keys(i, keys)
-            if all_keys is not None:
-                all_keys[:, i] = keys
-                continue
             keys = np.where(T[:, i, :] == 1, 2e6 + dims, keys)
             perm[:, i] = np.argsort(keys, axis=1, kind="stable")
-        if all_keys is not None:  # the same unit rule and stable sort, compiled
-            from dse.mapper.kernel_numba import order_by_keys
-
-            order_by_keys(all_keys, np.ascontiguousarray(T, dtype=np.int64), perm)
         return perm
 
     @functools.cached_property
@@ -353,14 +346,14 @@ class MapSpace:
         rows = np.arange(B)[:, None]
         dims = np.arange(self.D)
         out = np.empty((B, self.L, self.D), dtype=np.int64)
-        all_keys = np.empty((B, self.L, self.D)) if self.compiled else None
+        all_keys = np.empty((self.L, B, self.D)) if self.compiled else None
         for i in range(self.L):
             p = perm[:, i]
             position = np.empty((B, self.D), dtype=float)
             position[rows, p] = dims[None, :]  # per dimension, its place in the order
             keys = self._constrained_keys(i, position)
             if all_keys is not None:
-                all_keys[:, i] = keys
+                all_keys[i] = keys
                 continue
             keys = np.where(T[:, i, :] == 1, 2e6 + dims, keys)
             out[:, i] = np.argsort(keys, axis=1, kind="stable")

@@ -232,3 +232,15 @@ def test_kernel_choice_environment(monkeypatch) -> None:
     monkeypatch.delenv(kernels.ENV)
     problem, arch = _window_design()
     assert BatchModel(problem, arch).kernel == "numpy"
+
+
+def test_bench_reports_the_kernel(monkeypatch) -> None:
+    from dse.bench.run import CASES, bench_mapper
+
+    files = CASES["eyeriss_resnet18_conv2_x"]
+    fast = bench_mapper(files, "random", 3000)
+    monkeypatch.setenv(kernels.ENV, "numpy")
+    ref = bench_mapper(files, "random", 3000)
+    assert (fast["kernel"], ref["kernel"]) == ("numba", "numpy")
+    same = ("evaluated", "skipped_by_bound", "valid", "best_cycles", "best_energy_pJ")
+    assert [fast[k] for k in same] == [ref[k] for k in same]

@@ -50,6 +50,10 @@ def bench(max_evals: int, objective: str, no_bound_skip: bool, as_json: bool, no
         skipped = f"{r['skipped_by_bound']:>9,}" if "skipped_by_bound" in r else f"{'':>9s}"
         click.echo(f"{name:48s} {r['evaluated']:>10,} {skipped} {r['wall_s']:>8.2f} "
                    f"{r['evals_per_s']:>10,.0f} {cpu}")
+    kernels = sorted({r["kernel"] for r in results.values() if "kernel" in r})
+    if kernels:
+        click.echo(f"model kernel: {', '.join(kernels)} (DSE_KERNEL=numpy selects the numpy "
+                   "passes)")
 
 
 def _compare(rev: str, max_evals: int, rounds: int, network: bool, as_json: bool) -> None:

@@ -2,8 +2,9 @@
 reference): identical numbers, not approximately equal ones, on every Timeloop reference case
 and on random mappings; and the mapper finds the same best mapping and Pareto set with either.
 
-The rest of the suite runs the default kernel (numba when installed); the numpy passes run
-here next to it, so both paths are checked without running every test twice.
+The rest of the suite runs the compiled kernel (tests/conftest.py sets DSE_KERNEL=numba unless
+it is set); the numpy passes run here next to it, so both paths are checked without running
+every test twice (`DSE_KERNEL=numpy pytest` runs the whole suite on the numpy passes).
 """
 
 from __future__ import annotations

@@ -47,7 +47,7 @@ def _models(problem, arch, **kw) -> tuple[BatchModel, BatchModel]:
 def assert_identical(a, b, fields) -> None:
     for name in fields:
         x, y = getattr(a, name), getattr(b, name)
-        assert x.shape == y.shape, name
+        assert x.shape == y.shape and x.dtype == y.dtype, name
         assert np.array_equal(x, y), f"{name}: {int((x != y).sum())} entries differ"
 
 

@@ -239,6 +239,7 @@ def test_bench_reports_the_kernel(monkeypatch) -> None:
     from dse.bench.run import CASES, bench_mapper
 
     files = CASES["eyeriss_resnet18_conv2_x"]
+    monkeypatch.setenv(kernels.ENV, "numba")
     fast = bench_mapper(files, "random", 3000)
     monkeypatch.setenv(kernels.ENV, "numpy")
     ref = bench_mapper(files, "random", 3000)

@@ -155,15 +155,16 @@ def evaluate_rows(T, SX, SY, perm, keep_in, canonical, every_row, check_capacity
     size = np.empty((L, nT), dtype=np.int64)
     keep = np.empty((L, nT), dtype=np.bool_)
     fan = np.empty(L, dtype=np.int64)
-    # temporal slots per level: non-unit loops in the level's order, innermost first
-    slot_dim = np.empty((L, D), dtype=np.int64)
-    slot_n = np.empty((L, D), dtype=np.int64)
-    slot_s = np.empty((L, D), dtype=np.int64)
-    n_slots = np.empty(L, dtype=np.int64)
-    sd = np.empty(L * D, dtype=np.int64)
-    sn = np.empty(L * D, dtype=np.int64)
-    ss = np.empty(L * D, dtype=np.int64)
-    weight = np.empty(L * D, dtype=np.int64)
+    # the temporal loops (non-unit) of every level, outermost first; the loops above boundary
+    # i + 1 are the first `end[i]`, and loop k of that boundary (innermost first) is
+    # f = end[i] - 1 - k. Per loop: dim, bound, op-space stride, W = (n - 1) * (product of
+    # the bounds of the loops outside it), and per (tensor, rank) the projected stride.
+    loop_dim = np.empty(L * D, dtype=np.int64)
+    loop_n = np.empty(L * D, dtype=np.int64)
+    loop_s = np.empty(L * D, dtype=np.int64)
+    loop_w = np.empty(L * D, dtype=np.int64)
+    loop_pv = np.zeros((L * D, nT, Rmax), dtype=np.int64)
+    end = np.empty(L, dtype=np.int64)
     ext = np.empty(Rmax, dtype=np.int64)
     cum = np.empty(Rmax, dtype=np.int64)
     v0 = np.empty(Rmax, dtype=np.int64)
@@ -245,38 +246,34 @@ def evaluate_rows(T, SX, SY, perm, keep_in, canonical, every_row, check_capacity
             energy[b] = np.inf
             cycles[b] = INT64_MAX
             continue
-        # ---- the nest's temporal slots (BatchModel._evaluate_valid)
+        # ---- the nest's temporal loops (BatchModel._evaluate_valid's slots)
+        nf = 0
+        outer = 1
         for i in range(L):
             f = 1
             for d in range(D):
                 f *= S[i, d]
             fan[i] = f
-            w = 0
-            for j in range(D):
+            for j in range(D - 1, -1, -1):  # the level's order is innermost first
                 d = perm[b, i, j]
                 if T[b, i, d] > 1:
-                    slot_dim[i, w] = d
-                    slot_n[i, w] = T[b, i, d]
-                    slot_s[i, w] = box[i + 1, d] * S[i, d]  # spatial box of level i
-                    w += 1
-            n_slots[i] = w
+                    loop_dim[nf] = d
+                    loop_n[nf] = T[b, i, d]
+                    loop_s[nf] = box[i + 1, d] * S[i, d]  # spatial box of level i
+                    loop_w[nf] = (T[b, i, d] - 1) * outer  # W_k = (n_k - 1) prod_{j>k} n_j
+                    outer *= T[b, i, d]
+                    for t in range(nT):  # tiling._translations: projected strides
+                        for r in range(n_ranks[t]):
+                            loop_pv[nf, t, r] = A[t, r, d] * loop_s[nf]
+                    nf += 1
+            end[i] = nf
         # ---- deltas and multicast groups per boundary (deltas.py closed form)
         flagged = False
         zero_words[:] = 0.0
         zero_linked[:] = 0.0
         for i in range(L):
             bnd = i + 1
-            K = 0  # loops above boundary bnd, innermost first
-            for lv in range(i, -1, -1):
-                for j in range(n_slots[lv]):
-                    sd[K] = slot_dim[lv, j]
-                    sn[K] = slot_n[lv, j]
-                    ss[K] = slot_s[lv, j]
-                    K += 1
-            outer = 1  # W_k = (n_k - 1) * prod_{j>k} n_j
-            for k in range(K - 1, -1, -1):
-                weight[k] = (sn[k] - 1) * outer
-                outer *= sn[k]
+            K = end[i]  # loops above boundary bnd; loop k (innermost first) is K - 1 - k
             for t in range(nT):
                 needed = keep[i, t] or (keep[bnd, t] if bnd < L else True)
                 links_possible = fan[i] > 1 and linked[i] and K > 0
@@ -318,7 +315,7 @@ def evaluate_rows(T, SX, SY, perm, keep_in, canonical, every_row, check_capacity
                 elif bnd == L:  # the compute units: every step moves a whole tile
                     wsum = 0
                     for k in range(K):
-                        wsum += weight[k]
+                        wsum += loop_w[K - 1 - k]
                         kind_ok[k] = True
                     delta[i, t] = full * (1 + wsum)
                     if matters:  # translations, for link transfers (tiling._translations)
@@ -326,7 +323,7 @@ def evaluate_rows(T, SX, SY, perm, keep_in, canonical, every_row, check_capacity
                             cum[r] = 0
                         for k in range(K):
                             for r in range(R):
-                                pv = A[t, r, sd[k]] * ss[k]
+                                pv = loop_pv[K - 1 - k, t, r]
                                 vk[k, r] = pv - cum[r]
                                 cum[r] += pv
                 else:
@@ -336,13 +333,13 @@ def evaluate_rows(T, SX, SY, perm, keep_in, canonical, every_row, check_capacity
                         cum[r] = 0
                     acc = 0
                     for k in range(K):
-                        d = sd[k]
+                        f = K - 1 - k
                         cnt = 0
                         vsum = 0
                         er = 0
                         differs = False
                         for r in range(R):
-                            pv = A[t, r, d] * ss[k]
+                            pv = loop_pv[f, t, r]
                             v = pv - cum[r]  # Delta_k = stride_k - sum_{j<k} stride_j
                             cum[r] += pv
                             vk[k, r] = v
@@ -364,7 +361,7 @@ def evaluate_rows(T, SX, SY, perm, keep_in, canonical, every_row, check_capacity
                         if k > 0 and differs:
                             c = full
                         ck[k] = c
-                        acc += weight[k] * c
+                        acc += loop_w[f] * c
                     delta[i, t] = full + acc
                     if matters:  # a link needs the previous step's delta of the same kind
                         kfirst = 0 if ck[0] == 0 else (2 if ck[0] == full else 1)
@@ -384,7 +381,7 @@ def evaluate_rows(T, SX, SY, perm, keep_in, canonical, every_row, check_capacity
                         if vk[k, r] != 0:
                             zero = False
                     if zero:
-                        zw += weight[k]
+                        zw += loop_w[K - 1 - k]
                 zw = zw * full
                 coupled = bnd == L
                 if not coupled:  # a sliding-window pair: spatial x here, y walked in time

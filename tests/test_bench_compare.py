@@ -22,7 +22,8 @@ if "--json" in sys.argv and {refuse_json}:
 speed = float((Path(__file__).parent / "speed.txt").read_text())
 print("a warning line before the JSON")
 print(json.dumps({{"case_a": {{"evaluated": 1000, "wall_s": 1000 / speed,
-                              "evals_per_s": speed}}}}))
+                              "evals_per_s": speed, "cpu_s": 500 / speed}},
+                  "case_b": {{"evaluated": 10, "wall_s": 1.0, "evals_per_s": 10.0}}}}))
 '''
 
 
@@ -53,10 +54,12 @@ def test_compare_reports_medians_and_the_ratio_of_this_tree_over_rev(
     (repo / "dse" / "speed.txt").write_text("250")  # uncommitted: "this checkout" is faster
     commit, rows = compare(repo, "HEAD", max_evals=10, rounds=3, network=False)
     assert len(commit) == 40
-    assert [r.case for r in rows] == ["case_a"]
+    assert [r.case for r in rows] == ["case_a", "case_b"]
     row = rows[0]
     assert row.this_samples == [250.0] * 3 and row.rev_samples == [100.0] * 3
     assert row.ratio == pytest.approx(2.5) and row.wall_speedup == pytest.approx(2.5)
+    assert row.this_cpu_s == pytest.approx(2.0) and row.cpu_speedup == pytest.approx(2.5)
+    assert rows[1].cpu_speedup is None  # a case without cpu_s (the network case)
     assert not list(scratch.iterdir())  # REV's exported tree is removed
 
 

@@ -24,7 +24,7 @@ from dse.spec.arch_library import REPO_ARCH_SPECS, architecture_files
 from dse.spec.workload_library import load_workload
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-HEAVY_MODULES = ("pandas", "numpy", "yaml", "tqdm")
+HEAVY_MODULES = ("pandas", "numpy", "yaml", "tqdm", "numba")
 
 
 def _env() -> dict[str, str]:
@@ -79,7 +79,7 @@ def test_pyproject_metadata() -> None:
     assert "version" in project["dynamic"]
     assert data["tool"]["setuptools"]["dynamic"]["version"]["attr"] == "dse.__version__"
     dep_names = {re.match(r"[A-Za-z0-9_.-]+", d).group(0).lower() for d in project["dependencies"]}
-    assert {"click", "pyyaml", "pandas", "numpy", "tqdm"} <= dep_names
+    assert {"click", "pyyaml", "pandas", "numpy", "tqdm", "numba"} <= dep_names
     extras = project["optional-dependencies"]
     assert {"onnx", "plot", "dask", "dev"} <= set(extras)
 

@@ -34,6 +34,10 @@ class CaseComparison:
     rev_wall_s: float | None
     this_samples: list[float] = field(default_factory=list)  # evals/s, one per round
     rev_samples: list[float] = field(default_factory=list)
+    # CPU seconds of the search process (mapper cases, where both sides report `cpu_s`):
+    # less disturbed than wall time by other jobs on a shared machine
+    this_cpu_s: float | None = None
+    rev_cpu_s: float | None = None
 
     @property
     def ratio(self) -> float | None:
@@ -49,11 +53,20 @@ class CaseComparison:
             return None
         return self.rev_wall_s / self.this_wall_s
 
+    @property
+    def cpu_speedup(self) -> float | None:
+        """REV's CPU time over this checkout's, where both report it."""
+        if not self.this_cpu_s or not self.rev_cpu_s:
+            return None
+        return self.rev_cpu_s / self.this_cpu_s
+
     def as_dict(self) -> dict:
         return {"case": self.case, "this_evals_per_s": self.this_evals_per_s,
                 "rev_evals_per_s": self.rev_evals_per_s, "ratio": self.ratio,
                 "this_wall_s": self.this_wall_s, "rev_wall_s": self.rev_wall_s,
-                "wall_speedup": self.wall_speedup, "this_samples": self.this_samples,
+                "wall_speedup": self.wall_speedup, "this_cpu_s": self.this_cpu_s,
+                "rev_cpu_s": self.rev_cpu_s, "cpu_speedup": self.cpu_speedup,
+                "this_samples": self.this_samples,
                 "rev_samples": self.rev_samples}
 
 
@@ -158,7 +171,10 @@ def compare(this_tree: Path, rev: str, *, max_evals: int, rounds: int = 3,
                for s in ("this", "rev")}
         wall = {s: [float(x["wall_s"]) for x in by_side[s] if "wall_s" in x]
                 for s in ("this", "rev")}
+        cpu = {s: [float(x["cpu_s"]) for x in by_side[s] if x.get("cpu_s")]
+               for s in ("this", "rev")}
         rows.append(CaseComparison(case, _median(eps["this"]), _median(eps["rev"]),
                                    _median(wall["this"]), _median(wall["rev"]),
-                                   eps["this"], eps["rev"]))
+                                   eps["this"], eps["rev"], _median(cpu["this"]),
+                                   _median(cpu["rev"])))
     return commit, rows

@@ -104,6 +104,7 @@ def bench_mapper(files: list[str], search: str, max_evals: int, seed: int = 0,
         "considered_per_cpu_s": round(result.considered / cpu, 1),
         "best_cycles": None if best is None else best.cycles,
         "best_energy_pJ": None if best is None else best.energy_pJ,
+        "kernel": searcher.model.kernel,  # dse.model.kernel: numba or numpy ($DSE_KERNEL)
     }
 
 

@@ -50,6 +50,10 @@ def bench(max_evals: int, objective: str, no_bound_skip: bool, as_json: bool, no
         skipped = f"{r['skipped_by_bound']:>9,}" if "skipped_by_bound" in r else f"{'':>9s}"
         click.echo(f"{name:48s} {r['evaluated']:>10,} {skipped} {r['wall_s']:>8.2f} "
                    f"{r['evals_per_s']:>10,.0f} {cpu}")
+    kernels = sorted({r["kernel"] for r in results.values() if "kernel" in r})
+    if kernels:
+        click.echo(f"model kernel: {', '.join(kernels)} (DSE_KERNEL=numpy selects the numpy "
+                   "passes)")
 
 
 def _compare(rev: str, max_evals: int, rounds: int, network: bool, as_json: bool) -> None:
@@ -76,13 +80,17 @@ def _compare(rev: str, max_evals: int, rounds: int, network: bool, as_json: bool
 
     click.echo(f"this checkout vs {rev} ({commit[:12]}), medians of {rounds} alternating runs, "
                f"{max_evals:,} mappings per mapper case; ratio = this / {rev} evals/s; "
-               "ranges = lowest-highest evals/s over the runs")
+               "ranges = lowest-highest evals/s over the runs; cpu = CPU seconds of the search "
+               "process (mapper cases)")
     click.echo(f"{'case':48s} {'this evals/s':>13s} {'REV evals/s':>13s} {'ratio':>7s} "
                f"{'this wall_s':>11s} {'REV wall_s':>11s} {'wall speed-up':>13s} "
+               f"{'this cpu_s':>10s} {'REV cpu_s':>10s} {'cpu speed-up':>12s} "
                f"{'this range':>15s} {'REV range':>15s}")
     for r in rows:
         click.echo(f"{r.case:48s} {num(r.this_evals_per_s, ',.0f'):>13s} "
                    f"{num(r.rev_evals_per_s, ',.0f'):>13s} {num(r.ratio, '.2f'):>7s} "
                    f"{num(r.this_wall_s, '.2f'):>11s} {num(r.rev_wall_s, '.2f'):>11s} "
-                   f"{num(r.wall_speedup, '.2f'):>13s} {spread(r.this_samples):>15s} "
+                   f"{num(r.wall_speedup, '.2f'):>13s} {num(r.this_cpu_s, '.3f'):>10s} "
+                   f"{num(r.rev_cpu_s, '.3f'):>10s} {num(r.cpu_speedup, '.2f'):>12s} "
+                   f"{spread(r.this_samples):>15s} "
                    f"{spread(r.rev_samples):>15s}")

@@ -29,6 +29,7 @@ import numpy as np
 
 from dse.mapper.batch import BatchModel
 from dse.model.actions import ACTIONS
+from dse.model.cost import sum_in_order
 
 # a bound is multiplied by this before comparing: the model sums the same terms in another
 # order, so an exact (tight) bound could otherwise exceed it by a rounding error
@@ -63,11 +64,14 @@ class Bounds:
         self.operand_pJ = np.where(model.rw[None, :], e_update[:, None],
                                    e_read[:, None])
         self.clusters = model.clusters.astype(np.int64)
+        self.compiled = model.kernel == "numba"  # dse.mapper.kernel_numba.lower_bounds
 
     def lower(self, T: np.ndarray, SX: np.ndarray, SY: np.ndarray, keep: np.ndarray
               ) -> tuple[np.ndarray, np.ndarray]:
         """(energy_pJ lower bound, cycles lower bound) per row; both <= the model's values."""
         B = T.shape[0]
+        if self.compiled and self.energy_ok:
+            return self._lower_compiled(T, SX, SY, keep)
         cycles = np.prod(T.astype(np.int64), axis=(1, 2))
         if not self.energy_ok:
             return np.full(B, -np.inf), cycles
@@ -76,13 +80,12 @@ class Bounds:
         rep = np.ones((B, self.L), dtype=np.int64)
         for i in range(1, self.L):
             rep[:, i] = rep[:, i - 1] * fan[:, i - 1]
-        leak = (np.where(keep.any(axis=2), self.leak[None, :] * rep, 0.0).sum(axis=1)
-                * cycles)
+        leak = sum_in_order(np.where(keep.any(axis=2), self.leak[None, :] * rep, 0.0)) * cycles
         energy = leak + self.compute_pJ
         if self.L >= 2:
             ok = keep[:, 0] & keep[:, 1]  # (B, nT)
             ok &= (fan[:, 0] == 1)[:, None]
-            energy = energy + np.where(ok, self.compulsory_pJ[None, :], 0.0).sum(axis=1)
+            energy = energy + sum_in_order(np.where(ok, self.compulsory_pJ[None, :], 0.0))
         # innermost keeper of each tensor, and whether links could act from it down
         kept = keep.any(axis=1)  # (B, nT)
         inner = self.L - 1 - np.argmax(keep[:, ::-1, :], axis=1)  # (B, nT)
@@ -94,9 +97,24 @@ class Bounds:
         charged = np.minimum(np.take_along_axis(rep, inner, axis=1), self.clusters[inner])
         with np.errstate(over="ignore"):  # absurd energies (fuzzing) bound at inf, as the model
             operand = blocks * self.operand_pJ[inner, t_idx] * charged
-        energy = energy + np.where(ok, operand, 0.0).sum(axis=1)
+        energy = energy + sum_in_order(np.where(ok, operand, 0.0))
         return energy * SAFETY, cycles
 
+    def _lower_compiled(self, T, SX, SY, keep) -> tuple[np.ndarray, np.ndarray]:
+        """lower() by dse.mapper.kernel_numba.lower_bounds (the same numbers)."""
+        from dse.mapper.kernel_numba import lower_bounds
+
+        B = T.shape[0]
+        energy = np.empty(B)
+        cycles = np.empty(B, dtype=np.int64)
+        i64 = [np.ascontiguousarray(x, dtype=np.int64) for x in (T, SX, SY)]
+        lower_bounds(*i64, np.ascontiguousarray(keep, dtype=np.bool_),
+                     np.ascontiguousarray(self.dummy, dtype=np.bool_),
+                     self.leak.astype(np.float64), float(self.compute_pJ),
+                     self.compulsory_pJ.astype(np.float64), self.linked, self.block_t,
+                     np.ascontiguousarray(self.operand_pJ, dtype=np.float64),
+                     self.clusters, SAFETY, energy, cycles)
+        return energy, cycles
 
 class SparseBounds:
     """Lower bounds for the sparse model (dse.model.sparse_batch.SparseBatchModel), whose

@@ -15,6 +15,7 @@ order is irrelevant when it feeds a single compute unit per instance, so it is f
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from dataclasses import dataclass
@@ -111,6 +112,16 @@ class MapSpace:
         self._spatial_cols = [j for j, s in enumerate(slots) if s.kind != "T"]
         self._build_spatial_combos()
         self._build_orders_and_bypass()
+        from dse.model.kernel import kernel_choice
+
+        # dse.mapper.kernel_numba decodes candidates when the model kernel is compiled too
+        self.compiled = kernel_choice() == "numba"
+        if self.compiled:
+            self._flat_options = np.ascontiguousarray(np.concatenate(self.options), np.int64)
+            self._option_offsets = np.cumsum([0] + [len(o) for o in self.options[:-1]]
+                                             ).astype(np.int64)
+            self._slot_level = np.array([s.level for s in slots], dtype=np.int64)
+            self._slot_kind = np.array(["TXY".index(s.kind) for s in slots], dtype=np.int64)
 
     # ------------------------------------------------------------------ factor options
     def _lc(self, i: int) -> LevelConstraints:
@@ -261,6 +272,14 @@ class MapSpace:
     def factor_arrays(self, choice: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """choice[b, d] = option row of dim d -> (T, SX, SY) arrays (B, L, D)."""
         B = choice.shape[0]
+        if self.compiled:
+            from dse.mapper.kernel_numba import decode_factors
+
+            T, SX, SY = (np.empty((B, self.L, self.D), dtype=np.int64) for _ in range(3))
+            decode_factors(np.ascontiguousarray(choice, dtype=np.int64), self._flat_options,
+                           self._option_offsets, self._slot_level, self._slot_kind, self.L,
+                           T, SX, SY)
+            return T, SX, SY
         T = np.ones((B, self.L, self.D), dtype=np.int64)
         SX = np.ones_like(T)
         SY = np.ones_like(T)
@@ -276,6 +295,18 @@ class MapSpace:
         B = T.shape[0]
         perm = np.empty((B, self.L, self.D), dtype=np.int64)
         dims = np.arange(self.D, dtype=float)
+        if self.compiled:
+            # the same draws (one (B, D) block per level, in level order), keys and sort
+            keys = rng.random((self.L, B, self.D))  # keys[i, b, d]
+            for i in range(self.L):
+                if not self.order_matters[i]:
+                    keys[i] = dims
+                for d, key in self._pins[i]:
+                    keys[i, :, d] = key
+            from dse.mapper.kernel_numba import order_by_keys
+
+            order_by_keys(keys, np.ascontiguousarray(T, dtype=np.int64), perm)
+            return perm
         for i in range(self.L):
             keys = rng.random((B, self.D))
             if not self.order_matters[i]:
@@ -284,6 +315,18 @@ class MapSpace:
             keys = np.where(T[:, i, :] == 1, 2e6 + dims, keys)
             perm[:, i] = np.argsort(keys, axis=1, kind="stable")
         return perm
+
+    @functools.cached_property
+    def _pins(self) -> list[list[tuple[int, float]]]:
+        """Per level, (dim, sort key) of the constraint's fixed innermost / outermost loops,
+        as _constrained_keys sets them."""
+        out = []
+        for i in range(self.L):
+            lc = self._lc(i)
+            pins = [(self.dims.index(d), -1e6 + pos) for pos, d in enumerate(lc.perm_inner)]
+            pins += [(self.dims.index(d), 1e6 + pos) for pos, d in enumerate(lc.perm_outer)]
+            out.append(pins)
+        return out
 
     def _constrained_keys(self, i: int, keys: np.ndarray) -> np.ndarray:
         """Sort keys with the constraint's fixed innermost / outermost loops pinned."""
@@ -302,14 +345,22 @@ class MapSpace:
         B = T.shape[0]
         rows = np.arange(B)[:, None]
         dims = np.arange(self.D)
-        out = np.empty_like(perm)
+        out = np.empty((B, self.L, self.D), dtype=np.int64)
+        all_keys = np.empty((self.L, B, self.D)) if self.compiled else None
         for i in range(self.L):
             p = perm[:, i]
             position = np.empty((B, self.D), dtype=float)
             position[rows, p] = dims[None, :]  # per dimension, its place in the order
             keys = self._constrained_keys(i, position)
+            if all_keys is not None:
+                all_keys[i] = keys
+                continue
             keys = np.where(T[:, i, :] == 1, 2e6 + dims, keys)
             out[:, i] = np.argsort(keys, axis=1, kind="stable")
+        if all_keys is not None:  # the same unit rule and stable sort, compiled
+            from dse.mapper.kernel_numba import order_by_keys
+
+            order_by_keys(all_keys, np.ascontiguousarray(T, dtype=np.int64), out)
         return out
 
     def keep_random(self, B: int, rng: np.random.Generator) -> np.ndarray:
@@ -349,20 +400,30 @@ class MapSpace:
         """Factorizations drawn uniformly from the fan-out-feasible set."""
         if not len(self.combos):
             return np.zeros((0, self.D), dtype=np.int64)
-        weights = self.combo_counts.astype(float)
-        weights /= weights.sum()
+        weights, tables = self._sampling_tables
         combo_idx = rng.choice(len(self.combos), size=n, p=weights)
         choice = np.empty((n, self.D), dtype=np.int64)
         for d in range(self.D):
             keys = self.combos[combo_idx, d]
-            comp = self.completions[d]
-            lens = np.array([len(c) for c in comp])
+            lens, starts, flat = tables[d]
             pick = (rng.random(n) * lens[keys]).astype(np.int64)
+            choice[:, d] = flat[starts[keys] + pick]
+        return choice
+
+    @functools.cached_property
+    def _sampling_tables(self):
+        """sample_choices' constants: combination weights, and per dim the completions of
+        each spatial key as (lengths, start offsets, concatenated option rows)."""
+        weights = self.combo_counts.astype(float)
+        weights /= weights.sum()
+        tables = []
+        for comp in self.completions:
+            lens = np.array([len(c) for c in comp])
             starts = np.zeros(len(comp) + 1, dtype=np.int64)
             starts[1:] = np.cumsum(lens)
             flat = np.concatenate(comp) if comp else np.zeros(0, dtype=np.int64)
-            choice[:, d] = flat[starts[keys] + pick]
-        return choice
+            tables.append((lens, starts, flat))
+        return weights, tables
 
     def iter_choices(self, chunk: int = 4096):
         """Every fan-out-feasible factorization, in a fixed order, in chunks."""

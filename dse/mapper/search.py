@@ -62,6 +62,7 @@ class Candidate:
     choice: np.ndarray  # (D,) option index per dimension
     perm: np.ndarray  # (L, D)
     keep: np.ndarray  # (L, nT)
+    key: bytes = b""  # Searcher._key of (choice, perm, keep), filled in once when needed
 
 
 @dataclass
@@ -132,6 +133,8 @@ class Searcher:
         self._option_index = [
             {tuple(row): k for k, row in enumerate(opts)} for opts in self.space.options
         ]
+        self._moves: dict[tuple[int, int], np.ndarray] = {}  # _factor_moves cache
+        self._swaps: list | None = None  # _swap_levels cache
         self._stop = False
         self.progress = None  # callable(result, evals_per_s) or None
         self._front_e = np.zeros(0)
@@ -279,6 +282,11 @@ class Searcher:
         """Canonical key of a mapping: big-endian bytes sort like the integer tuple."""
         return self._keys(choice[None], perm[None], keep[None])[0]
 
+    def _cand_key(self, c: Candidate) -> bytes:
+        if not c.key:
+            c.key = self._key(c.choice, c.perm, c.keep)
+        return c.key
+
     @staticmethod
     def _keys(choice: np.ndarray, perm: np.ndarray, keep: np.ndarray) -> list[bytes]:
         B = len(choice)
@@ -297,15 +305,16 @@ class Searcher:
         first = order[0]
         tied = int(np.all([s[order] == s[first] for s in scores], axis=0).sum())
         top = []
-        for j in order[:tied + 16]:
-            r = idx[j]
+        sel = order[:tied + 16]
+        rows = idx[sel]
+        keys = self._keys(choice[rows], perm[rows], keep[rows])
+        for j, r, key in zip(sel, rows, keys, strict=True):
             top.append(Candidate(tuple(float(s[j]) for s in scores), float(energy[r]),
                                  int(cycles[r]), choice[r].copy(), perm[r].copy(),
-                                 keep[r].copy()))
-        top.sort(key=lambda c: (c.score, self._key(c.choice, c.perm, c.keep)))
+                                 keep[r].copy(), key))
+        top.sort(key=lambda c: (c.score, c.key))
         best = self.result.best
-        if best is None or (top[0].score, self._key(top[0].choice, top[0].perm, top[0].keep)) < (
-                best.score, self._key(best.choice, best.perm, best.keep)):
+        if best is None or (top[0].score, top[0].key) < (best.score, self._cand_key(best)):
             self.result.best = top[0]
         if self.cfg.pareto:
             self._update_front(choice[idx], perm[idx], keep[idx], energy[idx], cycles[idx])
@@ -427,15 +436,15 @@ class Searcher:
         flush()
         self.result.exhausted = not self._stop
 
-    def neighbours(self, cand: Candidate):
-        """All single moves from a candidate: factor moves, adjacent swaps, bypass flips."""
-        space = self.space
-        choices, perms, keeps = [], [], []
-        base_c, base_p, base_k = cand.choice, cand.perm, cand.keep
-        T, _, _ = space.factor_arrays(base_c[None])
-        for d in range(space.D):
-            row = space.options[d][base_c[d]]
+    def _factor_moves(self, d: int, k: int) -> np.ndarray:
+        """Option indices of dim d one prime-factor move away from option k (a factor p of
+        slot a moved to slot b), in the order (slot a, prime p, slot b); cached."""
+        key = (d, k)
+        moves = self._moves.get(key)
+        if moves is None:
+            row = self.space.options[d][k]
             n_slots = len(row)
+            out = []
             for a in range(n_slots):
                 if row[a] == 1:
                     continue
@@ -446,41 +455,66 @@ class Searcher:
                         new = row.copy()
                         new[a] //= p
                         new[b] *= p
-                        k = self._option_index[d].get(tuple(new))
-                        if k is not None:
-                            c = base_c.copy()
-                            c[d] = k
-                            choices.append(c)
-                            perms.append(base_p)
-                            keeps.append(base_k)
-        for i in range(space.L):
-            lc = space._lc(i)
-            fixed = {space.dims.index(x) for x in lc.perm_inner + lc.perm_outer}
-            order = [d for d in base_p[i] if T[0, i, d] > 1 and d not in fixed]
-            if not space.order_matters[i]:
-                continue
+                        j = self._option_index[d].get(tuple(new))
+                        if j is not None:
+                            out.append(j)
+            moves = self._moves[key] = np.array(out, dtype=np.int64)
+        return moves
+
+    def _swap_levels(self) -> list[tuple[int, set[int]]]:
+        """Levels whose loop order matters, each with its pinned dims (constraints)."""
+        if self._swaps is None:
+            space = self.space
+            self._swaps = []
+            for i in range(space.L):
+                lc = space._lc(i)
+                if space.order_matters[i]:
+                    self._swaps.append(
+                        (i, {space.dims.index(x) for x in lc.perm_inner + lc.perm_outer}))
+        return self._swaps
+
+    def neighbours(self, cand: Candidate):
+        """All single moves from a candidate: factor moves, adjacent swaps, bypass flips."""
+        space = self.space
+        base_c, base_p, base_k = cand.choice, cand.perm, cand.keep
+        T, _, _ = space.factor_arrays(base_c[None])
+        blocks = []
+        for d in range(space.D):
+            ks = self._factor_moves(d, int(base_c[d]))
+            if len(ks):
+                c = np.repeat(base_c[None], len(ks), axis=0)
+                c[:, d] = ks
+                blocks.append(c)
+        n_moves = sum(len(c) for c in blocks)
+        choices = [np.concatenate(blocks)] if blocks else []
+        perms = [np.repeat(base_p[None], n_moves, axis=0)]
+        keeps = [np.repeat(base_k[None], n_moves, axis=0)]
+        nonunit = (T[0] > 1).tolist()
+        for i, fixed in self._swap_levels():
+            row = base_p[i].tolist()
+            order = [d for d in row if nonunit[i][d] and d not in fixed]
             for j in range(len(order) - 1):
-                new_order = list(base_p[i])
+                new_order = list(row)
                 a, b = new_order.index(order[j]), new_order.index(order[j + 1])
                 new_order[a], new_order[b] = new_order[b], new_order[a]
                 pe = base_p.copy()
                 pe[i] = new_order
-                choices.append(base_c)
-                perms.append(pe)
-                keeps.append(base_k)
+                choices.append(base_c[None])
+                perms.append(pe[None])
+                keeps.append(base_k[None])
         for i, t in space.free_keep:
             ke = base_k.copy()
             ke[i, t] = not ke[i, t]
-            choices.append(base_c)
-            perms.append(base_p)
-            keeps.append(ke)
+            choices.append(base_c[None])
+            perms.append(base_p[None])
+            keeps.append(ke[None])
         if not choices:
             return None
-        return np.array(choices), np.array(perms), np.array(keeps)
+        return np.concatenate(choices), np.concatenate(perms), np.concatenate(keeps)
 
     def _local_search(self, seeds: list[Candidate], width: int = 16) -> None:
         pool = seeds[:width]
-        seen = {self._key(c.choice, c.perm, c.keep) for c in pool}
+        seen = {self._cand_key(c) for c in pool}
         while pool and not self._out_of_budget():
             batch = [self.neighbours(c) for c in pool]
             batch = [b for b in batch if b is not None]
@@ -502,19 +536,17 @@ class Searcher:
             factors = tuple(f[fresh] for f in factors)
             top = self._step(ch, pe, ke, factors, canonical=True, need_top=True)
             self._tick()
-            merged = sorted(pool + top, key=lambda x: (x.score, self._key(x.choice, x.perm,
-                                                                          x.keep)))
+            merged = sorted(pool + top, key=lambda x: (x.score, self._cand_key(x)))
             new_pool = []
             used = set()
             for x in merged:
-                k = self._key(x.choice, x.perm, x.keep)
+                k = self._cand_key(x)
                 if k not in used:
                     used.add(k)
                     new_pool.append(x)
                 if len(new_pool) == width:
                     break
-            if [self._key(x.choice, x.perm, x.keep) for x in new_pool] == [
-                    self._key(x.choice, x.perm, x.keep) for x in pool]:
+            if [self._cand_key(x) for x in new_pool] == [self._cand_key(x) for x in pool]:
                 return
             pool = new_pool
 
@@ -537,7 +569,7 @@ class Searcher:
                 tops += self._step(choice, perm, keep, factors, canonical=True, need_top=True,
                                    rank_limit=limit)
                 self._tick()
-            tops.sort(key=lambda x: (x.score, self._key(x.choice, x.perm, x.keep)))
+            tops.sort(key=lambda x: (x.score, self._cand_key(x)))
             if self.result.best is not None:
                 tops = [self.result.best] + tops
             self._local_search(tops)

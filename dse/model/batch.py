@@ -19,7 +19,9 @@ from dse.arch.architecture import Architecture
 from dse.model import generation as generations
 from dse.model.actions import ACTIONS, ENERGY_KEY, action_energy, compute_energy
 from dse.model.buffer import accesses, parent_share_and_mask, partition_sizes
-from dse.model.cost import access_energy, bandwidth_cycles, leakage
+from dse.model.cost import access_energy, bandwidth_cycles, leakage, sum_in_order
+from dse.model.deltas import boundary_deltas
+from dse.model.kernel import KernelConstants, kernel_choice, run_kernel
 from dse.model.links import linked_fanouts, resolve_link_mode
 from dse.model.multicast import MulticastPasses
 from dse.model.placement import backing_levels
@@ -65,9 +67,11 @@ class BatchModel(TilingPasses, MulticastPasses):
     def __init__(self, problem: Problem, arch: Architecture,
                  link_transfers: bool | str | None = None,
                  generation: str = generations.DEFAULT,
-                 placement: dict[str, str] | None = None) -> None:
+                 placement: dict[str, str] | None = None, kernel: str | None = None) -> None:
         """`placement`: tensor -> backing level name (dse.model.placement; default the
-        outermost level for every tensor)."""
+        outermost level for every tensor). `kernel`: 'numba' (the compiled per-mapping
+        kernel) or 'numpy' (these passes); None = $DSE_KERNEL, else numba when importable
+        (dse.model.kernel)."""
         arch = generations.energies_for(arch, generation)
         self.elide_fills = generations.elides_output_fills(generation)
         self.generation = generation
@@ -145,6 +149,9 @@ class BatchModel(TilingPasses, MulticastPasses):
         self.sbw = np.array([np.inf if x.shared_bandwidth is None else x.shared_bandwidth
                              for x in lv])
         self.dummy = np.array([x.is_dummy for x in lv])
+        self.compute_pJ = problem.macs * self.e_compute
+        self.kernel = kernel_choice(kernel)
+        self._kernel_consts = KernelConstants(self) if self.kernel == "numba" else None
 
     def _tiles(self, T, SX, SY, keep):
         """The nest pass: per-level op-space boxes (B, L + 1, D) and tile words (B, L, T)."""
@@ -178,12 +185,42 @@ class BatchModel(TilingPasses, MulticastPasses):
                keep: np.ndarray, spatial_order: np.ndarray | None = None) -> Detail:
         """The whole model on every row, without validity checks (the caller has checked the
         fan-out; capacity does not change any count)."""
+        if self.kernel == "numba":
+            return self._detail_kernel(T, SX, SY, perm, keep, spatial_order)
+        return self._detail_numpy(T, SX, SY, perm, keep, spatial_order)
+
+    def _detail_numpy(self, T, SX, SY, perm, keep, spatial_order=None) -> Detail:
         T, SX, SY, S, keep, box, size = self._tiles(T, SX, SY, keep)
         return self._evaluate_valid(T, SX, SY, S, perm, keep, box, size, spatial_order)
+
+    def _detail_kernel(self, T, SX, SY, perm, keep, spatial_order=None) -> Detail:
+        """detail() by the compiled kernel; rows it leaves to the numpy passes (they need
+        the exact link-transfer walk) are evaluated by those."""
+        canonical = None
+        if spatial_order is not None:
+            canonical = self._canonical_spatial(spatial_order, SX * SY)
+        out = run_kernel(self._kernel_consts, T, SX, SY, perm, keep, every_row=True,
+                         canonical=canonical)
+        det = Detail(size=out["size"], partition=out["partition"],
+                     replication=out["replication"], counts=out["counts"],
+                     energy_by_action=out["energy_by_action"], links=out["links"],
+                     peer=out["peer"], slowdown=out["slowdown"],
+                     level_cycles=out["level_cycles"], leak=out["leak"],
+                     compute_cycles=out["compute_cycles"], cycles=out["cycles"],
+                     energy=out["energy"], keep=out["keep"])
+        idx = np.nonzero(out["exact"])[0]
+        if len(idx):
+            sub = self._detail_numpy(T[idx], SX[idx], SY[idx], perm[idx], keep[idx],
+                                     None if spatial_order is None else spatial_order[idx])
+            for name in Detail.__dataclass_fields__:
+                getattr(det, name)[idx] = getattr(sub, name)
+        return det
 
     def evaluate(self, T: np.ndarray, SX: np.ndarray, SY: np.ndarray, perm: np.ndarray,
                  keep: np.ndarray, check_capacity: bool = True) -> BatchResult:
         """Cheap validity checks on the whole batch first, the full model on valid rows only."""
+        if self.kernel == "numba":
+            return self._evaluate_kernel(T, SX, SY, perm, keep, check_capacity)
         B = T.shape[0]
         T, SX, SY, S, keep, box, size = self._tiles(T, SX, SY, keep)
         if self.has_bits:  # capacity in bits; overflow reported in datawidth words
@@ -214,6 +251,21 @@ class BatchModel(TilingPasses, MulticastPasses):
             util[idx] = self.problem.macs / (self.arch.compute.instances * c)
         return BatchResult(energy, cycles, valid, capacity_ok, fanout_ok, util,
                            overflow)
+
+    def _evaluate_kernel(self, T, SX, SY, perm, keep, check_capacity: bool) -> BatchResult:
+        """evaluate() by the compiled kernel (validity and model per row); rows it leaves to
+        the numpy passes (they need the exact link-transfer walk) are evaluated by those."""
+        out = run_kernel(self._kernel_consts, T, SX, SY, perm, keep, every_row=False,
+                         check_capacity=check_capacity)
+        energy, cycles, valid = out["energy"], out["cycles"], out["valid"]
+        idx = np.nonzero(out["exact"])[0]
+        if len(idx):
+            det = self._detail_numpy(T[idx], SX[idx], SY[idx], perm[idx], keep[idx])
+            energy[idx], cycles[idx] = det.energy, det.cycles
+        util = np.zeros(T.shape[0])
+        util[valid] = self.problem.macs / (self.arch.compute.instances * cycles[valid])
+        return BatchResult(energy, cycles, valid, out["capacity_ok"], out["fanout_ok"], util,
+                           out["overflow"])
 
     def _evaluate_valid(self, T, SX, SY, S, perm, keep, box, size, spatial_order=None):
         """The passes, in Timeloop's order: temporal loop slots per level (nest); per level
@@ -268,67 +320,39 @@ class BatchModel(TilingPasses, MulticastPasses):
             first = np.argmax(nonunit, axis=1) if K else np.zeros(B, dtype=np.int64)
             child_box = box[:, b]
             any_fan = bool((fan[:, i] > 1).any())
+            # rows where a link transfer could act at this fan-out (dse.model.multicast)
+            links_possible = ((fan[:, i] > 1) & nonunit.any(axis=1) if self.linked[i]
+                              else np.zeros(B, dtype=bool))
             for t in range(nT):
-                AT = self.A[t].T  # (D, R)
                 # deltas at this boundary only matter where this level or its child (the
-                # compute units count as keeping everything) keeps t
-                # (elsewhere only the ratio groups / fan-out is used, so any positive count
-                # does), unless a sliding-window link transfer could change that ratio
+                # compute units count as keeping everything) keeps t, or where a link
+                # transfer could change the ratio groups / fan-out; elsewhere only that ratio
+                # is used, so the count is 1 (per row, so a row's numbers never depend on the
+                # other rows of its batch)
                 needed = keep[:, i, t] | (keep[:, b, t] if b < L else True)
-                if not needed.any() and not (
-                        any_fan and self.linked[i] and K
-                        and self._coupled(t, i, b == L, S, T).any()):
+                need_row = needed | links_possible
+                if not need_row.any():
                     delta_words[:, i, t] = 1.0
                     if any_fan:
                         groups[:, i, t] = self._groups(t, S[:, i], child_box, SX[:, i],
                                                        SY[:, i])
                     continue
                 ext_list = self._extents(t, child_box)
-                ext = np.stack(ext_list, axis=1)
                 full = ext_list[0].copy()
                 for e in ext_list[1:]:
                     full = full * e
-                if K == 0:
-                    delta_words[:, i, t] = full
-                    v = np.zeros((B, 0, AT.shape[1]), dtype=np.int64)
-                    kind_ok = nonunit
-                elif b == L:
-                    delta_words[:, i, t] = full * (1 + weight.sum(axis=1))
-                    if any_fan and self.linked[i]:
-                        v = np.stack(self._translations(t, sd, ss, nonunit), axis=2)
-                    kind_ok = nonunit
-                else:
-                    # per rank (B, K) arrays: numpy reduces poorly over a 3-4 long last axis
-                    vs = self._translations(t, sd, ss, nonunit)
-                    nzs = [x != 0 for x in vs]
-                    cnt = sum(nz.astype(np.int8) for nz in nzs)
-                    vr = np.abs(sum(vs))  # the moved rank's offset when cnt == 1
-                    er = sum(nz * ext[:, r, None] for r, nz in enumerate(nzs))
-                    partial = (cnt == 1) & (vr < er)
-                    fullk = full[:, None]
-                    c = np.where(partial, vr * (fullk // np.maximum(er, 1)), fullk)
-                    c = np.where(cnt == 0, 0, c)
-                    rows_b = np.arange(B)
-                    differs = np.zeros(sd.shape, dtype=bool)
-                    for x in vs:
-                        differs |= x != x[rows_b, first][:, None]
-                    later = np.arange(K)[None, :] > first[:, None]
-                    c = np.where(later & differs, fullk, c)
-                    delta_words[:, i, t] = full + (weight * c).sum(axis=1)
-                    v = None
-                    if any_fan and self.linked[i]:
-                        # a link needs the previous step's delta to be of the same kind
-                        kind = np.where(c == 0, 0, np.where(c == fullk, 2, 1))
-                        kfirst = kind[np.arange(B), first]
-                        ok_later = later & nonunit & (kind == kfirst[:, None]) & (kind > 0)
-                        ok_first = (kfirst > 0) & ((kfirst == 2) | ok_later.any(axis=1))
-                        kind_ok = ok_later | ((np.arange(K)[None, :] == first[:, None])
-                                              & ok_first[:, None])
+                links_here = any_fan and self.linked[i]
+                # translations per rank: for the closed form above the compute units' boundary,
+                # and for link transfers
+                vs = (self._translations(t, sd, ss, nonunit)
+                      if K and (b < L or links_here) else None)
+                delta_words[:, i, t], c, kind, kind_ok = boundary_deltas(
+                    full, ext_list, vs, weight, nonunit, first, b == L, links_here)
+                delta_words[~need_row, i, t] = 1.0
                 if any_fan:
                     groups[:, i, t] = self._groups(t, S[:, i], child_box, SX[:, i], SY[:, i])
                     if self.linked[i] and K:
-                        if v is None:
-                            v = np.stack(vs, axis=2)
+                        v = np.stack(vs, axis=2)
                         # `declared`: only between children that keep the tensor
                         link_rows = (keep[:, b, t] if self.link_mode == "declared"
                                      else np.ones(B, dtype=bool))
@@ -368,7 +392,7 @@ class BatchModel(TilingPasses, MulticastPasses):
             counts, compute_cycles, self.bw_scale if self.has_bits else None,
             self.rbw, self.wbw, self.sbw)
         leak = leakage(keep, self.e_leak, cycles, replication)
-        energy = level_energy.sum(axis=1) + leak.sum(axis=1) + self.problem.macs * self.e_compute
+        energy = sum_in_order(level_energy) + sum_in_order(leak) + self.compute_pJ
         return Detail(size=np.where(keep, size, 0), partition=np.where(keep, partition, 0),
                       replication=replication, counts=counts, energy_by_action=energy_by_action,
                       links=links, peer=peer, slowdown=slowdown, level_cycles=level_cycles,

@@ -10,7 +10,19 @@ import numpy as np
 from dse.model.actions import ACTIONS
 
 READ = ACTIONS.index("read")
-WRITES = [ACTIONS.index("fill"), ACTIONS.index("update")]
+FILL = ACTIONS.index("fill")
+UPDATE = ACTIONS.index("update")
+
+
+def sum_in_order(x: np.ndarray, axes: int = 1) -> np.ndarray:
+    """Sum over the last `axes` axes, one term after the other in index order: numpy's sum
+    pairs terms in an order of its own, and the compiled kernel (dse/model/kernel_numba.py)
+    must reproduce the float result exactly."""
+    flat = x.reshape(x.shape[: x.ndim - axes] + (-1,))
+    acc = flat[..., 0].copy()
+    for j in range(1, flat.shape[-1]):
+        acc = acc + flat[..., j]
+    return acc
 
 
 def access_energy(counts, keep, replication, words_per_block, energy_per_action, clusters):
@@ -21,7 +33,7 @@ def access_energy(counts, keep, replication, words_per_block, energy_per_action,
     charged = np.minimum(replication, clusters[None, :])
     per_access = blocks * energy_per_action[None, :, None, :]
     energy = np.where(keep[..., None], per_access, 0.0) * charged[:, :, None, None]
-    return energy, energy.sum(axis=(2, 3))
+    return energy, sum_in_order(energy, axes=2)
 
 
 def leakage(keep, leak_per_cycle, cycles, replication):
@@ -37,12 +49,12 @@ def bandwidth_cycles(counts, compute_cycles, bandwidth_words, read_bw, write_bw,
     against the read, write and shared bandwidths; the slowest level sets the cycles.
     Returns (slowdown (B, L), level cycles (B, L), cycles (B,))."""
     reads = counts[..., READ]
-    writes = counts[..., WRITES].sum(axis=-1)
+    writes = counts[..., FILL] + counts[..., UPDATE]
     if bandwidth_words is not None:
         reads = reads * bandwidth_words[None]
         writes = writes * bandwidth_words[None]
-    rd = reads.sum(axis=2) / compute_cycles[:, None]
-    wd = writes.sum(axis=2) / compute_cycles[:, None]
+    rd = sum_in_order(reads) / compute_cycles[:, None]
+    wd = sum_in_order(writes) / compute_cycles[:, None]
     with np.errstate(divide="ignore", invalid="ignore"):
         slow = np.minimum.reduce([
             np.ones_like(rd),

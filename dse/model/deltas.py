@@ -13,9 +13,10 @@ below it go from their iteration 1 back to 0. So the translation of a step at lo
 and the reuse state before a loop-k step always holds Delta_1. Hence, with F the tile size,
   fills = F + sum_k W_k * c_k,   W_k = (n_k - 1) * prod_{j>k} n_j,
   c_1 = D(Delta_1),  c_k = D(Delta_k) if Delta_k == Delta_1 else F,
-which dse.model.batch evaluates over arrays (the step-by-step form of these rules is kept in
-tests/oracle/deltas_steps.py, and the brute-force walker in tests/ checks both).
-What stays here are the link-transfer helpers the batch model shares with that oracle, and the
+which `boundary_deltas` evaluates over arrays for dse.model.batch (the step-by-step form of
+these rules is kept in tests/oracle/deltas_steps.py, and the brute-force walker in tests/
+checks both; dse/model/kernel_numba.py re-expresses it per mapping).
+Also here: the link-transfer helpers the batch model shares with that oracle, and the
 per-step-class fill count of one tiling that the DRAM lower bound prices tilings with.
 """
 
@@ -24,10 +25,57 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 from dse.model.nest import NestLoop
 from dse.workload.problem import DataSpace
 
 Vec = tuple[int, ...]
+
+
+def boundary_deltas(full: np.ndarray, ext: list[np.ndarray], vs: list[np.ndarray] | None,
+                    weight: np.ndarray, nonunit: np.ndarray, first: np.ndarray,
+                    to_compute: bool, with_kinds: bool):
+    """The tiles-and-deltas pass at one tile boundary for one tensor, over a batch (B rows).
+
+    full (B,): words of the tile; ext: per rank its extent (B,); vs: per rank the (B, K)
+    translation of each temporal loop above the boundary (innermost first; None when K == 0,
+    or towards the compute units without links); weight (B, K): W_k; nonunit (B, K): the
+    loop is not a unit loop; first (B,): the first non-unit loop. Returns
+    (delta words per child (B,), c (B, K) words per step or None, kind (B, K) of each step's
+    delta (0 empty, 1 partial, 2 whole tile) or None, kind_ok (B, K): steps whose previous
+    sampled step had a delta of the same kind, as a link transfer needs; None unless
+    `with_kinds`)."""
+    B, K = weight.shape
+    if K == 0:
+        return full, None, None, nonunit
+    if to_compute:  # every step brings the compute units a whole tile
+        return full * (1 + weight.sum(axis=1)), None, None, nonunit
+    # per rank (B, K) arrays: numpy reduces poorly over a 3-4 long last axis
+    nzs = [x != 0 for x in vs]
+    cnt = sum(nz.astype(np.int8) for nz in nzs)
+    vr = np.abs(sum(vs))  # the moved rank's offset when cnt == 1
+    er = sum(nz * ext[r][:, None] for r, nz in enumerate(nzs))
+    partial = (cnt == 1) & (vr < er)
+    fullk = full[:, None]
+    c = np.where(partial, vr * (fullk // np.maximum(er, 1)), fullk)  # D(Delta_k)
+    c = np.where(cnt == 0, 0, c)
+    rows = np.arange(B)
+    differs = np.zeros((B, K), dtype=bool)
+    for x in vs:
+        differs |= x != x[rows, first][:, None]
+    later = np.arange(K)[None, :] > first[:, None]
+    c = np.where(later & differs, fullk, c)  # Delta_k != Delta_1: the whole tile
+    delta = full + (weight * c).sum(axis=1)
+    if not with_kinds:
+        return delta, c, None, None
+    # a link needs the previous step's delta to be of the same kind
+    kind = np.where(c == 0, 0, np.where(c == fullk, 2, 1))
+    kfirst = kind[rows, first]
+    ok_later = later & nonunit & (kind == kfirst[:, None]) & (kind > 0)
+    ok_first = (kfirst > 0) & ((kfirst == 2) | ok_later.any(axis=1))
+    kind_ok = ok_later | ((np.arange(K)[None, :] == first[:, None]) & ok_first[:, None])
+    return delta, c, kind, kind_ok
 
 
 def neighbour_diffs(proj, h_size: int, v_size: int) -> tuple[frozenset, ...]:

@@ -141,11 +141,12 @@ def evaluate(
     (dse/model/generation.py). `placement`: tensor -> backing level (dse.model.placement;
     default the outermost level)."""
     from dse.model.batch import BatchModel, rows_from_mappings, spatial_orders
+    from dse.model.kernel import kernel_for_one_mapping
 
     nest = build_nest(problem, mapping)
     check_mapping(problem, arch, mapping, nest)
     model = BatchModel(problem, arch, link_transfers, generation=generation,
-                       placement=placement)
+                       placement=placement, kernel=kernel_for_one_mapping())
     arch = model.arch  # energies of the chosen generation
     arrays = rows_from_mappings(model, [mapping])
     keep = arrays[4][0] & ~model.dummy[:, None]

@@ -289,6 +289,37 @@ def test_bad_design_and_options_exit_2(tmp_path):
     assert r.exit_code == 2 and "fused_weight_density" in r.output
 
 
+@pytest.mark.parametrize("edit, says", [
+    (("pointwise: 0.20, depthwise: 0.30", "pointwise: 1.5, depthwise: 0.30"), "density.pointwise"),
+    (("pointwise: 0.20, depthwise: 0.30", "pointwise: 0.20"), "density.depthwise"),
+    (("add: 0.054 ", "add: -1 "), "overhead_energy_pJ.add"),
+    (("predictor_weight_bits: 2 ", "predictor_weight_bits: 32 "), "predictor_weight_bits"),
+    (("pe_rows: 8", "pe_rows: 16"), "pe_rows"),
+])
+def test_out_of_range_design_values_exit_2_before_any_mapping(tmp_path, edit, says):
+    text = (bundled_dir("arch_specs") / "archon" / "archon.yaml").read_text()
+    assert edit[0] in text
+    bad = tmp_path / "a.yaml"
+    bad.write_text(text.replace(*edit))
+    r = CliRunner().invoke(main, ["archon", "--design", str(bad), "--study", "mobilenet/cifar10",
+                                  "--out", str(tmp_path / "o"), "--store",
+                                  str(tmp_path / "s.sqlite"), "--no-plots", "-q"])
+    assert r.exit_code == 2 and says in r.output, r.output
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("setting, says", [
+    ("fused_weight_density=2", "fused_weight_density"),
+    ("predictor_activation_bits=32", "predictor_activation_bits"),
+    ("pe_cols=16", "pe_cols"),
+])
+def test_out_of_range_set_values_exit_2(tmp_path, setting, says):
+    r = CliRunner().invoke(main, ["archon", "--set", setting, "--study", "mobilenet/cifar10",
+                                  "--out", str(tmp_path / "o"), "--store",
+                                  str(tmp_path / "s.sqlite"), "--no-plots", "-q"])
+    assert r.exit_code == 2 and says in r.output, r.output
+
+
 # ----------------------------------------------------------------------------- whole networks
 
 def _run(tmp_path: Path, study: str, compat: bool) -> tuple[dict, list[dict]]:

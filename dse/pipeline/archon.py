@@ -156,6 +156,21 @@ def map_network(network: Network, arch_name: str, ctx: RunContext, label: str
     return results
 
 
+def _check_pe_count(arch_name: str, d: A.ArchonDesign, file: str) -> None:
+    """The closed-form cycles use pe_rows x pe_cols PEs and the energies come from mappings on
+    the named array: both must describe the same hardware."""
+    from dse.pipeline.spec import load_arch
+    from dse.spec.arch_library import resolve as resolve_arch
+
+    macs = load_arch([str(resolve_arch(arch_name))]).arch.compute.instances
+    if macs != d.pes:
+        raise SpecError(f"the ARCHON design has pe_rows x pe_cols = {d.pes} PEs but its array "
+                        f"{arch_name!r} has {macs} MAC units", file=file,
+                        key_path="archon.design.pe_rows / pe_cols",
+                        expected=f"{macs} PEs, or an array architecture with {d.pes}",
+                        found=f"{d.pe_rows} x {d.pe_cols}")
+
+
 # ----------------------------------------------------------------------------- baselines
 
 def _block_of(name: str) -> tuple[str, str]:
@@ -403,6 +418,9 @@ def run_archon(study: ArchonStudy, studies: list[Study], out: Path, store: Resul
     from dse.pipeline.writers import atomic_write, csv_text
     from dse.spec.library_paths import bundled_dir
 
+    for s in studies:
+        for arch_name in (study.main_array, study.prediction_array):
+            _check_pe_count(arch_name, s.design, study.file)
     cfg = dataclasses.replace(cfg, objective=OBJECTIVE, generation=GENERATION)
     ctx = RunContext(store, cfg, out, jobs, compat, log)
     index = read_nonzero_index(bundled_dir("workloads") / study.nonzero_dir)

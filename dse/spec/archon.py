@@ -75,19 +75,29 @@ def _design(node, base: ArchonDesign, path: str) -> ArchonDesign:
         ep = f"{path}.overhead_energy_pJ"
         require_mapping(en, ep)
         check_keys(en, ENERGY_KEYS, ep)
-        energies = dataclasses.replace(energies, **{k: float(number(en, k, ep)) for k in en})
+        values_pJ = {k: float(number(en, k, ep)) for k in en}
+        for k, v in values_pJ.items():
+            if v < 0:
+                raise SpecError("an energy per action cannot be negative", key_path=f"{ep}.{k}",
+                                expected=">= 0", found=v, **where(en, k))
+        energies = dataclasses.replace(energies, **values_pJ)
     d = dataclasses.replace(base, energies=energies, **values)
+    check_design(d, path, lambda key: where(node, key))
+    return d
+
+
+def check_design(d: ArchonDesign, path: str, locate=lambda key: {}, sep: str = ".") -> None:
+    """Ranges the hardware imposes, checked on the file's design and on `--set` overrides alike
+    (`locate(key)` gives the file:line of a key when there is a file)."""
     if not 0 < d.fused_weight_density <= 1:
         raise SpecError("fused_weight_density is a fraction of the fused weights kept",
-                        key_path=f"{path}.fused_weight_density", expected="0 < x <= 1",
-                        found=d.fused_weight_density, **where(node, "fused_weight_density"))
-    if d.predictor_activation_bits > d.word_bits:
-        raise SpecError("the predictor cannot be wider than the datapath",
-                        key_path=f"{path}.predictor_activation_bits",
-                        expected=f"<= word_bits ({d.word_bits})",
-                        found=d.predictor_activation_bits,
-                        **where(node, "predictor_activation_bits"))
-    return d
+                        key_path=f"{path}{sep}fused_weight_density", expected="0 < x <= 1",
+                        found=d.fused_weight_density, **locate("fused_weight_density"))
+    for key in ("predictor_activation_bits", "predictor_weight_bits"):
+        if getattr(d, key) > d.word_bits:
+            raise SpecError("the predictor cannot be wider than the datapath",
+                            key_path=f"{path}{sep}{key}", expected=f"<= word_bits ({d.word_bits})",
+                            found=getattr(d, key), **locate(key))
 
 
 def _compat(node, path: str) -> ArtifactCompat:
@@ -136,7 +146,9 @@ def override_design(d: ArchonDesign, settings: dict[str, float]) -> ArchonDesign
         elif v <= 0:
             raise SpecError(f"{k} must be positive", key_path=f"--set {k}", found=v)
         values[k] = v
-    return dataclasses.replace(d, **values)
+    d = dataclasses.replace(d, **values)
+    check_design(d, "--set", sep=" ")
+    return d
 
 
 def read_archon_study(path: str | Path) -> ArchonStudy:
@@ -159,7 +171,17 @@ def read_archon_study(path: str | Path) -> ArchonStudy:
     check_keys(snode, {"arch", "nonzeros", "density", "missing"}, sp)
     dens = require_mapping(get(snode, "density"), f"{sp}.density", snode, "density")
     check_keys(dens, {"pointwise", "depthwise"}, f"{sp}.density")
-    density = {k: float(number(dens, k, f"{sp}.density", positive=True)) for k in dens}
+    density = {}
+    for k in ("pointwise", "depthwise"):
+        if get(dens, k) is None:
+            raise SpecError("the sparse baseline needs a weight density for both layer kinds",
+                            key_path=f"{sp}.density.{k}", expected="0 < x <= 1",
+                            found="nothing", **where(snode, "density"))
+        density[k] = float(number(dens, k, f"{sp}.density", positive=True))
+        if density[k] > 1:
+            raise SpecError("a density is a fraction of the weights kept",
+                            key_path=f"{sp}.density.{k}", expected="0 < x <= 1",
+                            found=density[k], **where(dens, k))
     missing = get(snode, "missing", "measured")
     if missing not in ("measured", "synthetic"):
         raise SpecError("unknown `missing` rule", key_path=f"{sp}.missing",

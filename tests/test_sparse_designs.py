@@ -354,6 +354,16 @@ def test_bad_activation_density_tables(tmp_path: Path, table: str, message: str,
     assert not (tmp_path / "n.yaml").exists()
 
 
+def test_activation_density_table_saved_with_a_bom(tmp_path: Path) -> None:
+    """Spreadsheets save CSV with a byte-order mark; the `layer` header must still be found."""
+    from dse.spec.onnx_import import read_activation_densities
+
+    acts = tmp_path / "acts.csv"
+    acts.write_bytes("layer,Inputs\nconv,0.5\n".encode("utf-8-sig"))
+    rows = read_activation_densities(str(acts))
+    assert [(r.layer, r.densities) for r in rows] == [("conv", {"Inputs": 0.5})]
+
+
 def test_arch_show_lists_the_sparse_features() -> None:
     res = CliRunner().invoke(main, ["arch", "show", "eyeriss_v2"])
     assert res.exit_code == 0, res.output

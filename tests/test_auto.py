@@ -174,6 +174,8 @@ def test_auto_run_beats_layerwise_explains_and_round_trips(tmp_path, objective):
     assert objective_key(objective, e, c)[0] < objective_key(objective, lw_e, lw_c)[0]
     assert e * c < lw_e * lw_c or objective != "edp"
     assert int(tot["dram_bytes"]) < int(tot["layerwise_dram_bytes"])
+    # the layerwise per-layer DRAM bound is not the schedule's: not carried into its row
+    assert tot["dram_words_lower_bound"] == "" and tot["dram_traffic_over_bound"] == ""
     for s in segs:
         assert int(s["buffer_peak_bytes"]) <= int(s["capacity_bytes"])
         assert int(s["dram_bytes"]) <= int(s["layerwise_dram_bytes"])

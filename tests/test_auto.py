@@ -328,6 +328,27 @@ def test_sweep_takes_schedule_as_an_axis(tmp_path):
                f"{int(row['dram_bytes']):,} | {saved:.1%} |" in md
 
 
+def test_sweep_refuses_fused_schedules_on_sparse_points_as_run_does(tmp_path):
+    """A network with densities is a sparse run: `dse run --schedule fused` refuses it, and a
+    sweep point must be refused for the same reason (not evaluated dense by the fused model)."""
+    net = tmp_path / "n.yaml"
+    net.write_text("network:\n  version: 1\n  name: n\n  input: {C: 8, H: 8}\n  layers:\n"
+                   "    - {name: c1, type: conv2d, C: 8, K: 8, H: 8, R: 3, pad: 1, P: 8,\n"
+                   "       densities: {Inputs: 0.5}, inputs: [input]}\n"
+                   "    - {name: c2, type: conv2d, C: 8, K: 8, H: 8, R: 3, pad: 1, P: 8,\n"
+                   "       inputs: [c1]}\n")
+    f = tmp_path / "s.yaml"
+    f.write_text("sweep:\n  version: 1\n  architectures: [eyeriss_like]\n"
+                 f"  workloads: [{net}]\n  schedule: [layerwise, fused]\n"
+                 "  mapper: {max_evals: 100}\n")
+    r = CliRunner().invoke(main, ["sweep", str(f), "--out", str(tmp_path / "o"), "--store",
+                                  str(tmp_path / "st.sqlite")])
+    assert r.exit_code == 0, r.output
+    assert "schedule fused: fused schedules are not modelled for sparse designs" in r.output
+    rows = read(tmp_path / "o" / "sweep.csv")
+    assert [row["point"].rsplit("=", 1)[-1] for row in rows] == ["layerwise"]
+
+
 def test_sweep_refuses_an_unknown_schedule_with_file_and_line(tmp_path):
     f = tmp_path / "s.yaml"
     f.write_text("sweep:\n  version: 1\n  architectures: [eyeriss_like]\n"

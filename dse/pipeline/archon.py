@@ -424,6 +424,15 @@ def run_archon(study: ArchonStudy, studies: list[Study], out: Path, store: Resul
     cfg = dataclasses.replace(cfg, objective=OBJECTIVE, generation=GENERATION)
     ctx = RunContext(store, cfg, out, jobs, compat, log)
     index = read_nonzero_index(bundled_dir("workloads") / study.nonzero_dir)
+    configs = sorted({rec.config for rec in index.values()})
+    for s in studies:
+        if s.nonzeros is not None and s.nonzeros not in configs:
+            from dse.errors import did_you_mean
+            i = study.studies.index(s)
+            raise SpecError(f"no per-PE nonzero data {s.nonzeros!r} in {study.nonzero_dir}",
+                            file=study.file, key_path=f"archon.studies[{i}].nonzeros",
+                            expected=", ".join(configs), hint=did_you_mean(s.nonzeros, configs)
+                            or "leave `nonzeros` out to use synthetic tiles")
     all_rows, speedups = [], []
     for s in studies:
         rows, sp = run_study(study, s, ctx, index, seed)

@@ -265,6 +265,13 @@ def test_native_problem_densities_and_refused_flags(tmp_path: Path) -> None:
     res = CliRunner().invoke(main, ["arch", "show", str(bad)])
     assert res.exit_code == 2
     assert "decompression_supported" in res.output and "expected true or false" in res.output
+    text = (ARCH / "eyeriss_v2.yaml").read_text()
+    assert "metadata_storage_depth: 25" in text
+    bad.write_text(text.replace("metadata_storage_depth: 25", "metadata_storage_depth: -3"))
+    res = CliRunner().invoke(main, ["arch", "show", str(bad)])
+    assert res.exit_code == 2
+    assert "metadata_storage_depth" in res.output and ">= 0" in res.output and "a.yaml:" in \
+        res.output
 
 
 # ----------------------------------------------------------------------------- ONNX import

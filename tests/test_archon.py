@@ -431,3 +431,20 @@ def test_committed_dense_mappings_reproduce_artifact_cycles_and_energy():
                       generation="legacy")
         assert ev.cycles == int(r["tl_cycles"]), (r["block"], r["layer"])
         assert ev.energy_pJ / 1e6 == pytest.approx(float(r["tl_energy_uJ"]), rel=1e-3, abs=0.006)
+
+
+@pytest.mark.slow
+def test_outputs_do_not_depend_on_jobs(tmp_path):
+    """Same inputs and seed: byte-identical blocks.csv, speedups.csv and per-layer outputs for
+    --jobs 1 and 2 (timing.csv holds wall times and is left out)."""
+    trees = []
+    for jobs in ("1", "2"):
+        out = tmp_path / jobs
+        r = CliRunner().invoke(main, ["archon", "--study", "mobilenet/cifar10", "--max-evals",
+                                      "2000", "--no-plots", "-q", "--jobs", jobs, "--out",
+                                      str(out), "--store", str(tmp_path / f"{jobs}.sqlite")])
+        assert r.exit_code == 0, r.output
+        trees.append({p.relative_to(out).as_posix(): p.read_bytes()
+                      for p in sorted(out.rglob("*")) if p.is_file() and p.name != "timing.csv"})
+    assert "speedups.csv" in trees[0] and "mobilenet_cifar10/blocks.csv" in trees[0]
+    assert trees[0] == trees[1]

@@ -296,6 +296,8 @@ def test_bad_design_and_options_exit_2(tmp_path):
     (("predictor_weight_bits: 2 ", "predictor_weight_bits: 32 "), "predictor_weight_bits"),
     (("pe_rows: 8", "pe_rows: 16"), "pe_rows"),
     (("nonzeros: mobilenet/cifar10,", "nonzeros: mobilenet/cifar1,"), "studies[0].nonzeros"),
+    (("{network: mnasnet, dataset: cifar10,", "{network: mobilenet, dataset: cifar10,"),
+     "listed twice"),
 ])
 def test_out_of_range_design_values_exit_2_before_any_mapping(tmp_path, edit, says):
     text = (bundled_dir("arch_specs") / "archon" / "archon.yaml").read_text()

@@ -195,8 +195,13 @@ def read_archon_study(path: str | Path) -> ArchonStudy:
         check_keys(s, STUDY_KEYS, p)
         sd = design if get(s, "design") is None else _design(get(s, "design"), design,
                                                              f"{p}.design")
+        pair = (_text(s, "network", p), _text(s, "dataset", p))
+        if any((o.network, o.dataset) == pair for o in studies):
+            raise SpecError("this network/dataset pair is listed twice (both would write "
+                            f"{pair[0]}_{pair[1]}/)", key_path=p, found="/".join(pair),
+                            **where(s))
         studies.append(Study(
-            network=_text(s, "network", p), dataset=_text(s, "dataset", p),
+            network=pair[0], dataset=pair[1],
             archon=_text(s, "archon", p), baseline=_text(s, "baseline", p, required=False),
             nonzeros=_text(s, "nonzeros", p, required=False), design=sd,
             compat=_compat(get(s, "artifact_compat"), f"{p}.artifact_compat"),

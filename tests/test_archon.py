@@ -450,3 +450,29 @@ def test_outputs_do_not_depend_on_jobs(tmp_path):
                       for p in sorted(out.rglob("*")) if p.is_file() and p.name != "timing.csv"})
     assert "speedups.csv" in trees[0] and "mobilenet_cifar10/blocks.csv" in trees[0]
     assert trees[0] == trees[1]
+
+
+def test_nonzero_tables_are_checked_against_the_tile(tmp_path):
+    """A per-PE count above the tile's MACs (or negative) would make a pruned layer slower than
+    dense; a table whose shape disagrees with its index row would mis-state the passes."""
+    import gzip
+    import shutil
+
+    from dse.errors import SpecError
+    from dse.spec.archon import read_tile_table
+
+    table = tmp_path / "t.csv.gz"
+    table.write_bytes(gzip.compress(b"pe,p0,p1\n0,3,4\n1,5,2\n"))
+    assert read_tile_table(table, 5).slowest_pe_cycles() == 5 + 4
+    with pytest.raises(SpecError, match="outside the tile's MACs"):
+        read_tile_table(table, 4)
+    src = bundled_dir("workloads") / STUDY.nonzero_dir
+    shutil.copytree(src, tmp_path / "nnz")
+    index = tmp_path / "nnz" / "sparse_layers.csv"
+    lines = index.read_text().splitlines()
+    row = next(i for i, line in enumerate(lines) if line.startswith("mobilenet/cifar10,1,dw,"))
+    lines[row] = lines[row].replace(",dw,72,1024,", ",dw,72,512,")
+    index.write_text("\n".join(lines) + "\n")
+    with pytest.raises(SpecError, match="passes but the index row says otherwise") as exc:
+        read_nonzero_index(tmp_path / "nnz")
+    assert exc.value.line == row + 1

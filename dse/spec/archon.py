@@ -245,6 +245,10 @@ def read_tile_table(path: Path, tile_macs: int) -> TileNonzeros:
         counts = np.array([[int(v) for v in r[1:]] for r in rows[1:]], dtype=np.int64)
     except ValueError as exc:
         raise SpecError(f"non-integer nonzero count: {exc}", file=str(path)) from None
+    if counts.size and (counts.min() < 0 or counts.max() > tile_macs):
+        raise SpecError("a per-PE nonzero count is outside the tile's MACs", file=str(path),
+                        expected=f"0..{tile_macs} (macs_per_iter_per_pe)",
+                        found=f"{counts.min()}..{counts.max()}")
     return TileNonzeros(counts, tile_macs, str(path.name))
 
 
@@ -272,5 +276,10 @@ def read_nonzero_index(directory: Path) -> dict[tuple[str, int, str], LayerNonze
             except (KeyError, ValueError) as exc:
                 raise SpecError(f"bad row in the nonzero index: {exc}", file=str(index),
                                 line=line) from None
+            if tiles is not None and (tiles.pes, tiles.passes) != (rec.pes, rec.passes):
+                raise SpecError(f"{r['per_pe_nnz_file']} has {tiles.pes} PEs x {tiles.passes} "
+                                "passes but the index row says otherwise", file=str(index),
+                                line=line, expected=f"{rec.pes} x {rec.passes} (pes x iterations)",
+                                found=f"{tiles.pes} x {tiles.passes}")
             out[(rec.config, rec.block, rec.layer)] = rec
     return out

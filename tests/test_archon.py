@@ -289,6 +289,40 @@ def test_bad_design_and_options_exit_2(tmp_path):
     assert r.exit_code == 2 and "fused_weight_density" in r.output
 
 
+@pytest.mark.parametrize("edit, says", [
+    (("pointwise: 0.20, depthwise: 0.30", "pointwise: 1.5, depthwise: 0.30"), "density.pointwise"),
+    (("pointwise: 0.20, depthwise: 0.30", "pointwise: 0.20"), "density.depthwise"),
+    (("add: 0.054 ", "add: -1 "), "overhead_energy_pJ.add"),
+    (("predictor_weight_bits: 2 ", "predictor_weight_bits: 32 "), "predictor_weight_bits"),
+    (("pe_rows: 8", "pe_rows: 16"), "pe_rows"),
+    (("nonzeros: mobilenet/cifar10,", "nonzeros: mobilenet/cifar1,"), "studies[0].nonzeros"),
+    (("{network: mnasnet, dataset: cifar10,", "{network: mobilenet, dataset: cifar10,"),
+     "listed twice"),
+])
+def test_out_of_range_design_values_exit_2_before_any_mapping(tmp_path, edit, says):
+    text = (bundled_dir("arch_specs") / "archon" / "archon.yaml").read_text()
+    assert edit[0] in text
+    bad = tmp_path / "a.yaml"
+    bad.write_text(text.replace(*edit))
+    r = CliRunner().invoke(main, ["archon", "--design", str(bad), "--study", "mobilenet/cifar10",
+                                  "--out", str(tmp_path / "o"), "--store",
+                                  str(tmp_path / "s.sqlite"), "--no-plots", "-q"])
+    assert r.exit_code == 2 and says in r.output, r.output
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("setting, says", [
+    ("fused_weight_density=2", "fused_weight_density"),
+    ("predictor_activation_bits=32", "predictor_activation_bits"),
+    ("pe_cols=16", "pe_cols"),
+])
+def test_out_of_range_set_values_exit_2(tmp_path, setting, says):
+    r = CliRunner().invoke(main, ["archon", "--set", setting, "--study", "mobilenet/cifar10",
+                                  "--out", str(tmp_path / "o"), "--store",
+                                  str(tmp_path / "s.sqlite"), "--no-plots", "-q"])
+    assert r.exit_code == 2 and says in r.output, r.output
+
+
 # ----------------------------------------------------------------------------- whole networks
 
 def _run(tmp_path: Path, study: str, compat: bool) -> tuple[dict, list[dict]]:
@@ -399,3 +433,46 @@ def test_committed_dense_mappings_reproduce_artifact_cycles_and_energy():
                       generation="legacy")
         assert ev.cycles == int(r["tl_cycles"]), (r["block"], r["layer"])
         assert ev.energy_pJ / 1e6 == pytest.approx(float(r["tl_energy_uJ"]), rel=1e-3, abs=0.006)
+
+
+@pytest.mark.slow
+def test_outputs_do_not_depend_on_jobs(tmp_path):
+    """Same inputs and seed: byte-identical blocks.csv, speedups.csv and per-layer outputs for
+    --jobs 1 and 2 (timing.csv holds wall times and is left out)."""
+    trees = []
+    for jobs in ("1", "2"):
+        out = tmp_path / jobs
+        r = CliRunner().invoke(main, ["archon", "--study", "mobilenet/cifar10", "--max-evals",
+                                      "2000", "--no-plots", "-q", "--jobs", jobs, "--out",
+                                      str(out), "--store", str(tmp_path / f"{jobs}.sqlite")])
+        assert r.exit_code == 0, r.output
+        trees.append({p.relative_to(out).as_posix(): p.read_bytes()
+                      for p in sorted(out.rglob("*")) if p.is_file() and p.name != "timing.csv"})
+    assert "speedups.csv" in trees[0] and "mobilenet_cifar10/blocks.csv" in trees[0]
+    assert trees[0] == trees[1]
+
+
+def test_nonzero_tables_are_checked_against_the_tile(tmp_path):
+    """A per-PE count above the tile's MACs (or negative) would make a pruned layer slower than
+    dense; a table whose shape disagrees with its index row would mis-state the passes."""
+    import gzip
+    import shutil
+
+    from dse.errors import SpecError
+    from dse.spec.archon import read_tile_table
+
+    table = tmp_path / "t.csv.gz"
+    table.write_bytes(gzip.compress(b"pe,p0,p1\n0,3,4\n1,5,2\n"))
+    assert read_tile_table(table, 5).slowest_pe_cycles() == 5 + 4
+    with pytest.raises(SpecError, match="outside the tile's MACs"):
+        read_tile_table(table, 4)
+    src = bundled_dir("workloads") / STUDY.nonzero_dir
+    shutil.copytree(src, tmp_path / "nnz")
+    index = tmp_path / "nnz" / "sparse_layers.csv"
+    lines = index.read_text().splitlines()
+    row = next(i for i, line in enumerate(lines) if line.startswith("mobilenet/cifar10,1,dw,"))
+    lines[row] = lines[row].replace(",dw,72,1024,", ",dw,72,512,")
+    index.write_text("\n".join(lines) + "\n")
+    with pytest.raises(SpecError, match="passes but the index row says otherwise") as exc:
+        read_nonzero_index(tmp_path / "nnz")
+    assert exc.value.line == row + 1

@@ -174,6 +174,8 @@ def test_auto_run_beats_layerwise_explains_and_round_trips(tmp_path, objective):
     assert objective_key(objective, e, c)[0] < objective_key(objective, lw_e, lw_c)[0]
     assert e * c < lw_e * lw_c or objective != "edp"
     assert int(tot["dram_bytes"]) < int(tot["layerwise_dram_bytes"])
+    # the layerwise per-layer DRAM bound is not the schedule's: not carried into its row
+    assert tot["dram_words_lower_bound"] == "" and tot["dram_traffic_over_bound"] == ""
     for s in segs:
         assert int(s["buffer_peak_bytes"]) <= int(s["capacity_bytes"])
         assert int(s["dram_bytes"]) <= int(s["layerwise_dram_bytes"])
@@ -324,6 +326,27 @@ def test_sweep_takes_schedule_as_an_axis(tmp_path):
         saved = 1 - int(row["dram_bytes"]) / int(row["layerwise_dram_bytes"])
         assert f"| {row['point']} | {kind} | {int(lw['dram_bytes']):,} | " \
                f"{int(row['dram_bytes']):,} | {saved:.1%} |" in md
+
+
+def test_sweep_refuses_fused_schedules_on_sparse_points_as_run_does(tmp_path):
+    """A network with densities is a sparse run: `dse run --schedule fused` refuses it, and a
+    sweep point must be refused for the same reason (not evaluated dense by the fused model)."""
+    net = tmp_path / "n.yaml"
+    net.write_text("network:\n  version: 1\n  name: n\n  input: {C: 8, H: 8}\n  layers:\n"
+                   "    - {name: c1, type: conv2d, C: 8, K: 8, H: 8, R: 3, pad: 1, P: 8,\n"
+                   "       densities: {Inputs: 0.5}, inputs: [input]}\n"
+                   "    - {name: c2, type: conv2d, C: 8, K: 8, H: 8, R: 3, pad: 1, P: 8,\n"
+                   "       inputs: [c1]}\n")
+    f = tmp_path / "s.yaml"
+    f.write_text("sweep:\n  version: 1\n  architectures: [eyeriss_like]\n"
+                 f"  workloads: [{net}]\n  schedule: [layerwise, fused]\n"
+                 "  mapper: {max_evals: 100}\n")
+    r = CliRunner().invoke(main, ["sweep", str(f), "--out", str(tmp_path / "o"), "--store",
+                                  str(tmp_path / "st.sqlite")])
+    assert r.exit_code == 0, r.output
+    assert "schedule fused: fused schedules are not modelled for sparse designs" in r.output
+    rows = read(tmp_path / "o" / "sweep.csv")
+    assert [row["point"].rsplit("=", 1)[-1] for row in rows] == ["layerwise"]
 
 
 def test_sweep_refuses_an_unknown_schedule_with_file_and_line(tmp_path):

@@ -265,6 +265,13 @@ def test_native_problem_densities_and_refused_flags(tmp_path: Path) -> None:
     res = CliRunner().invoke(main, ["arch", "show", str(bad)])
     assert res.exit_code == 2
     assert "decompression_supported" in res.output and "expected true or false" in res.output
+    text = (ARCH / "eyeriss_v2.yaml").read_text()
+    assert "metadata_storage_depth: 25" in text
+    bad.write_text(text.replace("metadata_storage_depth: 25", "metadata_storage_depth: -3"))
+    res = CliRunner().invoke(main, ["arch", "show", str(bad)])
+    assert res.exit_code == 2
+    assert "metadata_storage_depth" in res.output and ">= 0" in res.output and "a.yaml:" in \
+        res.output
 
 
 # ----------------------------------------------------------------------------- ONNX import
@@ -352,6 +359,16 @@ def test_bad_activation_density_tables(tmp_path: Path, table: str, message: str,
     assert message in res.output
     assert f"acts.csv:{line}" in res.output
     assert not (tmp_path / "n.yaml").exists()
+
+
+def test_activation_density_table_saved_with_a_bom(tmp_path: Path) -> None:
+    """Spreadsheets save CSV with a byte-order mark; the `layer` header must still be found."""
+    from dse.spec.onnx_import import read_activation_densities
+
+    acts = tmp_path / "acts.csv"
+    acts.write_bytes("layer,Inputs\nconv,0.5\n".encode("utf-8-sig"))
+    rows = read_activation_densities(str(acts))
+    assert [(r.layer, r.densities) for r in rows] == [("conv", {"Inputs": 0.5})]
 
 
 def test_arch_show_lists_the_sparse_features() -> None:

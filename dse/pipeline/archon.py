@@ -156,6 +156,21 @@ def map_network(network: Network, arch_name: str, ctx: RunContext, label: str
     return results
 
 
+def _check_pe_count(arch_name: str, d: A.ArchonDesign, file: str) -> None:
+    """The closed-form cycles use pe_rows x pe_cols PEs and the energies come from mappings on
+    the named array: both must describe the same hardware."""
+    from dse.pipeline.spec import load_arch
+    from dse.spec.arch_library import resolve as resolve_arch
+
+    macs = load_arch([str(resolve_arch(arch_name))]).arch.compute.instances
+    if macs != d.pes:
+        raise SpecError(f"the ARCHON design has pe_rows x pe_cols = {d.pes} PEs but its array "
+                        f"{arch_name!r} has {macs} MAC units", file=file,
+                        key_path="archon.design.pe_rows / pe_cols",
+                        expected=f"{macs} PEs, or an array architecture with {d.pes}",
+                        found=f"{d.pe_rows} x {d.pe_cols}")
+
+
 # ----------------------------------------------------------------------------- baselines
 
 def _block_of(name: str) -> tuple[str, str]:
@@ -403,9 +418,21 @@ def run_archon(study: ArchonStudy, studies: list[Study], out: Path, store: Resul
     from dse.pipeline.writers import atomic_write, csv_text
     from dse.spec.library_paths import bundled_dir
 
+    for s in studies:
+        for arch_name in (study.main_array, study.prediction_array):
+            _check_pe_count(arch_name, s.design, study.file)
     cfg = dataclasses.replace(cfg, objective=OBJECTIVE, generation=GENERATION)
     ctx = RunContext(store, cfg, out, jobs, compat, log)
     index = read_nonzero_index(bundled_dir("workloads") / study.nonzero_dir)
+    configs = sorted({rec.config for rec in index.values()})
+    for s in studies:
+        if s.nonzeros is not None and s.nonzeros not in configs:
+            from dse.errors import did_you_mean
+            i = study.studies.index(s)
+            raise SpecError(f"no per-PE nonzero data {s.nonzeros!r} in {study.nonzero_dir}",
+                            file=study.file, key_path=f"archon.studies[{i}].nonzeros",
+                            expected=", ".join(configs), hint=did_you_mean(s.nonzeros, configs)
+                            or "leave `nonzeros` out to use synthetic tiles")
     all_rows, speedups = [], []
     for s in studies:
         rows, sp = run_study(study, s, ctx, index, seed)

@@ -19,7 +19,7 @@ from pathlib import Path
 from dse.errors import SpecError, did_you_mean
 from dse.mapper.search import OBJECTIVES, SearchConfig
 from dse.model.links import LINK_MODES
-from dse.pipeline.run import plan, run_execution, write_results
+from dse.pipeline.run import is_sparse, plan, run_execution, write_results
 from dse.pipeline.spec import ArchInput, load_arch, sibling_constraints
 from dse.pipeline.store import ResultStore
 from dse.pipeline.work import Interrupted, gather
@@ -340,6 +340,11 @@ def run_sweep(spec: SweepSpec, out: Path, store: ResultStore, jobs: int = 1,
                 done_points[p.id] = run_execution(net, arch, out / p.id, p.id, p.params)[1]
             except SpecError as exc:
                 refused[p.id] = str(exc)
+            continue
+        if p.schedule != "layerwise" and is_sparse(net, arch):  # as `dse run` refuses it
+            refused[p.id] = (f"schedule {p.schedule}: fused schedules are not modelled for "
+                             "sparse designs yet (an architecture with sparse_optimizations or "
+                             "layers with densities); run them layer by layer")
             continue
         try:
             tasks, keys = plan(net, arch, spec.config)

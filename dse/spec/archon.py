@@ -75,19 +75,29 @@ def _design(node, base: ArchonDesign, path: str) -> ArchonDesign:
         ep = f"{path}.overhead_energy_pJ"
         require_mapping(en, ep)
         check_keys(en, ENERGY_KEYS, ep)
-        energies = dataclasses.replace(energies, **{k: float(number(en, k, ep)) for k in en})
+        values_pJ = {k: float(number(en, k, ep)) for k in en}
+        for k, v in values_pJ.items():
+            if v < 0:
+                raise SpecError("an energy per action cannot be negative", key_path=f"{ep}.{k}",
+                                expected=">= 0", found=v, **where(en, k))
+        energies = dataclasses.replace(energies, **values_pJ)
     d = dataclasses.replace(base, energies=energies, **values)
+    check_design(d, path, lambda key: where(node, key))
+    return d
+
+
+def check_design(d: ArchonDesign, path: str, locate=lambda key: {}, sep: str = ".") -> None:
+    """Ranges the hardware imposes, checked on the file's design and on `--set` overrides alike
+    (`locate(key)` gives the file:line of a key when there is a file)."""
     if not 0 < d.fused_weight_density <= 1:
         raise SpecError("fused_weight_density is a fraction of the fused weights kept",
-                        key_path=f"{path}.fused_weight_density", expected="0 < x <= 1",
-                        found=d.fused_weight_density, **where(node, "fused_weight_density"))
-    if d.predictor_activation_bits > d.word_bits:
-        raise SpecError("the predictor cannot be wider than the datapath",
-                        key_path=f"{path}.predictor_activation_bits",
-                        expected=f"<= word_bits ({d.word_bits})",
-                        found=d.predictor_activation_bits,
-                        **where(node, "predictor_activation_bits"))
-    return d
+                        key_path=f"{path}{sep}fused_weight_density", expected="0 < x <= 1",
+                        found=d.fused_weight_density, **locate("fused_weight_density"))
+    for key in ("predictor_activation_bits", "predictor_weight_bits"):
+        if getattr(d, key) > d.word_bits:
+            raise SpecError("the predictor cannot be wider than the datapath",
+                            key_path=f"{path}{sep}{key}", expected=f"<= word_bits ({d.word_bits})",
+                            found=getattr(d, key), **locate(key))
 
 
 def _compat(node, path: str) -> ArtifactCompat:
@@ -136,7 +146,9 @@ def override_design(d: ArchonDesign, settings: dict[str, float]) -> ArchonDesign
         elif v <= 0:
             raise SpecError(f"{k} must be positive", key_path=f"--set {k}", found=v)
         values[k] = v
-    return dataclasses.replace(d, **values)
+    d = dataclasses.replace(d, **values)
+    check_design(d, "--set", sep=" ")
+    return d
 
 
 def read_archon_study(path: str | Path) -> ArchonStudy:
@@ -159,7 +171,17 @@ def read_archon_study(path: str | Path) -> ArchonStudy:
     check_keys(snode, {"arch", "nonzeros", "density", "missing"}, sp)
     dens = require_mapping(get(snode, "density"), f"{sp}.density", snode, "density")
     check_keys(dens, {"pointwise", "depthwise"}, f"{sp}.density")
-    density = {k: float(number(dens, k, f"{sp}.density", positive=True)) for k in dens}
+    density = {}
+    for k in ("pointwise", "depthwise"):
+        if get(dens, k) is None:
+            raise SpecError("the sparse baseline needs a weight density for both layer kinds",
+                            key_path=f"{sp}.density.{k}", expected="0 < x <= 1",
+                            found="nothing", **where(snode, "density"))
+        density[k] = float(number(dens, k, f"{sp}.density", positive=True))
+        if density[k] > 1:
+            raise SpecError("a density is a fraction of the weights kept",
+                            key_path=f"{sp}.density.{k}", expected="0 < x <= 1",
+                            found=density[k], **where(dens, k))
     missing = get(snode, "missing", "measured")
     if missing not in ("measured", "synthetic"):
         raise SpecError("unknown `missing` rule", key_path=f"{sp}.missing",
@@ -173,8 +195,13 @@ def read_archon_study(path: str | Path) -> ArchonStudy:
         check_keys(s, STUDY_KEYS, p)
         sd = design if get(s, "design") is None else _design(get(s, "design"), design,
                                                              f"{p}.design")
+        pair = (_text(s, "network", p), _text(s, "dataset", p))
+        if any((o.network, o.dataset) == pair for o in studies):
+            raise SpecError("this network/dataset pair is listed twice (both would write "
+                            f"{pair[0]}_{pair[1]}/)", key_path=p, found="/".join(pair),
+                            **where(s))
         studies.append(Study(
-            network=_text(s, "network", p), dataset=_text(s, "dataset", p),
+            network=pair[0], dataset=pair[1],
             archon=_text(s, "archon", p), baseline=_text(s, "baseline", p, required=False),
             nonzeros=_text(s, "nonzeros", p, required=False), design=sd,
             compat=_compat(get(s, "artifact_compat"), f"{p}.artifact_compat"),
@@ -218,6 +245,10 @@ def read_tile_table(path: Path, tile_macs: int) -> TileNonzeros:
         counts = np.array([[int(v) for v in r[1:]] for r in rows[1:]], dtype=np.int64)
     except ValueError as exc:
         raise SpecError(f"non-integer nonzero count: {exc}", file=str(path)) from None
+    if counts.size and (counts.min() < 0 or counts.max() > tile_macs):
+        raise SpecError("a per-PE nonzero count is outside the tile's MACs", file=str(path),
+                        expected=f"0..{tile_macs} (macs_per_iter_per_pe)",
+                        found=f"{counts.min()}..{counts.max()}")
     return TileNonzeros(counts, tile_macs, str(path.name))
 
 
@@ -245,5 +276,10 @@ def read_nonzero_index(directory: Path) -> dict[tuple[str, int, str], LayerNonze
             except (KeyError, ValueError) as exc:
                 raise SpecError(f"bad row in the nonzero index: {exc}", file=str(index),
                                 line=line) from None
+            if tiles is not None and (tiles.pes, tiles.passes) != (rec.pes, rec.passes):
+                raise SpecError(f"{r['per_pe_nnz_file']} has {tiles.pes} PEs x {tiles.passes} "
+                                "passes but the index row says otherwise", file=str(index),
+                                line=line, expected=f"{rec.pes} x {rec.passes} (pes x iterations)",
+                                found=f"{tiles.pes} x {tiles.passes}")
             out[(rec.config, rec.block, rec.layer)] = rec
     return out

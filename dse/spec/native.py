@@ -222,6 +222,9 @@ def _storage_level(entry: Node, path: str, mesh: tuple[int, int],
     attributes: dict = {"banks": banks} if banks is not None else {}
     for key in SPARSE_INT_ATTRIBUTES:
         v = _opt_number(entry, key, p, integer=True, positive=False, names=names)
+        if v is not None and v < 0:  # 0 is allowed: no metadata storage / width
+            raise SpecError("a metadata width or depth cannot be negative",
+                            key_path=f"{p}.{key}", expected=">= 0", found=v, **where(entry, key))
         if v is not None:
             attributes[key] = v
     for key in SPARSE_FLAG_ATTRIBUTES:

@@ -550,7 +550,7 @@ def read_activation_densities(path: str) -> list[DensityRow]:
     import csv
 
     try:
-        with open(path, newline="", encoding="utf-8") as f:
+        with open(path, newline="", encoding="utf-8-sig") as f:  # spreadsheets write a BOM
             lines = list(csv.reader(f))
     except FileNotFoundError:
         raise SpecError("file not found", file=path) from None

@@ -316,6 +316,8 @@ def _refused(r: Result, *needles: str) -> str:
                                                                "did you mean 'table-45nm'"]),
     ("temporal: {factors: M>=2", "temporal: {no_reuse: [Inputs], factors: M>=2",
      ["no_reuse", "not modelled yet"]),
+    ("{depth: 2048, width: 64", "{depth: 2048, tile_partition_supported: true, width: 64",
+     ["edited.yaml:17", "tile_partition_supported", "not modelled yet"]),
     ("      dataspace: {keep:", "      max_overbooked_proportion: {proportion: 0.1}\n"
      "      dataspace: {keep:", ["max_overbooked_proportion", "not modelled yet"]),
     ("    spatial: {meshX: 4, meshY: 4}\n", "    spatial: {meshX: 4, meshY: 4}\n"

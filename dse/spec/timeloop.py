@@ -78,15 +78,20 @@ IGNORED_ATTRIBUTES = {
     "update_fifo_depth", "multiplier_width", "adder_width", "network_fill_latency",
     "network_drain_latency", "area_share", "cycle_time", "resolution", "vdd", "voltage",
     # sparse-capable hardware: read by the sparse model (dse.model.sparse) from `attributes`
-    "metadata_block_size", "metadata_datawidth", "metadata_storage_width",
-    "metadata_storage_depth", "concordant_compressed_tile_traversal", "tile_partition_supported",
+    "metadata_datawidth", "metadata_storage_width", "metadata_storage_depth",
     "decompression_supported", "compression_supported",
+    # read by Sparseloop but without effect on its numbers: the block size scales only its
+    # unused `md_size` (capacity checks use depth x width bits, as dse does), and concordant
+    # traversal is parsed and never used (timeloop src/model/buffer.cpp)
+    "metadata_block_size", "concordant_compressed_tile_traversal",
 }
 # Attributes whose non-default values change the result in ways dse does not model yet.
 UNMODELLED_ATTRIBUTES = {
     "allow_overbooking": (False, "overbooking (a Sparseloop feature)"),
     "min_utilization": (0, "a minimum buffer utilization for the mapper"),
     "per_dataspace_bandwidth_consumption_scale": ({}, "per-tensor bandwidth scaling"),
+    # Sparseloop asserts it false: online tile partitioning is not implemented there either
+    "tile_partition_supported": (False, "online tile partitioning"),
 }
 KNOWN_ATTRIBUTES = MODELLED_ATTRIBUTES | IGNORED_ATTRIBUTES | set(UNMODELLED_ATTRIBUTES)
 CHECKED_ATTRIBUTES = MODELLED_ATTRIBUTES | set(UNMODELLED_ATTRIBUTES)

@@ -339,13 +339,20 @@ class SparseStep:
                     continue
                 for c in ao.condition_on:
                     ct = self.tensor_index[c]
-                    empty = self.dens[ct].prob_empty(self.model._tile_size(ct, cbox))
+                    empty = self._prob_empty(ct, cbox)
                     p_eff = p_eff * np.where(here[k], 1.0 - empty, 1.0)
                 kind[:, i] = np.where(here[k] & ~has, 1 if ao.kind == "gating" else 2,
                                       kind[:, i])
                 has |= here[k]
             p_own[:, i] = np.where(has, 1.0 - p_eff, np.nan)
         return kind, p_own
+
+    def _prob_empty(self, t: int, box) -> np.ndarray:
+        """P(tensor t's tile in op-space `box` (B, D) is empty); a banded tensor's answer
+        depends on the tile's shape, its extent per rank."""
+        dens = self.dens[t]
+        shape = self.model._extents(t, box) if dens.distribution == "banded" else None
+        return dens.prob_empty(self.model._tile_size(t, box), shape)
 
     # ---------------------------------------------------------------- the step
     def apply(self, det: Detail, T, SX, SY, perm, spatial_order=None) -> SparseDetail:

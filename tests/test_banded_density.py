@@ -185,3 +185,25 @@ def test_formats_on_a_banded_tensor_are_refused(tmp_path: Path) -> None:
     files = _banded_case(tmp_path, {"distribution": "banded", "band_width": 1}, targets)
     with pytest.raises(SpecError, match="banded tensor A"):
         load_spec(files, allow_sparse=True)
+
+
+def test_a_tile_not_dividing_the_matrix_is_a_spec_error(tmp_path: Path) -> None:
+    """The batch sparse step asks the banded model about A's tile in an op-space box; a 3 x 3
+    tile of the 8 x 8 A (no mapping makes one today: factors divide) is refused, not a
+    traceback."""
+    from dse.model.batch import BatchModel
+    from dse.model.sparse_batch import SparseStep
+
+    spec = load_spec(_banded_case(tmp_path, {"distribution": "banded", "band_width": 1}),
+                     allow_sparse=True)
+    model = BatchModel(spec.problem, spec.arch)
+    step = SparseStep(model, spec.sparse)
+    a = step.tensor_index["A"]
+    box = np.ones((2, len(model.dims)), dtype=np.int64)
+    m, k = model.dims.index("M"), model.dims.index("K")
+    box[0, m], box[0, k] = 2, 2
+    assert step._prob_empty(a, box)[0] == pytest.approx(6 / 16)
+    box[1, m], box[1, k] = 3, 3
+    with pytest.raises(SpecError, match="does not divide") as err:
+        step._prob_empty(a, box)
+    assert "densities.A" in str(err.value)

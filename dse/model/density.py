@@ -118,20 +118,21 @@ class DensityModel:
     def _banded_each(self, s: np.ndarray, shape, pick, empty_value) -> np.ndarray:
         """`pick(pmf)` for every tile of the batch (`s` sizes, `shape` (rows, cols) arrays)."""
         flat = s.reshape(-1)
-        if shape is None:
-            pairs = [(None, None)] * flat.size
+        if shape is None:  # -1: not given
+            rows = cols = np.full(flat.size, -1, dtype=np.int64)
         else:
             rows = np.broadcast_to(np.asarray(shape[0], dtype=np.int64), s.shape).reshape(-1)
             cols = np.broadcast_to(np.asarray(shape[1], dtype=np.int64), s.shape).reshape(-1)
-            pairs = list(zip(rows.tolist(), cols.tolist(), strict=True))
-        out = np.empty(flat.size, dtype=np.float64)
-        for j, (v, rc) in enumerate(zip(flat.tolist(), pairs, strict=True)):
+        keys, inverse = np.unique(np.stack([flat, rows, cols], axis=1), axis=0,
+                                  return_inverse=True)
+        values = np.empty(len(keys), dtype=np.float64)
+        for j, (v, r, c) in enumerate(keys.tolist()):
             if v <= 0:
-                out[j] = empty_value
+                values[j] = empty_value
                 continue
-            rows, cols = self._banded_shape(v, None if rc[0] is None else rc)
-            out[j] = pick(_banded_pmf(self.side, self.band_width, rows, cols))
-        return out.reshape(s.shape)
+            r, c = self._banded_shape(v, None if r < 0 else (r, c))
+            values[j] = pick(_banded_pmf(self.side, self.band_width, r, c))
+        return values[np.asarray(inverse).reshape(-1)].reshape(s.shape)
 
 
 def banded(side: int, band_width: int) -> DensityModel:

@@ -65,7 +65,9 @@ def test_map_refuses_the_legacy_generation_for_sparse_designs(tmp_path: Path) ->
 @pytest.mark.parametrize("old,new,needles", [
     ("distribution: fixed_structured", "distribution: fixed_structure",
      ["did you mean 'fixed_structured'", "densities.A.distribution"]),
-    ("distribution: fixed_structured", "distribution: banded", ["banded", "not modelled yet"]),
+    # the dot product's A is 1-D: Sparseloop's banded model takes square matrices only
+    ("distribution: fixed_structured", "distribution: banded",
+     ["banded density model needs a square 2-D tensor", "found '16'"]),
     ("density: 0.25", "density: 1.5", ["a density is a number in (0, 1]"]),
     ("target: B\n", "target: Q\n", ["unknown tensor 'Q'", "options[0].target"]),
     ("type: gating", "type: gateing", ["did you mean 'gating'"]),

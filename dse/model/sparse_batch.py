@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dse.errors import SpecError
 from dse.model.batch import BatchModel, BatchResult, Detail
 from dse.model.cost import bandwidth_cycles, leakage
 from dse.model.formats import rank_units
@@ -339,13 +340,27 @@ class SparseStep:
                     continue
                 for c in ao.condition_on:
                     ct = self.tensor_index[c]
-                    empty = self.dens[ct].prob_empty(self.model._tile_size(ct, cbox))
+                    empty = self._prob_empty(ct, cbox)
                     p_eff = p_eff * np.where(here[k], 1.0 - empty, 1.0)
                 kind[:, i] = np.where(here[k] & ~has, 1 if ao.kind == "gating" else 2,
                                       kind[:, i])
                 has |= here[k]
             p_own[:, i] = np.where(has, 1.0 - p_eff, np.nan)
         return kind, p_own
+
+    def _prob_empty(self, t: int, box) -> np.ndarray:
+        """P(tensor t's tile in op-space `box` (B, D) is empty); a banded tensor's answer
+        depends on the tile's shape, its extent per rank."""
+        dens = self.dens[t]
+        if dens.distribution != "banded":
+            return dens.prob_empty(self.model._tile_size(t, box))
+        try:
+            return dens.prob_empty(self.model._tile_size(t, box), self.model._extents(t, box))
+        except ValueError as e:  # a tile that does not divide the matrix
+            name = self.model.tensors[t].name
+            raise SpecError(str(e), key_path=f"problem.instance.densities.{name}",
+                            hint="Sparseloop's banded model needs tiles that divide the "
+                                 "matrix; choose a mapping whose tiles of it do") from None
 
     # ---------------------------------------------------------------- the step
     def apply(self, det: Detail, T, SX, SY, perm, spatial_order=None) -> SparseDetail:

@@ -1,8 +1,8 @@
 """Read Sparseloop's inputs (v0.4 processed form): tensor densities and `sparse_optimizations`.
 
-Supported: density models fixed_structured / hypergeometric; per-level representation formats
-(UOP, CP, RLE, B, UB per rank, `flattened_rankIDs`, metadata/payload word bits); gating and
-skipping (`target`, `condition_on`). Anything else is refused with its file:line and key.
+Supported: density models fixed_structured / hypergeometric / banded; per-level representation
+formats (UOP, CP, RLE, B, UB per rank, `flattened_rankIDs`, metadata/payload word bits); gating
+and skipping (`target`, `condition_on`). Anything else is refused with its file:line and key.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from dataclasses import replace
 
 from dse.arch.architecture import Architecture
 from dse.errors import SpecError, did_you_mean
-from dse.model.density import SUPPORTED_DISTRIBUTIONS, DensityModel
+from dse.model.density import SUPPORTED_DISTRIBUTIONS, DensityModel, banded
 from dse.model.formats import FORMATS, RankFormat
 from dse.model.sparse import ActionOptimization, SparseSpec
 from dse.spec.common import check_keys, get, require_list, require_mapping, where
@@ -63,8 +63,10 @@ def read_sparse(data, problem: Problem, arch: Architecture,
                 raise SpecError(f"density for unknown tensor '{name}'", key_path=f"{path}.{name}",
                                 expected=f"one of {', '.join(tensors)}",
                                 hint=did_you_mean(name, tensors), **where(dens, name))
+            ds = problem.data_space(name)
             densities[str(name)] = read_density(node, f"{path}.{name}", dens, name,
-                                            problem.data_space(name).size(problem.bounds))
+                                                ds.size(problem.bounds),
+                                                ds.extents(problem.bounds))
     so = data.get("sparse_optimizations")
     formats: dict[tuple[str, str], tuple[RankFormat, ...]] = {}
     actions: list[ActionOptimization] = []
@@ -99,6 +101,7 @@ def read_sparse(data, problem: Problem, arch: Architecture,
             if rf:
                 _formats(rf, f"{tp}.representation_format", tgt, level, tensors, formats,
                          absent)
+                _no_banded_format(formats, densities, level, rf, f"{tp}.representation_format")
             for k, ao in enumerate(require_list(get(tgt, "action_optimization") or [],
                                                 f"{tp}.action_optimization", tgt,
                                                 "action_optimization")):
@@ -139,22 +142,76 @@ def _compute_optimization(tgt, path: str) -> tuple[bool, bool]:
     return "gating" in kinds, "skipping" in kinds
 
 
-def read_density(node, path: str, parent, key, tensor_size: int) -> DensityModel:
-    """One tensor's density: a number (fixed_structured) or {distribution, density}."""
+def read_density(node, path: str, parent, key, tensor_size: int,
+                 extents: tuple[int, ...] | None = None) -> DensityModel:
+    """One tensor's density: a number (fixed_structured), {distribution, density}, or
+    {distribution: banded, band_width} (`extents`: the tensor's size per rank, which banded
+    needs; None where the tensor's shape is not known, e.g. a network layer's densities)."""
     if isinstance(node, (int, float)):
         return DensityModel("fixed_structured", _fraction(node, path, parent, key))
     require_mapping(node, path, parent, key)
-    check_keys(node, DENSITY_KEYS, path)
     dist = str(get(node, "distribution", "fixed_structured"))
+    if dist == "banded":
+        return _read_banded(node, path, extents)
+    check_keys(node, DENSITY_KEYS, path)
+    if get(node, "band_width", 0) not in (0, None):
+        # Sparseloop's processed inputs carry band_width: 0 on every density; another value
+        # would mean a band on a model that has none
+        raise SpecError(f"band_width applies to the banded density model, not to '{dist}'",
+                        key_path=f"{path}.band_width", found=get(node, "band_width"),
+                        hint="distribution: banded", **where(node, "band_width"))
     if dist not in SUPPORTED_DISTRIBUTIONS:
-        if dist == "banded":
-            raise not_modelled("banded density model", node, "distribution", path)
         raise SpecError(f"unknown density distribution '{dist}'", key_path=f"{path}.distribution",
                         expected=" or ".join(SUPPORTED_DISTRIBUTIONS),
                         hint=did_you_mean(dist, SUPPORTED_DISTRIBUTIONS),
                         **where(node, "distribution"))
     d = _fraction(get(node, "density", 1.0), f"{path}.density", node, "density")
     return DensityModel(dist, d, tensor_size)
+
+
+def _read_banded(node, path: str, extents: tuple[int, ...] | None) -> DensityModel:
+    """Sparseloop's banded model: nonzeros within `band_width` of the diagonal of a square
+    2-D tensor (band_width 0, a diagonal matrix, when not given; the density follows from the
+    band: a `density` other than the band's is refused)."""
+    check_keys(node, DENSITY_KEYS, path)
+    if extents is None:
+        raise not_modelled("banded density on a network layer (its tensor's shape is needed; "
+                           "use dse model)", node, "distribution", path)
+    if len(extents) != 2 or extents[0] != extents[1]:
+        shape = " x ".join(str(x) for x in extents)
+        raise SpecError("the banded density model needs a square 2-D tensor (as Sparseloop's)",
+                        key_path=f"{path}.distribution", expected="N x N", found=shape,
+                        **where(node, "distribution"))
+    value = get(node, "band_width", 0)
+    side = int(extents[0])
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < side:
+        raise SpecError("band_width is an integer from 0 (a diagonal matrix) to side - 1",
+                        key_path=f"{path}.band_width", expected=f"0 .. {side - 1}",
+                        found=value, **where(node, "band_width"))
+    model = banded(side, value)
+    given = get(node, "density")
+    if given is not None and not (isinstance(given, (int, float))
+                                  and abs(float(given) - model.density) <= 1e-6):
+        raise SpecError("a banded tensor's density follows from its band",
+                        key_path=f"{path}.density", expected=f"{model.density:.6g} (or none)",
+                        found=given, **where(node, "density"))
+    size = get(node, "workload_tensor_size")
+    if size not in (None, 0, model.tensor_size):
+        raise SpecError("workload_tensor_size differs from the tensor's size",
+                        key_path=f"{path}.workload_tensor_size",
+                        expected=str(model.tensor_size), found=size,
+                        **where(node, "workload_tensor_size"))
+    return model
+
+
+def _no_banded_format(formats, densities, level: str, node, path: str) -> None:
+    """Formats on a banded tensor need the shape of every fiber, which the format model does
+    not pass on: refused."""
+    for (lv, t) in formats:
+        if lv == level and densities.get(t) is not None \
+                and densities[t].distribution == "banded":
+            raise not_modelled(f"a representation format on banded tensor {t}", node,
+                               "data_spaces", path)
 
 
 def _fraction(value, path: str, parent, key) -> float:

@@ -113,15 +113,16 @@ def start(args: list[str]) -> subprocess.Popen:
 @pytest.mark.slow
 def test_ctrl_c_in_run_stores_no_cut_short_search_and_a_rerun_completes(tmp_path: Path,
                                                                        tiny: str) -> None:
-    evals = 20000
+    # long enough per layer (~2 s with the compiled kernel) to interrupt the second one
+    evals = 500_000
     full = tmp_path / "full"
-    subprocess.run(dse_cmd(run_args(tiny, full, tmp_path / "full.sqlite", evals)), cwd=REPO,
-                   check=True)
+    subprocess.run(dse_cmd(run_args(tiny, full, tmp_path / "full.sqlite", evals,
+                                    "--no-bound-skip")), cwd=REPO, check=True)
     reference = stored(tmp_path / "full.sqlite")
     assert len(reference) == 3
 
     store, out = tmp_path / "s.sqlite", tmp_path / "out"
-    proc = start(run_args(tiny, out, store, evals))
+    proc = start(run_args(tiny, out, store, evals, "--no-bound-skip"))
     wait_for(lambda: len(stored(store)) >= 1 or proc.poll() is not None, 120, "a stored layer")
     time.sleep(0.3)  # into the next layer's search
     assert proc.poll() is None, "the run finished before it could be interrupted"
@@ -141,7 +142,7 @@ def test_ctrl_c_in_run_stores_no_cut_short_search_and_a_rerun_completes(tmp_path
     assert f"({', '.join(sorted(missing))})" in err
     assert not (out / "layers.csv").exists()
 
-    rerun = subprocess.run(dse_cmd(run_args(tiny, out, store, evals)), cwd=REPO,
+    rerun = subprocess.run(dse_cmd(run_args(tiny, out, store, evals, "--no-bound-skip")), cwd=REPO,
                            capture_output=True, text=True)
     assert rerun.returncode == 0, rerun.stderr
     for name in ("layers.csv", "totals.csv"):

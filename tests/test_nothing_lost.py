@@ -336,6 +336,21 @@ def test_a_claim_of_a_dead_process_is_taken_over(tmp_path: Path) -> None:
     b.close()
 
 
+def test_a_key_finished_since_the_caller_looked_is_not_claimed_again(tmp_path: Path) -> None:
+    """The race two sweeps on one store hit: b looks (nothing stored), a stores the result and
+    drops its claim, b claims. b must not get the key, or the layer is computed twice."""
+    from dse.pipeline.store import ResultStore
+
+    a, b = ResultStore(tmp_path / "s.sqlite"), ResultStore(tmp_path / "s.sqlite")
+    assert a.claim("k")
+    assert b.get("k") is None  # b's look, before a finishes
+    a.put("k", {"cycles": 1})
+    assert not b.claim("k")
+    assert b.get("k") == {"cycles": 1}  # its next look finds the result
+    a.close()
+    b.close()
+
+
 # ------------------------------------------------------------------ permissions
 
 

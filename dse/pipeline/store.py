@@ -115,11 +115,16 @@ class ResultStore:
     # ------------------------------------------------------------------ claims
     def claim(self, key: str) -> bool:
         """Claim `key` for this process: True if it is ours now (free, ours already, or its
-        owner is gone), False while another live process is computing it."""
+        owner is gone), False while another live process is computing it or once its result is
+        stored (another process may have finished it since the caller looked: the caller finds
+        it on its next look instead of computing it again)."""
         now = time.time()
         with self._guard():
             self._begin()
             try:
+                if self._db.execute("SELECT 1 FROM results WHERE key = ?", (key,)).fetchone():
+                    self._db.execute("COMMIT")
+                    return False
                 row = self._db.execute("SELECT owner, host, pid, heartbeat FROM claims "
                                        "WHERE key = ?", (key,)).fetchone()
                 if row is not None and row[0] != self.owner and _alive(*row[1:], now, self.host):

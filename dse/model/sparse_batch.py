@@ -634,9 +634,9 @@ class SparseBatchModel(BatchModel):
     the sparse ones."""
 
     def __init__(self, problem, arch, sparse, link_transfers=None, generation="2024",
-                 placement=None) -> None:
+                 placement=None, kernel: str | None = None) -> None:
         super().__init__(problem, arch, link_transfers, generation=generation,
-                         placement=placement)
+                         placement=placement, kernel=kernel)
         self.sparse = SparseStep(self, sparse)
 
     def word_capacity(self, T, SX, SY, keep):
@@ -644,6 +644,16 @@ class SparseBatchModel(BatchModel):
         over capacity per level."""
         T, SX, SY, S, keep, box, size = self._tiles(T, SX, SY, keep)
         return self._word_overflow(size, keep)
+
+    def _dense_detail(self, T, SX, SY, S, perm, keep, box, size, idx) -> Detail:
+        """The dense detail of rows `idx` that the sparse step starts from: by the compiled
+        kernel (which leaves rows needing the exact link-transfer walk to the numpy passes,
+        as BatchModel.detail does), or by the numpy passes with DSE_KERNEL=numpy. `keep`
+        has already been masked by _tiles; masking it again changes nothing."""
+        if self.kernel == "numba":
+            return self._detail_kernel(T[idx], SX[idx], SY[idx], perm[idx], keep[idx])
+        return self._evaluate_valid(T[idx], SX[idx], SY[idx], S[idx], perm[idx], keep[idx],
+                                    box[idx], size[idx])
 
     def _word_overflow(self, size, keep):
         occ = self.sparse.occupancy(size, keep)
@@ -678,8 +688,7 @@ class SparseBatchModel(BatchModel):
         util = np.zeros(B)
         idx = np.nonzero(valid)[0]
         if len(idx):
-            det = self._evaluate_valid(T[idx], SX[idx], SY[idx], S[idx], perm[idx],
-                                       keep[idx], box[idx], size[idx])
+            det = self._dense_detail(T, SX, SY, S, perm, keep, box, size, idx)
             sd = self.sparse.apply(det, T[idx], SX[idx], SY[idx], perm[idx])
             ok = self.sparse.codecs_supported(sd)
             energy[idx] = np.where(ok, sd.energy_total, np.inf)

@@ -445,4 +445,4 @@ def test_kernel_and_numpy_dense_detail_give_identical_sparse_rows(name: str, lin
             assert x.dtype == y.dtype and np.array_equal(x, y), f.name
     assert a.valid.sum() >= 100
     if links and "eyeriss" in name:  # some rows take the numpy passes' exact link walk
-        assert kernels.run_kernel(fast._kernel_consts, *rows, every_row=False)["exact"].any()
+        assert kernels.run_kernel(fast._kernel_consts, *rows, every_row=True)["exact"].any()

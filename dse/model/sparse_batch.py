@@ -97,17 +97,17 @@ class LoopNest:
     def _build(self) -> None:
         T, S, perm, spatial_order = self._args
         B, L, D = T.shape
-        rows = np.arange(B)[:, None]
-        dims, bounds, levels = [], [], []
-        for j in range(L - 1, -1, -1):
-            so = (np.broadcast_to(np.arange(D), (B, D)) if spatial_order is None
-                  else spatial_order[:, j])
-            dims += [so, perm[:, j]]
-            bounds += [S[rows, j, so], T[rows, j, perm[:, j]]]
-            levels += [np.full(2 * D, j)]
-        self._dims = np.concatenate(dims, axis=1)
-        self._bounds = np.concatenate(bounds, axis=1)
-        self._levels = np.concatenate(levels)
+        # per level, outermost first: its spatial loops (B, D), then its temporal ones
+        if spatial_order is None:
+            so = np.broadcast_to(np.arange(D), (B, L, D))
+            spatial = S
+        else:
+            so = spatial_order
+            spatial = np.take_along_axis(S, spatial_order, axis=2)
+        temporal = np.take_along_axis(T, perm, axis=2)
+        self._dims = np.stack([so, perm], axis=2)[:, ::-1].reshape(B, 2 * L * D)
+        self._bounds = np.stack([spatial, temporal], axis=2)[:, ::-1].reshape(B, 2 * L * D)
+        self._levels = np.repeat(np.arange(L - 1, -1, -1), 2 * D)
         self._built = True
 
     @property
@@ -363,14 +363,17 @@ class SparseStep:
                                  "matrix; choose a mapping whose tiles of it do") from None
 
     # ---------------------------------------------------------------- the step
-    def apply(self, det: Detail, T, SX, SY, perm, spatial_order=None) -> SparseDetail:
-        """The sparse step on the dense detail of the same rows."""
+    def apply(self, det: Detail, T, SX, SY, perm, spatial_order=None,
+              box: np.ndarray | None = None) -> SparseDetail:
+        """The sparse step on the dense detail of the same rows (`box`: their op-space boxes
+        when the caller has them, as BatchModel._tiles computes them)."""
         model = self.model
         B, L, nT = det.size.shape
         keep = det.keep
         T = T.astype(np.int64)
         S = (SX * SY).astype(np.int64)
-        box = self._boxes(T, SX, SY)
+        if box is None:
+            box = self._boxes(T, SX, SY)
         loops = self._loops(T, S, perm, spatial_order)
         child = self._children(keep)
         size = det.size
@@ -689,7 +692,7 @@ class SparseBatchModel(BatchModel):
         idx = np.nonzero(valid)[0]
         if len(idx):
             det = self._dense_detail(T, SX, SY, S, perm, keep, box, size, idx)
-            sd = self.sparse.apply(det, T[idx], SX[idx], SY[idx], perm[idx])
+            sd = self.sparse.apply(det, T[idx], SX[idx], SY[idx], perm[idx], box=box[idx])
             ok = self.sparse.codecs_supported(sd)
             energy[idx] = np.where(ok, sd.energy_total, np.inf)
             cycles[idx] = np.where(ok, sd.cycles, cycles[idx])

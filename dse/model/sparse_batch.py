@@ -414,20 +414,27 @@ class SparseStep:
                     p_cond = np.where(has & (p_above < 1.0),
                                       1.0 - (1.0 - po) / (1.0 - p_above), 0.0)
                 compressed = bool(self.compressed[i, t])
+                # with nothing filtered above (p_above 0) or acting here (no `has`), the
+                # formulas below leave x as it is and `off` 0: those steps are skipped
+                filtered_above = p_above.any()
+                acting = has.any()
+                if acting:
+                    p_here = np.where(has, p_cond, 0.0)
+                    gating, skipping = kind[:, i] == 1, kind[:, i] == 2
                 for k, kname in enumerate(KINDS):
                     x = alg[:, i, t, k]
                     if compressed:
                         x = x - floor_(x * (1.0 - d)).astype(np.int64)
-                    x = x - floor_(x * p_above).astype(np.int64)
-                    if kname == "fills":
-                        off = np.zeros(B, dtype=np.int64)
-                    else:
-                        rounding = ceil_ if (kname == "reads" and ds.read_write) else floor_
-                        off = np.where(has, rounding(x * np.where(has, p_cond, 0.0)), 0
-                                       ).astype(np.int64)
+                    if filtered_above:
+                        x = x - floor_(x * p_above).astype(np.int64)
+                    if kname == "fills" or not acting:
+                        actual[:, i, t, k] = x  # gated and skipped stay 0
+                        continue
+                    rounding = ceil_ if (kname == "reads" and ds.read_write) else floor_
+                    off = np.where(has, rounding(x * p_here), 0).astype(np.int64)
                     actual[:, i, t, k] = x - off
-                    gated[:, i, t, k] = np.where(kind[:, i] == 1, off, 0)
-                    skipped[:, i, t, k] = np.where(kind[:, i] == 2, off, 0)
+                    gated[:, i, t, k] = np.where(gating, off, 0)
+                    skipped[:, i, t, k] = np.where(skipping, off, 0)
                 if (i, t) in self.formats:
                     self._metadata(md, cap_units, loops, box, child, size, alg, i, t,
                                    p_above, p_cond, has, kind[:, i])
@@ -474,7 +481,6 @@ class SparseStep:
     def _metadata(self, md, cap_units, loops, box, child, size, alg, i, t, p_above, p_cond,
                   has, kind):
         """Metadata traffic per kind and rank, and the worst-case units of the stored tile."""
-        B = size.shape[0]
         ch = child[:, i, t]
         tile = size[:, i, t]
         child_tile = np.where(ch < self.L, self._child_tile(box, ch, t), 1)
@@ -486,20 +492,27 @@ class SparseStep:
         for r, u in enumerate(rank_units(fmts, shapes, dens, worst_case=True)):
             cap_units[:, i, t, r, 0] = np.where(kept, u.metadata, 0.0)
             cap_units[:, i, t, r, 1] = np.where(kept, u.payload, 0.0)
+        # as in apply: steps that change nothing (p_above 0, nothing acting here) skipped
+        filtered_above = p_above.any()
+        acting = has.any()
+        p_here = np.where(has, p_cond, 0.0)
+        gating, skipping = kind == 1, kind == 2
+        tile_1 = np.maximum(tile, 1)
         for k, kname in enumerate(KINDS):
             a = alg[:, i, t, k]
             for r, u in enumerate(per_tile):
                 for j, units in enumerate((u.metadata, u.payload)):
                     with np.errstate(divide="ignore", invalid="ignore"):
-                        x = np.where(tile > 0, np.ceil(units * a / np.maximum(tile, 1)), 0.0)
-                    x = x - floor_(x * p_above)
-                    if kname == "fills":
-                        off = np.zeros(B)
-                    else:
-                        off = np.where(has, floor_(x * np.where(has, p_cond, 0.0)), 0.0)
+                        x = np.where(kept, np.ceil(units * a / tile_1), 0.0)
+                    if filtered_above:
+                        x = x - floor_(x * p_above)
+                    if kname == "fills" or not acting:
+                        md[:, i, t, k, r, 0, j] = x  # gated and skipped stay 0
+                        continue
+                    off = np.where(has, floor_(x * p_here), 0.0)
                     md[:, i, t, k, r, 0, j] = x - off
-                    md[:, i, t, k, r, 1, j] = np.where(kind == 1, off, 0.0)
-                    md[:, i, t, k, r, 2, j] = np.where(kind == 2, off, 0.0)
+                    md[:, i, t, k, r, 1, j] = np.where(gating, off, 0.0)
+                    md[:, i, t, k, r, 2, j] = np.where(skipping, off, 0.0)
 
     def _classify(self, keep, rows, computes, g_comp, s_comp, saf_on, saf_p):
         """Computes the storage optimizations left, split into actual / gated / skipped /

@@ -417,3 +417,32 @@ def test_sparse_search_is_the_same_for_any_jobs() -> None:
                     res.best.perm.tobytes(), res.best.keep.tobytes(), res.valid,
                     dict(res.rejected)))
     assert out[0] == out[1]
+
+
+@pytest.mark.parametrize("links", [None, True])
+@pytest.mark.parametrize("name", [p.name for p in sorted(SPARSELOOP_REFS.glob("sparseloop_*"))])
+def test_kernel_and_numpy_dense_detail_give_identical_sparse_rows(name: str, links) -> None:
+    """The sparse step starts from the dense detail of the compiled kernel or, with
+    kernel='numpy', of the numpy passes (rows needing the exact link-transfer walk go to the
+    numpy passes either way): every BatchResult array is identical."""
+    from dse.model import kernel as kernels
+
+    if not kernels.numba_available():
+        pytest.skip("numba not installed")
+    spec = _case(name)
+    if spec.sparse is None:
+        pytest.skip("dense case")
+    fast, ref = (SparseBatchModel(spec.problem, spec.arch, spec.sparse, link_transfers=links,
+                                  kernel=k) for k in ("numba", "numpy"))
+    assert (fast.kernel, ref.kernel) == ("numba", "numpy")
+    space = MapSpace(spec.problem, spec.arch, Constraints({}))
+    rows = _rows(space, 1500, 11)
+    for check in (True, False):  # without capacity, small-buffer designs get valid rows
+        a = fast.evaluate(*rows, check_capacity=check)
+        b = ref.evaluate(*rows, check_capacity=check)
+        for f in fields(a):
+            x, y = getattr(a, f.name), getattr(b, f.name)
+            assert x.dtype == y.dtype and np.array_equal(x, y), f.name
+    assert a.valid.sum() >= 100
+    if links and "eyeriss" in name:  # some rows take the numpy passes' exact link walk
+        assert kernels.run_kernel(fast._kernel_consts, *rows, every_row=True)["exact"].any()

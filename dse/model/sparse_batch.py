@@ -97,17 +97,17 @@ class LoopNest:
     def _build(self) -> None:
         T, S, perm, spatial_order = self._args
         B, L, D = T.shape
-        rows = np.arange(B)[:, None]
-        dims, bounds, levels = [], [], []
-        for j in range(L - 1, -1, -1):
-            so = (np.broadcast_to(np.arange(D), (B, D)) if spatial_order is None
-                  else spatial_order[:, j])
-            dims += [so, perm[:, j]]
-            bounds += [S[rows, j, so], T[rows, j, perm[:, j]]]
-            levels += [np.full(2 * D, j)]
-        self._dims = np.concatenate(dims, axis=1)
-        self._bounds = np.concatenate(bounds, axis=1)
-        self._levels = np.concatenate(levels)
+        # per level, outermost first: its spatial loops (B, D), then its temporal ones
+        if spatial_order is None:
+            so = np.broadcast_to(np.arange(D), (B, L, D))
+            spatial = S
+        else:
+            so = spatial_order
+            spatial = np.take_along_axis(S, spatial_order, axis=2)
+        temporal = np.take_along_axis(T, perm, axis=2)
+        self._dims = np.stack([so, perm], axis=2)[:, ::-1].reshape(B, 2 * L * D)
+        self._bounds = np.stack([spatial, temporal], axis=2)[:, ::-1].reshape(B, 2 * L * D)
+        self._levels = np.repeat(np.arange(L - 1, -1, -1), 2 * D)
         self._built = True
 
     @property
@@ -363,14 +363,17 @@ class SparseStep:
                                  "matrix; choose a mapping whose tiles of it do") from None
 
     # ---------------------------------------------------------------- the step
-    def apply(self, det: Detail, T, SX, SY, perm, spatial_order=None) -> SparseDetail:
-        """The sparse step on the dense detail of the same rows."""
+    def apply(self, det: Detail, T, SX, SY, perm, spatial_order=None,
+              box: np.ndarray | None = None) -> SparseDetail:
+        """The sparse step on the dense detail of the same rows (`box`: their op-space boxes
+        when the caller has them, as BatchModel._tiles computes them)."""
         model = self.model
         B, L, nT = det.size.shape
         keep = det.keep
         T = T.astype(np.int64)
         S = (SX * SY).astype(np.int64)
-        box = self._boxes(T, SX, SY)
+        if box is None:
+            box = self._boxes(T, SX, SY)
         loops = self._loops(T, S, perm, spatial_order)
         child = self._children(keep)
         size = det.size
@@ -411,20 +414,27 @@ class SparseStep:
                     p_cond = np.where(has & (p_above < 1.0),
                                       1.0 - (1.0 - po) / (1.0 - p_above), 0.0)
                 compressed = bool(self.compressed[i, t])
+                # with nothing filtered above (p_above 0) or acting here (no `has`), the
+                # formulas below leave x as it is and `off` 0: those steps are skipped
+                filtered_above = p_above.any()
+                acting = has.any()
+                if acting:
+                    p_here = np.where(has, p_cond, 0.0)
+                    gating, skipping = kind[:, i] == 1, kind[:, i] == 2
                 for k, kname in enumerate(KINDS):
                     x = alg[:, i, t, k]
                     if compressed:
                         x = x - floor_(x * (1.0 - d)).astype(np.int64)
-                    x = x - floor_(x * p_above).astype(np.int64)
-                    if kname == "fills":
-                        off = np.zeros(B, dtype=np.int64)
-                    else:
-                        rounding = ceil_ if (kname == "reads" and ds.read_write) else floor_
-                        off = np.where(has, rounding(x * np.where(has, p_cond, 0.0)), 0
-                                       ).astype(np.int64)
+                    if filtered_above:
+                        x = x - floor_(x * p_above).astype(np.int64)
+                    if kname == "fills" or not acting:
+                        actual[:, i, t, k] = x  # gated and skipped stay 0
+                        continue
+                    rounding = ceil_ if (kname == "reads" and ds.read_write) else floor_
+                    off = np.where(has, rounding(x * p_here), 0).astype(np.int64)
                     actual[:, i, t, k] = x - off
-                    gated[:, i, t, k] = np.where(kind[:, i] == 1, off, 0)
-                    skipped[:, i, t, k] = np.where(kind[:, i] == 2, off, 0)
+                    gated[:, i, t, k] = np.where(gating, off, 0)
+                    skipped[:, i, t, k] = np.where(skipping, off, 0)
                 if (i, t) in self.formats:
                     self._metadata(md, cap_units, loops, box, child, size, alg, i, t,
                                    p_above, p_cond, has, kind[:, i])
@@ -471,7 +481,6 @@ class SparseStep:
     def _metadata(self, md, cap_units, loops, box, child, size, alg, i, t, p_above, p_cond,
                   has, kind):
         """Metadata traffic per kind and rank, and the worst-case units of the stored tile."""
-        B = size.shape[0]
         ch = child[:, i, t]
         tile = size[:, i, t]
         child_tile = np.where(ch < self.L, self._child_tile(box, ch, t), 1)
@@ -483,20 +492,27 @@ class SparseStep:
         for r, u in enumerate(rank_units(fmts, shapes, dens, worst_case=True)):
             cap_units[:, i, t, r, 0] = np.where(kept, u.metadata, 0.0)
             cap_units[:, i, t, r, 1] = np.where(kept, u.payload, 0.0)
+        # as in apply: steps that change nothing (p_above 0, nothing acting here) skipped
+        filtered_above = p_above.any()
+        acting = has.any()
+        p_here = np.where(has, p_cond, 0.0)
+        gating, skipping = kind == 1, kind == 2
+        tile_1 = np.maximum(tile, 1)
         for k, kname in enumerate(KINDS):
             a = alg[:, i, t, k]
             for r, u in enumerate(per_tile):
                 for j, units in enumerate((u.metadata, u.payload)):
                     with np.errstate(divide="ignore", invalid="ignore"):
-                        x = np.where(tile > 0, np.ceil(units * a / np.maximum(tile, 1)), 0.0)
-                    x = x - floor_(x * p_above)
-                    if kname == "fills":
-                        off = np.zeros(B)
-                    else:
-                        off = np.where(has, floor_(x * np.where(has, p_cond, 0.0)), 0.0)
+                        x = np.where(kept, np.ceil(units * a / tile_1), 0.0)
+                    if filtered_above:
+                        x = x - floor_(x * p_above)
+                    if kname == "fills" or not acting:
+                        md[:, i, t, k, r, 0, j] = x  # gated and skipped stay 0
+                        continue
+                    off = np.where(has, floor_(x * p_here), 0.0)
                     md[:, i, t, k, r, 0, j] = x - off
-                    md[:, i, t, k, r, 1, j] = np.where(kind == 1, off, 0.0)
-                    md[:, i, t, k, r, 2, j] = np.where(kind == 2, off, 0.0)
+                    md[:, i, t, k, r, 1, j] = np.where(gating, off, 0.0)
+                    md[:, i, t, k, r, 2, j] = np.where(skipping, off, 0.0)
 
     def _classify(self, keep, rows, computes, g_comp, s_comp, saf_on, saf_p):
         """Computes the storage optimizations left, split into actual / gated / skipped /
@@ -634,9 +650,9 @@ class SparseBatchModel(BatchModel):
     the sparse ones."""
 
     def __init__(self, problem, arch, sparse, link_transfers=None, generation="2024",
-                 placement=None) -> None:
+                 placement=None, kernel: str | None = None) -> None:
         super().__init__(problem, arch, link_transfers, generation=generation,
-                         placement=placement)
+                         placement=placement, kernel=kernel)
         self.sparse = SparseStep(self, sparse)
 
     def word_capacity(self, T, SX, SY, keep):
@@ -644,6 +660,16 @@ class SparseBatchModel(BatchModel):
         over capacity per level."""
         T, SX, SY, S, keep, box, size = self._tiles(T, SX, SY, keep)
         return self._word_overflow(size, keep)
+
+    def _dense_detail(self, T, SX, SY, S, perm, keep, box, size, idx) -> Detail:
+        """The dense detail of rows `idx` that the sparse step starts from: by the compiled
+        kernel (which leaves rows needing the exact link-transfer walk to the numpy passes,
+        as BatchModel.detail does), or by the numpy passes with DSE_KERNEL=numpy. `keep`
+        has already been masked by _tiles; masking it again changes nothing."""
+        if self.kernel == "numba":
+            return self._detail_kernel(T[idx], SX[idx], SY[idx], perm[idx], keep[idx])
+        return self._evaluate_valid(T[idx], SX[idx], SY[idx], S[idx], perm[idx], keep[idx],
+                                    box[idx], size[idx])
 
     def _word_overflow(self, size, keep):
         occ = self.sparse.occupancy(size, keep)
@@ -678,9 +704,8 @@ class SparseBatchModel(BatchModel):
         util = np.zeros(B)
         idx = np.nonzero(valid)[0]
         if len(idx):
-            det = self._evaluate_valid(T[idx], SX[idx], SY[idx], S[idx], perm[idx],
-                                       keep[idx], box[idx], size[idx])
-            sd = self.sparse.apply(det, T[idx], SX[idx], SY[idx], perm[idx])
+            det = self._dense_detail(T, SX, SY, S, perm, keep, box, size, idx)
+            sd = self.sparse.apply(det, T[idx], SX[idx], SY[idx], perm[idx], box=box[idx])
             ok = self.sparse.codecs_supported(sd)
             energy[idx] = np.where(ok, sd.energy_total, np.inf)
             cycles[idx] = np.where(ok, sd.cycles, cycles[idx])

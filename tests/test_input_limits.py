@@ -142,19 +142,22 @@ def test_values_and_tags_load_as_before() -> None:
     assert data["c"] == [1.5, True, None, "7"]
 
 
-def test_large_spec_loads_fast(tmp_path: Path) -> None:
-    """A 1.8 MB network file (300,000 list lines under an unused key) loads in well under 3 s
-    of CPU with the C parser (the pure-Python loader took ~7 s on the same machine)."""
+def test_large_spec_loads_with_the_c_parser(tmp_path: Path) -> None:
+    """A 1.8 MB network file (300,000 list lines under an unused key) loads whole, with its
+    lines, through libyaml's parser (the pure-Python loader took ~7 s of CPU for it, the C
+    one ~1 s; a speed is measured by a benchmark, not asserted here)."""
+    import yaml
+
+    from dse.spec import yamlload
+
+    assert yaml.__with_libyaml__ and yamlload._Loader is yaml.CSafeLoader
     text = ("network:\n  name: n\n  input: {C: 3, H: 8}\n  layers:\n"
             "    - {name: c, type: conv2d, C: 3, K: 8, H: 8, R: 3, pad: 1, P: 8}\n"
             "fuzz_padding:\n" + "  - 1\n" * 300_000)
     assert len(text) > 1_800_000
-    t0 = time.process_time()
     data = load_yaml_text(text, "huge.yaml")
-    took = time.process_time() - t0
     assert len(data["fuzz_padding"]) == 300_000
     assert data.line_of("fuzz_padding") == 6
-    assert took < 3.0, f"{took:.2f} s"
 
 
 def test_short_repr_caps_values() -> None:

@@ -320,6 +320,11 @@ def test_dse_run_ai85ressimplenet_end_to_end(tmp_path: Path) -> None:
     (rep,) = csv.DictReader(open(tmp_path / "rep" / "report.csv"))
     assert rep["network"] == "ai85ressimplenet" and rep["energy_pJ"] == ""
     assert float(rep["latency_s"]) == pytest.approx(float(tot["latency_s"]))
+    md = (tmp_path / "rep" / "report.md").read_text()
+    best = md.split("## Best per network", 1)[1]
+    line = next(x for x in best.splitlines() if x.startswith("| ai85ressimplenet"))
+    assert "energy not modelled" in line  # the network is listed with its fastest design
+    assert f"{float(tot['latency_s']) * 1e3:.4g} ms" in line
     r = CliRunner().invoke(main, ["run", "--arch", MAX, "--workload", "resnet20",
                                   "--out", str(tmp_path / "c")])
     assert r.exit_code == 2 and "Traceback" not in r.output

@@ -483,13 +483,22 @@ def markdown(res: Results, rows: list[dict], base: Baseline | None, files: list[
             "seconds-based speed-up (cycles only).", "", "## Best per network", ""]
     best = []
     for net in sorted({r["network"] for r in rows}, key=natural_key):
-        mine = [r for r in rows if r["network"] == net and num(r["energy_pJ"]) is not None]
-        if not mine:
-            continue
+        runs = [r for r in rows if r["network"] == net and num(r["cycles"]) is not None]
+        mine = [r for r in runs if num(r["energy_pJ"]) is not None]
 
         def name(r: dict) -> str:
             return display(r["network"], r["arch"], r["point"])
 
+        if not mine:  # no energy model (e.g. MAX78000): the fastest is still known
+            if runs:
+                timed = all(num(r["latency_s"]) is not None for r in runs)
+                lo_c = min(runs, key=lambda r: (num(r["latency_s" if timed else "cycles"]),
+                                                name(r)))
+                fast = (f"{num(lo_c['latency_s']) * 1e3:.4g} ms" if timed else
+                        f"{_i(lo_c['cycles'])} cycles")
+                best.append([net, "- (energy not modelled)", f"{name(lo_c)} ({fast})", "-",
+                             "-"])
+            continue
         timed = all(num(r["latency_s"]) is not None for r in mine)
         key = "latency_s" if timed else "cycles"
         lo_e = min(mine, key=lambda r: (num(r["energy_pJ"]), name(r)))

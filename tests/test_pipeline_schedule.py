@@ -314,7 +314,10 @@ def _shipped_with(tmp_path: Path, old: str, new: str) -> Path:
     ("  kind: pipeline\n", "", "`stages:` belongs to a pipeline schedule"),
     ("  version: 1", "  version: 2", "s.yaml:13: at 'schedule.version': unsupported"),
     ("in_depth: {b0.conv1: 4}", "in_depth: {b0.conv9: 4}", "does not read"),
-    ("tile_level: tile_memory", "tile_level: tile_mem", "tile_memory"),
+    ("tile_level: tile_memory", "tile_level: tile_mem",
+     "s.yaml:15: at 'schedule.tile_level': no on-chip buffer 'tile_mem'"),
+    ("group_level: mem_tile", "group_level: mem_tyle",
+     "s.yaml:16: at 'schedule.group_level': no on-chip buffer 'mem_tyle'"),
     ("group_level: mem_tile", "group_level: tile_memory",
      "s.yaml:16: at 'schedule.group_level': the group level is the memory shared by a group"),
 ])

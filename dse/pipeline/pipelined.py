@@ -61,7 +61,8 @@ def shipped_pipelines() -> list[str]:
 
 def read_pipeline(node, file: str) -> tuple[Pipeline, tuple[int | None, ...]]:
     """The `schedule:` mapping of a `kind: pipeline` file (docs/fusion.md, "Pipelines"), and
-    the line of each stage followed by the line of each staging FIFO (for errors)."""
+    the line of each stage, then of each staging FIFO, then of `tile_level` and `group_level`
+    (None where not given), for errors found later against the architecture."""
     from dse.spec.common import check_keys, require_list, require_mapping, where
 
     check_keys(node, PIPELINE_KEYS, "schedule")
@@ -153,6 +154,8 @@ def read_pipeline(node, file: str) -> tuple[Pipeline, tuple[int | None, ...]]:
         staging.append(Staging(_text(g, "tensor", p), _count(g, "group", p, minimum=0),
                                _count(g, "depth", p), _text(g, "for", p)))
         lines.append(where(g)["line"])
+    lines += [where(node, key)["line"] if key in node else None
+              for key in ("tile_level", "group_level")]
     return Pipeline(tuple(stages), tuple(staging), **opts), tuple(lines)
 
 
@@ -229,8 +232,10 @@ def evaluate_pipeline(network: Network, arch, pipe: Pipeline, file: str | None,
         if exc.file is None and file:
             exc.file = file
             m = re.match(r"schedule\.(stages|staging)\[(\d+)\]", exc.key_path or "")
+            levels = ({"schedule.tile_level": len(lines) - 2,
+                       "schedule.group_level": len(lines) - 1} if len(lines) >= 2 else {})
             i = int(m.group(2)) + (len(pipe.stages) if m and m.group(1) == "staging" else 0) \
-                if m else len(lines)
+                if m else levels.get(exc.key_path or "", len(lines))
             if exc.line is None and i < len(lines):
                 exc.line = lines[i]
         raise

@@ -489,24 +489,20 @@ def markdown(res: Results, rows: list[dict], base: Baseline | None, files: list[
         def name(r: dict) -> str:
             return display(r["network"], r["arch"], r["point"])
 
-        if not mine:  # no energy model (e.g. MAX78000): the fastest is still known
-            if runs:
-                timed = all(num(r["latency_s"]) is not None for r in runs)
-                lo_c = min(runs, key=lambda r: (num(r["latency_s" if timed else "cycles"]),
-                                                name(r)))
-                fast = (f"{num(lo_c['latency_s']) * 1e3:.4g} ms" if timed else
-                        f"{_i(lo_c['cycles'])} cycles")
-                best.append([net, "- (energy not modelled)", f"{name(lo_c)} ({fast})", "-",
-                             "-"])
+        ranked = mine or runs  # no energy model (e.g. MAX78000): the fastest is still known
+        if not ranked:
             continue
-        timed = all(num(r["latency_s"]) is not None for r in mine)
+        timed = all(num(r["latency_s"]) is not None for r in ranked)
         key = "latency_s" if timed else "cycles"
-        lo_e = min(mine, key=lambda r: (num(r["energy_pJ"]), name(r)))
-        lo_c = min(mine, key=lambda r: (num(r[key]), name(r)))
-        lo_d = min(mine, key=lambda r: (num(r["energy_pJ"]) * num(r[key]), name(r)))
-        front = pareto([(num(r[key]), num(r["energy_pJ"])) for r in mine])
+        lo_c = min(ranked, key=lambda r: (num(r[key]), name(r)))
         fast = (f"{num(lo_c['latency_s']) * 1e3:.4g} ms" if timed else
                 f"{_i(lo_c['cycles'])} cycles")
+        if not mine:
+            best.append([net, "- (energy not modelled)", f"{name(lo_c)} ({fast})", "-", "-"])
+            continue
+        lo_e = min(mine, key=lambda r: (num(r["energy_pJ"]), name(r)))
+        lo_d = min(mine, key=lambda r: (num(r["energy_pJ"]) * num(r[key]), name(r)))
+        front = pareto([(num(r[key]), num(r["energy_pJ"])) for r in mine])
         edp = num(lo_d["energy_pJ"]) * num(lo_d[key])
         best.append([net, f"{name(lo_e)} ({_g(num(lo_e['energy_pJ']) / 1e6)} uJ)",
                      f"{name(lo_c)} ({fast})",

@@ -19,7 +19,7 @@ import numpy as np
 
 from dse.errors import SpecError
 from dse.model.batch import BatchModel, BatchResult, Detail
-from dse.model.cost import bandwidth_cycles, leakage
+from dse.model.cost import bandwidth_cycles, leakage, sum_in_order
 from dse.model.formats import rank_units
 
 KINDS = ("reads", "fills", "updates")  # the dense model's action axis, in its order
@@ -574,7 +574,8 @@ class SparseStep:
         e_act = model.e_action[None, :, None, :]
         data_e = (np.ceil(actual / block) * e_act
                   + np.ceil(gated / block) * self.e_gated[None, :, None, :]
-                  + np.ceil(skipped / block) * self.e_skipped[None, :, None, :]).sum(axis=3)
+                  + np.ceil(skipped / block) * self.e_skipped[None, :, None, :])
+        data_e = sum_in_order(data_e)  # a fixed order: the compiled step repeats it
         energy = np.zeros((B, L, nT))
         md_read_words = np.zeros((B, L))
         md_write_words = np.zeros((B, L))
@@ -585,13 +586,13 @@ class SparseStep:
                 e = data_e[:, i, t] * self._vector_ratio(det.size, i, t)
                 if (i, t) in self.formats:
                     bits = self._md_bits_array(md, i, t)  # (B, kind, which)
-                    e = e + (np.ceil(bits / self.md_width[i]) * self.e_md[i][None]).sum(
-                        axis=(1, 2))
+                    e = e + sum_in_order(np.ceil(bits / self.md_width[i])
+                                         * self.e_md[i][None], axes=2)
                     dw = max(1, int(self.model.arch.levels[i].datawidth))
                     md_read_words[:, i] += np.where(keep[:, i, t],
                                                     (bits[:, 0, 0] + bits[:, 0, 1]) // dw, 0)
                     md_write_words[:, i] += np.where(
-                        keep[:, i, t], bits[:, 1:, :2].sum(axis=(1, 2)) // dw, 0)
+                        keep[:, i, t], sum_in_order(bits[:, 1:, :2], axes=2) // dw, 0)
                 e = e + decomp[:, i, t] * self.e_decompress[i] + comp[:, i, t] * self.e_compress[i]
                 energy[:, i, t] = np.where(keep[:, i, t], e, 0.0)
         charged = np.minimum(det.replication, model.clusters[None, :])
@@ -609,10 +610,10 @@ class SparseStep:
         if idle.any():
             slowdown[idle], level_cycles[idle], cycles[idle] = 1.0, 0, 0
         leak = leakage(keep, model.e_leak, cycles, det.replication)
-        level_energy = energy.sum(axis=2) + leak
+        level_energy = sum_in_order(energy) + leak
         compute_energy = (computes * self.e_compute + g_comp * self.e_gated_compute
                           + s_comp * self.e_skipped_compute)
-        total = compute_energy + level_energy.sum(axis=1)
+        total = compute_energy + sum_in_order(level_energy)
         inst = model.arch.compute.instances
         with np.errstate(divide="ignore", invalid="ignore"):
             util = np.where(cycles > 0, (computes + g_comp) / (inst * np.maximum(cycles, 1)), 0.0)
@@ -624,6 +625,130 @@ class SparseStep:
             slowdown=slowdown, level_cycles=level_cycles, cycles=cycles, leak=leak,
             level_energy=level_energy, compute_energy=compute_energy, energy_total=total,
             utilization=util, keep=keep, holder=holders)
+
+    # ---------------------------------------------------------------- compiled step
+    @property
+    def compilable(self) -> bool:
+        """Whether the compiled step (dse/model/sparse_kernel_numba.py) covers this spec:
+        every density model but `banded` (its tiles' emptiness depends on their shape)."""
+        return not any(d.distribution == "banded" and not d.dense for d in self.dens)
+
+    def _compiled_constants(self) -> dict:
+        """The arrays the compiled step reads, built on first use."""
+        if getattr(self, "_consts", None) is not None:
+            return self._consts
+        model = self.model
+        L, nT = self.L, self.nT
+        acts = [(t, k, ao) for t in range(nT) for k, ao in self.actions[t]]
+        n_cond = max((len(ao.condition_on) for _, _, ao in acts), default=0)
+        act_cond = np.zeros((len(acts), max(n_cond, 1)), dtype=np.int64)
+        cslot = np.full((nT, L, nT), -1, dtype=np.int64)
+        slot_c = []
+        for a, (t, _, ao) in enumerate(acts):
+            for j, c in enumerate(ao.condition_on):
+                ct = self.tensor_index[c]
+                act_cond[a, j] = ct
+                for i in range(L):
+                    if cslot[t, i, ct] < 0:
+                        cslot[t, i, ct] = len(slot_c)
+                        slot_c.append(ct)
+        fkeys = sorted(self.formats)
+        fslot = np.full((L, nT), -1, dtype=np.int64)
+        R = max(self.R, 1)
+        md_bits = np.zeros((max(len(fkeys), 1), R, 2), dtype=np.int64)
+        for f, key in enumerate(fkeys):
+            fslot[key] = f
+            for r, bits in enumerate(self.md_bits[key]):
+                md_bits[f, r] = bits
+        has_fmt = np.zeros((L, nT), dtype=bool)
+        for (i, t) in self.formats:
+            has_fmt[i, t] = True
+        kc = model._kernel_consts
+        lv = model.arch.levels
+        self._consts = {
+            "slot_c": slot_c, "fkeys": fkeys, "R": R,
+            "structure": (
+                kc.relevant, kc.nz_dim, kc.nz_coef, kc.nz_count, kc.n_ranks,
+                self.level_block,
+                np.array([t for t, _, _ in acts], dtype=np.int64),
+                np.array([self.level_index[ao.level] for _, _, ao in acts], dtype=np.int64),
+                act_cond, np.array([len(ao.condition_on) for _, _, ao in acts], dtype=np.int64),
+                cslot, fslot,
+                np.array([len(self.formats[k]) for k in fkeys] or [0], dtype=np.int64),
+                np.array([any(f.dims for f in self.formats[k]) for k in fkeys] or [False]),
+            ),
+            "counts": (
+                np.ascontiguousarray(model.rw, dtype=np.bool_),
+                np.array([d.density for d in self.dens], dtype=np.float64),
+                self.compressed,
+                np.array([t for t, _, _ in acts], dtype=np.int64),
+                np.array([self.level_index[ao.level] for _, _, ao in acts], dtype=np.int64),
+                np.array([1 if ao.kind == "gating" else 2 for _, _, ao in acts],
+                         dtype=np.int64),
+                act_cond, np.array([len(ao.condition_on) for _, _, ao in acts], dtype=np.int64),
+                cslot, fslot,
+                np.array([len(self.formats[k]) for k in fkeys] or [0], dtype=np.int64),
+                md_bits, np.array(self.operands, dtype=np.int64),
+                # as _classify: the density rounded to 6 decimals (Python's round)
+                np.array([round(self.dens[t].density * 1e6) / 1e6 for t in self.operands],
+                         dtype=np.float64),
+                has_fmt, np.array([d.dense for d in self.dens]),
+                bool(self.spec.compute_gating), bool(self.spec.compute_skipping),
+                int(self.macs), np.ascontiguousarray(model.e_action, dtype=np.float64),
+                self.e_gated, self.e_skipped, self.e_md, self.e_decompress, self.e_compress,
+                self.md_width, np.array([max(1, int(x.datawidth)) for x in lv], dtype=np.int64),
+                model.block_t.astype(np.int64), model.clusters.astype(np.int64),
+                bool(model.has_bits), model.bw_scale.astype(np.float64),
+                model.rbw.astype(np.float64), model.wbw.astype(np.float64),
+                model.sbw.astype(np.float64), model.e_leak.astype(np.float64),
+                float(self.e_compute), float(self.e_gated_compute),
+                float(self.e_skipped_compute), int(model.arch.compute.instances),
+                np.array([self.supports[(i, "decompress")] for i in range(L)]),
+                np.array([self.supports[(i, "compress")] for i in range(L)]),
+            ),
+        }
+        return self._consts
+
+    def totals(self, det: Detail, T, SX, SY, perm):
+        """(energy pJ, cycles, utilization, codecs supported), each (B,): what the mapper
+        scores of apply() (the same numbers, tests/test_sparse_kernel.py), by the compiled
+        step; the density models and the formats' units are evaluated in numpy between its
+        two passes."""
+        from dse.model.sparse_kernel_numba import counts_rows, structure_rows
+
+        c = self._compiled_constants()
+        B, L, nT = det.size.shape
+        T = np.ascontiguousarray(T, dtype=np.int64)
+        S = np.ascontiguousarray(SX * SY, dtype=np.int64)
+        perm = np.ascontiguousarray(perm, dtype=np.int64)
+        keep = np.ascontiguousarray(det.keep, dtype=np.bool_)
+        size = np.ascontiguousarray(det.size, dtype=np.int64)
+        slot_c, fkeys, R = c["slot_c"], c["fkeys"], c["R"]
+        cond_size = np.zeros((B, max(len(slot_c), 1)), dtype=np.int64)
+        shapes = np.ones((B, max(len(fkeys), 1), R), dtype=np.int64)
+        structure_rows(T, S, perm, keep, size, *c["structure"], cond_size, shapes)
+        p_empty = np.ones(cond_size.shape)
+        for s_, ct in enumerate(slot_c):
+            p_empty[:, s_] = self.dens[ct].prob_empty(cond_size[:, s_])
+        units = np.zeros((B, max(len(fkeys), 1), R, 2))
+        for f, (i, t) in enumerate(fkeys):
+            fmts = list(self.formats[(i, t)])
+            per_tile = rank_units(fmts, [shapes[:, f, r] for r in range(len(fmts))],
+                                  self.dens[t], worst_case=False)
+            for r, u in enumerate(per_tile):
+                units[:, f, r, 0] = u.metadata
+                units[:, f, r, 1] = u.payload
+        ratio = np.ones((B, L, nT))
+        for (i, t) in zip(*np.nonzero(self.compressed), strict=True):
+            ratio[:, i, t] = self._vector_ratio(size, i, t)
+        energy = np.empty(B)
+        cycles = np.empty(B, dtype=np.int64)
+        util = np.empty(B)
+        ok = np.empty(B, dtype=np.bool_)
+        counts_rows(T, S, keep, size, np.ascontiguousarray(det.counts, dtype=np.float64),
+                    np.ascontiguousarray(det.replication, dtype=np.int64), p_empty, units,
+                    ratio, *c["counts"], energy, cycles, util, ok)
+        return energy, cycles, util, ok
 
     def codecs_supported(self, sd: SparseDetail) -> np.ndarray:
         """(B,) rows where every level that decompresses fills (or compresses updates) says
@@ -680,16 +805,27 @@ class SparseBatchModel(BatchModel):
     def evaluate(self, T, SX, SY, perm, keep, check_capacity: bool = True) -> BatchResult:
         """Capacity (compressed tiles, formats' metadata) and fan-out first, then the dense
         passes and the sparse step on the valid rows. A row needing (de)compression at a
-        level that does not support it is invalid (capacity and fan-out ok)."""
+        level that does not support it is invalid (capacity and fan-out ok). With the
+        compiled kernel and a spec it covers (SparseStep.compilable) the checks and the step
+        are compiled; the numbers are the same."""
+        compiled = self.kernel == "numba" and self.sparse.compilable
+        if compiled:
+            cap_ok, fanout_ok, placement_ok, overflow = self._checks_compiled(T, SX, SY, keep)
+        else:
+            T, SX, SY, S, keep, box, size = self._tiles(T, SX, SY, keep)
+            cap_ok, overflow = self._word_overflow(size, keep)
+            fanout_ok = ((SX.prod(axis=2) <= self.fanout[None, :, 0])
+                         & (SY.prod(axis=2) <= self.fanout[None, :, 1])).all(axis=1)
+            placement_ok = self.placement_ok(T) if self.placed_inside else None
         B = T.shape[0]
-        T, SX, SY, S, keep, box, size = self._tiles(T, SX, SY, keep)
-        cap_ok, overflow = self._word_overflow(size, keep)
-        fanout_ok = ((SX.prod(axis=2) <= self.fanout[None, :, 0])
-                     & (SY.prod(axis=2) <= self.fanout[None, :, 1])).all(axis=1)
         if check_capacity and cap_ok.any() and self.sparse.md_capacity_bits.any():
             idx = np.nonzero(cap_ok & fanout_ok)[0]
-            md_over = self.sparse.metadata_overflow(T[idx], SX[idx], SY[idx], perm[idx],
-                                                    keep[idx], size[idx])
+            if compiled:
+                Ti, SXi, SYi, _, keep_i, _, size_i = self._tiles(T[idx], SX[idx], SY[idx],
+                                                               keep[idx])
+            else:
+                Ti, SXi, SYi, keep_i, size_i = T[idx], SX[idx], SY[idx], keep[idx], size[idx]
+            md_over = self.sparse.metadata_overflow(Ti, SXi, SYi, perm[idx], keep_i, size_i)
             bad = (md_over > 0).any(axis=1)
             cap_ok[idx[bad]] = False
             # metadata overflow is counted as capacity at the level (in bits, not words)
@@ -698,21 +834,55 @@ class SparseBatchModel(BatchModel):
         capacity_ok = cap_ok if check_capacity else np.ones(B, dtype=bool)
         valid = capacity_ok & fanout_ok
         if self.placed_inside:
-            valid &= self.placement_ok(T)
+            valid &= placement_ok
         energy = np.full(B, np.inf)
         cycles = np.full(B, np.iinfo(np.int64).max, dtype=np.int64)
         util = np.zeros(B)
         idx = np.nonzero(valid)[0]
         if len(idx):
-            det = self._dense_detail(T, SX, SY, S, perm, keep, box, size, idx)
-            sd = self.sparse.apply(det, T[idx], SX[idx], SY[idx], perm[idx], box=box[idx])
-            ok = self.sparse.codecs_supported(sd)
-            energy[idx] = np.where(ok, sd.energy_total, np.inf)
-            cycles[idx] = np.where(ok, sd.cycles, cycles[idx])
-            util[idx] = np.where(ok, sd.utilization, 0.0)
+            if compiled:
+                det = self._detail_kernel(T[idx], SX[idx], SY[idx], perm[idx], keep[idx])
+                e, c, u, ok = self.sparse.totals(det, T[idx], SX[idx], SY[idx], perm[idx])
+            else:
+                det = self._dense_detail(T, SX, SY, S, perm, keep, box, size, idx)
+                sd = self.sparse.apply(det, T[idx], SX[idx], SY[idx], perm[idx], box=box[idx])
+                ok = self.sparse.codecs_supported(sd)
+                e, c, u = sd.energy_total, sd.cycles, sd.utilization
+            energy[idx] = np.where(ok, e, np.inf)
+            cycles[idx] = np.where(ok, c, cycles[idx])
+            util[idx] = np.where(ok, u, 0.0)
             valid[idx[~ok]] = False
         return BatchResult(energy, cycles, valid, capacity_ok, fanout_ok, util, overflow)
 
+    def _checks_compiled(self, T, SX, SY, keep):
+        """(capacity ok, fan-out ok, placement ok (B,), words over capacity (B, L)) by the
+        compiled pass: the same as _tiles + _word_overflow + the fan-out and placement
+        checks."""
+        from dse.model.sparse_kernel_numba import capacity_rows
+
+        if getattr(self, "_occ", None) is None:  # SparseStep.occupancy's models per (level, tensor)
+            mode = np.zeros((self.L, len(self.tensors)), dtype=np.int64)
+            param = np.zeros(mode.shape)
+            for (i, t) in zip(*np.nonzero(self.sparse.compressed), strict=True):
+                dens = self.sparse.dens[t]
+                if dens.distribution == "hypergeometric":
+                    mode[i, t] = 2
+                    param[i, t] = math.ceil(dens.tensor_size * dens.density)
+                else:
+                    mode[i, t], param[i, t] = 1, dens.density
+            self._occ = (mode, param)
+        kc = self._kernel_consts
+        B = T.shape[0]
+        out = (np.empty(B, dtype=np.bool_), np.empty(B, dtype=np.bool_),
+               np.empty(B, dtype=np.bool_), np.empty((B, self.L), dtype=np.int64))
+        capacity_rows(*(np.ascontiguousarray(x, dtype=np.int64) for x in (T, SX, SY)),
+                      np.ascontiguousarray(keep, dtype=np.bool_), kc.nz_dim, kc.nz_coef,
+                      kc.nz_count, kc.n_ranks, np.ascontiguousarray(self.dummy, dtype=np.bool_),
+                      self.placed_inside, np.ascontiguousarray(self.above_backing),
+                      np.ascontiguousarray(self.at_backing), self.backing.astype(np.int64),
+                      kc.relevant, self.cap.astype(np.int64), self.fanout.astype(np.int64),
+                      *self._occ, *out)
+        return out
 
 
 def classify_operand_states(total: np.ndarray, enz: np.ndarray, has_md: np.ndarray,

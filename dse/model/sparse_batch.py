@@ -779,6 +779,18 @@ class SparseBatchModel(BatchModel):
         super().__init__(problem, arch, link_transfers, generation=generation,
                          placement=placement, kernel=kernel)
         self.sparse = SparseStep(self, sparse)
+        if self.kernel == "numba" and self.sparse.compilable:
+            # load (or compile) the compiled step now, not inside the first timed block
+            L, D, nT = self.L, self.D, len(self.tensors)
+            empty = np.zeros((0, L, D), dtype=np.int64)
+            keep = np.zeros((0, L, nT), dtype=np.bool_)
+            self.evaluate(empty, empty, empty, empty, keep)
+            det = Detail(*(np.zeros((0,) + shape, dtype=dtype) for shape, dtype in (
+                ((L, nT), np.int64), ((L, nT), np.int64), ((L,), np.int64),
+                ((L, nT, 3), np.float64), ((L, nT, 3), np.float64), ((L, nT), np.float64),
+                ((L, nT), np.float64), ((L,), np.float64), ((L,), np.int64), ((L,), np.float64),
+                ((), np.int64), ((), np.int64), ((), np.float64), ((L, nT), np.bool_))))
+            self.sparse.totals(det, empty, empty, empty, empty)
 
     def word_capacity(self, T, SX, SY, keep):
         """(B,) rows whose (compressed) tiles fit every level's words, and (B, L) the words
@@ -841,8 +853,9 @@ class SparseBatchModel(BatchModel):
         idx = np.nonzero(valid)[0]
         if len(idx):
             if compiled:
-                det = self._detail_kernel(T[idx], SX[idx], SY[idx], perm[idx], keep[idx])
-                e, c, u, ok = self.sparse.totals(det, T[idx], SX[idx], SY[idx], perm[idx])
+                Ti, SXi, SYi, perm_i = T[idx], SX[idx], SY[idx], perm[idx]
+                det = self._detail_kernel(Ti, SXi, SYi, perm_i, keep[idx])
+                e, c, u, ok = self.sparse.totals(det, Ti, SXi, SYi, perm_i)
             else:
                 det = self._dense_detail(T, SX, SY, S, perm, keep, box, size, idx)
                 sd = self.sparse.apply(det, T[idx], SX[idx], SY[idx], perm[idx], box=box[idx])

@@ -268,3 +268,9 @@ def test_dse_run_reports_at_most_2x(tmp_path: Path) -> None:
     c1 = rows["c1"]
     assert 1.0 < float(c1["sparse_speedup"]) <= 2.0
     assert int(c1["actual_computes"]) == int(c1["ops"]) // 2
+
+
+def test_arch_show_names_the_declaration() -> None:
+    code, text = _cli("arch", "show", "tensor_core_2to4")
+    assert code == 0, text
+    assert "registers: Weights CP 2:4 structured; skipping Inputs on Weights" in text

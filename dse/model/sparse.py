@@ -41,6 +41,9 @@ class SparseSpec:
     # skip_on_not_aligned_operands)
     compute_gating: bool = False
     compute_skipping: bool = False
+    # what reading the design made of the layer's inputs (e.g. an N:M structured tensor's
+    # density raised to N/M), shown with the results
+    notes: tuple[str, ...] = ()
 
     def density(self, tensor: str) -> DensityModel:
         return self.densities.get(tensor, DENSE)
@@ -150,9 +153,10 @@ def unpack_row(problem: Problem, arch: Architecture, ev: Evaluation, step, sd, b
     """Row `b` of a SparseDetail as per-(level, tensor) SparseRows and level summaries."""
     names = [lv.name for lv in arch.levels]
     index = {ds.name: t for t, ds in enumerate(problem.data_spaces)}
-    notes = [f"note: {lv} has a representation format for {t} but does not keep {t} under "
-             "this mapping; the format is unused (as in Sparseloop)"
-             for lv, t in step.spec.formats if not sd.keep[b, names.index(lv), index[t]]]
+    notes = list(step.spec.notes)
+    notes += [f"note: {lv} has a representation format for {t} but does not keep {t} under "
+              "this mapping; the format is unused (as in Sparseloop)"
+              for lv, t in step.spec.formats if not sd.keep[b, names.index(lv), index[t]]]
     for (_, k), h in sd.holder.items():
         ao = step.spec.actions[k]
         li = names.index(ao.level)

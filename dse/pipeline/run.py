@@ -172,7 +172,8 @@ def plan(network: Network, arch: ArchInput, cfg: SearchConfig) -> tuple[list[Lay
         if key not in tasks:
             tasks[key] = LayerTask(key, task_problem(problem), arch.arch,
                                    arch.constraints_for(problem), cfg,
-                                   arch.sparse_for(problem, densities))
+                                   arch.sparse_for(problem, densities,
+                                                   (layer.file, layer.line)))
         if sparse_run:  # the same layer run dense, for the speed-up and energy saving
             twin = layer_key(arch, problem, cfg, dense=True)
             if twin not in tasks:

@@ -57,11 +57,13 @@ class ArchInput:
         """The file's Sparseloop `sparse_optimizations` (formats, gating, skipping), or None."""
         return self.document.data.get("sparse_optimizations") or None
 
-    def sparse_for(self, problem: Problem, densities: dict | None):
-        """The sparse spec of a layer (its densities) on this architecture; None = dense."""
+    def sparse_for(self, problem: Problem, densities: dict | None,
+                   at: tuple[str | None, int | None] = (None, None)):
+        """The sparse spec of a layer (its densities; `at`: the layer's file and line, for
+        errors) on this architecture; None = dense."""
         from dse.spec.sparse import layer_sparse_spec
 
-        return layer_sparse_spec(self.document.data, densities, problem, self.arch)
+        return layer_sparse_spec(self.document.data, densities, problem, self.arch, at)
 
 
 def _plain(node):

@@ -109,7 +109,10 @@ def sparse_summary(node) -> list[str]:
             if isinstance(ds, dict):
                 fmts = "/".join(str(r.get("format", "?")) for r in ds.get("ranks") or []
                                 if isinstance(r, dict))
-                parts.append(f"{ds.get('name')} {fmts}")
+                st = ds.get("structured")  # dse's N:M declaration (docs/sparse.md)
+                nm = (f" {st.get('n')}:{st.get('m')} structured" if isinstance(st, dict)
+                      else "")
+                parts.append(f"{ds.get('name')} {fmts}{nm}")
         for key in ("action_optimization", "action-optimization"):
             for ao in tgt.get(key) or []:
                 if not isinstance(ao, dict):

@@ -3,11 +3,13 @@
 Supported: density models fixed_structured / hypergeometric / banded; per-level representation
 formats (UOP, CP, RLE, B, UB per rank, `flattened_rankIDs`, metadata/payload word bits); gating
 and skipping (`target`, `condition_on`). Anything else is refused with its file:line and key.
+One dse extension: `structured: {n, m}` on a format's data space declares N:M structured
+sparsity (`apply_structured`; docs/sparse.md "N:M structured sparsity").
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from dse.arch.architecture import Architecture
 from dse.errors import SpecError, did_you_mean
@@ -22,6 +24,32 @@ DENSITY_KEYS = {"distribution", "density", "band_width", "workload_tensor_size"}
 TARGET_KEYS = {"name", "representation_format", "action_optimization", "compute_optimization"}
 RANK_KEYS = {"format", "flattened_rankIDs", "flattened_rank_ids", "metadata_word_bits",
              "payload_word_bits"}
+FORMAT_DATA_SPACE_KEYS = {"name", "ranks", "structured"}
+STRUCTURED_KEYS = {"n", "m"}
+
+
+@dataclass(frozen=True)
+class Structured:
+    """A design's N:M structured sparsity support for one tensor (a dse extension of
+    Sparseloop's format entry): the hardware keeps exactly `n` slots of every `m` elements,
+    at the `levels` whose format of the tensor is declared so. `file`/`line`/`key_path`: the
+    first declaration, for errors."""
+
+    tensor: str
+    n: int
+    m: int
+    levels: tuple[str, ...]
+    file: str | None = None
+    line: int | None = None
+    key_path: str = ""
+
+    @property
+    def label(self) -> str:
+        return f"{self.n}:{self.m}"
+
+    @property
+    def density(self) -> float:
+        return self.n / self.m
 
 
 def densities_node(data):
@@ -46,10 +74,13 @@ def has_sparse_inputs(data) -> bool:
 
 
 def read_sparse(data, problem: Problem, arch: Architecture,
-                absent: frozenset[str] = frozenset()) -> SparseSpec:
+                absent: frozenset[str] = frozenset(),
+                structured_out: dict[str, Structured] | None = None) -> SparseSpec:
     """Densities from `problem.instance.densities`, SAFs from top-level `sparse_optimizations`.
     Formats and optimizations naming a tensor in `absent` (one this layer does not have) are
-    left out; any other unknown tensor is an error."""
+    left out; any other unknown tensor is an error. N:M structured declarations are applied
+    to the densities read here (`apply_structured`), or, when `structured_out` is given, put
+    there for the caller to apply to densities given elsewhere."""
     densities: dict[str, DensityModel] = {}
     inst, path = densities_node(data)
     tensors = [ds.name for ds in problem.data_spaces]
@@ -69,6 +100,7 @@ def read_sparse(data, problem: Problem, arch: Architecture,
                                                 ds.extents(problem.bounds))
     so = data.get("sparse_optimizations")
     formats: dict[tuple[str, str], tuple[RankFormat, ...]] = {}
+    structured: dict[str, Structured] = {}
     actions: list[ActionOptimization] = []
     compute_node = None
     compute_flags = (False, False)
@@ -100,7 +132,7 @@ def read_sparse(data, problem: Problem, arch: Architecture,
             rf = get(tgt, "representation_format")
             if rf:
                 _formats(rf, f"{tp}.representation_format", tgt, level, tensors, formats,
-                         absent)
+                         absent, structured, problem)
                 _no_banded_format(formats, densities, level, rf, f"{tp}.representation_format")
             for k, ao in enumerate(require_list(get(tgt, "action_optimization") or [],
                                                 f"{tp}.action_optimization", tgt,
@@ -118,7 +150,24 @@ def read_sparse(data, problem: Problem, arch: Architecture,
                 f"operand ({operand_saf[0].target} at {operand_saf[0].level}) with "
                 f"{n_operands} operands (Sparseloop conditions two)", compute_node,
                 "compute_optimization", "sparse_optimizations.targets")
-    return SparseSpec(densities, formats, tuple(actions), gating, skipping)
+    spec = SparseSpec(densities, formats, tuple(actions), gating, skipping)
+    if structured_out is not None:
+        structured_out.update(structured)
+        return spec
+    return apply_structured(spec, structured, problem, _density_where(data))
+
+
+def _density_where(data):
+    """tensor -> (file, line, key path) of its density entry in `data` (for errors)."""
+    inst, path = densities_node(data)
+    dens = inst.get("densities") if inst is not None else None
+    if not isinstance(dens, dict):
+        return {}
+    out = {}
+    for k in dens:
+        loc = where(dens, k)
+        out[str(k)] = (loc["file"], loc["line"], f"{path}.{k}")
+    return out
 
 
 COMPUTE_TYPES = {"gate_on_zero_operand": "gating", "gating": "gating",
@@ -227,14 +276,16 @@ def _fraction(value, path: str, parent, key) -> float:
 
 def _formats(rf, path: str, parent, level: str, tensors: list[str],
              out: dict[tuple[str, str], tuple[RankFormat, ...]],
-             absent: frozenset[str] = frozenset()) -> None:
+             absent: frozenset[str] = frozenset(),
+             structured: dict[str, Structured] | None = None,
+             problem: Problem | None = None) -> None:
     require_mapping(rf, path, parent, "representation_format")
     check_keys(rf, {"data_spaces"}, path)
     for j, ds in enumerate(require_list(get(rf, "data_spaces") or [], f"{path}.data_spaces", rf,
                                         "data_spaces")):
         dp = f"{path}.data_spaces[{j}]"
         require_mapping(ds, dp)
-        check_keys(ds, {"name", "ranks"}, dp)
+        check_keys(ds, FORMAT_DATA_SPACE_KEYS, dp)
         name = str(get(ds, "name"))
         if name in absent:
             continue
@@ -258,6 +309,119 @@ def _formats(rf, path: str, parent, level: str, tensors: list[str],
             ranks.append(RankFormat(fmt, dims, _bits(rank, "metadata_word_bits", rp),
                                     _bits(rank, "payload_word_bits", rp)))
         out[(level, name)] = tuple(ranks)
+        if get(ds, "structured") is not None and structured is not None:
+            _structured(ds, dp, level, name, tuple(ranks), structured, problem)
+
+
+def _structured(ds, path: str, level: str, tensor: str, ranks: tuple[RankFormat, ...],
+                out: dict[str, Structured], problem: Problem | None) -> None:
+    """Read `structured: {n, m}` of one format entry into `out` (one declaration per tensor:
+    every level that declares it must give the same N:M)."""
+    node = get(ds, "structured")
+    sp = f"{path}.structured"
+    require_mapping(node, sp, ds, "structured")
+    check_keys(node, STRUCTURED_KEYS, sp)
+    nm = {}
+    for key in ("n", "m"):
+        v = get(node, key)
+        if v is None:
+            raise SpecError(f"structured sparsity needs '{key}'", key_path=f"{sp}.{key}",
+                            expected="{n: N, m: M}, e.g. {n: 2, m: 4} for 2:4",
+                            **where(ds, "structured"))
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise SpecError(f"'{key}' of N:M structured sparsity is a whole number >= 1",
+                            key_path=f"{sp}.{key}", found=v, **where(node, key))
+        nm[key] = v
+    n, m = nm["n"], nm["m"]
+    if n >= m:
+        raise SpecError("N:M structured sparsity keeps fewer slots than the group has",
+                        key_path=sp, expected="n < m (e.g. n: 2, m: 4)",
+                        found=f"n: {n}, m: {m}", **where(ds, "structured"))
+    if not any(r.compressed for r in ranks):
+        raise SpecError(f"structured sparsity stores only the kept slots of {tensor}: its "
+                        "format needs a rank that does not store zeros",
+                        key_path=f"{path}.ranks", expected="a CP, RLE or B rank",
+                        found=" ".join(r.format for r in ranks) or "no ranks",
+                        **where(ds, "structured"))
+    if problem is not None and problem.data_space(tensor).read_write:
+        raise SpecError(f"structured sparsity is a property of an operand; {tensor} is the "
+                        "tensor this layer writes", key_path=sp,
+                        expected="an operand ("
+                        + ", ".join(d.name for d in problem.data_spaces if not d.read_write)
+                        + ")", **where(ds, "structured"))
+    first = out.get(tensor)
+    if first is None:
+        out[tensor] = Structured(tensor, n, m, (level,), **where(ds, "structured"),
+                                 key_path=sp)
+    elif (first.n, first.m) != (n, m):
+        at = f" ({first.file}:{first.line})" if first.file else ""
+        raise SpecError(f"{tensor} is declared {n}:{m} here but {first.label} at "
+                        f"{first.levels[0]}{at}: the hardware has one N:M pattern per tensor",
+                        key_path=sp, expected=f"n: {first.n}, m: {first.m}",
+                        **where(ds, "structured"))
+    else:
+        out[tensor] = replace(first, levels=first.levels + (level,))
+
+
+def apply_structured(spec: SparseSpec, structured: dict[str, Structured], problem: Problem,
+                     density_where: dict | None = None, layer: str | None = None
+                     ) -> SparseSpec:
+    """The densities and formats the hardware actually works with, for each tensor it runs
+    N:M structured-sparse (docs/sparse.md "N:M structured sparsity"):
+
+    * fixed_structured d <= N/M: stored and processed as N of every M (the extra zeros are kept
+      as values): the tensor's density model becomes fixed_structured N/M;
+    * dense (no density, or 1): the hardware's dense mode, the declared formats are not used;
+    * anything else (d > N/M, or a distribution that is not N:M-structured) cannot run on this
+      hardware as described: SpecError.
+
+    `density_where`: tensor -> (file, line, key path) of its density, for errors; `layer`: the
+    network layer's name, for errors."""
+    if not structured:
+        return spec
+    densities = dict(spec.densities)
+    formats = dict(spec.formats)
+    notes = list(spec.notes)
+    tensors = {ds.name for ds in problem.data_spaces}
+    for name, st in structured.items():
+        if name not in tensors:
+            continue
+        model = densities.get(name)
+        if model is None or model.dense:
+            for level in st.levels:
+                formats.pop((level, name), None)
+            notes.append(f"note: {name} is dense: the design runs it in its dense mode, "
+                         f"uncompressed (its {st.label} formats at {', '.join(st.levels)} are "
+                         "not used)")
+            continue
+        file, line, key_path = (density_where or {}).get(
+            name, (st.file, st.line, st.key_path))
+        of = f" in layer '{layer}'" if layer else ""
+        declared = (f"declared at {st.file}:{st.line}" if st.file and file != st.file
+                    else "declared in the design")
+        if model.distribution != "fixed_structured":
+            raise SpecError(
+                f"{name}{of} has a {model.distribution} density {model.density:g} "
+                f"(nonzeros placed without an N:M pattern), but the design runs {name} "
+                f"{st.label} structured-sparse ({declared}): the hardware cannot run it "
+                "sparse as given", file=file, line=line, key_path=key_path,
+                expected=f"distribution: fixed_structured with density <= {st.density:g}",
+                hint=f"prune {name} {st.label} and give it as fixed_structured, or use a "
+                "design without the structured declaration")
+        if model.density > st.density + 1e-9:
+            raise SpecError(
+                f"density {model.density:g} of {name}{of} exceeds the {st.label} structured "
+                f"sparsity the design supports ({st.density:g}, {declared})",
+                file=file, line=line, key_path=key_path,
+                expected=f"a density <= {st.density:g}, or 1 (dense)",
+                hint=f"prune {name} {st.label} or use a dense design")
+        if model.density < st.density - 1e-9:
+            notes.append(f"note: {name} density {model.density:g} runs {st.label}: the "
+                         f"hardware keeps {st.n} of every {st.m} (the extra zeros are stored "
+                         f"and processed as values), modelled as fixed_structured "
+                         f"{st.density:g}")
+            densities[name] = replace(model, density=st.density)
+    return replace(spec, densities=densities, formats=formats, notes=tuple(notes))
 
 
 def _bits(rank, key: str, path: str) -> int | None:
@@ -331,11 +495,13 @@ def refuse_sparse_network(network, command: str = "run") -> None:
                          "export NAME --timeloop`; docs/sparse.md), or use a network without "
                          "densities to run it dense")
 def layer_sparse_spec(arch_data, densities: dict | None, problem: Problem,
-                      arch: Architecture) -> SparseSpec | None:
+                      arch: Architecture, at: tuple[str | None, int | None] = (None, None)
+                      ) -> SparseSpec | None:
     """The sparse spec of one network layer on an architecture: the architecture file's
     `sparse_optimizations` and the layer's densities (dse.workload.network.Layer.densities:
     tensor -> d (fixed_structured) or {distribution, density}); None when neither is given
-    (the layer runs dense)."""
+    (the layer runs dense). `at`: the layer's file and line, where a density the design
+    cannot run is reported."""
     so = arch_data.get("sparse_optimizations") if isinstance(arch_data, dict) else None
     if not so and not densities:
         return None
@@ -344,14 +510,19 @@ def layer_sparse_spec(arch_data, densities: dict | None, problem: Problem,
     # not apply to them (a layer without Inputs/Outputs, e.g. a matmul's A/B/Z, stays an error)
     absent = (frozenset({"Weights"}) - tensors if {"Inputs", "Outputs"} <= tensors
               else frozenset())
-    spec = read_sparse({"sparse_optimizations": so} if so else {}, problem, arch, absent)
     models = {}
     for name, d in (densities or {}).items():
         size = problem.data_space(name).size(problem.bounds)
         dist, value = (d["distribution"], d["density"]) if isinstance(d, dict) \
             else ("fixed_structured", d)
         models[name] = DensityModel(dist, float(value), size)
-    return replace(spec, densities=models)
+    structured: dict[str, Structured] = {}
+    spec = read_sparse({"sparse_optimizations": so} if so else {}, problem, arch, absent,
+                       structured_out=structured)
+    layer = problem.name or None
+    located = {name: (*at, f"network.layers ({layer}).densities.{name}") for name in models}
+    return apply_structured(replace(spec, densities=models), structured, problem,
+                            located if at[0] else None, layer=layer)
 
 
 def densities_in_arch_files(data) -> None:

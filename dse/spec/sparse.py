@@ -488,8 +488,9 @@ def refuse_sparse_network(network, command: str = "run") -> None:
     layer = next((lay for lay in network.layers if lay.densities), None)
     if layer is None:
         return
-    raise SpecError(f"layer '{layer.name}' has densities: sparse search is not modelled yet "
-                    f"(dse {command})", file=layer.file, line=layer.line,
+    raise SpecError(f"layer '{layer.name}' has densities, but this design's model (dse "
+                    f"{command}) evaluates dense layers only: the sparse step is not modelled "
+                    "there yet", file=layer.file, line=layer.line,
                     key_path=f"network.layers ({layer.name}).densities",
                     hint="evaluate one layer with `dse model` (export it with `dse workload "
                          "export NAME --timeloop`; docs/sparse.md), or use a network without "

@@ -133,6 +133,20 @@ def _simple_hits(K, R, vk, kind_ok, hash_w, colw, t, i, b, SX, SY, box, bnd, D):
     return False
 
 
+@njit(cache=True, error_model="numpy", nogil=True, inline="always")
+def bandwidth_slowdown(rd, wd, read_bw, write_bw, shared_bw):
+    """cost.bandwidth_cycles' slowdown of one level from its read and write words per compute
+    cycle (1 = none)."""
+    slow = 1.0
+    if rd > read_bw:
+        slow = min(slow, read_bw / rd)
+    if wd > write_bw:
+        slow = min(slow, write_bw / wd)
+    if rd + wd > shared_bw:
+        slow = min(slow, shared_bw / (rd + wd))
+    return slow
+
+
 @njit(cache=True, error_model="numpy", nogil=True)
 def evaluate_rows(T, SX, SY, perm, keep_in, canonical, every_row, check_capacity, detail,
                   A, n_ranks, nz_dim, nz_coef, nz_count, shared_dim, relevant, pairs, hash_w,
@@ -534,15 +548,7 @@ def evaluate_rows(T, SX, SY, perm, keep_in, canonical, every_row, check_capacity
                     wr_t = wr_t * bw_scale[i, t]
                 rsum = rd_t if t == 0 else rsum + rd_t
                 wsum_f = wr_t if t == 0 else wsum_f + wr_t
-            rd = rsum / cc
-            wd = wsum_f / cc
-            slow = 1.0
-            if rd > rbw[i]:
-                slow = min(slow, rbw[i] / rd)
-            if wd > wbw[i]:
-                slow = min(slow, wbw[i] / wd)
-            if rd + wd > sbw[i]:
-                slow = min(slow, sbw[i] / (rd + wd))
+            slow = bandwidth_slowdown(rsum / cc, wsum_f / cc, rbw[i], wbw[i], sbw[i])
             slow_l[i] = slow
             lc = np.int64(np.ceil(cc / slow))
             lcyc_l[i] = lc

@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from dse.model.kernel_numba import _tile_size
+from dse.model.kernel_numba import _tile_size, bandwidth_slowdown
 
 EPS = 1e-9  # dse.model.sparse_batch.EPS
 
@@ -415,15 +415,7 @@ def counts_rows(T, S, keep_in, size, counts, replication, p_empty, units, ratio,
                             else (md_write[i] + 0.0)
                 rsum = rd_t if t == 0 else rsum + rd_t
                 wsum = wr_t if t == 0 else wsum + wr_t
-            rd = rsum / cc
-            wd = wsum / cc
-            slow = 1.0
-            if rd > rbw[i]:
-                slow = min(slow, rbw[i] / rd)
-            if wd > wbw[i]:
-                slow = min(slow, wbw[i] / wd)
-            if rd + wd > sbw[i]:
-                slow = min(slow, sbw[i] / (rd + wd))
+            slow = bandwidth_slowdown(rsum / cc, wsum / cc, rbw[i], wbw[i], sbw[i])
             lc = np.int64(np.ceil(cc / slow))
             worst = lc if i == 0 else max(worst, lc)
         cyc = max(cc, worst)

@@ -18,7 +18,7 @@ rejected by metadata storage), so no case passes on rows that never reach the fe
 from __future__ import annotations
 
 import functools
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -260,3 +260,195 @@ def test_the_comparison_sees_one_ulp_and_a_sign() -> None:
                   replace(base, cycles=base.cycles.astype(np.int32))):
         with pytest.raises((AssertionError, pytest.fail.Exception)):
             _assert_same(other, base, "changed")
+
+
+# ------------------------------------------------------------------------ synthetic designs
+def _syn_arch():
+    """DRAM -> GLB (128 words in rows of 4, 6 x 8 bits of metadata storage, decompresses and
+    compresses) -> 4 RFs (12 words, no codecs) -> 4 MACs; every gated / skipped / metadata /
+    codec action has its own energy."""
+    from dse.arch.architecture import Architecture, ComputeLevel
+    from tests.test_mapper import _energy
+    from tests.test_mapper import _level as storage
+
+    dram = storage("DRAM", 1, 1, None, read=100, write=100, metadata_read=40,
+                   metadata_write=40)
+    glb = replace(storage("GLB", 1, 1, 32, block=4, rbw=4, read=8, write=9, update=9.5,
+                          leak=0.05, gated_read=1, gated_write=1.2, skipped_read=0.1,
+                          metadata_read=2, metadata_write=2.5, gated_metadata_read=0.2,
+                          decompression_count=0.3, compression_count=0.4),
+                  attributes={"decompression_supported": True, "compression_supported": True,
+                              "metadata_storage_depth": 6, "metadata_storage_width": 8})
+    rf = storage("RF", 4, 1, 12, rbw=2, read=0.5, write=0.6, update=0.7, leak=0.01,
+                 gated_read=0.05, gated_update=0.06, metadata_read=0.2, metadata_write=0.25)
+    mac = ComputeLevel("MAC", 4, 4, 1, energy=_energy(compute=1.0, gated_compute=0.1,
+                                                      skipped_compute=0.02))
+    return Architecture("sparse_kernel_syn", (dram, glb, rf), mac)
+
+
+def _syn_problem(bits: bool = False):
+    """matmul M 8, N 4, K 8 (A[M, K], B[K, N], Z[M, N]); `bits`: A and B 4-bit, Z 16-bit
+    words on 8-bit levels."""
+    from tests.test_walker_vs_model import make_problem
+
+    problem = make_problem("matmul", {"M": 8, "N": 4, "K": 8})
+    if not bits:
+        return problem
+    return replace(problem, data_spaces=tuple(
+        replace(ds, word_bits=b) for ds, b in zip(problem.data_spaces, (4, 4, 16), strict=True)))
+
+
+def _syn_spec(name: str):
+    from dse.model.density import DensityModel, banded
+    from dse.model.formats import RankFormat as F
+    from dse.model.sparse import ActionOptimization as Opt
+    from dse.model.sparse import SparseSpec
+
+    fixed = functools.partial(DensityModel, "fixed_structured")
+    if name == "hypergeometric_skipping":
+        return SparseSpec(
+            {"A": DensityModel("hypergeometric", 0.25, 64),
+             "B": DensityModel("hypergeometric", 0.5, 32)},
+            {("DRAM", "A"): (F("UOP", ("M",)), F("CP", ("K",))),  # flattened_rankIDs
+             ("GLB", "A"): (F("UOP"), F("RLE")), ("GLB", "B"): (F("B"),),
+             ("DRAM", "B"): (F("RLE"),)},
+            (Opt("skipping", "RF", "A", ("B",)), Opt("skipping", "RF", "B", ("A",))),
+            compute_skipping=True)
+    if name == "fixed_structured_gating":
+        return SparseSpec(
+            {"A": fixed(0.5), "B": fixed(0.75), "Z": fixed(0.6)},
+            {("GLB", "A"): (F("UOP"), F("CP")), ("GLB", "B"): (F("UB"),),
+             ("DRAM", "Z"): (F("RLE"),)},
+            (Opt("gating", "RF", "A", ("B",)), Opt("gating", "RF", "Z", ("A", "B"))),
+            compute_gating=True)
+    if name == "banded":  # Sparseloop refuses formats on a banded tensor; B has one
+        return SparseSpec(
+            {"A": banded(8, 1), "B": fixed(0.5)}, {("GLB", "B"): (F("B"),)},
+            (Opt("skipping", "RF", "B", ("A",)), Opt("gating", "GLB", "Z", ("A",))),
+            compute_skipping=True)
+    if name == "stacked":
+        return SparseSpec(
+            {"A": fixed(0.375), "B": DensityModel("hypergeometric", 0.5, 32), "Z": fixed(0.5)},
+            {("GLB", "B"): (F("CP"),), ("RF", "B"): (F("CP"),), ("GLB", "A"): (F("B"),),
+             ("RF", "A"): (F("B"),)},
+            (Opt("skipping", "GLB", "B", ("A",)), Opt("gating", "RF", "B", ("A",)),
+             Opt("skipping", "RF", "B", ("Z",)), Opt("gating", "GLB", "A", ("B",)),
+             Opt("skipping", "DRAM", "Z", ("A",))),
+            compute_gating=True, compute_skipping=True)
+    raise KeyError(name)
+
+
+def _rows_with(what) -> int:
+    """Rows where `what` (B, ...) is nonzero somewhere."""
+    what = np.asarray(what)
+    return int((what.reshape(len(what), -1) != 0).any(axis=1).sum())
+
+
+def _codec_rejected(r: BatchResult) -> int:
+    return int((r.fanout_ok & r.capacity_ok & ~r.valid).sum())
+
+
+def _metadata_rejected(ref, r: BatchResult, rows) -> int:
+    words_ok, _ = ref.word_capacity(rows[0], rows[1], rows[2], rows[4])
+    return int((r.fanout_ok & words_ok & ~r.capacity_ok).sum())
+
+
+def _vector_corrected(ref, sd: SparseDetail, rows, mask, level: str, tensor: str) -> int:
+    """Rows whose compressed tile's vector accesses take the VECTOR_WIDTH_THRESHOLDS
+    correction (a ratio other than 1)."""
+    sub = [a[mask] for a in rows]
+    size = ref.detail(*sub).size
+    ratio = ref.sparse._vector_ratio(size, _level(ref, level), _tensor(ref, tensor))
+    return int((ratio != 1.0).sum())
+
+
+def _ex_hypergeometric_skipping(ref, sd, r, rows) -> None:
+    """Hypergeometric A and B, each skipped on the other (declared at RF, which no valid row
+    lets keep A: it would have to decompress A from its compressed parent and cannot, so the
+    skipping lands on GLB or DRAM), compute skipping, formats B, UOP+RLE, flattened UOP+CP;
+    GLB's metadata storage and RF's missing decompression reject rows; GLB's 4-word rows take
+    the vector correction."""
+    a, b = _tensor(ref, "A"), _tensor(ref, "B")
+    rf, glb, dram = (_level(ref, x) for x in ("RF", "GLB", "DRAM"))
+    assert all(d.distribution == "hypergeometric" for d in ref.sparse.dens[:2])
+    both = (sd.skipped[:, :, a] > 0).any(axis=(1, 2)) & (sd.skipped[:, :, b] > 0).any(axis=(1, 2))
+    assert both.sum() >= 200
+    assert (sd.skipped_computes > 0).sum() >= 50
+    h = sd.holder[(a, 0)]
+    assert ((h >= 0) & (h < rf)).sum() >= 200 and not (h == rf).any()
+    for lv, t, least in ((dram, a, 200), (glb, a, 10), (glb, b, 100)):
+        assert _rows_with(sd.metadata[:, lv, t]) >= least
+    assert _metadata_rejected(ref, r, rows) >= 500
+    assert _codec_rejected(r) >= 500
+    assert _vector_corrected(ref, sd, rows, r.valid, "GLB", "A") >= 10
+    assert _vector_corrected(ref, sd, rows, r.valid, "GLB", "B") >= 80
+
+
+def _ex_fixed_structured_gating(ref, sd, r, rows) -> None:
+    """fixed_structured A, B, Z; A gated on B declared at RF, acting there or (RF bypassing A)
+    at the next outer keeper; Z (read_write) gated at RF; compute gating; UOP+CP and UB at
+    GLB; Z RLE at DRAM, decompressed and compressed by GLB (supported) and refused at RF."""
+    a, z = _tensor(ref, "A"), _tensor(ref, "Z")
+    rf, glb = _level(ref, "RF"), _level(ref, "GLB")
+    h = sd.holder[(a, 0)]
+    assert (h == rf).sum() >= 50 and ((h >= 0) & (h < rf)).sum() >= 50
+    assert (sd.gated[h == rf, rf, a, READS] > 0).sum() >= 20
+    assert (sd.gated[(h >= 0) & (h < rf), :, a, READS] > 0).any(axis=1).sum() >= 20
+    assert (sd.gated[:, rf, z, READS] > 0).sum() >= 20
+    assert (sd.gated_computes > 0).sum() >= 50
+    assert (sd.decompressions[:, glb, z] > 0).sum() >= 20
+    assert (sd.compressions[:, glb, z] > 0).sum() >= 20
+    assert _codec_rejected(r) >= 100
+    assert _metadata_rejected(ref, r, rows) >= 300
+
+
+def _ex_banded(ref, sd, r, rows) -> None:
+    """Banded A (the compiled step's fallback): B skipped on A at RF, Z gated on A at GLB."""
+    a, b, z = (_tensor(ref, t) for t in ("A", "B", "Z"))
+    assert ref.sparse.dens[a].distribution == "banded"
+    assert _rows_with(sd.skipped[:, :, b]) >= 50
+    assert _rows_with(sd.gated[:, :, z]) >= 50
+    assert (sd.skipped_computes > 0).sum() >= 50
+
+
+def _ex_stacked(ref, sd, r, rows) -> None:
+    """B skipped at GLB and gated at RF (RF sees what GLB already filtered), two optimizations
+    of B at RF (the first one's kind acts), compressed B at GLB and RF (no codec), bitmask A
+    at two levels, Z skipped at DRAM, compute gating and skipping together."""
+    b = _tensor(ref, "B")
+    rf, glb = _level(ref, "RF"), _level(ref, "GLB")
+    both = (sd.skipped[:, glb, b, READS] > 0) & (sd.gated[:, rf, b, READS] > 0)
+    assert both.sum() >= 20
+    assert (sd.holder[(b, 1)] == sd.holder[(b, 2)]).all()
+    assert not sd.skipped[sd.holder[(b, 1)] == rf, rf, b].any()
+    assert not sd.decompressions.any()
+    assert (sd.gated_computes > 0).sum() >= 50 and (sd.skipped_computes > 0).sum() >= 50
+    assert _metadata_rejected(ref, r, rows) >= 300
+
+
+SYN_CASES = {
+    # name: (spec, bits, rows, min valid with the capacity check, exercised)
+    "hypergeometric_skipping": ("hypergeometric_skipping", False, 3000, 300,
+                                _ex_hypergeometric_skipping),
+    "fixed_structured_gating": ("fixed_structured_gating", False, 1500, 300,
+                                _ex_fixed_structured_gating),
+    "banded_numpy_fallback": ("banded", False, 1500, 600, _ex_banded),
+    "stacked_optimizations": ("stacked", False, 1500, 500, _ex_stacked),
+    "bits-hypergeometric_skipping": ("hypergeometric_skipping", True, 3000, 300,
+                                     _ex_hypergeometric_skipping),
+    "bits-fixed_structured_gating": ("fixed_structured_gating", True, 1500, 300,
+                                     _ex_fixed_structured_gating),
+}
+
+
+@pytest.mark.parametrize("case", list(SYN_CASES))
+def test_synthetic_sparse_features_give_identical_rows(case: str) -> None:
+    """Small matmuls on a three-level design, each spec exercising a set of the sparse step's
+    features (checked on the numpy step's detail of the valid rows)."""
+    spec_name, bits, n, min_valid, exercised = SYN_CASES[case]
+    problem, arch, sparse = _syn_problem(bits), _syn_arch(), _syn_spec(spec_name)
+    rows = _rows(MapSpace(problem, arch, Constraints({})), n, 3)
+    fast, ref = _models(problem, arch, sparse)
+    assert ref.has_bits == bits
+    r = _identical(fast, ref, rows, min_valid, min_valid_unchecked=min_valid)
+    exercised(ref, _detail(ref, rows, r.valid), r, rows)

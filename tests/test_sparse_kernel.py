@@ -23,13 +23,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from dse.mapper.constraints import Constraints
 from dse.mapper.mapspace import MapSpace
 from dse.mapper.search import SearchConfig
 from dse.model.batch import BatchResult
 from dse.model.sparse_batch import KINDS, SparseBatchModel, SparseDetail
-from tests.test_sparse_batch import _rows
+from tests.test_sparse_batch import _matmul_design, _rows, _spec, designs
 
 REPO = Path(__file__).resolve().parents[1]
 ARCH = REPO / "arch_specs"
@@ -46,9 +48,10 @@ def _needs_numba() -> None:
 
 
 # ------------------------------------------------------------------------ helpers
-def _models(problem, arch, sparse, links=None) -> tuple[SparseBatchModel, SparseBatchModel]:
-    fast, ref = (SparseBatchModel(problem, arch, sparse, link_transfers=links, kernel=k)
-                 for k in ("numba", "numpy"))
+def _models(problem, arch, sparse, links=None, placement=None
+            ) -> tuple[SparseBatchModel, SparseBatchModel]:
+    fast, ref = (SparseBatchModel(problem, arch, sparse, link_transfers=links,
+                                  placement=placement, kernel=k) for k in ("numba", "numpy"))
     assert (fast.kernel, ref.kernel) == ("numba", "numpy")
     return fast, ref
 
@@ -426,6 +429,17 @@ def _ex_stacked(ref, sd, r, rows) -> None:
     assert _metadata_rejected(ref, r, rows) >= 300
 
 
+def _ex_placed(ref, sd, r, rows) -> None:
+    """The stacked spec with Z backed at GLB: DRAM keeps no Z, so Z's skipping declared at
+    DRAM has no keeper to act at; the other optimizations still act."""
+    b, z = _tensor(ref, "B"), _tensor(ref, "Z")
+    dram = _level(ref, "DRAM")
+    assert not sd.keep[:, dram, z].any() and (sd.holder[(z, 4)] == -1).all()
+    assert not sd.skipped[:, :, z].any()
+    assert _rows_with(sd.skipped[:, :, b]) >= 50 and _rows_with(sd.gated[:, :, b]) >= 20
+    assert (sd.gated_computes > 0).sum() >= 20 and (sd.skipped_computes > 0).sum() >= 20
+
+
 SYN_CASES = {
     # name: (spec, bits, rows, min valid with the capacity check, exercised)
     "hypergeometric_skipping": ("hypergeometric_skipping", False, 3000, 300,
@@ -438,6 +452,10 @@ SYN_CASES = {
                                      _ex_hypergeometric_skipping),
     "bits-fixed_structured_gating": ("fixed_structured_gating", True, 1500, 300,
                                      _ex_fixed_structured_gating),
+    # Z backed at GLB (DRAM holds none of it): its RLE at DRAM is never used, the rows
+    # whose temporal loops above GLB walk M or N are invalid
+    "placement-stacked_optimizations": ("stacked", False, 3000, 150, _ex_placed,
+                                        {"Z": "GLB"}),
 }
 
 
@@ -445,10 +463,125 @@ SYN_CASES = {
 def test_synthetic_sparse_features_give_identical_rows(case: str) -> None:
     """Small matmuls on a three-level design, each spec exercising a set of the sparse step's
     features (checked on the numpy step's detail of the valid rows)."""
-    spec_name, bits, n, min_valid, exercised = SYN_CASES[case]
+    spec_name, bits, n, min_valid, exercised, *placement = SYN_CASES[case]
     problem, arch, sparse = _syn_problem(bits), _syn_arch(), _syn_spec(spec_name)
     rows = _rows(MapSpace(problem, arch, Constraints({})), n, 3)
-    fast, ref = _models(problem, arch, sparse)
+    fast, ref = _models(problem, arch, sparse, placement=placement[0] if placement else None)
+    assert ref.placed_inside == bool(placement)
     assert ref.has_bits == bits
     r = _identical(fast, ref, rows, min_valid, min_valid_unchecked=min_valid)
     exercised(ref, _detail(ref, rows, r.valid), r, rows)
+
+
+# ------------------------------------------------------------------------ random specs
+KEYS = settings(max_examples=40, deadline=None, derandomize=True,
+                suppress_health_check=[HealthCheck.too_slow])
+
+
+@KEYS
+@given(designs())
+def test_small_random_designs_give_identical_rows(design) -> None:
+    """tests/test_sparse_batch.py's small matmul designs (fixed_structured densities, one
+    format per operand, one optimization, compute gating or skipping), both kinds."""
+    m, n, k, dens, fmt_a, fmt_b, saf, level, seed, comp = design
+    problem, arch = _matmul_design(m, n, k)
+    rows = _rows(MapSpace(problem, arch, Constraints({})), 64, seed)
+    for kind in ("gating", "skipping"):
+        fast, ref = _models(problem, arch, _spec(dens, fmt_a, fmt_b, saf, level, kind, comp))
+        _identical(fast, ref, rows, 10, min_valid_unchecked=10)
+
+
+SYN_FORMATS = (None, ("UOP",), ("CP",), ("RLE",), ("B",), ("UB",), ("UOP", "CP"),
+               ("UOP", "RLE"), ("UB", "B"), "flattened")
+
+
+@st.composite
+def syn_specs(draw):
+    """A sparse spec for the synthetic design: each tensor fixed_structured or
+    hypergeometric, any format (or none) at each (level, tensor), up to four gating/skipping
+    optimizations on any level, compute gating and skipping, 8-bit or narrower words."""
+    from dse.model.density import DensityModel
+    from dse.model.formats import RankFormat
+    from dse.model.sparse import ActionOptimization, SparseSpec
+
+    sizes = {"A": 64, "B": 32, "Z": 32}
+    dims = {"A": ("M", "K"), "B": ("K", "N"), "Z": ("M", "N")}
+    densities = {}
+    for t in ("A", "B", "Z"):
+        d = draw(st.sampled_from([0.125, 0.25, 0.4, 0.5, 0.75, 1.0]))
+        dist = draw(st.sampled_from(["fixed_structured", "hypergeometric"]))
+        densities[t] = DensityModel(dist, d, sizes[t] if dist == "hypergeometric" else 0)
+    formats = {}
+    for lv in ("DRAM", "GLB", "RF"):
+        for t in ("A", "B", "Z"):
+            f = draw(st.sampled_from(SYN_FORMATS))
+            if f == "flattened":
+                formats[(lv, t)] = (RankFormat("UOP", dims[t][:1]), RankFormat("CP", dims[t][1:]))
+            elif f is not None:
+                formats[(lv, t)] = tuple(RankFormat(x) for x in f)
+    actions = []
+    for _ in range(draw(st.integers(0, 4))):
+        target = draw(st.sampled_from(["A", "B", "Z"]))
+        others = [t for t in ("A", "B", "Z") if t != target]
+        cond = draw(st.sampled_from([(others[0],), (others[1],), tuple(others)]))
+        actions.append(ActionOptimization(draw(st.sampled_from(["gating", "skipping"])),
+                                          draw(st.sampled_from(["DRAM", "GLB", "RF"])),
+                                          target, cond))
+    return (SparseSpec(densities, formats, tuple(actions), draw(st.booleans()),
+                       draw(st.booleans())),
+            draw(st.booleans()), draw(st.integers(0, 10_000)))
+
+
+@settings(max_examples=60, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(syn_specs())
+def test_random_specs_on_the_synthetic_design_give_identical_rows(drawn) -> None:
+    """Random combinations of densities, formats and optimizations on the three-level
+    synthetic design, with and without per-tensor word bits."""
+    sparse, bits, seed = drawn
+    problem, arch = _syn_problem(bits), _syn_arch()
+    rows = _rows(MapSpace(problem, arch, Constraints({})), 400, seed)
+    fast, ref = _models(problem, arch, sparse)
+    _identical(fast, ref, rows, 10, min_valid_unchecked=20)
+
+
+# ------------------------------------------------------------------------ batch independence
+def _split_equals_whole(model: SparseBatchModel, rows) -> None:
+    """A row's result does not depend on its batch: the whole batch, the batch cut in two,
+    the batch reversed and a few rows alone all give each row the same bytes."""
+    n = len(rows[0])
+    for check in (True, False):
+        whole = model.evaluate(*rows, check_capacity=check)
+        cut = n // 3 + 1
+        parts = [model.evaluate(*(a[s] for a in rows), check_capacity=check)
+                 for s in (slice(0, cut), slice(cut, n))]
+        joined = BatchResult(*(np.concatenate([getattr(p, f.name) for p in parts])
+                               for f in fields(whole)))
+        _assert_same(joined, whole, f"cut at {cut}, check_capacity={check}")
+        back = model.evaluate(*(a[::-1] for a in rows), check_capacity=check)
+        _assert_same(BatchResult(*(getattr(back, f.name)[::-1] for f in fields(whole))), whole,
+                     f"reversed, check_capacity={check}")
+        for b in np.nonzero(whole.valid)[0][:8]:
+            one = model.evaluate(*(a[b:b + 1] for a in rows), check_capacity=check)
+            _assert_same(one, BatchResult(*(getattr(whole, f.name)[b:b + 1]
+                                            for f in fields(whole))), f"row {b} alone")
+
+
+@pytest.mark.parametrize("case", ["hypergeometric_skipping", "fixed_structured_gating",
+                                  "stacked", "banded"])
+def test_a_row_does_not_depend_on_its_batch_synthetic(case: str) -> None:
+    problem, arch = _syn_problem(case == "fixed_structured_gating"), _syn_arch()
+    rows = _rows(MapSpace(problem, arch, Constraints({})), 1200, 21)
+    fast = SparseBatchModel(problem, arch, _syn_spec(case), kernel="numba")
+    assert fast.kernel == "numba"
+    _split_equals_whole(fast, rows)
+
+
+def test_a_row_does_not_depend_on_its_batch_sparse_vgg(tmp_path) -> None:
+    from dse.bench.run import EYERISS, SPARSE_VGG, _bundled
+
+    layer = tmp_path / "vgg02_conv5_sparse.yaml"
+    layer.write_text(SPARSE_VGG)
+    spec, searcher = _prepare([_bundled(f) for f in EYERISS] + [layer])
+    fast = SparseBatchModel(spec.problem, spec.arch, spec.sparse, kernel="numba")
+    _split_equals_whole(fast, _searcher_rows(searcher, 1500))

@@ -70,6 +70,11 @@ def _assert_same(a: BatchResult, b: BatchResult, what: str) -> None:
             same |= np.isnan(x) & np.isnan(y)
         bad = np.nonzero(~same.reshape(len(x), -1).all(axis=1))[0]
         shown = ", ".join(f"row {r}: numba {x[r]!r} numpy {y[r]!r}" for r in bad[:4])
+        if x.dtype.kind == "f":
+            both = np.isfinite(x) & np.isfinite(y) & ~same
+            with np.errstate(divide="ignore", invalid="ignore"):
+                rel = np.abs(x[both] - y[both]) / np.abs(y[both])
+            shown += f"; largest relative difference {rel.max() if rel.size else np.nan:.3g}"
         pytest.fail(f"{what}: {f.name} differs on {len(bad)} of {len(x)} rows; {shown}")
 
 
@@ -476,6 +481,8 @@ def test_synthetic_sparse_features_give_identical_rows(case: str) -> None:
     fast, ref = _models(problem, arch, sparse, placement=placement[0] if placement else None)
     assert ref.placed_inside == bool(placement)
     assert ref.has_bits == bits
+    if bits:  # GLB's 32-bit rows carry 8 words of A and B, 2 of Z (vector tables 8 and 2)
+        assert ref.block_t[_level(ref, "GLB")].tolist() == [8, 8, 2]
     r = _identical(fast, ref, rows, min_valid, min_valid_unchecked=min_valid)
     exercised(ref, _detail(ref, rows, r.valid), r, rows)
 

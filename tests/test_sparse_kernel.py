@@ -274,19 +274,17 @@ def test_sparse_vgg_bench_case_gives_identical_rows(tmp_path, links) -> None:
         assert kernels.run_kernel(fast._kernel_consts, *rows, every_row=True)["exact"].any()
     sd = _detail(ref, rows, r.valid)
     w, o, i = (_tensor(ref, t) for t in ("Weights", "Outputs", "Inputs"))
-    assert (sd.gated[:, _level(ref, "weights_spad"), w, READS] > 0).sum() >= 100
-    assert (sd.gated[:, _level(ref, "psum_spad"), o, READS] > 0).sum() >= 100
+    assert (sd.gated[:, _level(ref, "weights_spad"), w, READS] > 0).sum() >= 1000
+    assert (sd.gated[:, _level(ref, "psum_spad"), o, READS] > 0).sum() >= 1000
     spad = _level(ref, "ifmap_spad")
-    assert (sd.metadata[:, spad, i] > 0).any(axis=(1, 2, 3, 4)).sum() >= 100
+    assert _rows_with(sd.metadata[:, spad, i]) >= 1000
     assert (sd.occupancy[:, spad, i] < ref.detail(*(a[r.valid] for a in rows)).size[:, spad, i]
-            ).sum() >= 100
+            ).sum() >= 1000  # RLE: compressed tiles
 
 
 def test_the_comparison_sees_one_ulp_and_a_sign() -> None:
     """_assert_same is byte-exact: one ulp of energy, -0.0 for 0.0 utilization, or an int32
     copy of the cycles fail it."""
-    from dataclasses import replace
-
     n = 4
     base = BatchResult(np.array([1.5, np.inf, 2.0, 3.0]), np.arange(n, dtype=np.int64),
                        np.ones(n, dtype=bool), np.ones(n, dtype=bool), np.ones(n, dtype=bool),

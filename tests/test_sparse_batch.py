@@ -50,7 +50,7 @@ def _one(problem, arch, m, sparse):
     try:
         ev = evaluate(problem, arch, m, check_capacity=False)
         sev = sparse_evaluate(problem, arch, m, ev, sparse)
-        check_sparse_capacity(arch, m, sev)
+        check_sparse_capacity(problem, arch, m, sev)
     except MappingError:
         return None
     return sev.energy_pJ, sev.cycles

@@ -597,3 +597,37 @@ def test_a_row_does_not_depend_on_its_batch_sparse_vgg(tmp_path) -> None:
     spec, searcher = _prepare([_bundled(f) for f in EYERISS] + [layer])
     fast = SparseBatchModel(spec.problem, spec.arch, spec.sparse, kernel="numba")
     _split_equals_whole(fast, _searcher_rows(searcher, 1500))
+
+
+@pytest.mark.parametrize("kernel", ["numba", "numpy"])
+def test_capacity_with_word_bits_counts_bits_as_the_dense_model(kernel: str) -> None:
+    """With per-tensor word widths (A, B 4-bit, Z 16-bit on 8-bit levels) and nothing sparse,
+    the sparse model's capacity check is the dense one: the same rows fit and the same words
+    are over, on both kernels; the one-mapping check refuses exactly the rows the dense
+    check refuses. (It used to count words, letting through tiles whose bits overflow.)"""
+    from dse.model import evaluate
+    from dse.model.batch import BatchModel
+    from dse.model.evaluate import MappingError
+    from dse.model.sparse import SparseSpec, check_sparse_capacity, sparse_evaluate
+
+    problem, arch = _syn_problem(True), _syn_arch()
+    space = MapSpace(problem, arch, Constraints({}))
+    rows = _rows(space, 1500, 4)
+    sparse = SparseBatchModel(problem, arch, SparseSpec(), kernel=kernel).evaluate(*rows)
+    dense = BatchModel(problem, arch, kernel=kernel).evaluate(*rows)
+    assert np.array_equal(sparse.capacity_ok, dense.capacity_ok)
+    assert np.array_equal(sparse.overflow, dense.overflow)
+    words = SparseBatchModel(_syn_problem(False), arch, SparseSpec(), kernel=kernel)
+    by_words = words.evaluate(*rows).capacity_ok
+    differ = np.nonzero(by_words != dense.capacity_ok)[0]
+    assert len(differ) >= 20  # counting words would have accepted these rows
+    for b in differ[:15]:
+        m = space.to_mapping(*(a[b] for a in rows))
+        ev = evaluate(problem, arch, m, check_capacity=False)
+        sev = sparse_evaluate(problem, arch, m, ev, SparseSpec())
+        refused = False
+        try:
+            check_sparse_capacity(problem, arch, m, sev)
+        except MappingError as e:
+            refused = "bits" in str(e)
+        assert refused == (not dense.capacity_ok[b]), f"row {b}: {m}"

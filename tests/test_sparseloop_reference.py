@@ -42,7 +42,7 @@ def load_case(name: str):
     spec = load_spec([case / "inputs" / f for f in meta["inputs"]], allow_sparse=True)
     ev = evaluate(spec.problem, spec.arch, spec.mapping)
     sev = sparse_evaluate(spec.problem, spec.arch, spec.mapping, ev, spec.sparse or SparseSpec())
-    check_sparse_capacity(spec.arch, spec.mapping, sev)
+    check_sparse_capacity(spec.problem, spec.arch, spec.mapping, sev)
     return case, spec, sev
 
 

@@ -74,7 +74,7 @@ def model(files: tuple[str, ...], out_dir: str | None, link_transfers: str | Non
         shown = sparse_evaluate(spec.problem, spec.arch, spec.mapping, ev, spec.sparse,
                                 link_transfers=mode, generation=generation,
                                 placement=placement)
-        check_sparse_capacity(spec.arch, spec.mapping, shown)
+        check_sparse_capacity(spec.problem, spec.arch, spec.mapping, shown)
         for note in shown.notes:
             click.echo(note, err=True)
         rows = sparse_level_rows(shown, spec.arch)

@@ -18,6 +18,7 @@ from dse.model.density import DENSE, DensityModel
 from dse.model.evaluate import Evaluation, LevelSummary, LevelTensorStats
 from dse.model.formats import RankFormat, RankUnits
 from dse.model.sparse_batch import KINDS, attribute, md_word_bits
+from dse.model.wordbits import tensor_bits
 from dse.workload.problem import Problem
 
 
@@ -236,19 +237,34 @@ def sparse_columns(row: SparseRow) -> dict[str, object]:
     return out
 
 
-def check_sparse_capacity(arch: Architecture, mapping: Mapping, sev: SparseEvaluation) -> None:
-    """Compressed tiles must fit each level's data storage, and their formats its metadata
-    storage (metadata_storage_depth x metadata_storage_width bits, when given)."""
+def check_sparse_capacity(problem: Problem, arch: Architecture, mapping: Mapping,
+                          sev: SparseEvaluation) -> None:
+    """Compressed tiles must fit each level's data storage (in bits when tensors have their
+    own word widths, as the dense check), and their formats its metadata storage
+    (metadata_storage_depth x metadata_storage_width bits, when given)."""
     from dse.model.evaluate import MappingError
 
     by_level: dict[str, list[SparseRow]] = {}
     for r in sev.rows:
         by_level.setdefault(r.level, []).append(r)
+    has_bits = any(ds.word_bits for ds in problem.data_spaces)
     for name, rows in by_level.items():
         lv = arch.levels[arch.index(name)]
         cap = lv.effective_capacity_words
+        if has_bits:
+            bits = {r.tensor: tensor_bits(lv, problem.data_space(r.tensor)) for r in rows}
+            used = sum(r.utilized_capacity_words * bits[r.tensor] for r in rows)
+            if cap is not None and used > cap * lv.datawidth:
+                parts = ", ".join(f"{r.tensor} {r.utilized_capacity_words} x {bits[r.tensor]} b"
+                                  for r in rows)
+                raise MappingError(
+                    f"compressed tiles kept at level {name} need {used} bits ({parts}) but "
+                    f"it holds {cap * lv.datawidth} bits ({cap} words of {lv.datawidth} b) "
+                    "per instance", file=mapping.source, line=mapping.line,
+                    key_path=f"mapping.{name}",
+                    hint="use smaller factors at or below this level, or bypass a tensor here")
         used = sum(r.utilized_capacity_words for r in rows)
-        if cap is not None and used > cap:
+        if not has_bits and cap is not None and used > cap:
             parts = ", ".join(f"{r.tensor} {r.utilized_capacity_words}" for r in rows)
             raise MappingError(
                 f"compressed tiles kept at level {name} need {used} words ({parts}) but it "

@@ -809,9 +809,16 @@ class SparseBatchModel(BatchModel):
                                     box[idx], size[idx])
 
     def _word_overflow(self, size, keep):
+        """(B,) rows whose compressed tiles fit, (B, L) what is over capacity in words; with
+        per-tensor word widths counted in bits and rounded up to words (as BatchModel)."""
         occ = self.sparse.occupancy(size, keep)
-        overflow = np.where(self.cap[None, :] < 0, 0,
-                            np.maximum(occ.sum(axis=2) - self.cap[None, :], 0))
+        if self.has_bits:
+            used_bits = (occ * self.bits_t[None]).sum(axis=2)
+            over = np.maximum(used_bits - self.cap[None, :] * self.datawidth[None, :], 0)
+            over = -(-over // self.datawidth[None, :])
+        else:
+            over = np.maximum(occ.sum(axis=2) - self.cap[None, :], 0)
+        overflow = np.where(self.cap[None, :] < 0, 0, over)
         return (overflow == 0).all(axis=1), overflow
 
     def evaluate(self, T, SX, SY, perm, keep, check_capacity: bool = True) -> BatchResult:
@@ -893,8 +900,9 @@ class SparseBatchModel(BatchModel):
                       kc.nz_count, kc.n_ranks, np.ascontiguousarray(self.dummy, dtype=np.bool_),
                       self.placed_inside, np.ascontiguousarray(self.above_backing),
                       np.ascontiguousarray(self.at_backing), self.backing.astype(np.int64),
-                      kc.relevant, self.cap.astype(np.int64), self.fanout.astype(np.int64),
-                      *self._occ, *out)
+                      kc.relevant, self.cap.astype(np.int64), self.has_bits,
+                      self.bits_t.astype(np.int64), self.datawidth.astype(np.int64),
+                      self.fanout.astype(np.int64), *self._occ, *out)
         return out
 
 

@@ -444,9 +444,11 @@ def counts_rows(T, S, keep_in, size, counts, replication, p_empty, units, ratio,
 
 @njit(cache=True, error_model="numpy", nogil=True)
 def capacity_rows(T, SX, SY, keep_in, nz_dim, nz_coef, nz_count, n_ranks, dummy,
-                  placed_inside, above_backing, at_backing, backing, relevant, cap, fanout,
-                  occ_mode, occ_param, cap_ok_out, fanout_ok_out, placement_ok_out, overflow):
-    """SparseBatchModel._word_overflow and the fan-out and placement checks per row, without
+                  placed_inside, above_backing, at_backing, backing, relevant, cap, has_bits,
+                  bits_t, datawidth, fanout, occ_mode, occ_param, cap_ok_out, fanout_ok_out,
+                  placement_ok_out, overflow):
+    """SparseBatchModel._word_overflow (in bits with per-tensor word widths) and the fan-out
+    and placement checks per row, without
     the numpy nest pass: tiles (BatchModel._tiles) and their words kept (SparseStep.occupancy:
     occ_mode per (level, tensor) 0 the whole tile, 1 ceil(S d) (fixed_structured, param d),
     2 min(S, nnz) (hypergeometric, param nnz))."""
@@ -472,8 +474,14 @@ def capacity_rows(T, SX, SY, keep_in, nz_dim, nz_coef, nz_count, n_ranks, dummy,
                     s = np.int64(np.ceil(s * occ_param[i, t]))
                 elif mode == 2:
                     s = min(s, np.int64(occ_param[i, t]))
-                used += s
-            over = max(used - cap[i], 0) if cap[i] >= 0 else 0
+                used += s * bits_t[i, t] if has_bits else s
+            over = 0
+            if cap[i] >= 0:
+                if has_bits:  # in bits, rounded up to words (BatchModel.evaluate)
+                    over = max(used - cap[i] * datawidth[i], 0)
+                    over = -(-over // datawidth[i])
+                else:
+                    over = max(used - cap[i], 0)
             overflow[b, i] = over
             if over != 0:
                 cap_ok = False

@@ -66,7 +66,7 @@ def map_layer(task: LayerTask, progress=None) -> dict:
 
         shown = sparse_evaluate(task.problem, arch, mapping, ev, task.sparse,
                                 link_transfers=cfg.link_transfers, generation=cfg.generation)
-        check_sparse_capacity(arch, mapping, shown)
+        check_sparse_capacity(task.problem, arch, mapping, shown)
         moves = [(r.level, r.tensor, r.data["reads"].actual,
                   r.data["fills"].actual + r.data["updates"].actual,
                   r.dense.utilized_instances) for r in shown.rows]

@@ -181,7 +181,7 @@ def evaluate_best(spec: Spec, mapping, cfg: SearchConfig):
 
     sev = sparse_evaluate(spec.problem, spec.arch, mapping, ev, spec.sparse,
                           link_transfers=cfg.link_transfers, generation=cfg.generation)
-    check_sparse_capacity(spec.arch, mapping, sev)
+    check_sparse_capacity(spec.problem, spec.arch, mapping, sev)
     return ev, sev, sparse_level_rows(sev, spec.arch), LEVEL_COLUMNS + SPARSE_COLUMNS
 
 

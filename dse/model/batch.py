@@ -193,14 +193,17 @@ class BatchModel(TilingPasses, MulticastPasses):
         T, SX, SY, S, keep, box, size = self._tiles(T, SX, SY, keep)
         return self._evaluate_valid(T, SX, SY, S, perm, keep, box, size, spatial_order)
 
-    def _detail_kernel(self, T, SX, SY, perm, keep, spatial_order=None) -> Detail:
+    def _detail_kernel(self, T, SX, SY, perm, keep, spatial_order=None,
+                       sparse_fields: bool = False) -> Detail:
         """detail() by the compiled kernel; rows it leaves to the numpy passes (they need
-        the exact link-transfer walk) are evaluated by those."""
+        the exact link-transfer walk) are evaluated by those. `sparse_fields`: only size,
+        replication, counts, keep, energy and cycles are filled (what the sparse step
+        reads); the other per-level arrays are empty."""
         canonical = None
         if spatial_order is not None:
             canonical = self._canonical_spatial(spatial_order, SX * SY)
         out = run_kernel(self._kernel_consts, T, SX, SY, perm, keep, every_row=True,
-                         canonical=canonical)
+                         canonical=canonical, sparse_fields=sparse_fields)
         det = Detail(size=out["size"], partition=out["partition"],
                      replication=out["replication"], counts=out["counts"],
                      energy_by_action=out["energy_by_action"], links=out["links"],
@@ -213,7 +216,8 @@ class BatchModel(TilingPasses, MulticastPasses):
             sub = self._detail_numpy(T[idx], SX[idx], SY[idx], perm[idx], keep[idx],
                                      None if spatial_order is None else spatial_order[idx])
             for name in Detail.__dataclass_fields__:
-                getattr(det, name)[idx] = getattr(sub, name)
+                if len(getattr(det, name)):  # sparse_fields: the others are empty
+                    getattr(det, name)[idx] = getattr(sub, name)
         return det
 
     def evaluate(self, T: np.ndarray, SX: np.ndarray, SY: np.ndarray, perm: np.ndarray,

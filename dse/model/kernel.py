@@ -106,27 +106,31 @@ class KernelConstants:
 
 
 def run_kernel(consts: KernelConstants, T, SX, SY, perm, keep, every_row: bool,
-               check_capacity: bool = True, canonical: np.ndarray | None = None) -> dict:
+               check_capacity: bool = True, canonical: np.ndarray | None = None,
+               sparse_fields: bool = False) -> dict:
     """The compiled kernel on a batch: validity and the model per row, as arrays (per-level
-    detail only with `every_row`, as detail() needs). Rows with `exact` set (a link transfer
-    could act on them) still need the numpy passes. `canonical` (B, L): the level's spatial loops
-are in the mapper's canonical order (default: all are)."""
+    detail only with `every_row`, as detail() needs; with `sparse_fields` only the detail the
+    sparse step reads: size, replication, counts, keep — the other per-level arrays are
+    empty). Rows with `exact` set (a link transfer could act on them) still need the numpy
+    passes. `canonical` (B, L): the level's spatial loops are in the mapper's canonical
+    order (default: all are)."""
     from dse.model.kernel_numba import evaluate_rows
 
     B, L, D = T.shape
     nT = keep.shape[2]
     n = B if every_row else 0  # per-level detail only for detail()
+    m = 0 if sparse_fields else n
     out = {
         "valid": np.empty(B, dtype=np.bool_), "capacity_ok": np.empty(B, dtype=np.bool_),
         "fanout_ok": np.empty(B, dtype=np.bool_), "overflow": np.empty((B, L), np.int64),
         "exact": np.zeros(B, dtype=np.bool_), "energy": np.empty(B),
         "cycles": np.empty(B, dtype=np.int64), "size": np.zeros((n, L, nT), np.int64),
-        "partition": np.zeros((n, L, nT), np.int64), "replication": np.zeros((n, L), np.int64),
-        "counts": np.zeros((n, L, nT, 3)), "energy_by_action": np.zeros((n, L, nT, 3)),
-        "slowdown": np.zeros((n, L)), "level_cycles": np.zeros((n, L), np.int64),
-        "leak": np.zeros((n, L)), "compute_cycles": np.zeros(n, np.int64),
-        "keep": np.zeros((n, L, nT), dtype=np.bool_), "links": np.zeros((n, L, nT)),
-        "peer": np.zeros((n, L, nT)),
+        "partition": np.zeros((m, L, nT), np.int64), "replication": np.zeros((n, L), np.int64),
+        "counts": np.zeros((n, L, nT, 3)), "energy_by_action": np.zeros((m, L, nT, 3)),
+        "slowdown": np.zeros((m, L)), "level_cycles": np.zeros((m, L), np.int64),
+        "leak": np.zeros((m, L)), "compute_cycles": np.zeros(m, np.int64),
+        "keep": np.zeros((n, L, nT), dtype=np.bool_), "links": np.zeros((m, L, nT)),
+        "peer": np.zeros((m, L, nT)),
     }
     if canonical is None:
         canonical = np.ones((B, L), dtype=np.bool_)

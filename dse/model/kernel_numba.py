@@ -160,7 +160,8 @@ def evaluate_rows(T, SX, SY, perm, keep_in, canonical, every_row, check_capacity
     """Per row: validity (every_row=False: rows that fail it are left at energy inf) and the
     whole model. Outputs are written in place; `exact[b]` marks rows left to the numpy path.
     The per-level and per-action arrays (size_out ... keep_out) are written only when
-    `detail` is set (they may be empty otherwise)."""
+    `detail` is set (they may be empty otherwise); with `detail` and an empty
+    `partition_out`, only size_out, replication, counts and keep_out are."""
     B, L, D = T.shape
     nT = keep_in.shape[2]
     Rmax = A.shape[1]
@@ -568,18 +569,25 @@ def evaluate_rows(T, SX, SY, perm, keep_in, canonical, every_row, check_capacity
         cycles[b] = cyc
         if not detail:
             continue
-        compute_cycles[b] = cc
+        # the sparse step's fields (size, replication, counts, keep) always; the others
+        # only when they have rows (run_kernel's `sparse_fields`)
+        full = partition_out.shape[0] > 0
+        if full:
+            compute_cycles[b] = cc
         for i in range(L):
             replication[b, i] = rep[i]
-            slowdown[b, i] = slow_l[i]
-            level_cycles[b, i] = lcyc_l[i]
-            leak[b, i] = leak_l[i]
+            if full:
+                slowdown[b, i] = slow_l[i]
+                level_cycles[b, i] = lcyc_l[i]
+                leak[b, i] = leak_l[i]
             for t in range(nT):
                 keep_out[b, i, t] = keep[i, t]
                 size_out[b, i, t] = size[i, t] if keep[i, t] else 0
-                partition_out[b, i, t] = partition[i, t] if keep[i, t] else 0
-                links_out[b, i, t] = links[i, t]
-                peer_out[b, i, t] = peer[i, t]
                 for a in range(3):
                     counts[b, i, t, a] = counts_row[i, t, a]
-                    energy_by_action[b, i, t, a] = energy_row[i, t, a]
+                if full:
+                    partition_out[b, i, t] = partition[i, t] if keep[i, t] else 0
+                    links_out[b, i, t] = links[i, t]
+                    peer_out[b, i, t] = peer[i, t]
+                    for a in range(3):
+                        energy_by_action[b, i, t, a] = energy_row[i, t, a]

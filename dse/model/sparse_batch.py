@@ -861,7 +861,7 @@ class SparseBatchModel(BatchModel):
         if len(idx):
             if compiled:
                 Ti, SXi, SYi, perm_i = T[idx], SX[idx], SY[idx], perm[idx]
-                det = self._detail_kernel(Ti, SXi, SYi, perm_i, keep[idx])
+                det = self._detail_kernel(Ti, SXi, SYi, perm_i, keep[idx], sparse_fields=True)
                 e, c, u, ok = self.sparse.totals(det, Ti, SXi, SYi, perm_i)
             else:
                 det = self._dense_detail(T, SX, SY, S, perm, keep, box, size, idx)

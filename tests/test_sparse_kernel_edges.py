@@ -1,4 +1,4 @@
-"""Edge cases of the compiled sparse step (dse/model/sparse_kernel_numba.py) against the numpy
+"""Edge cases of the compiled sparse step (dse/model/kernel_numba.py) against the numpy
 step, beyond tests/test_sparse_kernel.py: problems with one, three or no operands (the
 compute classification with n != 2), optimizations conditioned on their own tensor or on
 two nearly empty tensors (rows whose computes all go, compute_cycles 0), a dummy level,
@@ -177,10 +177,11 @@ def test_compiled_functions_call_no_compiled_function_of_another_file() -> None:
     (test_the_compiled_step_follows_a_change_to_the_kernel_it_inlines)."""
     from numba.core.registry import CPUDispatcher
 
-    from dse.model import kernel_numba, sparse_kernel_numba
+    from dse.mapper import kernel_numba as mapper_kernel
+    from dse.model import kernel_numba
 
     crossing = []
-    for mod in (kernel_numba, sparse_kernel_numba):
+    for mod in (kernel_numba, mapper_kernel):
         for name, obj in vars(mod).items():
             if not (isinstance(obj, CPUDispatcher) and obj.py_func.__module__ == mod.__name__):
                 continue

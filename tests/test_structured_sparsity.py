@@ -165,6 +165,7 @@ def test_an_unstructured_density_is_refused(tmp_path: Path, density: str) -> Non
     ("structured: {n: 2}", "structured sparsity needs 'm'"),
     ("structured: {n: 2, mm: 4}", "did you mean 'm'?"),
     ("structured: 2:4", "expected a mapping of keys"),
+    ("structured:", "expected a mapping of keys"),  # left empty: refused, not dropped
     ("structured: {n: 2, m: 8}", "Weights is declared 2:4 here but 2:8 at DRAM"),
     ("structued: {n: 2, m: 4}", "did you mean 'structured'?"),
 ])

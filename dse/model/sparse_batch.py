@@ -629,8 +629,9 @@ class SparseStep:
     # ---------------------------------------------------------------- compiled step
     @property
     def compilable(self) -> bool:
-        """Whether the compiled step (dse/model/sparse_kernel_numba.py) covers this spec:
-        every density model but `banded` (its tiles' emptiness depends on their shape)."""
+        """Whether the compiled step (the sparse part of dse/model/kernel_numba.py) covers
+        this spec: every density model but `banded` (a tile's emptiness depends on its
+        shape)."""
         return not any(d.distribution == "banded" and not d.dense for d in self.dens)
 
     def _compiled_constants(self) -> dict:
@@ -714,7 +715,7 @@ class SparseStep:
         scores of apply() (the same numbers, tests/test_sparse_kernel.py), by the compiled
         step; the density models and the formats' units are evaluated in numpy between its
         two passes."""
-        from dse.model.sparse_kernel_numba import counts_rows, structure_rows
+        from dse.model.kernel_numba import counts_rows, structure_rows
 
         c = self._compiled_constants()
         B, L, nT = det.size.shape
@@ -878,7 +879,7 @@ class SparseBatchModel(BatchModel):
         """(capacity ok, fan-out ok, placement ok (B,), words over capacity (B, L)) by the
         compiled pass: the same as _tiles + _word_overflow + the fan-out and placement
         checks."""
-        from dse.model.sparse_kernel_numba import capacity_rows
+        from dse.model.kernel_numba import capacity_rows
 
         if getattr(self, "_occ", None) is None:  # SparseStep.occupancy's models per (level, tensor)
             mode = np.zeros((self.L, len(self.tensors)), dtype=np.int64)

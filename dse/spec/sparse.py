@@ -309,7 +309,7 @@ def _formats(rf, path: str, parent, level: str, tensors: list[str],
             ranks.append(RankFormat(fmt, dims, _bits(rank, "metadata_word_bits", rp),
                                     _bits(rank, "payload_word_bits", rp)))
         out[(level, name)] = tuple(ranks)
-        if get(ds, "structured") is not None and structured is not None:
+        if "structured" in ds and structured is not None:  # present, even left empty
             _structured(ds, dp, level, name, tuple(ranks), structured, problem)
 
 

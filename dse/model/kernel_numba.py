@@ -137,6 +137,44 @@ def _simple_hits(K, R, vk, kind_ok, hash_w, colw, t, i, b, SX, SY, box, bnd, D):
 
 
 @njit(cache=True, error_model="numpy", nogil=True, inline="always")
+def level_overflow(used, cap, has_bits, datawidth):
+    """BatchModel.evaluate's words over one level's capacity (`used` in bits with per-tensor
+    word widths, rounded up to words; cap < 0: unbounded)."""
+    if cap < 0:
+        return 0
+    if has_bits:
+        over = max(used - cap * datawidth, 0)
+        return -(-over // datawidth)
+    return max(used - cap, 0)
+
+
+@njit(cache=True, error_model="numpy", nogil=True, inline="always")
+def fanout_fits(SX, SY, b, fanout, L, D):
+    """Row b's spatial factors fit every level's X and Y fan-out."""
+    for i in range(L):
+        px = 1
+        py = 1
+        for d in range(D):
+            px *= SX[b, i, d]
+            py *= SY[b, i, d]
+        if px > fanout[i, 0] or py > fanout[i, 1]:
+            return False
+    return True
+
+
+@njit(cache=True, error_model="numpy", nogil=True, inline="always")
+def placement_fits(T, b, backing, relevant, nT, D):
+    """BatchModel.placement_ok for row b: no temporal loop above a tensor's backing level
+    walks a dimension of the tensor."""
+    for t in range(nT):
+        for i in range(backing[t]):
+            for d in range(D):
+                if relevant[t, d] and T[b, i, d] > 1:
+                    return False
+    return True
+
+
+@njit(cache=True, error_model="numpy", nogil=True, inline="always")
 def bandwidth_slowdown(rd, wd, read_bw, write_bw, shared_bw):
     """cost.bandwidth_cycles' slowdown of one level from its read and write words per compute
     cycle (1 = none)."""
@@ -230,32 +268,14 @@ def evaluate_rows(T, SX, SY, perm, keep_in, canonical, every_row, check_capacity
             for t in range(nT):
                 if keep[i, t]:
                     used += size[i, t] * bits_t[i, t] if has_bits else size[i, t]
-            over = 0
-            if cap[i] >= 0:
-                if has_bits:
-                    over = max(used - cap[i] * datawidth[i], 0)
-                    over = -(-over // datawidth[i])
-                else:
-                    over = max(used - cap[i], 0)
+            over = level_overflow(used, cap[i], has_bits, datawidth[i])
             overflow[b, i] = over
             if over != 0:
                 cap_ok = False
-        fan_ok = True
-        for i in range(L):
-            px = 1
-            py = 1
-            for d in range(D):
-                px *= SX[b, i, d]
-                py *= SY[b, i, d]
-            if px > fanout[i, 0] or py > fanout[i, 1]:
-                fan_ok = False
+        fan_ok = fanout_fits(SX, SY, b, fanout, L, D)
         ok = (cap_ok or not check_capacity) and fan_ok
-        if placed_inside:  # BatchModel.placement_ok
-            for t in range(nT):
-                for i in range(backing[t]):
-                    for d in range(D):
-                        if relevant[t, d] and T[b, i, d] > 1:
-                            ok = False
+        if placed_inside and ok:
+            ok = placement_fits(T, b, backing, relevant, nT, D)
         capacity_ok[b] = cap_ok or not check_capacity
         fanout_ok[b] = fan_ok
         valid[b] = ok
@@ -1067,32 +1087,12 @@ def capacity_rows(T, SX, SY, keep_in, nz_dim, nz_coef, nz_count, n_ranks, dummy,
                 elif mode == 2:
                     s = min(s, np.int64(occ_param[i, t]))
                 used += s * bits_t[i, t] if has_bits else s
-            over = 0
-            if cap[i] >= 0:
-                if has_bits:  # in bits, rounded up to words (BatchModel.evaluate)
-                    over = max(used - cap[i] * datawidth[i], 0)
-                    over = -(-over // datawidth[i])
-                else:
-                    over = max(used - cap[i], 0)
+            over = level_overflow(used, cap[i], has_bits, datawidth[i])
             overflow[b, i] = over
             if over != 0:
                 cap_ok = False
         cap_ok_out[b] = cap_ok
-        fan_ok = True
-        for i in range(L):
-            px = 1
-            py = 1
-            for d in range(D):
-                px *= SX[b, i, d]
-                py *= SY[b, i, d]
-            if px > fanout[i, 0] or py > fanout[i, 1]:
-                fan_ok = False
+        fan_ok = fanout_fits(SX, SY, b, fanout, L, D)
         fanout_ok_out[b] = fan_ok
-        ok = True
-        if placed_inside:  # BatchModel.placement_ok
-            for t in range(nT):
-                for i in range(backing[t]):
-                    for d in range(D):
-                        if relevant[t, d] and T[b, i, d] > 1:
-                            ok = False
-        placement_ok_out[b] = ok
+        placement_ok_out[b] = placement_fits(T, b, backing, relevant, nT, D) \
+            if placed_inside else True

@@ -419,6 +419,7 @@ def _ex_banded(ref, sd, r, rows) -> None:
     """Banded A (the compiled step's fallback): B skipped on A at RF, Z gated on A at GLB."""
     a, b, z = (_tensor(ref, t) for t in ("A", "B", "Z"))
     assert ref.sparse.dens[a].distribution == "banded"
+    assert not ref.sparse.compilable  # both kernels run the numpy step here
     assert _rows_with(sd.skipped[:, :, b]) >= 50
     assert _rows_with(sd.gated[:, :, z]) >= 50
     assert (sd.skipped_computes > 0).sum() >= 50
@@ -479,6 +480,8 @@ def test_synthetic_sparse_features_give_identical_rows(case: str) -> None:
     fast, ref = _models(problem, arch, sparse, placement=placement[0] if placement else None)
     assert ref.placed_inside == bool(placement)
     assert ref.has_bits == bits
+    # every case but the banded one runs the compiled step on the numba side
+    assert fast.sparse.compilable == (spec_name != "banded")
     if bits:  # GLB's 32-bit rows carry 8 words of A and B, 2 of Z (vector tables 8 and 2)
         assert ref.block_t[_level(ref, "GLB")].tolist() == [8, 8, 2]
     r = _identical(fast, ref, rows, min_valid, min_valid_unchecked=min_valid)

@@ -5,8 +5,10 @@ the algorithmic reads/fills/updates become actual / gated / skipped counts and m
 (density models, representation formats, gating and skipping), computes become actual / gated
 / skipped ones, and cycles (gated accesses use bandwidth, skipped ones do not) and energy (per
 action, from the ERT) are derived again. The compressed occupancy replaces the dense tile in
-the capacity check. The mapper runs it on blocks of rows (SparseBatchModel); dse.model.sparse
-runs it on one row, as dse.model.evaluate does for the dense model.
+the capacity check. The mapper runs it on blocks of rows (SparseBatchModel), compiled
+(SparseStep.totals: what it scores, by the sparse part of dse/model/kernel_numba.py, with the
+same numbers); dse.model.sparse runs it on one row, as dse.model.evaluate does for the dense
+model.
 """
 
 from __future__ import annotations
@@ -201,6 +203,7 @@ class SparseStep:
                                        if a in ce), self.e_gated_compute)
         self.operands = [t for t, ds in enumerate(model.tensors) if not ds.read_write]
         self.macs = problem.macs
+        self._consts: dict | None = None  # the compiled step's arrays (_compiled_constants)
 
     # ---------------------------------------------------------------- loop structure
     def _boxes(self, T, SX, SY):
@@ -630,13 +633,14 @@ class SparseStep:
     @property
     def compilable(self) -> bool:
         """Whether the compiled step (the sparse part of dse/model/kernel_numba.py) covers
-        this spec: every density model but `banded` (a tile's emptiness depends on its
-        shape)."""
-        return not any(d.distribution == "banded" and not d.dense for d in self.dens)
+        this spec: fixed_structured and hypergeometric densities (not `banded`: a tile's
+        emptiness depends on its shape)."""
+        return all(d.dense or d.distribution in ("fixed_structured", "hypergeometric")
+                   for d in self.dens)
 
     def _compiled_constants(self) -> dict:
         """The arrays the compiled step reads, built on first use."""
-        if getattr(self, "_consts", None) is not None:
+        if self._consts is not None:
             return self._consts
         model = self.model
         L, nT = self.L, self.nT
@@ -780,17 +784,25 @@ class SparseBatchModel(BatchModel):
         super().__init__(problem, arch, link_transfers, generation=generation,
                          placement=placement, kernel=kernel)
         self.sparse = SparseStep(self, sparse)
+        self._occ: tuple | None = None  # compressed occupancy per (level, tensor), compiled
         if self.kernel == "numba" and self.sparse.compilable:
             # load (or compile) the compiled step now, not inside the first timed block
             L, D, nT = self.L, self.D, len(self.tensors)
             empty = np.zeros((0, L, D), dtype=np.int64)
             keep = np.zeros((0, L, nT), dtype=np.bool_)
             self.evaluate(empty, empty, empty, empty, keep)
-            det = Detail(*(np.zeros((0,) + shape, dtype=dtype) for shape, dtype in (
-                ((L, nT), np.int64), ((L, nT), np.int64), ((L,), np.int64),
-                ((L, nT, 3), np.float64), ((L, nT, 3), np.float64), ((L, nT), np.float64),
-                ((L, nT), np.float64), ((L,), np.float64), ((L,), np.int64), ((L,), np.float64),
-                ((), np.int64), ((), np.int64), ((), np.float64), ((L, nT), np.bool_))))
+            lt, per_level = (L, nT), (L,)
+            det = Detail(**{name: np.zeros((0,) + shape, dtype=dtype) for name, (shape, dtype)
+                            in {"size": (lt, np.int64), "partition": (lt, np.int64),
+                                "replication": (per_level, np.int64),
+                                "counts": (lt + (3,), np.float64),
+                                "energy_by_action": (lt + (3,), np.float64),
+                                "links": (lt, np.float64), "peer": (lt, np.float64),
+                                "slowdown": (per_level, np.float64),
+                                "level_cycles": (per_level, np.int64),
+                                "leak": (per_level, np.float64),
+                                "compute_cycles": ((), np.int64), "cycles": ((), np.int64),
+                                "energy": ((), np.float64), "keep": (lt, np.bool_)}.items()})
             self.sparse.totals(det, empty, empty, empty, empty)
 
     def word_capacity(self, T, SX, SY, keep):
@@ -881,15 +893,15 @@ class SparseBatchModel(BatchModel):
         checks."""
         from dse.model.kernel_numba import capacity_rows
 
-        if getattr(self, "_occ", None) is None:  # SparseStep.occupancy's models per (level, tensor)
+        if self._occ is None:  # SparseStep.occupancy's models per (level, tensor)
             mode = np.zeros((self.L, len(self.tensors)), dtype=np.int64)
             param = np.zeros(mode.shape)
             for (i, t) in zip(*np.nonzero(self.sparse.compressed), strict=True):
                 dens = self.sparse.dens[t]
-                if dens.distribution == "hypergeometric":
+                if dens.distribution == "hypergeometric":  # min(S, nnz)
                     mode[i, t] = 2
                     param[i, t] = math.ceil(dens.tensor_size * dens.density)
-                else:
+                else:  # fixed_structured (SparseStep.compilable): ceil(S d)
                     mode[i, t], param[i, t] = 1, dens.density
             self._occ = (mode, param)
         kc = self._kernel_consts

@@ -668,31 +668,27 @@ class SparseStep:
         has_fmt = np.zeros((L, nT), dtype=bool)
         for (i, t) in self.formats:
             has_fmt[i, t] = True
+        act_t = np.array([t for t, _, _ in acts], dtype=np.int64)
+        act_level = np.array([self.level_index[ao.level] for _, _, ao in acts], dtype=np.int64)
+        act_n_cond = np.array([len(ao.condition_on) for _, _, ao in acts], dtype=np.int64)
+        f_ranks = np.array([len(self.formats[k]) for k in fkeys] or [0], dtype=np.int64)
         kc = model._kernel_consts
         lv = model.arch.levels
         self._consts = {
             "slot_c": slot_c, "fkeys": fkeys, "R": R,
             "structure": (
                 kc.relevant, kc.nz_dim, kc.nz_coef, kc.nz_count, kc.n_ranks,
-                self.level_block,
-                np.array([t for t, _, _ in acts], dtype=np.int64),
-                np.array([self.level_index[ao.level] for _, _, ao in acts], dtype=np.int64),
-                act_cond, np.array([len(ao.condition_on) for _, _, ao in acts], dtype=np.int64),
-                cslot, fslot,
-                np.array([len(self.formats[k]) for k in fkeys] or [0], dtype=np.int64),
+                self.level_block, act_t, act_level, act_cond, act_n_cond, cslot, fslot,
+                f_ranks,
                 np.array([any(f.dims for f in self.formats[k]) for k in fkeys] or [False]),
             ),
             "counts": (
                 np.ascontiguousarray(model.rw, dtype=np.bool_),
                 np.array([d.density for d in self.dens], dtype=np.float64),
-                self.compressed,
-                np.array([t for t, _, _ in acts], dtype=np.int64),
-                np.array([self.level_index[ao.level] for _, _, ao in acts], dtype=np.int64),
+                self.compressed, act_t, act_level,
                 np.array([1 if ao.kind == "gating" else 2 for _, _, ao in acts],
                          dtype=np.int64),
-                act_cond, np.array([len(ao.condition_on) for _, _, ao in acts], dtype=np.int64),
-                cslot, fslot,
-                np.array([len(self.formats[k]) for k in fkeys] or [0], dtype=np.int64),
+                act_cond, act_n_cond, cslot, fslot, f_ranks,
                 md_bits, np.array(self.operands, dtype=np.int64),
                 # as _classify: the density rounded to 6 decimals (Python's round)
                 np.array([round(self.dens[t].density * 1e6) / 1e6 for t in self.operands],
